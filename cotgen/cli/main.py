@@ -1,0 +1,62 @@
+"""The single exit point: runs the typer app and turns errors into messages and exit codes.
+
+Exit codes: 0 ok, 1 invalid data or a failed run, 2 bad usage, 130 interrupted.
+`COTGEN_DEBUG=1` shows the traceback of a CotgenError; unknown exceptions are bugs and
+always keep theirs.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import pkgutil
+import sys
+
+import typer
+
+from cotgen import cli
+from cotgen.cli.app import app, err
+from cotgen.errors import CotgenError
+
+_NOT_COMMANDS = {"app", "main", "options"}
+
+
+def _register_commands() -> None:
+    """Import every cotgen.cli.<name> module; each registers its command on `app`."""
+    for info in pkgutil.iter_modules(cli.__path__):
+        if not info.name.startswith("_") and info.name not in _NOT_COMMANDS:
+            importlib.import_module(f"cotgen.cli.{info.name}")
+
+
+def run(argv: list[str] | None = None) -> int:
+    """Run the CLI with `argv` and return the exit code (tests call this)."""
+    _register_commands()
+    try:
+        result = app(args=argv, prog_name="cotgen", standalone_mode=False)
+        return int(result or 0)
+    except CotgenError as exc:
+        if os.environ.get("COTGEN_DEBUG") == "1":
+            raise
+        err.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False, soft_wrap=True)
+        return exc.exit_code
+    except typer.Exit as exc:
+        return exc.exit_code
+    except typer.TyperException as exc:
+        # Usage problems: unknown option, missing argument, bad value (exit code 2).
+        exc.show(file=sys.stderr)
+        return exc.exit_code
+    except (typer.Abort, KeyboardInterrupt):
+        err.print("interrupted")
+        return 130
+    except BrokenPipeError:
+        # `cotgen ... | head`: the reader went away; not an error of ours.
+        sys.stderr.close()
+        return 0
+
+
+def main() -> None:
+    sys.exit(run(sys.argv[1:]))
+
+
+if __name__ == "__main__":
+    main()

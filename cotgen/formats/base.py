@@ -1,0 +1,44 @@
+"""What every export format is: Tree -> rows, and per-row checks with reasons."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, ClassVar, Protocol
+
+from cotgen.errors import CotgenError
+from cotgen.tree import Tree
+
+
+class ExportRefused(CotgenError):
+    """This tree cannot be written in this format; the reason is counted and the export goes on."""
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One problem found in one row by a validator."""
+
+    severity: str  # "error" | "warning"
+    message: str
+    offset: int | None = None  # character offset in the row's text, where it applies
+
+    def as_json(self, row: int) -> dict[str, Any]:
+        out: dict[str, Any] = {"row": row, "severity": self.severity, "message": self.message}
+        if self.offset is not None:
+            out["offset"] = self.offset
+        return out
+
+
+class Format(Protocol):
+    """An export format. One class per format, registered in cotgen.formats.FORMATS."""
+
+    name: ClassVar[str]  # the --format value
+    file_kind: ClassVar[str]  # "parquet" or "json": how export shards are written
+
+    def export(self, tree: Tree) -> Iterator[dict[str, Any]]:
+        """Rows for one tree (zero or more). Raises ExportRefused with a reason."""
+        ...
+
+    def check(self, row: dict[str, Any]) -> list[Finding]:
+        """Every problem in one row of this format; [] when it is valid."""
+        ...

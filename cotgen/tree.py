@@ -1,0 +1,294 @@
+"""The Tree and Node records, their invariants, and the Arrow schema of tree shards.
+
+Standard library only at import time: the search core imports this module and must
+stay free of torch, pyarrow and files. `arrow_schema()` imports pyarrow when called.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field, fields
+from datetime import datetime, timezone
+from typing import Any
+
+from cotgen.errors import InvalidTree
+
+KINDS = ("problem", "step", "critic", "refine", "conclusion")
+RATINGS = ("positive", "negative", "unknown")
+
+# A final answer in a step: \boxed{...}, \fbox{...}, GSM8K's "#### N" or "the answer is X".
+# verify.py does the real extraction; this only decides whether a step may be terminal.
+_FINAL_ANSWER = re.compile(r"\\boxed\s*\{|\\fbox\s*\{|^\s*####\s*\S|the answer is\s*\S", re.I | re.M)
+
+
+def has_final_answer(text: str) -> bool:
+    """True when `text` states a final answer a grader could extract."""
+    return _FINAL_ANSWER.search(text) is not None
+
+
+def tree_id(problem: str, answer: str | None) -> str:
+    """Stable id of a tree: the same problem text and ground truth always give the same id."""
+    h = hashlib.sha256()
+    h.update(problem.encode("utf-8"))
+    h.update(b"\x00")
+    h.update((answer if answer is not None else "\x00<none>").encode("utf-8"))
+    return h.hexdigest()[:16]
+
+
+def utc_now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+@dataclass
+class Node:
+    """One node of a search tree. Field meanings are in DESIGN.md (The Tree)."""
+
+    id: int  # 0 = root, then creation order
+    parent: int  # -1 for the root
+    kind: str  # one of KINDS
+    text: str
+    prior: float = 1.0  # policy probability among its siblings
+    visits: int = 0
+    value: float = 0.0  # mean backed-up value in [0, 1]
+    q_estimate: float | None = None  # the value head's own estimate, before backup
+    rating: str = "unknown"  # one of RATINGS
+    terminal: bool = False
+    correct: bool | None = None  # grader's verdict; only on terminal nodes
+    tokens: int = 0
+    logprob: float | None = None  # mean token log-prob of the text
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class TreeStats:
+    simulations: int = 0
+    generated_tokens: int = 0
+    seconds: float = 0.0
+    correct_leaves: int = 0
+
+
+@dataclass
+class Tree:
+    """One problem and every node the search made for it."""
+
+    problem: str
+    answer: str | None = None
+    source: str = ""
+    model: str = ""
+    config: dict[str, Any] = field(default_factory=dict)
+    nodes: list[Node] = field(default_factory=list)
+    stats: TreeStats = field(default_factory=TreeStats)
+    created_at: str = field(default_factory=utc_now)
+    id: str = ""  # filled from problem + answer when empty
+    # Set when the search for this tree failed; the tree is kept so a run records why.
+    error: str | None = None
+
+    def __post_init__(self) -> None:
+        if not self.id:
+            self.id = tree_id(self.problem, self.answer)
+
+    # -- building -------------------------------------------------------------------
+    @classmethod
+    def new(cls, problem: str, answer: str | None = None, **kw: Any) -> Tree:
+        """A tree holding only its root node."""
+        tree = cls(problem=problem, answer=answer, **kw)
+        tree.nodes.append(Node(id=0, parent=-1, kind="problem", text=problem))
+        return tree
+
+    def add(self, parent: int, kind: str, text: str, **kw: Any) -> Node:
+        """Append a child of `parent`; ids come from the tree (creation order)."""
+        node = Node(id=len(self.nodes), parent=parent, kind=kind, text=text, **kw)
+        self.nodes.append(node)
+        return node
+
+    # -- navigation -----------------------------------------------------------------
+    @property
+    def root(self) -> Node:
+        return self.nodes[0]
+
+    def children(self) -> dict[int, list[Node]]:
+        """Map node id -> children in creation order (every id present)."""
+        out: dict[int, list[Node]] = {n.id: [] for n in self.nodes}
+        for n in self.nodes:
+            if n.parent in out:
+                out[n.parent].append(n)
+        return out
+
+    def by_id(self) -> dict[int, Node]:
+        return {n.id: n for n in self.nodes}
+
+    def path_to(self, node_id: int) -> list[Node]:
+        """Root-to-node path, root first."""
+        index = self.by_id()
+        path: list[Node] = []
+        cur: Node | None = index.get(node_id)
+        while cur is not None:
+            path.append(cur)
+            cur = index.get(cur.parent)
+        return path[::-1]
+
+    def preorder(self) -> Iterator[Node]:
+        """Nodes parent-before-children, siblings in creation order."""
+        kids = self.children()
+        stack = [self.root] if self.nodes else []
+        while stack:
+            node = stack.pop()
+            yield node
+            stack.extend(reversed(kids[node.id]))
+
+    def leaves(self) -> list[Node]:
+        kids = self.children()
+        return [n for n in self.nodes if not kids[n.id]]
+
+    # -- invariants -----------------------------------------------------------------
+    def check(self) -> None:
+        """Raise InvalidTree naming every broken invariant."""
+        problems = tree_problems(self)
+        if problems:
+            raise InvalidTree(f"tree {self.id}: " + "; ".join(problems))
+
+    # -- rows -----------------------------------------------------------------------
+    def to_row(self) -> dict[str, Any]:
+        """The tree as one row of a tree shard (see arrow_schema)."""
+        return {
+            "id": self.id,
+            "problem": self.problem,
+            "answer": self.answer,
+            "source": self.source,
+            "model": self.model,
+            "config": json.dumps(self.config, sort_keys=True, ensure_ascii=False),
+            "nodes": [n.to_dict() for n in self.nodes],
+            "stats": asdict(self.stats),
+            "created_at": self.created_at,
+            "error": self.error,
+        }
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> Tree:
+        """Inverse of to_row. Raises InvalidTree when a field is missing or mistyped."""
+        try:
+            config = row.get("config") or "{}"
+            stats = row.get("stats") or {}
+            return cls(
+                id=row["id"],
+                problem=row["problem"],
+                answer=row.get("answer"),
+                source=row.get("source") or "",
+                model=row.get("model") or "",
+                config=json.loads(config) if isinstance(config, str) else dict(config),
+                nodes=[Node(**{k: n[k] for k in _NODE_FIELDS if k in n}) for n in row["nodes"]],
+                stats=TreeStats(**{k: stats[k] for k in _STATS_FIELDS if k in stats}),
+                created_at=row.get("created_at") or "",
+                error=row.get("error"),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InvalidTree(f"not a tree record ({type(exc).__name__}: {exc})") from None
+
+
+_NODE_FIELDS = tuple(f.name for f in fields(Node))
+_STATS_FIELDS = tuple(f.name for f in fields(TreeStats))
+
+
+def tree_problems(tree: Tree) -> list[str]:
+    """Every broken invariant of `tree`, as messages; [] when the tree is sound.
+
+    The one place the invariants of DESIGN.md (The Tree) are written down.
+    """
+    out: list[str] = []
+    if not tree.nodes:
+        return ["the tree has no nodes (a root with id 0 is required)"]
+    roots = [n for n in tree.nodes if n.parent == -1]
+    if len(roots) != 1:
+        out.append(f"expected exactly one root (parent -1), found {len(roots)}")
+    if tree.nodes[0].id != 0 or tree.nodes[0].parent != -1:
+        out.append("the first node must be the root, with id 0 and parent -1")
+    if tree.nodes[0].kind != "problem":
+        out.append(f"the root must have kind 'problem', not '{tree.nodes[0].kind}'")
+    seen: dict[int, Node] = {}
+    for pos, n in enumerate(tree.nodes):
+        label = f"node {n.id}"
+        if n.id in seen:
+            out.append(f"{label}: duplicate id")
+            continue
+        if n.kind not in KINDS:
+            out.append(f"{label}: unknown kind '{n.kind}' (expected one of {', '.join(KINDS)})")
+        if n.rating not in RATINGS:
+            out.append(f"{label}: unknown rating '{n.rating}' (expected one of {', '.join(RATINGS)})")
+        if pos > 0:
+            if n.parent == -1:
+                pass  # counted among the roots above
+            elif n.parent not in seen:
+                # Parents are created before children, so an unseen parent is either
+                # missing or later in the list; either way a cycle cannot form.
+                out.append(f"{label}: parent {n.parent} does not exist before it")
+            else:
+                parent = seen[n.parent]
+                if n.kind == "problem":
+                    out.append(f"{label}: only the root may have kind 'problem'")
+                if n.kind == "critic" and parent.kind not in ("step", "refine", "conclusion"):
+                    out.append(f"{label}: a critic's parent must be a step, refine or conclusion, not '{parent.kind}'")
+                if n.kind == "refine" and parent.kind != "critic":
+                    out.append(f"{label}: a refine node's parent must be a critic, not '{parent.kind}'")
+        if n.terminal and not (n.kind == "conclusion" or (n.kind in ("step", "refine") and has_final_answer(n.text))):
+            out.append(f"{label}: terminal nodes must be conclusions or steps with a final answer")
+        if n.correct is not None and not n.terminal:
+            out.append(f"{label}: 'correct' is set on a node that is not terminal")
+        if n.kind == "critic" and n.rating != "unknown":
+            out.append(f"{label}: critic nodes are always rated 'unknown'")
+        if not (0.0 <= n.value <= 1.0):
+            out.append(f"{label}: value {n.value} is outside [0, 1]")
+        if n.visits < 0:
+            out.append(f"{label}: negative visit count")
+        seen[n.id] = n
+    return out
+
+
+def arrow_schema():  # -> pyarrow.Schema
+    """Arrow schema of a tree shard row (one row per tree)."""
+    import pyarrow as pa
+
+    node = pa.struct(
+        [
+            ("id", pa.int32()),
+            ("parent", pa.int32()),
+            ("kind", pa.string()),
+            ("text", pa.string()),
+            ("prior", pa.float64()),
+            ("visits", pa.int32()),
+            ("value", pa.float64()),
+            ("q_estimate", pa.float64()),
+            ("rating", pa.string()),
+            ("terminal", pa.bool_()),
+            ("correct", pa.bool_()),
+            ("tokens", pa.int32()),
+            ("logprob", pa.float64()),
+        ]
+    )
+    stats = pa.struct(
+        [
+            ("simulations", pa.int32()),
+            ("generated_tokens", pa.int64()),
+            ("seconds", pa.float64()),
+            ("correct_leaves", pa.int32()),
+        ]
+    )
+    return pa.schema(
+        [
+            ("id", pa.string()),
+            ("problem", pa.string()),
+            ("answer", pa.string()),
+            ("source", pa.string()),
+            ("model", pa.string()),
+            ("config", pa.string()),
+            ("nodes", pa.list_(node)),
+            ("stats", stats),
+            ("created_at", pa.string()),
+            ("error", pa.string()),
+        ],
+        metadata={b"cotgen": b"tree-shard/1"},
+    )
