@@ -34,6 +34,8 @@ class Format(Protocol):
 
     name: ClassVar[str]  # the --format value
     file_kind: ClassVar[str]  # "parquet" or "json": how export shards are written
+    columns: ClassVar[tuple[str, ...]]  # the fields every row has; validate detects formats by them
+    # Options are the fields of the (frozen dataclass) format class, e.g. `journey: bool = False`.
 
     def export(self, tree: Tree) -> Iterator[dict[str, Any]]:
         """Rows for one tree (zero or more). Raises ExportRefused with a reason."""
