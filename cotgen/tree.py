@@ -21,7 +21,7 @@ RATINGS = ("positive", "negative", "unknown")
 
 # A final answer in a step: \boxed{...}, \fbox{...}, GSM8K's "#### N" or "the answer is X".
 # verify.py does the real extraction; this only decides whether a step may be terminal.
-_FINAL_ANSWER = re.compile(r"\\boxed\s*\{|\\fbox\s*\{|^\s*####\s*\S|the answer is\s*\S", re.I | re.M)
+_FINAL_ANSWER = re.compile(r"\\boxed\b|\\fbox\b|^\s*####\s*\S|the (?:final )?answer is\s*\S", re.I | re.M)
 
 
 def has_final_answer(text: str) -> bool:

@@ -1,0 +1,470 @@
+"""Problem sources: JSONL / JSON / Parquet files, HF datasets, and builtin generators."""
+
+from __future__ import annotations
+
+import json
+import random
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cotgen.errors import DataError, RunError, UsageError
+from cotgen.tree import tree_id
+from cotgen.verify import normalize_gold
+
+# Field names tried in order when --question-field / --answer-field are not given.
+QUESTION_FIELDS = ("question", "problem", "prompt", "instruction", "query", "input")
+ANSWER_FIELDS = ("answer", "final_answer", "gold", "ground_truth", "target", "solution")
+# Fields holding a worked solution rather than a bare answer: only their last \boxed{}
+# (or `#### N`) is the gold; a solution without one gives no gold.
+SOLUTION_FIELDS = ("solution",)
+
+# Short names for the datasets the o1-replication community synthesizes from.
+DATASET_ALIASES: dict[str, tuple[str, str | None]] = {
+    "gsm8k": ("openai/gsm8k", "main"),
+    "openai/gsm8k": ("openai/gsm8k", "main"),
+    "math500": ("HuggingFaceH4/MATH-500", None),
+    "math-500": ("HuggingFaceH4/MATH-500", None),
+    "huggingfaceh4/math-500": ("HuggingFaceH4/MATH-500", None),
+}
+FILE_SUFFIXES = (".jsonl", ".ndjson", ".json", ".parquet")
+BUILTIN_DEFAULT_LIMIT = 100  # builtin generators are infinite; this bounds them without --limit
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One problem to search over. `id` is the id its Tree will carry."""
+
+    id: str  # tree_id(question, answer)
+    question: str
+    answer: str | None  # the bare gold answer (`18`, `\frac{1}{2}`); None when unknown
+    source: str  # where it came from: `FILE#line`, `DATASET/split#row`, `builtin:arith?seed=0#3`
+
+
+@dataclass(frozen=True)
+class ProblemSet:
+    """The problems of one source, and a message for every row that was dropped."""
+
+    problems: list[Problem]
+    skipped: list[str] = field(default_factory=list)  # one message per dropped row
+    source: str = ""
+    reasons: Counter = field(default_factory=Counter)  # dropped rows by reason
+
+    def __len__(self) -> int:
+        return len(self.problems)
+
+    def __iter__(self) -> Iterator[Problem]:
+        return iter(self.problems)
+
+
+def load_problems(
+    spec: str,
+    *,
+    split: str = "test",
+    question_field: str | None = None,
+    answer_field: str | None = None,
+    limit: int | None = None,
+    skip: int = 0,
+    seed: int = 0,
+) -> ProblemSet:
+    """Load the problems named by `spec` (what `--problems` takes).
+
+    `spec` is a .jsonl / .json / .parquet file, a local dataset folder, an HF dataset id
+    (`gsm8k`, `math500`, `HuggingFaceH4/MATH-500`, any other with the field options),
+    or `builtin:arith` / `builtin:letters` (seeded by `seed`). Rows without a question
+    and duplicates are dropped and reported; `skip` and `limit` count kept problems.
+    """
+    if limit is not None and limit < 0:
+        raise UsageError(f"--limit must be >= 0, not {limit}")
+    if skip < 0:
+        raise UsageError(f"--skip must be >= 0, not {skip}")
+    if spec.startswith("builtin:"):
+        return _load_builtin(spec, limit=limit, skip=skip, seed=seed)
+
+    path = Path(spec).expanduser()
+    if path.is_file():
+        suffix = path.suffix.lower()
+        if suffix in (".jsonl", ".ndjson"):
+            rows = _jsonl_rows(path)
+        elif suffix == ".json":
+            rows = _json_rows(path)
+        elif suffix == ".parquet":
+            rows = _parquet_rows(path, question_field)
+        else:
+            raise UsageError(
+                f"{path}: unknown problem file type '{suffix}' (expected .jsonl, .json or .parquet)"
+            )
+        source, where = path.name, str(path)
+    elif path.is_dir():
+        rows = _dataset_rows(str(path), None, split, question_field, local=True)
+        source, where = f"{path.name}/{split}", f"{path} ({split})"
+    elif path.suffix.lower() in FILE_SUFFIXES or spec.startswith((".", "/", "~")):
+        raise UsageError(f"{spec}: no such problem file")
+    else:
+        name, config = DATASET_ALIASES.get(spec.lower(), (spec, None))
+        rows = _dataset_rows(name, config, split, question_field, local=False)
+        source, where = f"{name}/{split}", f"dataset {name} ({split})"
+    return _collect(rows, source, where, question_field, answer_field, limit, skip)
+
+
+# -- rows ------------------------------------------------------------------------------
+# Each reader yields (where, row): `where` is "line N" or "row N", `row` the parsed value.
+
+
+def _decode_line(path: Path, number: int, raw: bytes) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise DataError(
+            f"{path}: line {number}: not valid UTF-8 (byte 0x{raw[exc.start]:02x} at byte {exc.start} of the line)"
+        ) from None
+
+
+def _jsonl_rows(path: Path) -> Iterator[tuple[str, Any]]:
+    with path.open("rb") as f:
+        for number, raw in enumerate(f, start=1):
+            line = _decode_line(path, number, raw)
+            if number == 1:
+                line = line.removeprefix("\ufeff")
+            if not line.strip():
+                continue
+            try:
+                yield f"line {number}", json.loads(line.rstrip("\r\n"))
+            except json.JSONDecodeError as exc:
+                raise DataError(
+                    f"{path}: line {number}, char {exc.colno}: not valid JSON ({exc.msg})"
+                ) from None
+
+
+def _json_rows(path: Path) -> Iterator[tuple[str, Any]]:
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8").removeprefix("\ufeff")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise DataError(
+            f"{path}: line {line}: not valid UTF-8 (byte 0x{raw[exc.start]:02x})"
+        ) from None
+    if not text.strip():
+        raise DataError(f"{path}: the file is empty")
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        if exc.msg == "Extra data":
+            # One object per line under a .json name: read it as JSONL.
+            yield from _jsonl_rows(path)
+            return
+        raise DataError(
+            f"{path}: line {exc.lineno}, char {exc.colno}: not valid JSON ({exc.msg})"
+        ) from None
+    if isinstance(data, dict):
+        records = data.get("data", data.get("rows"))
+        if not isinstance(records, list):
+            raise DataError(
+                f'{path}: expected a JSON array of problems or {{"data": [...]}}, got an object with keys {sorted(data)[:8]}'
+            )
+        data = records
+    if not isinstance(data, list):
+        raise DataError(f"{path}: expected a JSON array of problems, got {type(data).__name__}")
+    for index, row in enumerate(data):
+        yield f"row {index}", row
+
+
+def _check_columns(where: str, columns: list[str], question_field: str | None) -> None:
+    """Fail early when a columnar source has no question column at all."""
+    wanted = (question_field,) if question_field else QUESTION_FIELDS
+    if not any(name in columns for name in wanted):
+        raise DataError(
+            f"{where}: no question column (tried {', '.join(wanted)}; the columns are "
+            f"{', '.join(columns)}); name it with --question-field"
+        )
+
+
+def _parquet_rows(path: Path, question_field: str | None) -> Iterator[tuple[str, Any]]:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        reader = pq.ParquetFile(path)
+    except (pa.ArrowException, OSError) as exc:
+        raise DataError(f"{path}: not a readable Parquet file ({exc})") from None
+    _check_columns(str(path), reader.schema_arrow.names, question_field)
+    index = 0
+    for batch in reader.iter_batches(batch_size=1024):
+        for row in batch.to_pylist():
+            yield f"row {index}", row
+            index += 1
+
+
+def _dataset_rows(
+    name: str, config: str | None, split: str, question_field: str | None, *, local: bool
+) -> Iterator[tuple[str, Any]]:
+    import datasets
+    from huggingface_hub import constants
+
+    try:
+        ds = datasets.load_dataset(name, config, split=split)
+    except ValueError as exc:
+        if "split" in str(exc).lower():
+            raise UsageError(f"dataset {name}: {exc} (choose one with --split)") from None
+        raise RunError(f"dataset {name} could not be loaded: {exc}") from None
+    except Exception as exc:
+        if not local and (constants.HF_HUB_OFFLINE or "Offline" in str(exc)):
+            raise RunError(
+                f"dataset {name} is not in the local cache and the Hub is offline "
+                "(HF_HUB_OFFLINE=1): run once with network access to cache it, or pass a "
+                ".jsonl / .json / .parquet file with --problems"
+            ) from None
+        raise RunError(
+            f"dataset {name} could not be loaded ({type(exc).__name__}: {exc})"
+        ) from None
+    _check_columns(f"dataset {name} ({split})", list(ds.column_names), question_field)
+    for index, row in enumerate(ds):
+        yield f"row {index}", row
+
+
+# -- fields ----------------------------------------------------------------------------
+
+
+def _answer_text(value: Any, field_name: str) -> str | None:
+    """The bare gold answer of one field value (GSM8K `#### N`, MATH's last box)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise TypeError(
+            f"answer field '{field_name}' holds a {type(value).__name__}, not text or a number"
+        )
+    text = str(value).strip()
+    if not text:
+        return None
+    if (
+        field_name in SOLUTION_FIELDS
+        and "####" not in text
+        and "\\boxed" not in text
+        and "\\fbox" not in text
+    ):
+        return None
+    return normalize_gold(text)
+
+
+class _Drop(Exception):
+    """A row that cannot be used: `reason` is counted, `message` reported."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+def _problem_fields(
+    row: Any, question_field: str | None, answer_field: str | None
+) -> tuple[str, str | None]:
+    """(question, answer) of one row; raises _Drop saying why a row cannot be used."""
+    if not isinstance(row, dict):
+        raise _Drop("not an object", f"not an object but a {type(row).__name__}")
+    if question_field:
+        if question_field not in row:
+            raise _Drop("no question", f"no question field '{question_field}'")
+        q_name = question_field
+    else:
+        q_name = next((k for k in QUESTION_FIELDS if k in row), None)
+        if q_name is None:
+            raise _Drop("no question", f"no question field (tried {', '.join(QUESTION_FIELDS)})")
+    question = row[q_name]
+    if not isinstance(question, str):
+        raise _Drop(
+            "bad question", f"question field '{q_name}' holds a {type(question).__name__}, not text"
+        )
+    if not question.strip():
+        raise _Drop("no question", f"question field '{q_name}' is empty")
+
+    if answer_field:
+        if answer_field not in row:
+            raise _Drop("no answer", f"no answer field '{answer_field}'")
+        names = [answer_field]
+    else:
+        # MATH rows carry both `answer` and `solution`; the first present non-empty wins.
+        names = [k for k in ANSWER_FIELDS if k in row]
+    answer = None
+    for name in names:
+        try:
+            answer = _answer_text(row[name], name)
+        except TypeError as exc:
+            raise _Drop("bad answer", str(exc)) from None
+        if answer is not None:
+            break
+    return question, answer
+
+
+def _collect(
+    rows: Iterator[tuple[str, Any]],
+    source: str,
+    where: str,
+    question_field: str | None,
+    answer_field: str | None,
+    limit: int | None,
+    skip: int,
+) -> ProblemSet:
+    problems: list[Problem] = []
+    skipped: list[str] = []
+    reasons: Counter = Counter()
+    first_seen: dict[str, str] = {}
+    usable = 0
+    for loc, row in rows:
+        if limit is not None and len(problems) >= limit:
+            break  # rows after the limit are never read, so never reported
+        try:
+            question, answer = _problem_fields(row, question_field, answer_field)
+        except _Drop as drop:
+            skipped.append(f"{where}: {loc}: {drop}")
+            reasons[drop.reason] += 1
+            continue
+        pid = tree_id(question, answer)
+        if pid in first_seen:
+            skipped.append(f"{where}: {loc}: duplicate of {first_seen[pid]} (id {pid})")
+            reasons["duplicate"] += 1
+            continue
+        first_seen[pid] = loc
+        usable += 1
+        if usable <= skip:
+            continue
+        problems.append(
+            Problem(id=pid, question=question, answer=answer, source=f"{source}#{loc.split()[-1]}")
+        )
+    if usable == 0 and limit != 0:
+        detail = f"; {len(skipped)} rows dropped, first: {skipped[0]}" if skipped else ""
+        raise DataError(f"{where}: no usable problems{detail}")
+    return ProblemSet(problems=problems, skipped=skipped, source=source, reasons=reasons)
+
+
+# -- builtin generators ------------------------------------------------------------------
+
+_NAMES = (
+    "Ava",
+    "Ben",
+    "Chloe",
+    "Diego",
+    "Emma",
+    "Farid",
+    "Grace",
+    "Hiro",
+    "Ines",
+    "Jonas",
+    "Kira",
+    "Liam",
+    "Maya",
+    "Noah",
+    "Olga",
+    "Priya",
+)
+_ITEMS = (
+    "apples",
+    "marbles",
+    "stickers",
+    "books",
+    "coins",
+    "pencils",
+    "cookies",
+    "shells",
+    "cards",
+    "stamps",
+)
+_WORDS = (
+    "strawberry", "banana", "mississippi", "bookkeeper", "committee", "parallel", "occurrence",
+    "necessary", "assessment", "balloon", "coffee", "letter", "success", "pepper", "referee",
+    "tomorrow", "address", "accommodate", "possession", "millennium", "embarrass", "raspberry",
+    "hippopotamus", "onomatopoeia", "abracadabra", "cinnamon", "bubblegum", "grasshopper",
+    "kangaroo", "peppermint", "butterfly", "woodpecker", "rhythm", "queue", "level", "banana split",
+    "tennessee", "cappuccino", "spaghetti", "broccoli", "giraffe", "zucchini", "llama", "yellow",
+)  # fmt: skip
+
+
+def _arith(rng: random.Random) -> tuple[str, int]:
+    """A multi-step word problem with an exact non-negative integer answer."""
+    name, other = rng.sample(_NAMES, 2)
+    item = rng.choice(_ITEMS)
+    kind = rng.randrange(4)
+    if kind == 0:
+        start, boxes, per, given = rng.randint(5, 60), rng.randint(2, 9), rng.randint(2, 12), 0
+        total = start + boxes * per
+        given = rng.randint(1, total - 1)
+        return (
+            f"{name} has {start} {item}. {name} buys {boxes} boxes with {per} {item} in each box, "
+            f"then gives {given} {item} to {other}. How many {item} does {name} have now?",
+            total - given,
+        )
+    if kind == 1:
+        per_day, days, extra = rng.randint(3, 40), rng.randint(2, 14), rng.randint(1, 50)
+        return (
+            f"{name} collects {per_day} {item} every day for {days} days. {other} collects "
+            f"{extra} more {item} than {name} in total. How many {item} do they collect together?",
+            2 * per_day * days + extra,
+        )
+    if kind == 2:
+        groups, each = rng.randint(2, 12), rng.randint(2, 15)
+        total = groups * each
+        share = rng.randint(2, min(6, total // 2))
+        kept = rng.randint(0, max(0, total - 2 * share))
+        kept += (total - kept) % share  # the rest divides exactly among the friends
+        return (
+            f"{name} has {groups} bags of {item} with {each} in each bag. {name} keeps {kept} "
+            f"and shares the rest equally among {share} friends. How many {item} does each friend get?",
+            (total - kept) // share,
+        )
+    a, b, c = rng.randint(2, 30), rng.randint(2, 9), rng.randint(1, 99)
+    d = rng.randint(1, min(50, a * b + c - 1))
+    return (
+        f"Start with {a}. Multiply it by {b}, add {c}, then subtract {d}. What number do you get?",
+        a * b + c - d,
+    )
+
+
+def _letters(rng: random.Random) -> tuple[str, int]:
+    """Count one letter in a word or short phrase; sometimes the letter is absent."""
+    phrase = " ".join(rng.sample(_WORDS, rng.choice((1, 1, 2, 3))))
+    present = sorted({c for c in phrase if c.isalpha()})
+    if rng.random() < 0.9:
+        letter = rng.choice(present)
+    else:
+        letter = rng.choice([c for c in "abcdefghijklmnopqrstuvwxyz" if c not in present])
+    return f'How many times does the letter "{letter}" appear in "{phrase}"?', phrase.count(letter)
+
+
+BUILTINS = {"arith": _arith, "letters": _letters}
+
+
+def _load_builtin(spec: str, *, limit: int | None, skip: int, seed: int) -> ProblemSet:
+    kind = spec.removeprefix("builtin:")
+    make = BUILTINS.get(kind)
+    if make is None:
+        raise UsageError(
+            f"unknown builtin problem generator '{spec}' (expected one of: {', '.join('builtin:' + k for k in BUILTINS)})"
+        )
+    wanted = BUILTIN_DEFAULT_LIMIT if limit is None else limit
+    source = f"{spec}?seed={seed}"
+    rng = random.Random(seed)
+    seen: set[str] = set()
+    problems: list[Problem] = []
+    skipped: list[str] = []
+    reasons: Counter = Counter()
+    drawn = 0
+    # The generators' spaces are far larger than any sane limit; the cap stops a loop
+    # that would otherwise spin on duplicates.
+    while len(problems) < wanted and drawn < 100 * (wanted + skip) + 1000:
+        question, answer = make(rng)
+        drawn += 1
+        pid = tree_id(question, str(answer))
+        if pid in seen:
+            skipped.append(f"{source}: draw {drawn}: duplicate (id {pid})")
+            reasons["duplicate"] += 1
+            continue
+        seen.add(pid)
+        if len(seen) <= skip:
+            continue
+        problems.append(
+            Problem(
+                id=pid, question=question, answer=str(answer), source=f"{source}#{len(seen) - 1}"
+            )
+        )
+    return ProblemSet(problems=problems, skipped=skipped, source=source, reasons=reasons)
