@@ -1,0 +1,163 @@
+"""The prm format: TRL's step-wise supervision rows (prompt, completions, labels) per path."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from cotgen.formats.base import ExportRefused, Finding
+from cotgen.search.ratings import monte_carlo_values
+from cotgen.tree import Node, Tree
+
+PATH_MODES = ("terminal", "all")
+
+
+def label_values(tree: Tree) -> dict[int, float]:
+    """Node id -> the value prm labels and dpo pairs read: the share of correct graded
+    terminal leaves under the node (search.ratings' Monte Carlo counts), or, when none
+    is graded, the search's backed-up `value`, which folds in every estimate below it.
+
+    Unlike the ratings, the leaves under a node's own critics are not the node's: the
+    refine replaces the step its critic criticized, so a wrong step that was later fixed
+    does not earn the fix's success. Those leaves still count for every ancestor, whose
+    paths do reach them.
+    """
+    counts = monte_carlo_values(tree)
+    kids = tree.children()
+    out: dict[int, float] = {}
+    for node in tree.nodes:
+        good, graded = counts.get(node.id, (0, 0))  # (0, 0): not reachable from the root
+        if not (node.terminal and node.correct is not None):  # a graded leaf counts only itself
+            for critic in (c for c in kids[node.id] if c.kind == "critic"):
+                good, graded = good - counts[critic.id][0], graded - counts[critic.id][1]
+        out[node.id] = good / graded if graded else node.value
+    return out
+
+
+def path_from_root(index: dict[int, Node], node: Node) -> list[Node]:
+    """Root-to-node path through a prebuilt `tree.by_id()`; Tree.path_to rebuilds it per call."""
+    path = [node]
+    while path[-1].parent in index and len(path) <= len(index):  # the bound stops a cycle
+        path.append(index[path[-1].parent])
+    return path[::-1]
+
+
+def solution_steps(path: Iterable[Node]) -> list[Node]:
+    """The steps a path states, past its root: a critic withdraws the step it criticized and
+    the refine under it takes that step's place, so the result reads as one clean solution."""
+    steps: list[Node] = []
+    for node in path:
+        if node.kind == "problem":
+            continue
+        if node.kind == "critic":
+            if steps:
+                steps.pop()
+            continue
+        steps.append(node)
+    return steps
+
+
+@dataclass(frozen=True)
+class PRMFormat:
+    """One row per root-to-leaf path: the path's steps, each labelled good or bad.
+
+    Labels read `label_values` (ground truth where the subtree has graded leaves),
+    not the backed-up search value, and never the rating, so the threshold can move.
+    """
+
+    name: ClassVar[str] = "prm"
+    file_kind: ClassVar[str] = "parquet"
+    columns: ClassVar[tuple[str, ...]] = ("prompt", "completions", "labels")
+
+    paths: str = "terminal"  # "terminal": only paths ending at a terminal (answered) leaf; "all": every leaf
+    label_threshold: float = 0.5  # a step is good when its Monte Carlo value >= this (DESIGN's rating cut)
+
+    def __post_init__(self) -> None:
+        if self.paths not in PATH_MODES:
+            raise ValueError(f"paths must be one of {', '.join(PATH_MODES)}, not {self.paths!r}")
+        if isinstance(self.label_threshold, bool) or not isinstance(self.label_threshold, (int, float)):
+            raise ValueError(f"label_threshold must be a number, not {self.label_threshold!r}")
+        if not 0.0 <= self.label_threshold <= 1.0:
+            raise ValueError(f"label_threshold must be within [0, 1], not {self.label_threshold}")
+
+    def export(self, tree: Tree) -> Iterator[dict[str, Any]]:
+        prompt = tree.problem.strip()
+        if not prompt:
+            raise ExportRefused("the problem text is empty")
+        values = label_values(tree)
+        kids = tree.children()
+        # A critic never refined ends no path: it withdraws its step and states none,
+        # so its path has no last step of its own to label.
+        leaves = [n for n in tree.preorder() if n.id != 0 and not kids[n.id] and n.kind != "critic"]
+        if self.paths == "terminal":
+            leaves = [n for n in leaves if n.terminal]
+        if not leaves:
+            raise ExportRefused("no terminal leaf" if self.paths == "terminal" else "no leaf")
+        index = tree.by_id()
+        rows = 0
+        for leaf in leaves:
+            steps = solution_steps(path_from_root(index, leaf))
+            completions = [n.text.strip() for n in steps]
+            if not completions or not all(completions):
+                continue  # an empty step cannot be supervised; counted below if nothing is left
+            rows += 1
+            yield {
+                "prompt": prompt,
+                "completions": completions,
+                "labels": [values[n.id] >= self.label_threshold for n in steps],
+            }
+        if rows == 0:
+            raise ExportRefused("every path has an empty step")
+
+    def check(self, row: dict[str, Any]) -> list[Finding]:
+        out = text_findings(row, "prompt")
+        completions, labels = row.get("completions"), row.get("labels")
+        if not isinstance(completions, (list, tuple)):
+            out.append(Finding("error", f"completions must be a list of strings, not {_kind(completions)}"))
+            completions = None
+        elif not completions:
+            out.append(Finding("error", "completions is empty: a path needs at least one step"))
+        else:
+            for i, step in enumerate(completions):
+                if not isinstance(step, str):
+                    out.append(Finding("error", f"completions[{i}] must be a string, not {_kind(step)}"))
+                elif not step.strip():
+                    out.append(Finding("error", f"completions[{i}] is empty"))
+        if not isinstance(labels, (list, tuple)):
+            out.append(Finding("error", f"labels must be a list of booleans, not {_kind(labels)}"))
+        else:
+            for i, label in enumerate(labels):
+                if not isinstance(label, bool):
+                    out.append(Finding("error", f"labels[{i}] must be true or false, not {label!r}"))
+            if completions is not None and len(labels) != len(completions):
+                out.append(Finding(
+                    "error",
+                    f"{len(labels)} labels for {len(completions)} completions: one label per step",
+                ))
+        return out
+
+    @staticmethod
+    def arrow_schema():  # -> pyarrow.Schema
+        """Column types of a prm shard: TRL's stepwise-supervision contract."""
+        import pyarrow as pa
+
+        return pa.schema([
+            ("prompt", pa.string()),
+            ("completions", pa.list_(pa.string())),
+            ("labels", pa.list_(pa.bool_())),
+        ])
+
+
+def _kind(value: object) -> str:
+    return "missing" if value is None else type(value).__name__
+
+
+def text_findings(row: dict[str, Any], column: str) -> list[Finding]:
+    """Findings for a column that must hold a non-blank string (the prm and dpo checks)."""
+    value = row.get(column)
+    if not isinstance(value, str):
+        return [Finding("error", f"{column} must be a string, not {_kind(value)}")]
+    if not value.strip():
+        return [Finding("error", f"{column} is empty")]
+    return []
