@@ -1,0 +1,625 @@
+"""Exact and near-duplicate removal (normalized text + MinHash LSH) over trees and exports."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import os
+import re
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cotgen.errors import DataError, UsageError
+from cotgen.shards import (
+    MANIFEST,
+    TREES_DIR,
+    expand_tree_inputs,
+    is_run_dir,
+    is_tree_shard,
+    read_manifest,
+    write_json_atomic,
+)
+
+TREES = "trees"
+REPORT = "dedupe.json"
+# Columns that identify an export format when its plug-in is not importable here.
+EXPORT_COLUMNS: dict[str, tuple[str, ...]] = {
+    "prm": ("prompt", "completions", "labels"),
+    "dpo": ("prompt", "chosen", "rejected"),
+    "sft": ("messages",),
+    "openlongcot": ("text",),
+}
+_SHARD_NAME = re.compile(r"^(?P<split>.+)-\d{5}-of-\d{5}\.(?:parquet|json)$")
+_OPENLONGCOT_PROBLEM = re.compile(r"<start_of_thought>\s*<problem>(.*?)<end_of_thought>", re.S)
+# Characters NFKC leaves alone that str.split() still treats as whitespace.
+_UNICODE_SPACES = r"[\x{85}\x{a0}\x{1680}\x{2000}-\x{200a}\x{2028}\x{2029}\x{202f}\x{205f}\x{3000}]"
+
+
+@dataclass(frozen=True)
+class DedupeSettings:
+    """How duplicates are found; recorded in dedupe.json and the output manifest."""
+
+    on: str = "text"  # "text": the row's full text; "problem": one tree per problem
+    threshold: float = 0.85  # estimated Jaccard of word shingles at which rows are near copies
+    num_perm: int = 128  # MinHash permutations: more = finer similarity, 4 bytes/row each
+    ngram: int = 5  # words per shingle; long shingles keep look-alike rows of one family apart
+    seed: int = 1  # MinHash seed; fixed so the same input always gives the same output
+    batch_rows: int = 512  # rows per record batch: bounds the texts (and per-byte arrays) in flight
+
+    def __post_init__(self) -> None:
+        if self.on not in ("text", "problem"):
+            raise UsageError(f"--on must be 'text' or 'problem', not '{self.on}'")
+        if not 0.0 < self.threshold <= 1.0:
+            raise UsageError(f"--threshold must be in (0, 1], not {self.threshold}")
+        if not 2 <= self.num_perm <= 1024:
+            raise UsageError(f"--num-perm must be between 2 and 1024, not {self.num_perm}")
+        if not 1 <= self.ngram <= 32:
+            raise UsageError(f"--ngram must be between 1 and 32, not {self.ngram}")
+        if self.batch_rows < 1:
+            raise UsageError(f"batch_rows must be positive, not {self.batch_rows}")
+
+
+@dataclass
+class DedupeReport:
+    """What dedupe did: counts by reason and every cluster with its kept and dropped rows."""
+
+    format: str
+    inputs: list[str]
+    out: str
+    settings: dict[str, Any]
+    rows: int = 0
+    kept: int = 0
+    dropped: dict[str, int] = field(default_factory=lambda: {"exact": 0, "near": 0})
+    clusters: list[dict[str, Any]] = field(default_factory=list)
+    files: list[dict[str, Any]] = field(default_factory=list)
+
+    def as_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+# -- inputs ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Input:
+    format: str  # "trees", "marco" or an export format stored as Parquet
+    files: list[Path]
+    manifest_from: Path | None  # the first run folder, whose manifest the output copies
+
+
+def _file_format(path: Path) -> str:
+    """The format one file holds, from its columns (Parquet) or its suffix (.json)."""
+    if path.suffix == ".json":
+        return "marco"
+    if path.suffix != ".parquet":
+        raise UsageError(f"{path}: dedupe reads tree shards, Parquet exports and Marco-o1 .json files")
+    if is_tree_shard(path):
+        return TREES
+    import pyarrow.parquet as pq
+
+    try:
+        names = set(pq.read_schema(path).names)
+    except Exception as exc:
+        raise DataError(f"{path}: not a readable Parquet file ({exc})") from None
+    for name, columns in EXPORT_COLUMNS.items():
+        if set(columns) <= names:
+            return name
+    raise DataError(
+        f"{path}: columns {', '.join(sorted(names)) or '(none)'} are not those of a cotgen "
+        "tree shard or export (openlongcot, sft, prm, dpo)"
+    )
+
+
+def resolve_inputs(paths: list[Path]) -> _Input:
+    """Expand run folders to shards, detect each file's format and insist on one format."""
+    if not paths:
+        raise UsageError("give at least one INPUT (run folder, tree shard or exported file)")
+    files: list[Path] = []
+    manifest_from = None
+    for p in map(Path, paths):
+        if p.is_dir() and not is_run_dir(p):
+            exported = sorted([*p.glob("*.parquet"), *p.glob("*.json")])
+            exported = [f for f in exported if f.name != REPORT]
+            if not exported:
+                raise UsageError(f"{p}: neither a run folder nor a folder of exported files")
+            files.extend(exported)
+            continue
+        if p.is_dir() and manifest_from is None:
+            manifest_from = p
+        files.extend(expand_tree_inputs([p]))
+    seen: set[Path] = set()
+    unique = [f for f in files if not (f.resolve() in seen or seen.add(f.resolve()))]
+    formats = {f: _file_format(f) for f in unique}
+    kinds = sorted(set(formats.values()))
+    if len(kinds) > 1:
+        listing = "; ".join(f"{f}: {formats[f]}" for f in unique)
+        raise UsageError(f"inputs hold more than one format ({', '.join(kinds)}): {listing}")
+    if not unique:
+        raise UsageError("no input files: the run folders hold no shards")
+    return _Input(kinds[0], unique, manifest_from)
+
+
+# -- reading --------------------------------------------------------------------------
+
+
+def _marco_records(path: Path) -> list[dict[str, Any]]:
+    try:
+        records = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DataError(f"{path}: not a readable Marco-o1 JSON array ({exc})") from None
+    if not isinstance(records, list):
+        raise DataError(f"{path}: a Marco-o1 file is a JSON array, found {type(records).__name__}")
+    for i, rec in enumerate(records):
+        if not isinstance(rec, dict) or not isinstance(rec.get("instruction"), str) or not isinstance(rec.get("response"), str):
+            raise DataError(f"{path}: row {i}: expected an object with string 'instruction' and 'response'")
+    return records
+
+
+def _strings(value: Any) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for key in value:
+            yield from _strings(value[key])
+    elif isinstance(value, list | tuple):
+        for item in value:
+            yield from _strings(item)
+
+
+def _tree_text(nodes: list[dict[str, Any]] | None) -> str:
+    return "\n".join(n.get("text") or "" for n in nodes or [])
+
+
+def _correct_leaves(nodes: list[dict[str, Any]] | None) -> int:
+    return sum(1 for n in nodes or [] if n.get("terminal") and n.get("correct") is True)
+
+
+@dataclass
+class _Keys:
+    """Pass-1 output for one batch: the texts to sign and, for trees, ids and ranks."""
+
+    texts: Any  # pyarrow string array
+    ids: list[str | None]
+    correct: list[int]
+    nodes: list[int]
+
+
+def _batches(inp: _Input, path: Path, settings: DedupeSettings) -> Iterator[_Keys]:
+    """Stream the keys of one file, one record batch at a time."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    fmt, on = inp.format, settings.on
+    if fmt == "marco":
+        records = _marco_records(path)
+        for start in range(0, len(records), settings.batch_rows):
+            chunk = records[start : start + settings.batch_rows]
+            texts = [r["instruction"] if on == "problem" else r["instruction"] + "\n" + r["response"] for r in chunk]
+            yield _Keys(pa.array(texts, pa.string()), [None] * len(chunk), [0] * len(chunk), [0] * len(chunk))
+        return
+    try:
+        pf = pq.ParquetFile(path)
+    except (OSError, pa.ArrowInvalid) as exc:
+        raise DataError(f"{path}: not a readable Parquet file ({exc})") from None
+    if fmt == TREES:
+        columns = ["id", "problem", "nodes"] if on == "problem" else ["id", "nodes"]
+    elif fmt == "openlongcot":
+        columns = ["text"]
+    else:
+        columns = None
+    row = 0
+    try:
+        for batch in pf.iter_batches(batch_size=settings.batch_rows, columns=columns):
+            n = batch.num_rows
+            if fmt == "openlongcot" and on == "text":
+                texts = batch.column("text")
+                if texts.null_count:
+                    bad = row + texts.is_null().to_pylist().index(True)
+                    raise DataError(f"{path}: row {bad}: 'text' is null")
+                yield _Keys(texts.cast(pa.string()), [None] * n, [0] * n, [0] * n)
+            elif fmt == TREES:
+                rows = batch.to_pylist()
+                if on == "problem":
+                    texts = [r["problem"] or "" for r in rows]
+                else:
+                    texts = [_tree_text(r["nodes"]) for r in rows]
+                yield _Keys(
+                    pa.array(texts, pa.string()),
+                    [r["id"] for r in rows],
+                    [_correct_leaves(r["nodes"]) for r in rows],
+                    [len(r["nodes"] or []) for r in rows],
+                )
+            else:
+                rows = batch.to_pylist()
+                if on == "problem":
+                    texts = [_row_problem(fmt, r) for r in rows]
+                else:
+                    texts = ["\n".join(_strings(r)) for r in rows]
+                yield _Keys(pa.array(texts, pa.string()), [None] * n, [0] * n, [0] * n)
+            row += n
+    except (OSError, pa.ArrowException) as exc:
+        raise DataError(f"{path}: row {row}: cannot read the batch starting here ({exc})") from None
+
+
+def _row_problem(fmt: str, row: dict[str, Any]) -> str:
+    """The problem a row is about, for --on problem over exports."""
+    if fmt == "openlongcot":
+        m = _OPENLONGCOT_PROBLEM.search(row.get("text") or "")
+        return m.group(1) if m else (row.get("text") or "")
+    if fmt == "sft":
+        users = [m.get("content") or "" for m in row.get("messages") or [] if m.get("role") == "user"]
+        return users[0] if users else ""
+    return str(row.get("prompt") or "")
+
+
+# -- signatures -----------------------------------------------------------------------
+
+
+class _Signer:
+    """Normalized text -> (exact key, MinHash signature), vectorized over a record batch.
+
+    Words are hashed in numpy with a polynomial hash over the UTF-8 bytes (prefix sums
+    make every word O(1)), shingles combine `ngram` consecutive word hashes, and rensa
+    turns each row's shingle hashes into its MinHash digest in one call per batch: the
+    Python loop per word is what would otherwise dominate.
+    """
+
+    _P = 0x9E3779B97F4A7C15  # odd, so invertible modulo 2**64
+
+    def __init__(self, settings: DedupeSettings) -> None:
+        import numpy as np
+
+        self.np = np
+        self.s = settings
+        self._sep = np.zeros(256, dtype=bool)
+        # str.split() whitespace within ASCII; Unicode spaces are mapped to ' ' first.
+        self._sep[[9, 10, 11, 12, 13, 28, 29, 30, 31, 32]] = True
+        self._pow = np.ones(1, dtype=np.uint64)
+        self._inv = np.ones(1, dtype=np.uint64)
+        rng = np.random.default_rng(20250101)
+        self._mults = rng.integers(1, 2**63, size=settings.ngram, dtype=np.uint64) | np.uint64(1)
+
+    def _mix(self, x):
+        np = self.np
+        x = x ^ (x >> np.uint64(30))
+        x = x * np.uint64(0xBF58476D1CE4E5B9)
+        x = x ^ (x >> np.uint64(27))
+        x = x * np.uint64(0x94D049BB133111EB)
+        return x ^ (x >> np.uint64(31))
+
+    def _powers(self, n: int) -> None:
+        np = self.np
+        if len(self._pow) >= n:
+            return
+        n = max(n, 2 * len(self._pow), 1 << 21)
+        p = np.full(n, self._P, dtype=np.uint64)
+        p[0] = 1
+        q = np.full(n, pow(self._P, -1, 2**64), dtype=np.uint64)
+        q[0] = 1
+        self._pow, self._inv = np.cumprod(p), np.cumprod(q)
+
+    def sign(self, texts) -> tuple[list[bytes], Any]:
+        """Exact keys (16 bytes each) and a (rows, num_perm) uint32 signature matrix."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+        import rensa
+
+        np, k = self.np, self.s.ngram
+        if texts.null_count:
+            texts = pc.fill_null(texts, "")
+        if not pc.all(pc.string_is_ascii(texts)).as_py():
+            texts = pc.utf8_normalize(texts, "NFKC")
+            texts = pc.replace_substring_regex(texts, _UNICODE_SPACES, " ")
+        texts = pa.concat_arrays([texts]) if texts.offset else texts
+        rows = len(texts)
+        if texts.type == pa.large_string():
+            offs = np.frombuffer(texts.buffers()[1], dtype=np.int64, count=rows + 1)
+        else:
+            offs = np.frombuffer(texts.buffers()[1], dtype=np.int32, count=rows + 1).astype(np.int64)
+        size = int(offs[-1] - offs[0])
+        data = np.frombuffer(texts.buffers()[2], dtype=np.uint8, count=size, offset=int(offs[0])) if size else np.zeros(0, np.uint8)
+        offs = offs - offs[0]
+        is_word = ~self._sep[data]
+        before = np.zeros(size, dtype=bool)
+        after = np.zeros(size, dtype=bool)
+        if size:
+            before[1:] = is_word[:-1]
+            after[:-1] = is_word[1:]
+        nonempty = offs[:-1] < offs[1:]
+        before[offs[:-1][nonempty]] = False  # a row's first byte starts a word
+        after[offs[1:][nonempty] - 1] = False
+        starts = np.flatnonzero(is_word & ~before)
+        ends = np.flatnonzero(is_word & ~after) + 1
+        self._powers(size + 1)
+        prefix = np.zeros(size + 1, dtype=np.uint64)
+        np.cumsum((data.astype(np.uint64) + np.uint64(1)) * self._pow[:size], out=prefix[1:])
+        words = self._mix((prefix[ends] - prefix[starts]) * self._inv[starts])
+        word_row = np.searchsorted(offs, starts, side="right") - 1
+        per_row = np.bincount(word_row, minlength=rows)
+        first = np.zeros(rows + 1, dtype=np.int64)
+        np.cumsum(per_row, out=first[1:])
+        # Exact key: the row's word-hash sequence, i.e. its text with whitespace collapsed.
+        keys = [hashlib.blake2b(words[first[i] : first[i + 1]].tobytes(), digest_size=16).digest() for i in range(rows)]
+        n = len(words)
+        idx = np.arange(n)
+        row_end = first[word_row + 1]
+        # Shingle i spans words i..i+k-1 of one row; a row shorter than k is one shingle.
+        valid = (idx + k - 1 < row_end) | ((idx == first[word_row]) & (per_row[word_row] < k))
+        shingles = words * self._mults[0]
+        for j in range(1, k):
+            following = np.zeros(n, dtype=np.uint64)
+            following[: n - j] = words[j:]
+            shingles = shingles + np.where(idx + j < row_end, following, np.uint64(0)) * self._mults[j]
+            shingles = (shingles << np.uint64(17)) | (shingles >> np.uint64(47))
+        shingles = self._mix(shingles[valid])
+        row_offsets = np.zeros(rows + 1, dtype=np.uint64)
+        np.cumsum(np.bincount(word_row[valid], minlength=rows), out=row_offsets[1:])
+        matrix = rensa.RMinHash.digest_matrix_from_flat_token_hashes(
+            np.ascontiguousarray(shingles), row_offsets, self.s.num_perm, self.s.seed
+        )
+        sigs = np.array(matrix.to_rows(), dtype=np.uint32).reshape(rows, self.s.num_perm)
+        return keys, sigs
+
+
+@functools.lru_cache(maxsize=8)
+def lsh_bands(threshold: float, num_perm: int) -> tuple[int, int]:
+    """(bands, rows per band): the fewest false candidates below `threshold` among the
+    layouts that make a pair at `threshold` a candidate with probability >= 0.99.
+
+    Candidates are checked against the signatures, so a false candidate costs one
+    comparison while a missed one is a duplicate kept: recall comes first.
+    """
+
+    def candidate(s: float, b: int, r: int) -> float:
+        return 1 - (1 - s**r) ** b
+
+    def false_area(b: int, r: int) -> float:
+        steps = 100
+        h = threshold / steps
+        return sum(candidate((i + 0.5) * h, b, r) for i in range(steps)) * h
+
+    layouts = [(b, num_perm // b) for b in range(1, num_perm + 1)]
+    sure = [lay for lay in layouts if candidate(threshold, *lay) >= 0.99]
+    if not sure:
+        return max(layouts, key=lambda lay: candidate(threshold, *lay))
+    return min(sure, key=lambda lay: (false_area(*lay), lay))
+
+
+# -- the two passes -------------------------------------------------------------------
+
+
+def dedupe(paths: list[Path], out: Path, settings: DedupeSettings | None = None) -> DedupeReport:
+    """Dedupe `paths` (one format) into `out`, same format and shard layout, plus dedupe.json."""
+    import numpy as np
+
+    settings = settings or DedupeSettings()
+    inp = resolve_inputs([Path(p) for p in paths])
+    out = Path(out)
+    _check_out(out, inp)
+    if settings.on == "problem" and inp.format not in (TREES, "openlongcot", "marco", "sft", "prm", "dpo"):
+        raise UsageError(f"--on problem does not apply to {inp.format} files")
+
+    # Pass 1: exact keys and signatures, streaming; texts are dropped batch by batch.
+    signer = _Signer(settings)
+    keys: list[bytes] = []
+    sig_parts = []
+    ids: list[str | None] = []
+    correct: list[int] = []
+    sizes: list[int] = []
+    where: list[tuple[int, int]] = []  # (file index, row) of every global row
+    file_rows: list[int] = []
+    for fi, path in enumerate(inp.files):
+        row = 0
+        for batch in _batches(inp, path, settings):
+            k, s = signer.sign(batch.texts)
+            keys.extend(k)
+            sig_parts.append(s)
+            ids.extend(batch.ids)
+            correct.extend(batch.correct)
+            sizes.extend(batch.nodes)
+            where.extend((fi, row + i) for i in range(len(k)))
+            row += len(k)
+        file_rows.append(row)
+    sigs = np.concatenate(sig_parts) if sig_parts else np.zeros((0, settings.num_perm), np.uint32)
+    keep, dup_of, reason, similarity = _decide(keys, sigs, correct, sizes, settings)
+
+    # Pass 2: stream every file again and write the kept rows in the same layout.
+    out.mkdir(parents=True, exist_ok=True)
+    report = DedupeReport(inp.format, [str(p) for p in inp.files], str(out), asdict(settings))
+    report.rows = len(keys)
+    report.kept = int(keep.sum())
+    for r in reason:
+        if r:
+            report.dropped[r] += 1
+    start = 0
+    names = _output_names(inp)
+    for fi, path in enumerate(inp.files):
+        mask = keep[start : start + file_rows[fi]]
+        kept = _write_file(inp, path, out / names[fi], mask, settings)
+        report.files.append({"input": str(path), "output": names[fi], "rows": file_rows[fi], "kept": kept})
+        start += file_rows[fi]
+    report.clusters = _clusters(keep, dup_of, reason, similarity, where, ids, inp.files)
+    if inp.format == TREES:
+        _write_manifest(inp, out, report, settings)
+    write_json_atomic(out / REPORT, report.as_json())
+    return report
+
+
+def _check_out(out: Path, inp: _Input) -> None:
+    resolved = out.resolve()
+    for f in inp.files:
+        if resolved == f.resolve() or resolved in f.resolve().parents:
+            raise UsageError(f"--out {out} holds the input {f}: write the result to a new folder")
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise UsageError(f"--out {out} exists and is not an empty folder")
+
+
+def _decide(keys, sigs, correct, sizes, settings: DedupeSettings):
+    """Greedy in rank order: a row is dropped when it equals, or is near, a row already kept.
+
+    Rank is first-seen order for --on text; for --on problem, most correct leaves first,
+    then most nodes, then first seen. Only kept rows enter the LSH buckets, so a chain of
+    near copies never drags a row away from something it does not resemble itself.
+    """
+    import numpy as np
+
+    n = len(keys)
+    if settings.on == "problem":
+        order = sorted(range(n), key=lambda i: (-correct[i], -sizes[i], i))
+    else:
+        order = list(range(n))
+    rank = np.empty(n, dtype=np.int64)
+    rank[order] = np.arange(n)
+    bands, per_band = lsh_bands(settings.threshold, settings.num_perm)
+    band_keys = _band_keys(sigs, bands, per_band)
+    keep = np.zeros(n, dtype=bool)
+    dup_of = np.full(n, -1, dtype=np.int64)
+    reason: list[str | None] = [None] * n
+    similarity = np.zeros(n, dtype=np.float64)
+    first_of: dict[bytes, int] = {}
+    buckets: list[dict[int, list[int]]] = [{} for _ in range(bands)]
+    for i in order:
+        j = first_of.setdefault(keys[i], i)
+        if j != i:
+            dup_of[i], reason[i], similarity[i] = j, "exact", 1.0
+            continue
+        row_keys = band_keys[i]
+        candidates: set[int] = set()
+        for b in range(bands):
+            candidates.update(buckets[b].get(row_keys[b], ()))
+        match = None
+        for j in sorted(candidates, key=lambda c: rank[c]):
+            sim = float(np.count_nonzero(sigs[i] == sigs[j])) / settings.num_perm
+            if sim >= settings.threshold:
+                match = (j, sim)
+                break
+        if match is not None:
+            dup_of[i], reason[i], similarity[i] = match[0], "near", match[1]
+            continue
+        keep[i] = True
+        for b in range(bands):
+            buckets[b].setdefault(row_keys[b], []).append(i)
+    return keep, dup_of, reason, similarity
+
+
+def _band_keys(sigs, bands: int, per_band: int) -> list[list[int]]:
+    import numpy as np
+
+    n = len(sigs)
+    out = np.zeros((n, bands), dtype=np.uint64)
+    for b in range(bands):
+        h = np.full(n, b + 1, dtype=np.uint64)
+        for c in range(b * per_band, (b + 1) * per_band):
+            h = (h ^ sigs[:, c].astype(np.uint64)) * np.uint64(0x100000001B3)
+            h = h ^ (h >> np.uint64(29))
+        out[:, b] = h
+    return out.tolist()
+
+
+def _clusters(keep, dup_of, reason, similarity, where, ids, files) -> list[dict[str, Any]]:
+    def root(i: int) -> int:
+        while not keep[i]:
+            i = int(dup_of[i])
+        return i
+
+    def loc(i: int) -> dict[str, Any]:
+        fi, row = where[i]
+        out: dict[str, Any] = {"file": str(files[fi]), "row": row}
+        if ids[i] is not None:
+            out["id"] = ids[i]
+        return out
+
+    members: dict[int, list[int]] = {}
+    for i in range(len(keep)):
+        if not keep[i]:
+            members.setdefault(root(i), []).append(i)
+    clusters = []
+    for k in sorted(members):
+        dropped = [
+            {**loc(i), "reason": reason[i], "similarity": round(float(similarity[i]), 4)} for i in members[k]
+        ]
+        clusters.append({"kept": loc(k), "dropped": dropped})
+    return clusters
+
+
+def _output_names(inp: _Input) -> list[str]:
+    """Output file names: tree shards renumbered part-NNNNN; exports keep split-NNNNN-of-NNNNN."""
+    if inp.format == TREES:
+        return [f"{TREES_DIR}/part-{i:05d}.parquet" for i in range(len(inp.files))]
+    suffix = ".json" if inp.format == "marco" else ".parquet"
+    splits = []
+    for f in inp.files:
+        m = _SHARD_NAME.match(f.name)
+        splits.append(m.group("split") if m else "train")
+    totals = {s: splits.count(s) for s in splits}
+    seen: dict[str, int] = {}
+    names = []
+    for s in splits:
+        names.append(f"{s}-{seen.get(s, 0):05d}-of-{totals[s]:05d}{suffix}")
+        seen[s] = seen.get(s, 0) + 1
+    return names
+
+
+def _write_file(inp: _Input, path: Path, target: Path, mask, settings: DedupeSettings) -> int:
+    """Write the rows of `path` where `mask` is true to `target`, atomically; returns the count."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+    kept = int(mask.sum())
+    if inp.format == "marco":
+        records = [r for r, k in zip(_marco_records(path), mask, strict=True) if k]
+        text = _dump_marco(records)
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, target)
+        return kept
+    pf = pq.ParquetFile(path)
+    row = 0
+    with open(tmp, "wb") as f:
+        with pq.ParquetWriter(f, pf.schema_arrow, compression="zstd") as writer:
+            for batch in pf.iter_batches(batch_size=settings.batch_rows):
+                part = mask[row : row + batch.num_rows]
+                row += batch.num_rows
+                if part.any():
+                    writer.write_table(pa.Table.from_batches([batch.filter(pa.array(part))]))
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, target)
+    return kept
+
+
+def _dump_marco(records: list[dict[str, Any]]) -> str:
+    try:
+        from cotgen.formats.marco import dumps_marco
+    except ImportError:
+        return json.dumps(records, ensure_ascii=False, indent=4) + "\n"
+    return dumps_marco(records)
+
+
+def _write_manifest(inp: _Input, out: Path, report: DedupeReport, settings: DedupeSettings) -> None:
+    """The first input run's manifest, with this output's shards, counts and dedupe settings."""
+    import pyarrow.parquet as pq
+
+    manifest = read_manifest(inp.manifest_from) if inp.manifest_from else {}
+    shards = []
+    for entry in report.files:
+        path = out / entry["output"]
+        errors = pq.read_table(path, columns=["error"]).column("error")
+        shards.append({"name": path.name, "rows": entry["kept"], "failed": len(errors) - errors.null_count})
+    manifest["shards"] = shards
+    manifest["counts"] = {"trees": sum(s["rows"] for s in shards), "failed": sum(s["failed"] for s in shards)}
+    manifest["dedupe"] = {
+        "settings": asdict(settings),
+        "inputs": report.inputs,
+        "rows": report.rows,
+        "kept": report.kept,
+        "dropped": report.dropped,
+    }
+    write_json_atomic(out / MANIFEST, manifest)

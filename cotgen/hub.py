@@ -1,0 +1,434 @@
+"""Push a run or an export to a Hub dataset repo: validated shards, a merged dataset card, retries."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cotgen import __version__
+from cotgen.errors import DataError, RunError, UsageError
+from cotgen.shards import MANIFEST, is_run_dir, read_manifest
+
+TAGS = ("synthetic", "chain-of-thought", "mcts", "cotgen")
+RETRY_STATUS = (408, 429, 500, 502, 503, 504)
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+_SECTION = "<!-- cotgen:config {name} -->"
+_SECTION_END = "<!-- /cotgen:config {name} -->"
+DESCRIPTIONS = {
+    "trees": "MCTS search trees, one row per problem: every node with its text, prior, visits, value, rating and the verifier's verdict (cotgen tree shards).",
+    "openlongcot": "LLaMA-O1's OpenLongCoT text: one row per tree, each node a `<start_of_father_id>...<end_of_rating>` record in pre-order.",
+    "marco": "Marco-o1 CoT_demo records: `instruction` and a `response` of the form `<Thought>...</Thought><Output>...</Output>`.",
+    "sft": "Chat messages (`messages: [{role, content}]`), TRL's conversational format.",
+    "prm": "TRL step-wise supervision: `prompt`, `completions` and per-step `labels`.",
+    "dpo": "Preference pairs: `prompt`, `chosen`, `rejected` from sibling steps whose values differ.",
+}
+
+
+@dataclass(frozen=True)
+class PushSettings:
+    """Where and how `cotgen push` uploads; checked before any network call."""
+
+    repo: str  # OWNER/NAME of the dataset repo; created when missing
+    private: bool = False  # visibility of a repo this push creates; an existing repo keeps its own
+    revision: str = "main"  # branch to commit to; it must already exist
+    config: str | None = None  # config name on the Hub; None = the detected format ("trees" for runs)
+    split: str = "train"  # split name in data/<config>/<split>-NNNNN-of-NNNNN.*
+    message: str | None = None  # commit message; None = "cotgen push <config>/<split>"
+    endpoint: str | None = None  # Hub URL; None = $HF_ENDPOINT, then huggingface.co
+    license: str = "apache-2.0"  # card license; the generating model's terms may also apply
+    max_commit_bytes: int = 2 << 30  # a commit uploads at most this much, so a failure loses little
+    max_commit_files: int = 64  # and at most this many files
+    retries: int = 5  # attempts per commit beyond the first, on 429, 5xx and dropped connections
+    backoff: float = 2.0  # seconds before the first retry; doubles each time, capped at 60
+
+    def __post_init__(self) -> None:
+        from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+        if self.repo.count("/") != 1:
+            raise UsageError(f"--repo must be OWNER/NAME, not '{self.repo}'")
+        try:
+            validate_repo_id(self.repo)
+        except HFValidationError:
+            raise UsageError(
+                f"--repo '{self.repo}' is not a valid repo id: letters, digits, '-', '_' and '.' "
+                "only, no '--' or '..', at most 96 characters"
+            ) from None
+        for flag, value in (("--config", self.config), ("--split", self.split)):
+            if value is not None and not _NAME.match(value):
+                raise UsageError(f"{flag} '{value}' must be letters, digits, '-', '_' or '.'")
+        if not self.revision or any(c in self.revision for c in " ~^:?*[\\"):
+            raise UsageError(f"--revision '{self.revision}' is not a valid branch name")
+        if self.max_commit_bytes < 1 or self.max_commit_files < 1 or self.retries < 0 or self.backoff < 0:
+            raise UsageError("commit limits must be positive and retries/backoff not negative")
+
+
+@dataclass
+class PushReport:
+    repo: str
+    config: str
+    split: str
+    url: str
+    rows: int = 0
+    uploaded: list[str] = field(default_factory=list)  # repo paths sent in a commit
+    unchanged: list[str] = field(default_factory=list)  # repo paths whose content the repo already had
+    deleted: list[str] = field(default_factory=list)  # stale shards of this config/split removed
+    commits: list[str] = field(default_factory=list)
+
+    def as_json(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+@dataclass(frozen=True)
+class _Local:
+    path: Path
+    remote: str
+    sha256: str
+    size: int
+    rows: int
+
+
+def push(
+    input_path: Path,
+    settings: PushSettings,
+    token: str | None = None,
+    log: Callable[[str], None] = lambda _msg: None,
+) -> PushReport:
+    """Validate `input_path` (a run folder, an export folder or file), then upload it."""
+    from cotgen.dedupe import resolve_inputs
+
+    inp = resolve_inputs([Path(input_path)])
+    fmt = inp.format
+    config = settings.config or fmt
+    _validate_all(inp.files, fmt)
+    token = _token(token)
+    endpoint = (settings.endpoint or os.environ.get("HF_ENDPOINT") or "https://huggingface.co").rstrip("/")
+    manifest = _manifest_for(Path(input_path))
+
+    from huggingface_hub import HfApi
+
+    api = HfApi(endpoint=endpoint, token=token)
+    suffix = "json" if fmt == "marco" else "parquet"
+    n = len(inp.files)
+    locals_ = [
+        _Local(f, f"data/{config}/{settings.split}-{i:05d}-of-{n:05d}.{suffix}", *_sha256(f), _row_count(f, fmt))
+        for i, f in enumerate(inp.files)
+    ]
+    report = PushReport(settings.repo, config, settings.split, f"{endpoint}/datasets/{settings.repo}")
+    report.rows = sum(x.rows for x in locals_)
+
+    call = _Retrying(settings, log)
+    call(lambda: api.create_repo(settings.repo, repo_type="dataset", private=settings.private, exist_ok=True), "create the repo")
+    remote = call(lambda: _remote_files(api, settings), "list the repo")
+
+    from huggingface_hub import CommitOperationAdd, CommitOperationDelete
+
+    additions = []
+    for x in locals_:
+        if remote.get(x.remote) == x.sha256:
+            report.unchanged.append(x.remote)
+        else:
+            additions.append((x.remote, x.path, x.size))
+    ours = {x.remote for x in locals_}
+    stale_prefix = f"data/{config}/{settings.split}-"
+    deletions = sorted(p for p in remote if p.startswith(stale_prefix) and p not in ours)
+
+    card = _card(api, settings, remote, config, fmt, locals_, manifest, call)
+    if card is not None:
+        additions.append(("README.md", card, len(card)))
+    else:
+        report.unchanged.append("README.md")
+
+    message = settings.message or f"cotgen push {config}/{settings.split}"
+    batches = _commit_batches(additions, settings)
+    for number, batch in enumerate(batches):
+        ops: list[Any] = [CommitOperationAdd(path_in_repo=p, path_or_fileobj=src if isinstance(src, bytes) else str(src)) for p, src, _ in batch]
+        if number == len(batches) - 1:
+            ops += [CommitOperationDelete(path_in_repo=p) for p in deletions]
+        title = message if len(batches) == 1 else f"{message} ({number + 1}/{len(batches)})"
+        log(f"commit {number + 1}/{len(batches)}: {len(batch)} file(s)")
+        info = call(
+            lambda ops=ops, title=title: api.create_commit(
+                settings.repo, ops, commit_message=title, repo_type="dataset", revision=settings.revision
+            ),
+            "commit",
+        )
+        report.commits.append(info.oid)
+        report.uploaded.extend(p for p, _, _ in batch)
+    if not batches and deletions:
+        info = call(
+            lambda: api.create_commit(
+                settings.repo, [CommitOperationDelete(path_in_repo=p) for p in deletions],
+                commit_message=message, repo_type="dataset", revision=settings.revision,
+            ),
+            "commit",
+        )
+        report.commits.append(info.oid)
+    report.deleted = deletions
+    return report
+
+
+# -- before the network ---------------------------------------------------------------
+
+
+def _validate_all(files: list[Path], fmt: str) -> None:
+    """Refuse the push when any row of any file is invalid; nothing has been uploaded yet."""
+    from cotgen.validate import validate_path
+
+    problems = []
+    for f in files:
+        rep = validate_path(f, None if fmt == "trees" else fmt)
+        if rep.error_count:
+            rows = [e for e in rep.errors if e["severity"] == "error"]
+            shown = "; ".join(f"row {e['row']}: {e['message']}" for e in rows[:5])
+            more = f" (and {rep.error_count - len(rows[:5])} more)" if rep.error_count > 5 else ""
+            problems.append(f"{f}: {rep.error_count} invalid row(s): {shown}{more}")
+    if problems:
+        raise DataError("refusing to push invalid data (run `cotgen validate` for the full list):\n" + "\n".join(problems))
+
+
+def _token(token: str | None) -> str:
+    if token:
+        return token
+    from huggingface_hub import get_token
+
+    found = os.environ.get("HF_TOKEN") or get_token()
+    if not found:
+        raise UsageError("no Hugging Face token: set HF_TOKEN or log in with `hf auth login`")
+    return found
+
+
+def _manifest_for(path: Path) -> dict[str, Any]:
+    if path.is_dir() and is_run_dir(path):
+        return read_manifest(path)
+    folder = path if path.is_dir() else path.parent
+    return read_manifest(folder) if (folder / MANIFEST).is_file() else {}
+
+
+def _sha256(path: Path) -> tuple[str, int]:
+    h = hashlib.sha256()
+    size = 0
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+            size += len(chunk)
+    return h.hexdigest(), size
+
+
+def _row_count(path: Path, fmt: str) -> int:
+    if fmt == "marco":
+        return len(json.loads(path.read_text(encoding="utf-8")))
+    import pyarrow.parquet as pq
+
+    return pq.ParquetFile(path).metadata.num_rows
+
+
+def _commit_batches(additions: list[tuple[str, Any, int]], settings: PushSettings) -> list[list[tuple[str, Any, int]]]:
+    batches: list[list[tuple[str, Any, int]]] = []
+    current: list[tuple[str, Any, int]] = []
+    size = 0
+    for item in additions:
+        if current and (size + item[2] > settings.max_commit_bytes or len(current) >= settings.max_commit_files):
+            batches.append(current)
+            current, size = [], 0
+        current.append(item)
+        size += item[2]
+    if current:
+        batches.append(current)
+    return batches
+
+
+# -- the network ----------------------------------------------------------------------
+
+
+class _Retrying:
+    """Run one Hub call, retrying transient failures with exponential backoff.
+
+    huggingface_hub already retries each HTTP request (http_backoff: 408/429/5xx and
+    network errors, 5 times); this wraps a whole step (a commit: preupload, LFS uploads,
+    the commit itself) so a failure that outlasts those retries still resumes: files the
+    Hub already holds are not sent again. Errors the user must fix are mapped to messages.
+    """
+
+    def __init__(self, settings: PushSettings, log: Callable[[str], None]) -> None:
+        self.settings = settings
+        self.log = log
+
+    def __call__(self, fn: Callable[[], Any], what: str) -> Any:
+        wait = self.settings.backoff
+        for attempt in range(self.settings.retries + 1):
+            try:
+                return fn()
+            except Exception as exc:
+                transient = _classify(exc, self.settings, what)
+                if not transient or attempt == self.settings.retries:
+                    raise RunError(f"could not {what} on {self.settings.repo}: {_short(exc)}") from None
+                self.log(f"{what}: {_short(exc)}; retrying in {wait:.0f}s")
+                time.sleep(wait)
+                wait = min(wait * 2, 60.0)
+        raise AssertionError("unreachable")
+
+
+def _classify(exc: Exception, settings: PushSettings, what: str) -> bool:
+    """True for a transient failure; raises the user-facing error for one that is not."""
+    import httpx2
+    from huggingface_hub.errors import (
+        HfHubHTTPError,
+        OfflineModeIsEnabled,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
+
+    if isinstance(exc, OfflineModeIsEnabled):
+        raise UsageError("HF_HUB_OFFLINE is set: unset it to push") from None
+    if isinstance(exc, RevisionNotFoundError):
+        raise UsageError(f"revision '{settings.revision}' does not exist in {settings.repo}: create the branch first") from None
+    status = getattr(getattr(exc, "response", None), "status_code", None)
+    if status == 401 or (isinstance(exc, RepositoryNotFoundError) and status == 401):
+        raise UsageError("the Hub rejected the token (401): check HF_TOKEN or log in again") from None
+    if status == 403:
+        raise UsageError(f"the token may not write to {settings.repo} (403 forbidden)") from None
+    if isinstance(exc, RepositoryNotFoundError):
+        raise UsageError(f"{settings.repo}: repository not found or not visible with this token") from None
+    if isinstance(exc, HfHubHTTPError):
+        return status in RETRY_STATUS
+    # Dropped connections, timeouts, resets: httpx's own, and what huggingface_hub re-raises.
+    return isinstance(exc, httpx2.TransportError | ConnectionError | TimeoutError)
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return (text[0] if text else type(exc).__name__)[:300]
+
+
+def _remote_files(api, settings: PushSettings) -> dict[str, str]:
+    """Repo path -> content hash (sha256 for LFS files, git blob id otherwise) at the revision."""
+    from huggingface_hub.hf_api import RepoFile
+
+    out = {}
+    for entry in api.list_repo_tree(settings.repo, recursive=True, repo_type="dataset", revision=settings.revision):
+        if isinstance(entry, RepoFile):
+            out[entry.path] = entry.lfs.sha256 if entry.lfs else entry.blob_id
+    return out
+
+
+def _git_blob_id(data: bytes) -> str:
+    return hashlib.sha1(b"blob %d\x00" % len(data) + data).hexdigest()
+
+
+# -- the dataset card -----------------------------------------------------------------
+
+
+def _card(api, settings, remote, config, fmt, locals_, manifest, call) -> bytes | None:
+    """The new README.md, or None when the repo's is already exactly this."""
+    old = ""
+    if "README.md" in remote:
+        from huggingface_hub import hf_hub_download
+
+        path = call(
+            lambda: hf_hub_download(
+                settings.repo, "README.md", repo_type="dataset", revision=settings.revision,
+                endpoint=api.endpoint, token=api.token,
+            ),
+            "read the dataset card",
+        )
+        old = Path(path).read_text(encoding="utf-8")
+    text = render_card(old, settings, config, fmt, locals_, manifest).encode("utf-8")
+    if remote.get("README.md") == _git_blob_id(text):
+        return None
+    return text
+
+
+def split_card(text: str) -> tuple[dict[str, Any], str]:
+    """(YAML front matter, body) of a dataset card; a card without front matter has {}."""
+    import yaml
+
+    if text.startswith("---\n"):
+        end = text.find("\n---", 4)
+        if end != -1:
+            meta = yaml.safe_load(text[4:end]) or {}
+            body = text[end + 4 :].lstrip("\n")
+            return (meta if isinstance(meta, dict) else {}), body
+    return {}, text
+
+
+def render_card(old: str, settings: PushSettings, config: str, fmt: str, locals_: list[_Local], manifest: dict[str, Any]) -> str:
+    """Merge this config into the card `old`: other configs' YAML entries and sections stay."""
+    import yaml
+
+    meta, body = split_card(old)
+    configs = [c for c in meta.get("configs") or [] if isinstance(c, dict) and c.get("config_name") != config]
+    configs.append({
+        "config_name": config,
+        "data_files": [{"split": settings.split, "path": f"data/{config}/{settings.split}-*"}],
+    })
+    meta["configs"] = sorted(configs, key=lambda c: str(c.get("config_name")))
+    meta.setdefault("license", settings.license)
+    meta["tags"] = sorted(set(meta.get("tags") or []) | set(TAGS))
+    section = _card_section(settings, config, fmt, locals_, manifest)
+    start, end = _SECTION.format(name=config), _SECTION_END.format(name=config)
+    if start in body and end in body:
+        body = body[: body.index(start)] + section + body[body.index(end) + len(end) :]
+    else:
+        if not body.strip():
+            body = f"# {settings.repo.split('/')[1]}\n\nSynthesized with [cotgen](https://github.com/) (MCTS over reasoning steps).\n"
+        body = body.rstrip("\n") + "\n\n" + section + "\n"
+    head = yaml.safe_dump(meta, sort_keys=False, allow_unicode=True)
+    return f"---\n{head}---\n\n{body.lstrip(chr(10))}"
+
+
+def _card_section(settings, config, fmt, locals_, manifest) -> str:
+    rows = sum(x.rows for x in locals_)
+    lines = [
+        _SECTION.format(name=config),
+        f"## Config `{config}`",
+        "",
+        DESCRIPTIONS.get(fmt, f"Rows in the `{fmt}` format."),
+        "",
+        f"- split `{settings.split}`: {rows} rows in {len(locals_)} file(s)",
+        f"- load: `datasets.load_dataset(\"{settings.repo}\", \"{config}\", split=\"{settings.split}\")`",
+    ]
+    generation = {
+        "model": manifest.get("settings", {}).get("model") if isinstance(manifest.get("settings"), dict) else None,
+        "search": manifest.get("settings"),
+        "cotgen_version": manifest.get("cotgen_version") or __version__,
+        "counts": manifest.get("counts"),
+    }
+    generation = {k: v for k, v in generation.items() if v}
+    lines += ["", "### Generation settings", "", "```json", json.dumps(generation, indent=2, sort_keys=True, ensure_ascii=False), "```"]
+    sample = _sample_row(locals_[0].path, fmt) if locals_ else None
+    if sample is not None:
+        lines += ["", "### Sample row", "", "```json", json.dumps(sample, indent=2, ensure_ascii=False, default=str), "```"]
+    lines.append(_SECTION_END.format(name=config))
+    return "\n".join(lines)
+
+
+def _sample_row(path: Path, fmt: str) -> dict[str, Any] | None:
+    """The first row, long strings and node lists cut so the card stays readable."""
+    if fmt == "marco":
+        records = json.loads(path.read_text(encoding="utf-8"))
+        row = records[0] if records else None
+    else:
+        import pyarrow.parquet as pq
+
+        pf = pq.ParquetFile(path)
+        row = next((b.to_pylist()[0] for b in pf.iter_batches(batch_size=1) if b.num_rows), None)
+    if row is None:
+        return None
+
+    def cut(value: Any) -> Any:
+        if isinstance(value, str):
+            return value if len(value) <= 600 else value[:600] + " [...]"
+        if isinstance(value, list):
+            return [cut(v) for v in value[:4]] + ([f"[... {len(value) - 4} more]"] if len(value) > 4 else [])
+        if isinstance(value, dict):
+            return {k: cut(v) for k, v in value.items()}
+        return value
+
+    return cut(row)
