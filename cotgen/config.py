@@ -1,0 +1,63 @@
+"""Settings records: frozen dataclasses checked when built, recorded as-is in manifest.json."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+ENGINES = ("hf", "vllm", "openai")
+DEVICES = ("auto", "cpu", "cuda", "mps")
+DTYPES = ("auto", "float32", "float16", "bfloat16")
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """Which model to run, on which engine, and how the engine batches requests."""
+
+    model: str = "tiny"  # alias (qwen2.5-7b), "tiny", a local folder or a Hub id
+    engine: str = "hf"  # hf (transformers in-process) | vllm (in-process, GPU) | openai (a server)
+    device: str = "auto"  # auto = cuda when available, else cpu (hf engine)
+    dtype: str = "auto"  # auto = bfloat16 on cuda, float32 on cpu (hf); vllm picks its own
+    trust_remote_code: bool = False  # never run a model repo's own Python unless asked
+    max_batch: int = 64  # most sequences (prompts x n) in one batched generate
+    batch_wait_ms: float = 5.0  # how long the first request of a batch waits for company
+    # hf on CPU: torch threads. 0 = one thread for models under 50M parameters (their
+    # per-op overhead dwarfs the math, and thread hand-offs made the tiny model 10x slower
+    # on a busy 2-core machine), torch's default above that.
+    cpu_threads: int = 0
+    max_model_len: int | None = None  # context length; None = the model's own limit
+    base_url: str = "http://127.0.0.1:8000/v1"  # openai engine: the server, up to /v1
+    api_key: str | None = None  # openai engine: bearer token; None = $OPENAI_API_KEY if set
+    request_timeout_s: float = 600.0  # openai engine: one HTTP request, generous for long batches
+    gpu_memory_utilization: float = 0.9  # vllm: fraction of GPU memory for weights + KV cache
+    seed: int = 0  # seeds the engine's own RNG, used by calls that pass no seed of their own
+
+    def __post_init__(self) -> None:
+        if not self.model or not self.model.strip():
+            raise ValueError("model must not be empty")
+        if self.engine not in ENGINES:
+            raise ValueError(f"engine must be one of {', '.join(ENGINES)}, not '{self.engine}'")
+        if self.device not in DEVICES and not self.device.startswith("cuda:"):
+            raise ValueError(f"device must be one of {', '.join(DEVICES)} or cuda:N, not '{self.device}'")
+        if self.dtype not in DTYPES:
+            raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, not '{self.dtype}'")
+        if self.max_batch < 1:
+            raise ValueError(f"max_batch must be >= 1, not {self.max_batch}")
+        if self.batch_wait_ms < 0:
+            raise ValueError(f"batch_wait_ms must be >= 0, not {self.batch_wait_ms}")
+        if self.cpu_threads < 0:
+            raise ValueError(f"cpu_threads must be >= 0, not {self.cpu_threads}")
+        if self.max_model_len is not None and self.max_model_len < 2:
+            raise ValueError(f"max_model_len must be >= 2, not {self.max_model_len}")
+        if not self.base_url.startswith(("http://", "https://")):
+            raise ValueError(f"base_url must start with http:// or https://, not '{self.base_url}'")
+        if self.request_timeout_s <= 0:
+            raise ValueError(f"request_timeout_s must be > 0, not {self.request_timeout_s}")
+        if not 0.0 < self.gpu_memory_utilization <= 1.0:
+            raise ValueError(f"gpu_memory_utilization must be in (0, 1], not {self.gpu_memory_utilization}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """For manifest.json: every field except the secret."""
+        d = asdict(self)
+        d["api_key"] = None if self.api_key is None else "***"
+        return d

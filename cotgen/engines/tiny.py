@@ -1,0 +1,195 @@
+"""The tiny random-weight Qwen2 model cotgen builds locally for demos and tests."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from cotgen.errors import RunError
+
+# Bump when the recipe below changes: the user cache keys on it, so an old build is
+# never mistaken for the new one.
+TINY_VERSION = "1"
+
+OPENLONGCOT_TOKENS = [
+    "<start_of_father_id>",
+    "<end_of_father_id>",
+    "<start_of_local_id>",
+    "<end_of_local_id>",
+    "<start_of_thought>",
+    "<end_of_thought>",
+    "<start_of_rating>",
+    "<end_of_rating>",
+    "<positive_rating>",
+    "<negative_rating>",
+    "<unknown_rating>",
+    "<problem>",
+    "<critic>",
+    "<refine>",
+    "<conclusion>",
+]
+# <|endoftext|> first so it gets id 0, as in Qwen2 (it is the pad and unk token).
+CHATML_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+
+CHAT_TEMPLATE = (
+    "{% for message in messages %}"
+    "{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n' }}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
+)
+
+VOCAB_SIZE = 1024  # BPE vocabulary incl. special tokens; small keeps the embedding ~50k params
+# Qwen2 shape scaled down to ~110k parameters: fast on one CPU core, still a real
+# GQA transformer (4 query heads share 2 key/value heads) with rotary positions.
+MODEL_SHAPE = dict(
+    hidden_size=64,
+    intermediate_size=128,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    num_key_value_heads=2,
+    max_position_embeddings=4096,
+    rope_theta=10000.0,
+    tie_word_embeddings=True,
+    # Wider than the usual 0.02 so the next-token distribution is peaked, not flat:
+    # greedy decoding then has clear winners, which keeps batched-vs-alone comparisons stable.
+    initializer_range=0.15,
+)
+WEIGHT_SEED = 1234  # fixed: every build of the same TINY_VERSION has the same weights
+
+
+def _corpus() -> list[str]:
+    """A small built-in corpus of math-flavoured text, deterministic."""
+    words = (
+        "The answer is Let us compute the total number of apples each step so first then "
+        "therefore because we add subtract multiply divide sum product equals remainder "
+        "half twice three times fraction percent of minus plus Solve for x equation value "
+        "check again wait maybe I made a mistake rethink from scratch problem solution "
+        "final answer Step She He They has had bought sold gives gets left over more less "
+        "than how many much cost dollars hours minutes per day week each costs rate speed"
+    ).split()
+    lines = []
+    for i in range(400):
+        a, b = (i * 37) % 97 + 1, (i * 53) % 89 + 2
+        w = words[i % len(words)], words[(i * 7) % len(words)], words[(i * 13) % len(words)]
+        lines.append(f"{w[0]} {a} {w[1]} {b}, {w[2]} {a} + {b} = {a + b}.")
+        lines.append(f"So {a} * {b} = {a * b} and {a * b} / {b} = {a}. The answer is \\boxed{{{a + b}}}.")
+        lines.append(f"#### {a * b - b}\n\n$\\frac{{{a}}}{{{b}}}$ is {a / b:.3f}; {a}% of {b * 100} is {a * b}.")
+    lines.append(" ".join(words))
+    lines.append("\\boxed{} \\fbox{} \\frac{}{} \\sqrt{} x^2 ( ) [ ] { } < > = + - * / ! ? : ; ' \"")
+    return lines
+
+
+def _train_tokenizer():
+    """A byte-level BPE trained with exactly Qwen2's normalizer and pre-tokenizer.
+
+    transformers 5 rebuilds a qwen2 tokenizer from its class on load, keeping only vocab
+    and merges; any other pre-tokenizer would give different ids after a reload.
+    """
+    from tokenizers import Regex, Tokenizer, decoders, normalizers, pre_tokenizers, trainers
+    from tokenizers.models import BPE
+    from transformers.models.qwen2.tokenization_qwen2 import PRETOKENIZE_REGEX
+
+    tok = Tokenizer(BPE(unk_token=None, fuse_unk=False, byte_fallback=False))
+    tok.normalizer = normalizers.NFC()
+    tok.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Split(Regex(PRETOKENIZE_REGEX), behavior="isolated", invert=False),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+        ]
+    )
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=VOCAB_SIZE,
+        min_frequency=2,
+        special_tokens=CHATML_TOKENS + OPENLONGCOT_TOKENS,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tok.train_from_iterator(_corpus(), trainer=trainer)
+    return tok
+
+
+def build_tiny_model(out: Path) -> Path:
+    """Write the tiny model (weights, config, tokenizer, chat template) into folder `out`."""
+    import torch
+    from transformers import GenerationConfig, Qwen2Config, Qwen2ForCausalLM
+    from transformers.models.qwen2.tokenization_qwen2 import Qwen2Tokenizer
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # a 0.4 MB write needs no progress bar on stderr
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    trained = _train_tokenizer()
+    model_json = json.loads(trained.to_str())["model"]
+    tokenizer = Qwen2Tokenizer(
+        vocab=model_json["vocab"],
+        merges=[tuple(m) if isinstance(m, list) else tuple(m.split(" ")) for m in model_json["merges"]],
+        eos_token="<|im_end|>",
+        pad_token="<|endoftext|>",
+        unk_token="<|endoftext|>",
+        extra_special_tokens=["<|im_start|>", *OPENLONGCOT_TOKENS],
+        chat_template=CHAT_TEMPLATE,
+        model_max_length=MODEL_SHAPE["max_position_embeddings"],
+    )
+    tokenizer.save_pretrained(out)
+
+    vocab = trained.get_vocab()
+    config = Qwen2Config(
+        vocab_size=len(vocab),
+        bos_token_id=None,
+        eos_token_id=vocab["<|im_end|>"],
+        pad_token_id=vocab["<|endoftext|>"],
+        **MODEL_SHAPE,
+    )
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(WEIGHT_SEED)
+        model = Qwen2ForCausalLM(config)
+    model.generation_config = GenerationConfig(
+        eos_token_id=[vocab["<|im_end|>"], vocab["<|endoftext|>"]],
+        pad_token_id=vocab["<|endoftext|>"],
+        do_sample=False,
+    )
+    model.save_pretrained(out)
+    (out / "COTGEN_TINY").write_text(
+        f"cotgen tiny model, recipe version {TINY_VERSION}: random weights, for demos and tests only\n"
+    )
+    return out
+
+
+def cache_dir() -> Path:
+    """Where cotgen keeps what it builds: $COTGEN_CACHE, else $XDG_CACHE_HOME/cotgen or ~/.cache/cotgen."""
+    if os.environ.get("COTGEN_CACHE"):
+        return Path(os.environ["COTGEN_CACHE"]).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "cotgen"
+
+
+def tiny_model_path() -> Path:
+    """The tiny model in the user cache, built on first use.
+
+    Built in a temporary sibling folder and renamed into place, so a crash or two
+    processes racing never leave a half-written model under the final name.
+    """
+    final = cache_dir() / f"tiny-{TINY_VERSION}"
+    if (final / "COTGEN_TINY").is_file():
+        return final
+    try:
+        final.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".tiny-{TINY_VERSION}-", dir=final.parent))
+    except OSError as exc:
+        raise RunError(f"cannot build the tiny model in {final.parent}: {exc} (set COTGEN_CACHE)") from None
+    try:
+        build_tiny_model(tmp)
+        try:
+            tmp.rename(final)
+        except OSError:
+            # Another process finished first (the target exists and is not empty): use its build.
+            if not (final / "COTGEN_TINY").is_file():
+                raise
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return final
