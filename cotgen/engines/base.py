@@ -17,6 +17,7 @@ class Completion:
     # Top-5 log-probs at each generated position, highest first (the chosen token may or
     # may not be among them). Marco-o1's confidence value reads these.
     top_logprobs: list[list[float]] = field(default_factory=list)
+    token_ids: list[int] = field(default_factory=list)  # the kept tokens, where the engine knows them
 
     @property
     def mean_logprob(self) -> float | None:

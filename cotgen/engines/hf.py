@@ -41,13 +41,6 @@ SMALL_MODEL_PARAMS = 50_000_000  # below this, one CPU thread beats several (Eng
 
 
 @dataclass
-class HFCompletion(Completion):
-    """A Completion that also carries the kept token ids (tests, token-level tooling)."""
-
-    token_ids: list[int] = field(default_factory=list)
-
-
-@dataclass
 class _Item:
     """One prompt of one call, waiting for a batch."""
 
@@ -355,7 +348,7 @@ class HFEngine:
             r += item.n
         return grouped
 
-    def _completion(self, new: list[int], lps: list[float], tops: list[list[float]], stop: tuple) -> HFCompletion:
+    def _completion(self, new: list[int], lps: list[float], tops: list[list[float]], stop: tuple) -> Completion:
         """Cut at EOS, then at the first stop string; tokens and log-probs follow the kept text."""
         end = next((i for i, t in enumerate(new) if t in self.eos_ids), None)
         self.stats.generated_tokens += len(new) if end is None else end + 1
@@ -375,7 +368,7 @@ class HFEngine:
             ):
                 k += 1
             kept = kept[:k]
-        return HFCompletion(
+        return Completion(
             text=text,
             tokens=len(kept),
             finish_reason=finish,
