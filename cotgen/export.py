@@ -1,0 +1,364 @@
+"""Export: trees (run folders, tree shards, OpenLongCoT files) -> Hub-style shards of one format."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cotgen.errors import DataError, UsageError
+from cotgen.formats import ExportRefused, Format
+from cotgen.rowsources import TREES, BadRow, iter_shard_trees, open_rows
+from cotgen.shards import expand_tree_inputs
+from cotgen.tree import Tree, tree_id, tree_problems
+
+DEFAULT_MAX_SHARD_SIZE = "500MB"
+BATCH_ROWS = 2048  # rows per Parquet row group at most; bounds export memory
+BATCH_BYTES = 16 * 2**20  # text bytes per row group at most, for the same reason
+_UNITS = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12,
+          "KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40}  # fmt: skip
+_SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]I?B|B)?\s*", re.I)
+_SHARD_NAME = re.compile(r"^(?P<split>.+)-\d{5}-of-\d{5}\.(parquet|json)$")
+
+
+def parse_size(text: str | int) -> int:
+    """'500MB' -> 500_000_000 (decimal units as the Hub uses; KiB/MiB/GiB are binary); bytes if bare."""
+    if isinstance(text, int):
+        size = text
+    else:
+        m = _SIZE.fullmatch(text)
+        if m is None:
+            raise UsageError(f"--max-shard-size: cannot read '{text}' as a size (e.g. 500MB, 1GB, 20KB, 100000)")
+        size = int(float(m.group(1)) * _UNITS[(m.group(2) or "").upper()])
+    if size < 1024:
+        raise UsageError(f"--max-shard-size: {size} bytes is too small (at least 1KB: a shard needs room for its footer)")
+    return size
+
+
+@dataclass
+class ExportSummary:
+    """What an export did. Every tree that made no row is in `skipped`, by reason."""
+
+    format: str
+    out: str
+    split: str
+    shards: list[str] = field(default_factory=list)
+    rows_written: int = 0
+    trees_read: int = 0
+    trees_exported: int = 0
+    skipped: Counter = field(default_factory=Counter)  # reason -> trees
+    examples: dict[str, str] = field(default_factory=dict)  # reason -> the first tree or row it hit
+
+    def skip(self, reason: str, where: str) -> None:
+        key = _reason_key(reason)
+        self.skipped[key] += 1
+        self.examples.setdefault(key, f"{where}: {reason}"[:500])
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "format": self.format,
+            "out": self.out,
+            "split": self.split,
+            "shards": self.shards,
+            "rows_written": self.rows_written,
+            "trees_read": self.trees_read,
+            "trees_exported": self.trees_exported,
+            "trees_skipped": sum(self.skipped.values()),
+            "skipped": dict(self.skipped.most_common()),
+            "examples": self.examples,
+        }
+
+
+def _reason_key(reason: str) -> str:
+    # Refusals of different trees differ only by ids and counts; count them as one reason.
+    reason = re.sub(r"^tree [0-9a-f]+: ", "", reason.strip())
+    reason = reason.splitlines()[0] if reason else "no reason given"
+    return re.sub(r"\b\d+\b", "N", reason)[:200]
+
+
+def export(
+    inputs: Iterable[Path | str],
+    format: Format,
+    out: Path | str,
+    *,
+    split: str = "train",
+    max_shard_size: int | str = DEFAULT_MAX_SHARD_SIZE,
+    overwrite: bool = False,
+) -> ExportSummary:
+    """Export every tree of `inputs` to `<out>/<split>-0000i-of-0000N.<parquet|json>`.
+
+    Shards are written under temporary names and renamed once N is known, so a crash
+    never leaves a shard under a final name. Failed trees, invalid trees, trees the
+    format refuses and unreadable input rows are skipped and counted by reason.
+    """
+    out = Path(out)
+    limit = parse_size(max_shard_size)
+    if not re.fullmatch(r"[A-Za-z0-9_.]+", split):
+        raise UsageError(f"--split '{split}': use letters, digits, '_' or '.' (it names the shard files)")
+    sources = _input_sources([Path(p) for p in inputs])
+    old_shards = _prepare_out(out, split, overwrite)
+    summary = ExportSummary(format=format.name, out=str(out), split=split)
+    sink = _JsonShards(out, split, limit) if format.file_kind == "json" else _ParquetShards(out, split, limit)
+    try:
+        for tree, where in _iter_input_trees(sources, summary):
+            summary.trees_read += 1
+            reason = _skip_reason(tree)
+            if reason is None:
+                try:
+                    rows = list(format.export(tree))
+                except ExportRefused as exc:
+                    reason = f"refused by {format.name}: {exc}"
+                else:
+                    if not rows:
+                        reason = f"{format.name} made no row from this tree"
+            if reason is not None:
+                summary.skip(reason, where)
+                continue
+            summary.trees_exported += 1
+            for row in rows:
+                sink.add(row)
+            summary.rows_written += len(rows)
+        temporary = sink.close()
+    except BaseException:
+        sink.discard()
+        raise
+    for old in old_shards:
+        old.unlink(missing_ok=True)
+    n = len(temporary)
+    for i, tmp in enumerate(temporary):
+        final = out / f"{split}-{i:05d}-of-{n:05d}.{sink.ext}"
+        os.replace(tmp, final)
+        summary.shards.append(final.name)
+    return summary
+
+
+def _skip_reason(tree: Tree) -> str | None:
+    if tree.error is not None:
+        return f"failed tree: {tree.error}"
+    problems = tree_problems(tree)
+    if problems:
+        return f"invalid tree: {problems[0]}"
+    return None
+
+
+def _input_sources(inputs: list[Path]) -> list[tuple[Path, str]]:
+    """(file, format) for every input, checked before anything is written."""
+    if not inputs:
+        raise UsageError("no input: give run folders, tree shards or OpenLongCoT files")
+    out: list[tuple[Path, str]] = []
+    for path in expand_tree_inputs(inputs):
+        source = open_rows(path)
+        if source.format not in (TREES, "openlongcot"):
+            raise UsageError(
+                f"{path}: holds {source.format} rows, which do not carry whole trees; "
+                "export reads run folders, tree shards or OpenLongCoT files"
+            )
+        out.append((path, source.format))
+    return out
+
+
+def _iter_input_trees(sources: list[tuple[Path, str]], summary: ExportSummary) -> Iterator[tuple[Tree, str]]:
+    for path, fmt in sources:
+        if fmt == TREES:
+            for i, tree in iter_shard_trees(path):
+                if isinstance(tree, BadRow):
+                    summary.trees_read += 1
+                    summary.skip(f"unreadable tree record: {tree.message}", f"{path}: row {i}")
+                    continue
+                yield tree, f"{path}: row {i}: tree {tree.id}"
+        else:
+            yield from _openlongcot_trees(path, summary)
+
+
+def _openlongcot_trees(path: Path, summary: ExportSummary) -> Iterator[tuple[Tree, str]]:
+    """Trees parsed from an OpenLongCoT file; a row that does not parse is skipped, counted."""
+    from cotgen.formats.openlongcot import OpenLongCoTParseError, parse_openlongcot
+
+    source = open_rows(path, "openlongcot")
+    columns = [c for c in ("text", "id", "answer") if c in source.columns]
+    for batch in source.batches(columns):
+        for index, row in zip(batch.indices, batch.rows, strict=True):
+            where = f"{path}: row {index}"
+            if isinstance(row, BadRow):
+                summary.trees_read += 1
+                summary.skip(f"unreadable input row: {row.message}", where)
+                continue
+            text = row.get("text")
+            if not isinstance(text, str):
+                summary.trees_read += 1
+                summary.skip("input row has no text", where)
+                continue
+            try:
+                tree = parse_openlongcot(text)
+            except OpenLongCoTParseError as exc:
+                summary.trees_read += 1
+                summary.skip(f"input row is not valid OpenLongCoT: {exc.reason}", f"{where}, char {exc.offset}")
+                continue
+            # Rows cotgen exported carry the ground truth and the tree id beside the text.
+            answer = row.get("answer")
+            if isinstance(answer, str):
+                tree.answer = answer
+            tree.id = row.get("id") or tree_id(tree.problem, tree.answer)
+            yield tree, where
+
+
+def _prepare_out(out: Path, split: str, overwrite: bool) -> list[Path]:
+    """Create `out`; return the shards of `split` already there (to replace) or refuse them."""
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out}: is a file, expected a folder")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"--out {out}: cannot create the folder ({exc.strerror})") from None
+    existing = sorted(p for p in out.iterdir() if (m := _SHARD_NAME.match(p.name)) and m["split"] == split)
+    if existing and not overwrite:
+        names = ", ".join(p.name for p in existing[:3]) + (" ..." if len(existing) > 3 else "")
+        raise UsageError(f"--out {out}: already holds {split} shards ({names}); pass --overwrite to replace them")
+    return existing
+
+
+def _text_size(value: Any) -> int:
+    """Rough bytes of a row value: enough to bound a row group's memory."""
+    if isinstance(value, str):
+        return len(value)
+    if isinstance(value, dict):
+        return sum(_text_size(v) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return sum(_text_size(v) for v in value)
+    return 8
+
+
+class _Shards:
+    """Shards of one export under temporary names; `close()` returns them in order."""
+
+    ext = ""
+
+    def __init__(self, out: Path, split: str, limit: int) -> None:
+        self.out, self.split, self.limit = out, split, limit
+        self.paths: list[Path] = []
+
+    def _new_path(self) -> Path:
+        path = self.out / f".{self.split}-{len(self.paths):05d}.{self.ext}.tmp-{os.getpid()}"
+        self.paths.append(path)
+        return path
+
+    def discard(self) -> None:
+        self._close_file()
+        for p in self.paths:
+            p.unlink(missing_ok=True)
+
+    def _close_file(self) -> None:
+        raise NotImplementedError
+
+
+class _ParquetShards(_Shards):
+    ext = "parquet"
+
+    def __init__(self, out: Path, split: str, limit: int) -> None:
+        super().__init__(out, split, limit)
+        self.rows: list[dict[str, Any]] = []
+        self.buffered = 0
+        self.batch_bytes = max(1, min(BATCH_BYTES, limit // 8))
+        self.schema = None
+        self.file = None
+        self.writer = None
+        self.row_groups = 0
+        self.ratio = 1.0  # bytes on disk per text byte, learned from the row groups written
+
+    def add(self, row: dict[str, Any]) -> None:
+        self.rows.append(row)
+        for v in row.values():
+            self.buffered += len(v) if type(v) is str else _text_size(v)
+        if len(self.rows) >= BATCH_ROWS or self.buffered >= self.batch_bytes:
+            self._flush()
+
+    def _flush(self) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        if not self.rows:
+            return
+        try:
+            if self.schema is None:
+                table = pa.Table.from_pylist(self.rows)
+                # A column that is all null in the first batch (no answer yet) would be
+                # typed null for every shard; text is the only sensible type for it.
+                self.schema = pa.schema(
+                    [f.with_type(pa.string()) if pa.types.is_null(f.type) else f for f in table.schema]
+                )
+            table = pa.Table.from_pylist(self.rows, schema=self.schema)
+        except (pa.ArrowException, TypeError, ValueError) as exc:
+            raise DataError(f"export: rows do not fit one table schema ({exc})") from None
+        # Next row group's size guessed from the last one's compression, with a margin.
+        expected = 1.25 * self.buffered * self.ratio
+        footer = 1024 + 128 * len(self.schema) * (self.row_groups + 2)
+        if self.writer is not None and self.file.tell() + expected + footer > self.limit:
+            self._close_file()
+        if self.writer is None:
+            self.file = open(self._new_path(), "wb")
+            # No column statistics: min/max of long texts would bloat every footer.
+            self.writer = pq.ParquetWriter(self.file, self.schema, compression="zstd", write_statistics=False)
+            self.row_groups = 0
+        before = self.file.tell()
+        self.writer.write_table(table)
+        self.row_groups += 1
+        self.ratio = (self.file.tell() - before) / max(1, self.buffered)
+        self.rows, self.buffered = [], 0
+
+    def _close_file(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            self.file.flush()
+            os.fsync(self.file.fileno())
+            self.file.close()
+        self.writer = self.file = None
+
+    def close(self) -> list[Path]:
+        self._flush()
+        self._close_file()
+        return list(self.paths)
+
+
+class _JsonShards(_Shards):
+    """A JSON array per shard, byte for byte what dumps_marco writes for the same records,
+    but streamed record by record."""
+
+    ext = "json"
+
+    def __init__(self, out: Path, split: str, limit: int) -> None:
+        super().__init__(out, split, limit)
+        self.file = None
+        self.size = 0
+
+    def add(self, row: dict[str, Any]) -> None:
+        from cotgen.formats.marco import dumps_marco
+
+        # dumps_marco([r]) is "[\n" + the record indented one level + "\n]\n".
+        chunk = dumps_marco([row])[2:-3].encode("utf-8")
+        if self.file is not None and self.size + 2 + len(chunk) + 3 > self.limit:
+            self._close_file()
+        if self.file is None:
+            self.file = open(self._new_path(), "wb")
+            self.file.write(b"[\n")
+            self.size = 2
+        else:
+            self.file.write(b",\n")
+            self.size += 2
+        self.file.write(chunk)
+        self.size += len(chunk)
+
+    def _close_file(self) -> None:
+        if self.file is not None:
+            self.file.write(b"\n]\n")
+            self.file.flush()
+            os.fsync(self.file.fileno())
+            self.file.close()
+        self.file = None
+
+    def close(self) -> list[Path]:
+        self._close_file()
+        return list(self.paths)

@@ -1,0 +1,387 @@
+"""Rows of any supported file (Parquet, JSONL, .txt, JSON array) batch by batch, and which format a file holds."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from cotgen.errors import DataError, UsageError, located
+from cotgen.formats import FORMATS, format_class
+
+TREES = "trees"  # the format name of tree shards; not an export format
+TREE_COLUMNS = ("id", "problem", "nodes")
+BATCH_ROWS = 2048  # rows per batch; bounds memory for Parquet, JSONL and .txt alike
+TREE_BATCH_ROWS = 256  # trees per batch: a tree row holds all its nodes, so fewer at once
+SNIFF_BYTES = 8192  # how much of a text file is looked at to tell it from a binary one
+KINDS = {".parquet": "parquet", ".jsonl": "jsonl", ".ndjson": "jsonl", ".txt": "txt", ".json": "json"}
+
+
+@dataclass(frozen=True)
+class BadRow:
+    """A row that could not even be read (invalid UTF-8, a line that is not JSON).
+
+    It stands in the batch where the row would be, so validate reports it as that row's
+    error and export counts it as a skipped row, and both go on with the next one.
+    """
+
+    message: str
+
+
+@dataclass
+class RowBatch:
+    """Consecutive rows of one file. `rows[i]` is row `indices[i]`: for .txt and .jsonl the
+    row index is the 0-based line number (blank lines are skipped, not rows)."""
+
+    indices: range | list[int]
+    rows: list[Any]  # dicts, or BadRow
+
+
+def format_columns() -> dict[str, tuple[str, ...]]:
+    """Columns of every registered format whose module exists, in detection order.
+
+    Formats with more columns come first so that a file holding the columns of two
+    formats is taken for the more specific one; ties keep the registry's order.
+    """
+    found: dict[str, tuple[str, ...]] = {}
+    for name, target in FORMATS.items():
+        try:
+            found[name] = tuple(format_class(name).columns)
+        except ModuleNotFoundError as exc:
+            # A format still being written is simply not detectable yet; any other
+            # import failure inside an existing module is a bug and keeps its traceback.
+            if exc.name != target.split(":")[0]:
+                raise
+    return dict(sorted(found.items(), key=lambda kv: -len(kv[1])))
+
+
+def match_format(columns: list[str] | tuple[str, ...]) -> str | None:
+    """The format whose columns are all among `columns` (tree shards first); None if none."""
+    have = set(columns)
+    if set(TREE_COLUMNS) <= have:
+        return TREES
+    for name, cols in format_columns().items():
+        if set(cols) <= have:
+            return name
+    return None
+
+
+def _no_match(path: Path, columns: list[str] | tuple[str, ...], what: str = "columns") -> DataError:
+    expected = "; ".join(
+        [f"{', '.join(TREE_COLUMNS)} (tree shard)"]
+        + [f"{', '.join(cols)} ({name})" for name, cols in format_columns().items()]
+    )
+    shown = ", ".join(columns) if columns else "(none)"
+    return DataError(f"{path}: {what} {shown} do not match any format: expected {expected}")
+
+
+def _check_columns(path: Path, columns: list[str] | tuple[str, ...], fmt: str) -> None:
+    wanted = TREE_COLUMNS if fmt == TREES else format_class(fmt).columns
+    missing = [c for c in wanted if c not in columns]
+    if missing:
+        raise DataError(
+            f"{path}: not a {fmt} file: missing column(s) {', '.join(missing)} "
+            f"(it has {', '.join(columns) or 'none'})"
+        )
+
+
+class RowSource:
+    """One input file: its kind (parquet, jsonl, txt, json), its format and its rows.
+
+    Built by `open_rows`, which detects the format or checks the one given; `batches()`
+    then streams the rows. Everything except a JSON array is read one batch at a time.
+    """
+
+    def __init__(self, path: Path, kind: str, fmt: str, columns: tuple[str, ...], records: list | None = None):
+        self.path = path
+        self.kind = kind
+        self.format = fmt
+        self.columns = columns
+        self._records = records  # a JSON array is parsed whole; json has no streaming reader here
+
+    def batches(self, columns: tuple[str, ...] | list[str] | None = None) -> Iterator[RowBatch]:
+        """Rows as dicts (or BadRow), batch by batch. `columns` narrows Parquet reads."""
+        if self.kind == "parquet":
+            yield from _parquet_batches(self.path, columns)
+        elif self.kind == "json":
+            records = self._records or []
+            for start in range(0, len(records), BATCH_ROWS):
+                chunk = records[start : start + BATCH_ROWS]
+                yield RowBatch(range(start, start + len(chunk)), chunk)
+        else:
+            yield from _line_batches(self.path, self.kind)
+
+
+def open_rows(path: Path | str, fmt: str | None = None) -> RowSource:
+    """Open one file for reading rows, detecting its format unless `fmt` is given.
+
+    A missing file or an unknown format is a UsageError; a file that is empty, binary,
+    unreadable or whose columns match no format is a DataError naming it.
+    """
+    path = Path(path)
+    if fmt is not None and fmt != TREES and fmt not in FORMATS:
+        raise UsageError(f"unknown format '{fmt}' (expected one of: {', '.join([TREES, *FORMATS])})")
+    if not path.exists():
+        raise UsageError(f"{path}: no such file or folder")
+    if path.is_dir():
+        raise UsageError(f"{path}: is a folder, expected a file")
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as f:
+            head = f.read(SNIFF_BYTES)
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read ({exc.strerror})") from None
+    if size == 0:
+        raise DataError(f"{path}: empty file (0 bytes), expected rows")
+    kind = KINDS.get(path.suffix.lower()) or _sniff_kind(path, head)
+    if kind == "parquet":
+        return _open_parquet(path, fmt)
+    if b"\x00" in head:
+        nul = head.index(b"\x00")
+        raise DataError(f"{path}: a binary file (NUL byte at byte {nul}), expected {kind} text")
+    if kind == "json":
+        return _open_json(path, fmt)
+    return _open_lines(path, kind, fmt)
+
+
+def _sniff_kind(path: Path, head: bytes) -> str:
+    if head.startswith(b"PAR1"):
+        return "parquet"
+    text = head.lstrip()
+    if text.startswith(b"["):
+        return "json"
+    if text.startswith(b"{"):
+        return "jsonl"
+    if text.startswith(b"<start_of_father_id>"):
+        return "txt"
+    if b"\x00" in head:
+        raise DataError(f"{path}: a binary file of unknown kind, expected .parquet, .jsonl, .txt or .json")
+    raise DataError(f"{path}: cannot tell what this file holds: expected .parquet, .jsonl, .txt or .json")
+
+
+def _open_parquet(path: Path, fmt: str | None) -> RowSource:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        columns = tuple(pq.read_schema(path).names)
+    except (OSError, pa.ArrowException) as exc:
+        raise DataError(f"{path}: not a readable Parquet file ({_first_line(exc)})") from None
+    if fmt is None:
+        fmt = match_format(columns)
+        if fmt is None:
+            raise _no_match(path, columns)
+    else:
+        _check_columns(path, columns, fmt)
+    return RowSource(path, "parquet", fmt, columns)
+
+
+def _parquet_batches(path: Path, columns) -> Iterator[RowBatch]:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    start = 0
+    try:
+        pf = pq.ParquetFile(path)
+        for batch in pf.iter_batches(batch_size=BATCH_ROWS, columns=list(columns) if columns else None):
+            if batch.num_columns == 1:
+                # The common case (validating OpenLongCoT reads only `text`): one column to
+                # Python in one call is several times faster than building dicts row-wise.
+                name = batch.schema.names[0]
+                rows = [{name: v} for v in batch.column(0).to_pylist()]
+            else:
+                rows = batch.to_pylist()
+            yield RowBatch(range(start, start + len(rows)), rows)
+            start += len(rows)
+    except (OSError, pa.ArrowException) as exc:
+        raise DataError(located(path, start, f"cannot read Parquet data ({_first_line(exc)})")) from None
+
+
+def _open_json(path: Path, fmt: str | None) -> RowSource:
+    from cotgen.formats.marco import loads_marco
+
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path}: invalid UTF-8 at byte {exc.start}") from None
+    # The Marco reader is the JSON-array reader: it names the file when the text is not an array.
+    records = loads_marco(text, path)
+    first = next((r for r in records if isinstance(r, dict)), None)
+    columns = tuple(first) if first is not None else ()
+    if fmt is None:
+        # An array with no object in it is still a (broken) Marco file: its rows say why.
+        fmt = match_format(columns) if first is not None else "marco"
+        if fmt is None:
+            raise _no_match(path, columns, what="keys")
+    return RowSource(path, "json", fmt, columns, records)
+
+
+def _open_lines(path: Path, kind: str, fmt: str | None) -> RowSource:
+    if kind == "txt":
+        # A .txt file is OpenLongCoT as published: one row per line, the row is the line.
+        if fmt not in (None, "openlongcot"):
+            raise UsageError(f"{path}: a .txt file holds OpenLongCoT rows (one per line), not {fmt}")
+        return RowSource(path, "txt", "openlongcot", ("text",))
+    columns: tuple[str, ...] = ()
+    for batch in _line_batches(path, kind):
+        first = batch.rows[0]
+        if isinstance(first, BadRow):
+            if fmt is None:
+                raise DataError(located(path, batch.indices[0], f"cannot detect the format: {first.message}"))
+        else:
+            columns = tuple(first)
+        break
+    else:
+        raise DataError(f"{path}: no rows (only blank lines)")
+    if fmt is None:
+        fmt = match_format(columns)
+        if fmt is None:
+            raise _no_match(path, columns, what="keys")
+    return RowSource(path, kind, fmt, columns)
+
+
+def _line_batches(path: Path, kind: str) -> Iterator[RowBatch]:
+    """Lines as rows: .txt lines become {"text": line}, .jsonl lines JSON objects.
+
+    Read as bytes and decoded line by line so that invalid UTF-8 is the error of one
+    row, named by its line, and the rest of the file is still read.
+    """
+    indices: list[int] = []
+    rows: list[Any] = []
+    with open(path, "rb") as f:
+        for lineno, raw in enumerate(f):
+            line = raw.rstrip(b"\r\n") if kind == "jsonl" else raw.rstrip(b"\n").removesuffix(b"\r")
+            if not line.strip():
+                continue
+            try:
+                text = line.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                row: Any = BadRow(f"line {lineno + 1}: invalid UTF-8 at byte {exc.start} of the line")
+            else:
+                row = {"text": text} if kind == "txt" else _json_object(text, lineno)
+            indices.append(lineno)
+            rows.append(row)
+            if len(rows) >= BATCH_ROWS:
+                yield RowBatch(indices, rows)
+                indices, rows = [], []
+    if rows:
+        yield RowBatch(indices, rows)
+
+
+def _json_object(text: str, lineno: int) -> dict | BadRow:
+    try:
+        obj = json.loads(text)
+    except json.JSONDecodeError as exc:
+        return BadRow(f"line {lineno + 1}: not JSON ({exc.msg} at char {exc.pos})")
+    if not isinstance(obj, dict):
+        return BadRow(f"line {lineno + 1}: a JSON {type(obj).__name__}, expected an object")
+    return obj
+
+
+def iter_rows(path: Path | str, fmt: str | None = None) -> Iterator[dict[str, Any]]:
+    """Every row of one file as a dict, batch by batch; a row that cannot be read at all
+    (invalid UTF-8, a line that is not a JSON object) is a DataError naming it. Callers
+    that need row indices use `open_rows(path).batches()` (.txt/.jsonl rows are numbered
+    by line)."""
+    source = open_rows(path, fmt)
+    for batch in source.batches():
+        for index, row in zip(batch.indices, batch.rows, strict=True):
+            if isinstance(row, BadRow):
+                raise DataError(located(source.path, index, row.message))
+            yield row
+
+
+def iter_shard_trees(path: Path) -> Iterator[tuple[int, Any]]:
+    """(row index, Tree or BadRow) for every row of one tree shard, batch by batch.
+
+    Builds the nodes column-wise (one to_pylist per node field for the whole batch)
+    instead of a dict per node as Tree.from_row does: export spends most of its time
+    here otherwise. A batch that does not have the canonical shape (a null node list, a
+    missing field) goes through Tree.from_row row by row, which names what is wrong.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from cotgen.errors import InvalidTree
+    from cotgen.tree import Node, Tree, TreeStats
+
+    node_fields = [f.name for f in fields(Node)]
+    stats_fields = [f.name for f in fields(TreeStats)]
+    start = 0
+    try:
+        pf = pq.ParquetFile(path)
+        for batch in pf.iter_batches(batch_size=TREE_BATCH_ROWS):
+            cols = dict(zip(batch.schema.names, batch.columns, strict=True))
+            nodes = cols.get("nodes")
+            fast = (
+                nodes is not None
+                and pa.types.is_list(nodes.type)
+                and pa.types.is_struct(nodes.type.value_type)
+                and nodes.null_count == 0
+                and {nodes.type.value_type.field(i).name for i in range(nodes.type.value_type.num_fields)} >= set(node_fields)
+                and all(cols.get(c) is not None and cols[c].null_count == 0 for c in ("id", "problem"))
+            )
+            if not fast:
+                for i, row in enumerate(batch.to_pylist()):
+                    try:
+                        yield start + i, Tree.from_row(row)
+                    except InvalidTree as exc:
+                        yield start + i, BadRow(str(exc))
+                start += batch.num_rows
+                continue
+            flat = nodes.flatten()
+            values = [flat.field(name).to_pylist() for name in node_fields]
+            all_nodes = [Node(*v) for v in zip(*values, strict=True)]
+            lengths = nodes.value_lengths().to_pylist()
+            n_rows = batch.num_rows
+            column = {name: (cols[name].to_pylist() if name in cols else [None] * n_rows)
+                      for name in ("id", "problem", "answer", "source", "model", "config", "created_at", "error")}
+            stats = _column_stats(cols.get("stats"), n_rows, stats_fields, TreeStats)
+            at = 0
+            rows = zip(lengths, column["id"], column["problem"], column["answer"], column["source"],
+                       column["model"], column["config"], stats, column["created_at"], column["error"], strict=True)
+            for i, (n, tid, problem, answer, source, model, config, tstats, created_at, error) in enumerate(rows):
+                try:
+                    tree = Tree(
+                        id=tid,
+                        problem=problem,
+                        answer=answer,
+                        source=source or "",
+                        model=model or "",
+                        config=json.loads(config) if isinstance(config, str) and config else dict(config or {}),
+                        nodes=all_nodes[at : at + n],
+                        stats=tstats,
+                        created_at=created_at or "",
+                        error=error,
+                    )
+                except (TypeError, ValueError) as exc:
+                    yield start + i, BadRow(f"not a tree record ({type(exc).__name__}: {exc})")
+                else:
+                    yield start + i, tree
+                at += n
+            start += batch.num_rows
+    except (OSError, pa.ArrowException) as exc:
+        raise DataError(located(path, start, f"cannot read the tree shard ({_first_line(exc)})")) from None
+
+
+def _column_stats(column: Any, n_rows: int, names: list[str], stats_class: type) -> list[Any]:
+    """TreeStats of every row of a batch, built column-wise when the struct is complete."""
+    import pyarrow as pa
+
+    if column is None:
+        return [stats_class() for _ in range(n_rows)]
+    if pa.types.is_struct(column.type) and column.null_count == 0:
+        present = {column.type.field(i).name for i in range(column.type.num_fields)}
+        if present >= set(names):
+            values = [column.field(name).to_pylist() for name in names]
+            return [stats_class(*v) for v in zip(*values, strict=True)]
+    return [stats_class(**{k: v for k, v in (d or {}).items() if k in names}) for d in column.to_pylist()]
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
+__all__ = ["TREES", "BadRow", "RowBatch", "RowSource", "format_columns", "iter_rows", "iter_shard_trees", "match_format", "open_rows"]
