@@ -5,16 +5,15 @@ from __future__ import annotations
 import os
 import re
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from cotgen.errors import DataError, UsageError
 from cotgen.formats import ExportRefused, Format
-from cotgen.rowsources import TREES, BadRow, iter_shard_trees, open_rows
-from cotgen.shards import expand_tree_inputs
-from cotgen.tree import Tree, tree_id, tree_problems
+from cotgen.tree import Tree, tree_problems
+from cotgen.treesources import iter_located_trees, tree_inputs
 
 DEFAULT_MAX_SHARD_SIZE = "500MB"
 BATCH_ROWS = 2048  # rows per Parquet row group at most; bounds export memory
@@ -99,12 +98,16 @@ def export(
     limit = parse_size(max_shard_size)
     if not re.fullmatch(r"[A-Za-z0-9_.]+", split):
         raise UsageError(f"--split '{split}': use letters, digits, '_' or '.' (it names the shard files)")
-    sources = _input_sources([Path(p) for p in inputs])
+    inputs = tree_inputs([Path(p) for p in inputs])  # checked before anything is written
     old_shards = _prepare_out(out, split, overwrite)
     summary = ExportSummary(format=format.name, out=str(out), split=split)
     sink = _JsonShards(out, split, limit) if format.file_kind == "json" else _ParquetShards(out, split, limit)
     try:
-        for tree, where in _iter_input_trees(sources, summary):
+        def unreadable(reason: str, where: str) -> None:
+            summary.trees_read += 1
+            summary.skip(reason, where)
+
+        for tree, where in iter_located_trees([path for path, _ in inputs], on_skip=unreadable):
             summary.trees_read += 1
             reason = _skip_reason(tree)
             if reason is None:
@@ -143,67 +146,6 @@ def _skip_reason(tree: Tree) -> str | None:
     if problems:
         return f"invalid tree: {problems[0]}"
     return None
-
-
-def _input_sources(inputs: list[Path]) -> list[tuple[Path, str]]:
-    """(file, format) for every input, checked before anything is written."""
-    if not inputs:
-        raise UsageError("no input: give run folders, tree shards or OpenLongCoT files")
-    out: list[tuple[Path, str]] = []
-    for path in expand_tree_inputs(inputs):
-        source = open_rows(path)
-        if source.format not in (TREES, "openlongcot"):
-            raise UsageError(
-                f"{path}: holds {source.format} rows, which do not carry whole trees; "
-                "export reads run folders, tree shards or OpenLongCoT files"
-            )
-        out.append((path, source.format))
-    return out
-
-
-def _iter_input_trees(sources: list[tuple[Path, str]], summary: ExportSummary) -> Iterator[tuple[Tree, str]]:
-    for path, fmt in sources:
-        if fmt == TREES:
-            for i, tree in iter_shard_trees(path):
-                if isinstance(tree, BadRow):
-                    summary.trees_read += 1
-                    summary.skip(f"unreadable tree record: {tree.message}", f"{path}: row {i}")
-                    continue
-                yield tree, f"{path}: row {i}: tree {tree.id}"
-        else:
-            yield from _openlongcot_trees(path, summary)
-
-
-def _openlongcot_trees(path: Path, summary: ExportSummary) -> Iterator[tuple[Tree, str]]:
-    """Trees parsed from an OpenLongCoT file; a row that does not parse is skipped, counted."""
-    from cotgen.formats.openlongcot import OpenLongCoTParseError, parse_openlongcot
-
-    source = open_rows(path, "openlongcot")
-    columns = [c for c in ("text", "id", "answer") if c in source.columns]
-    for batch in source.batches(columns):
-        for index, row in zip(batch.indices, batch.rows, strict=True):
-            where = f"{path}: row {index}"
-            if isinstance(row, BadRow):
-                summary.trees_read += 1
-                summary.skip(f"unreadable input row: {row.message}", where)
-                continue
-            text = row.get("text")
-            if not isinstance(text, str):
-                summary.trees_read += 1
-                summary.skip("input row has no text", where)
-                continue
-            try:
-                tree = parse_openlongcot(text)
-            except OpenLongCoTParseError as exc:
-                summary.trees_read += 1
-                summary.skip(f"input row is not valid OpenLongCoT: {exc.reason}", f"{where}, char {exc.offset}")
-                continue
-            # Rows cotgen exported carry the ground truth and the tree id beside the text.
-            answer = row.get("answer")
-            if isinstance(answer, str):
-                tree.answer = answer
-            tree.id = row.get("id") or tree_id(tree.problem, tree.answer)
-            yield tree, where
 
 
 def _prepare_out(out: Path, split: str, overwrite: bool) -> list[Path]:

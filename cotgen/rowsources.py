@@ -4,30 +4,18 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from cotgen.errors import DataError, UsageError, located
 from cotgen.formats import FORMATS, format_class
+from cotgen.shards import TREE_COLUMNS, BadRow
 
 TREES = "trees"  # the format name of tree shards; not an export format
-TREE_COLUMNS = ("id", "problem", "nodes")
 BATCH_ROWS = 2048  # rows per batch; bounds memory for Parquet, JSONL and .txt alike
-TREE_BATCH_ROWS = 256  # trees per batch: a tree row holds all its nodes, so fewer at once
 SNIFF_BYTES = 8192  # how much of a text file is looked at to tell it from a binary one
 KINDS = {".parquet": "parquet", ".jsonl": "jsonl", ".ndjson": "jsonl", ".txt": "txt", ".json": "json"}
-
-
-@dataclass(frozen=True)
-class BadRow:
-    """A row that could not even be read (invalid UTF-8, a line that is not JSON).
-
-    It stands in the batch where the row would be, so validate reports it as that row's
-    error and export counts it as a skipped row, and both go on with the next one.
-    """
-
-    message: str
 
 
 @dataclass
@@ -293,95 +281,8 @@ def iter_rows(path: Path | str, fmt: str | None = None) -> Iterator[dict[str, An
             yield row
 
 
-def iter_shard_trees(path: Path) -> Iterator[tuple[int, Any]]:
-    """(row index, Tree or BadRow) for every row of one tree shard, batch by batch.
-
-    Builds the nodes column-wise (one to_pylist per node field for the whole batch)
-    instead of a dict per node as Tree.from_row does: export spends most of its time
-    here otherwise. A batch that does not have the canonical shape (a null node list, a
-    missing field) goes through Tree.from_row row by row, which names what is wrong.
-    """
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    from cotgen.errors import InvalidTree
-    from cotgen.tree import Node, Tree, TreeStats
-
-    node_fields = [f.name for f in fields(Node)]
-    stats_fields = [f.name for f in fields(TreeStats)]
-    start = 0
-    try:
-        pf = pq.ParquetFile(path)
-        for batch in pf.iter_batches(batch_size=TREE_BATCH_ROWS):
-            cols = dict(zip(batch.schema.names, batch.columns, strict=True))
-            nodes = cols.get("nodes")
-            fast = (
-                nodes is not None
-                and pa.types.is_list(nodes.type)
-                and pa.types.is_struct(nodes.type.value_type)
-                and nodes.null_count == 0
-                and {nodes.type.value_type.field(i).name for i in range(nodes.type.value_type.num_fields)} >= set(node_fields)
-                and all(cols.get(c) is not None and cols[c].null_count == 0 for c in ("id", "problem"))
-            )
-            if not fast:
-                for i, row in enumerate(batch.to_pylist()):
-                    try:
-                        yield start + i, Tree.from_row(row)
-                    except InvalidTree as exc:
-                        yield start + i, BadRow(str(exc))
-                start += batch.num_rows
-                continue
-            flat = nodes.flatten()
-            values = [flat.field(name).to_pylist() for name in node_fields]
-            all_nodes = [Node(*v) for v in zip(*values, strict=True)]
-            lengths = nodes.value_lengths().to_pylist()
-            n_rows = batch.num_rows
-            column = {name: (cols[name].to_pylist() if name in cols else [None] * n_rows)
-                      for name in ("id", "problem", "answer", "source", "model", "config", "created_at", "error")}
-            stats = _column_stats(cols.get("stats"), n_rows, stats_fields, TreeStats)
-            at = 0
-            rows = zip(lengths, column["id"], column["problem"], column["answer"], column["source"],
-                       column["model"], column["config"], stats, column["created_at"], column["error"], strict=True)
-            for i, (n, tid, problem, answer, source, model, config, tstats, created_at, error) in enumerate(rows):
-                try:
-                    tree = Tree(
-                        id=tid,
-                        problem=problem,
-                        answer=answer,
-                        source=source or "",
-                        model=model or "",
-                        config=json.loads(config) if isinstance(config, str) and config else dict(config or {}),
-                        nodes=all_nodes[at : at + n],
-                        stats=tstats,
-                        created_at=created_at or "",
-                        error=error,
-                    )
-                except (TypeError, ValueError) as exc:
-                    yield start + i, BadRow(f"not a tree record ({type(exc).__name__}: {exc})")
-                else:
-                    yield start + i, tree
-                at += n
-            start += batch.num_rows
-    except (OSError, pa.ArrowException) as exc:
-        raise DataError(located(path, start, f"cannot read the tree shard ({_first_line(exc)})")) from None
-
-
-def _column_stats(column: Any, n_rows: int, names: list[str], stats_class: type) -> list[Any]:
-    """TreeStats of every row of a batch, built column-wise when the struct is complete."""
-    import pyarrow as pa
-
-    if column is None:
-        return [stats_class() for _ in range(n_rows)]
-    if pa.types.is_struct(column.type) and column.null_count == 0:
-        present = {column.type.field(i).name for i in range(column.type.num_fields)}
-        if present >= set(names):
-            values = [column.field(name).to_pylist() for name in names]
-            return [stats_class(*v) for v in zip(*values, strict=True)]
-    return [stats_class(**{k: v for k, v in (d or {}).items() if k in names}) for d in column.to_pylist()]
-
-
 def _first_line(exc: BaseException) -> str:
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
-__all__ = ["TREES", "BadRow", "RowBatch", "RowSource", "format_columns", "iter_rows", "iter_shard_trees", "match_format", "open_rows"]
+__all__ = ["TREES", "BadRow", "RowBatch", "RowSource", "format_columns", "iter_rows", "match_format", "open_rows"]

@@ -5,18 +5,19 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
 from cotgen import __version__
 from cotgen.errors import DataError, InvalidTree, UsageError, located
-from cotgen.tree import Tree, arrow_schema, utc_now
+from cotgen.tree import Node, Tree, TreeStats, arrow_schema, utc_now
 
 MANIFEST = "manifest.json"
 TREES_DIR = "trees"
 SHARD_GLOB = "part-*.parquet"
-READ_BATCH_ROWS = 256  # trees per Arrow record batch when streaming; bounds reader memory
+TREE_BATCH_ROWS = 256  # trees per Arrow record batch when streaming; a row holds all its nodes
+TREE_COLUMNS = ("id", "problem", "nodes")  # the columns that make a Parquet file a tree shard
 
 
 def write_json_atomic(path: Path, obj: Any) -> None:
@@ -57,7 +58,7 @@ def is_tree_shard(path: Path) -> bool:
         names = set(pq.read_schema(path).names)
     except Exception:
         return False
-    return {"id", "problem", "nodes"} <= names
+    return set(TREE_COLUMNS) <= names
 
 
 def iter_tree_rows(path: Path, columns: list[str] | None = None) -> Iterator[dict[str, Any]]:
@@ -69,23 +70,124 @@ def iter_tree_rows(path: Path, columns: list[str] | None = None) -> Iterator[dic
         pf = pq.ParquetFile(path)
     except (OSError, pa.ArrowInvalid) as exc:
         raise DataError(f"{path}: not a readable Parquet file ({exc})") from None
-    missing = {"id", "problem", "nodes"} - set(pf.schema_arrow.names)
+    missing = set(TREE_COLUMNS) - set(pf.schema_arrow.names)
     if missing and (columns is None or missing & set(columns)):
         raise DataError(
             f"{path}: not a tree shard: missing column(s) {', '.join(sorted(missing))}"
         )
-    for batch in pf.iter_batches(batch_size=READ_BATCH_ROWS, columns=columns):
+    for batch in pf.iter_batches(batch_size=TREE_BATCH_ROWS, columns=columns):
         yield from batch.to_pylist()
 
 
 def iter_trees(paths: Iterable[Path]) -> Iterator[Tree]:
     """Stream trees from shards or run folders; a malformed row is a DataError naming it."""
     for path in expand_tree_inputs(paths):
-        for row_index, row in enumerate(iter_tree_rows(path)):
-            try:
-                yield Tree.from_row(row)
-            except InvalidTree as exc:
-                raise DataError(located(path, row_index, str(exc))) from None
+        for row_index, tree in iter_shard_trees(path):
+            if isinstance(tree, BadRow):
+                raise DataError(located(path, row_index, tree.message))
+            yield tree
+
+
+@dataclass(frozen=True)
+class BadRow:
+    """A row that could not even be read (invalid UTF-8, a line that is not JSON).
+
+    It stands in the batch where the row would be, so validate reports it as that row's
+    error and export counts it as a skipped row, and both go on with the next one.
+    """
+
+    message: str
+    offset: int | None = None  # character offset in the row's text, where it applies
+
+
+def iter_shard_trees(path: Path) -> Iterator[tuple[int, Any]]:
+    """(row index, Tree or BadRow) for every row of one tree shard, batch by batch.
+
+    Builds the nodes column-wise (one to_pylist per node field for the whole batch)
+    instead of a dict per node as Tree.from_row does: export spends most of its time
+    here otherwise. A batch that does not have the canonical shape (a null node list, a
+    missing field) goes through Tree.from_row row by row, which names what is wrong.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    node_fields = [f.name for f in fields(Node)]
+    stats_fields = [f.name for f in fields(TreeStats)]
+    start = 0
+    try:
+        pf = pq.ParquetFile(path)
+    except (OSError, pa.ArrowException) as exc:
+        raise DataError(f"{path}: not a readable Parquet file ({exc})") from None
+    missing = set(TREE_COLUMNS) - set(pf.schema_arrow.names)
+    if missing:
+        raise DataError(f"{path}: not a tree shard: missing column(s) {', '.join(sorted(missing))}")
+    try:
+        for batch in pf.iter_batches(batch_size=TREE_BATCH_ROWS):
+            cols = dict(zip(batch.schema.names, batch.columns, strict=True))
+            nodes = cols.get("nodes")
+            fast = (
+                nodes is not None
+                and pa.types.is_list(nodes.type)
+                and pa.types.is_struct(nodes.type.value_type)
+                and nodes.null_count == 0
+                and {nodes.type.value_type.field(i).name for i in range(nodes.type.value_type.num_fields)} >= set(node_fields)
+                and all(cols.get(c) is not None and cols[c].null_count == 0 for c in ("id", "problem"))
+            )
+            if not fast:
+                for i, row in enumerate(batch.to_pylist()):
+                    try:
+                        yield start + i, Tree.from_row(row)
+                    except InvalidTree as exc:
+                        yield start + i, BadRow(str(exc))
+                start += batch.num_rows
+                continue
+            flat = nodes.flatten()
+            values = [flat.field(name).to_pylist() for name in node_fields]
+            all_nodes = [Node(*v) for v in zip(*values, strict=True)]
+            lengths = nodes.value_lengths().to_pylist()
+            n_rows = batch.num_rows
+            column = {name: (cols[name].to_pylist() if name in cols else [None] * n_rows)
+                      for name in ("id", "problem", "answer", "source", "model", "config", "created_at", "error")}
+            stats = _column_stats(cols.get("stats"), n_rows, stats_fields, TreeStats)
+            at = 0
+            rows = zip(lengths, column["id"], column["problem"], column["answer"], column["source"],
+                       column["model"], column["config"], stats, column["created_at"], column["error"], strict=True)
+            for i, (n, tid, problem, answer, source, model, config, tstats, created_at, error) in enumerate(rows):
+                try:
+                    tree = Tree(
+                        id=tid,
+                        problem=problem,
+                        answer=answer,
+                        source=source or "",
+                        model=model or "",
+                        config=json.loads(config) if isinstance(config, str) and config else dict(config or {}),
+                        nodes=all_nodes[at : at + n],
+                        stats=tstats,
+                        created_at=created_at or "",
+                        error=error,
+                    )
+                except (TypeError, ValueError) as exc:
+                    yield start + i, BadRow(f"not a tree record ({type(exc).__name__}: {exc})")
+                else:
+                    yield start + i, tree
+                at += n
+            start += batch.num_rows
+    except (OSError, pa.ArrowException) as exc:
+        raise DataError(located(path, start, f"cannot read the tree shard ({str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__})")) from None
+
+
+def _column_stats(column: Any, n_rows: int, names: list[str], stats_class: type) -> list[Any]:
+    """TreeStats of every row of a batch, built column-wise when the struct is complete."""
+    import pyarrow as pa
+
+    if column is None:
+        return [stats_class() for _ in range(n_rows)]
+    if pa.types.is_struct(column.type) and column.null_count == 0:
+        present = {column.type.field(i).name for i in range(column.type.num_fields)}
+        if present >= set(names):
+            values = [column.field(name).to_pylist() for name in names]
+            return [stats_class(*v) for v in zip(*values, strict=True)]
+    return [stats_class(**{k: v for k, v in (d or {}).items() if k in names}) for d in column.to_pylist()]
 
 
 def expand_tree_inputs(paths: Iterable[Path]) -> list[Path]:

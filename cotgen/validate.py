@@ -9,8 +9,8 @@ from typing import Any
 
 from cotgen.errors import DataError, InvalidTree, UsageError
 from cotgen.formats import FORMATS, Finding, make_format
-from cotgen.rowsources import TREES, BadRow, RowSource, iter_shard_trees, open_rows
-from cotgen.shards import expand_tree_inputs
+from cotgen.rowsources import TREES, RowSource, open_rows
+from cotgen.shards import BadRow, expand_tree_inputs, iter_shard_trees
 from cotgen.tree import Tree, tree_problems
 
 MAX_MESSAGE_CHARS = 1000  # a finding may quote row text; a 50 MB row must not become a 50 MB line

@@ -228,8 +228,8 @@ def test_marco_shards_are_what_dumps_marco_writes(run_dir: Path, tmp_path: Path)
 
 
 def test_column_wise_tree_reader_matches_from_row(tmp_path: Path):
-    from cotgen.rowsources import iter_shard_trees
-    from cotgen.shards import iter_trees
+    from cotgen.shards import iter_shard_trees, iter_tree_rows
+    from cotgen.tree import Tree
 
     trees = [make_tree(i, failed=(i == 2)) for i in range(7)]
     trees[3].answer = None
@@ -240,5 +240,5 @@ def test_column_wise_tree_reader_matches_from_row(tmp_path: Path):
     w = TreeShardWriter(tmp_path / "run")
     path = w.write(trees)
     fast = [t for _, t in iter_shard_trees(path)]
-    assert [t.to_row() for t in fast] == [t.to_row() for t in iter_trees([path])]
+    assert [t.to_row() for t in fast] == [Tree.from_row(r).to_row() for r in iter_tree_rows(path)]
     assert fast[2].error == "engine crashed" and fast[4].config["nested"] == {"a": [1, 2]}

@@ -102,6 +102,9 @@ def test_convert_openlongcot_to_marco(cli, run_dir: Path, tmp_path: Path):
     assert cli("export", run_dir, "-f", "openlongcot", "-o", tmp_path / "ol").code == 0
     r = cli("export", tmp_path / "ol" / "train-00000-of-00001.parquet", "-f", "marco", "-o", tmp_path / "m")
     assert r.code == 0, r.err
-    # Parsed trees carry no verdicts, so Marco (best *correct* path) refuses them, counted.
-    assert "exported 0 marco row(s) from 0 of 11 tree(s)" in r.err
-    assert "refused by marco" in r.err
+    # OpenLongCoT carries no verdicts: terminal leaves are graded against the `answer`
+    # column on the way in, so each tree's one correct path comes back as from the run.
+    assert "exported 11 marco row(s) from 11 of 11 tree(s)" in r.err
+    assert cli("export", run_dir, "-f", "marco", "-o", tmp_path / "direct").code == 0
+    converted = (tmp_path / "m" / "train-00000-of-00001.json").read_text()
+    assert converted == (tmp_path / "direct" / "train-00000-of-00001.json").read_text()

@@ -1,0 +1,38 @@
+"""`cotgen stats`: shape, kinds, ratings and correct leaves over tree files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from cotgen.cli.app import app, err, out
+from cotgen.cli.options import JsonFlag
+from cotgen.treestats import summarize
+
+
+@app.command()
+def stats(
+    paths: Annotated[list[Path], typer.Argument(help="Run folders, tree shards or OpenLongCoT files.")],
+    as_json: JsonFlag = False,
+) -> None:
+    """Rows, nodes per tree, depth, branching, share of each kind and rating, correct leaves."""
+    from cotgen.treesources import iter_input_trees
+
+    figures = summarize(iter_input_trees(paths)).as_dict()
+    if as_json:
+        out.print(json.dumps(figures, sort_keys=True), soft_wrap=True)
+        return
+    table = Table(title="cotgen stats", show_header=True)
+    table.add_column("figure")
+    table.add_column("value", justify="right")
+    for key, value in figures.items():
+        if isinstance(value, dict):
+            value = "  ".join(f"{k} {v:.1%}" for k, v in value.items())
+        elif isinstance(value, float):
+            value = f"{value:.3f}"
+        table.add_row(key, str(value))
+    err.print(table)

@@ -1,0 +1,101 @@
+"""Trees from any input: run folders, tree shards, or OpenLongCoT files parsed back to trees."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+
+from cotgen.errors import DataError, UsageError, located
+from cotgen.rowsources import TREES, open_rows
+from cotgen.shards import BadRow, expand_tree_inputs, iter_shard_trees
+from cotgen.tree import Tree, has_final_answer, tree_id
+
+# on_skip(reason, where): called for an input row that yields no tree; None = raise DataError.
+SkipHandler = Callable[[str, str], None]
+
+
+def tree_inputs(paths: Iterable[Path]) -> list[tuple[Path, str]]:
+    """(file, "trees" | "openlongcot") for every input, checked before anything is read."""
+    paths = list(paths)
+    if not paths:
+        raise UsageError("no input: give run folders, tree shards or OpenLongCoT files")
+    out: list[tuple[Path, str]] = []
+    for path in expand_tree_inputs(paths):
+        source = open_rows(path)
+        if source.format not in (TREES, "openlongcot"):
+            raise UsageError(
+                f"{path}: holds {source.format} rows, which do not carry whole trees; "
+                "give run folders, tree shards or OpenLongCoT files"
+            )
+        out.append((path, source.format))
+    return out
+
+
+def iter_located_trees(paths: Iterable[Path], on_skip: SkipHandler | None = None) -> Iterator[tuple[Tree, str]]:
+    """(tree, where) for every tree of the inputs, in order; `where` names file, row and id."""
+    for path, fmt in tree_inputs(paths):
+        rows = iter_shard_trees(path) if fmt == TREES else _openlongcot_trees(path)
+        for index, tree in rows:
+            if isinstance(tree, BadRow):
+                where = located(path, index, "", tree.offset).removesuffix(": ")
+                if on_skip is None:
+                    raise DataError(f"{where}: {tree.message}")
+                on_skip(tree.message, where)
+                continue
+            yield tree, f"{path}: row {index}: tree {tree.id}"
+
+
+def iter_input_trees(paths: Iterable[Path]) -> Iterator[Tree]:
+    """Every tree of the inputs; a row that yields no tree is a DataError naming it."""
+    for tree, _ in iter_located_trees(paths):
+        yield tree
+
+
+def _openlongcot_trees(path: Path) -> Iterator[tuple[int, Tree | BadRow]]:
+    from cotgen.formats.openlongcot import OpenLongCoTParseError, parse_openlongcot
+
+    source = open_rows(path, "openlongcot")
+    columns = [c for c in ("text", "id", "answer") if c in source.columns]
+    for batch in source.batches(columns):
+        for index, row in zip(batch.indices, batch.rows, strict=True):
+            if isinstance(row, BadRow):
+                yield index, BadRow(f"unreadable input row: {row.message}")
+                continue
+            text = row.get("text")
+            if not isinstance(text, str):
+                yield index, BadRow("input row has no text")
+                continue
+            try:
+                tree = parse_openlongcot(text)
+            except OpenLongCoTParseError as exc:
+                yield index, BadRow(f"not valid OpenLongCoT: {exc.reason}", exc.offset)
+                continue
+            # Rows cotgen exported carry the ground truth and the tree id beside the text.
+            answer = row.get("answer")
+            if isinstance(answer, str):
+                tree.answer = answer
+            tree.id = row.get("id") or tree_id(tree.problem, tree.answer)
+            infer_verdicts(tree)
+            yield index, tree
+
+
+def infer_verdicts(tree: Tree) -> None:
+    """Mark the terminal leaves of a tree parsed from OpenLongCoT, which carries no
+    terminal/correct flags, so that path-based formats (marco, sft, prm, dpo) can use it.
+
+    A leaf is terminal when it is a conclusion or states a final answer. Its verdict is the
+    grade against the tree's answer when one is known, else its rating (LLaMA-O1 rates
+    steps by ground truth, so a positive terminal step is a correct one).
+    """
+    kids = tree.children()
+    for node in tree.nodes[1:]:
+        if kids[node.id] or not (node.kind == "conclusion" or (node.kind in ("step", "refine") and has_final_answer(node.text))):
+            continue
+        node.terminal = True
+        if tree.answer is not None:
+            from cotgen.verify import grade
+
+            node.correct = grade(node.text, tree.answer).correct
+        else:
+            node.correct = {"positive": True, "negative": False}.get(node.rating)
+    tree.stats.correct_leaves = sum(n.correct is True for n in tree.nodes)
