@@ -1,0 +1,303 @@
+"""Prompt templates (prompts/) rendered into a Policy and a Valuer that run on an Engine."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from cotgen.engines.base import Completion, Engine
+from cotgen.errors import UsageError
+from cotgen.search.config import SearchConfig
+from cotgen.search.protocols import Candidate, Evaluation, Proposal
+from cotgen.tree import Node, Tree
+
+DEFAULT_PROMPTS = Path(__file__).parent / "prompts"
+
+# template name -> placeholders it must contain. {hint} is optional everywhere it is used.
+TEMPLATES: dict[str, tuple[str, ...]] = {
+    "system": (),
+    "step": ("problem",),
+    "critic": ("problem", "steps", "step"),
+    "refine": ("problem", "steps", "step", "critic"),
+    "conclusion": ("problem", "steps"),
+    "judge": ("problem", "steps", "step"),
+    "rollout": ("problem",),
+    "hint": ("answer",),
+}
+PLACEHOLDERS = ("problem", "steps", "step", "critic", "hint", "answer")
+# Only these names are substituted, so LaTeX braces such as \boxed{} pass through untouched.
+_PLACEHOLDER = re.compile(r"\{(" + "|".join(PLACEHOLDERS) + r")\}")
+
+STEP_STOP = ["\n\n"]  # a reasoning step ends at a blank line
+RATING_TOKENS = ["<positive_rating>", "<negative_rating>"]
+YES, NO = ("Yes", "yes"), ("No", "no")  # no leading-space forms: their first token may be a bare space
+NO_STEPS = "(none yet)"  # what {steps} shows before the first step
+
+# Generated text must not carry record structure into the data: a model (the tiny one does,
+# an OpenLongCoT-trained one may) can emit the format's tags or chat tokens, which would end
+# a thought early or nest a record when exported. Control characters and U+FFFD (a byte-level
+# BPE cut mid-character) make rows the validators reject, so they go too.
+_STRUCTURE = re.compile(
+    r"<\|[^|<>\s]{1,40}\|>"
+    r"|<(?:start|end)_of_(?:father_id|local_id|thought|rating)>"
+    r"|<(?:positive|negative|unknown|unknow)_rating>|<(?:problem|critic|refine|conclusion)>"
+    r"|[\x00-\x08\x0b-\x1f\x7f\ufffd]"
+)
+
+
+def clean_text(text: str) -> str:
+    """`text` without structural tags, chat tokens, control characters and U+FFFD, stripped."""
+    return _STRUCTURE.sub("", text).strip()
+
+
+@dataclass(frozen=True)
+class Prompts:
+    """The templates of a run, read and checked once at start."""
+
+    texts: dict[str, str]
+    source: str  # the folder they came from
+
+    def render(self, name: str, **values: str) -> str:
+        return _PLACEHOLDER.sub(lambda m: values.get(m.group(1), m.group(0)), self.texts[name])
+
+    def digest(self) -> str:
+        """A hash of every template: a run records it, so a resume cannot change the prompts."""
+        h = hashlib.sha256()
+        for name in sorted(self.texts):
+            h.update(name.encode() + b"\x00" + self.texts[name].encode() + b"\x00")
+        return h.hexdigest()[:16]
+
+
+def load_prompts(directory: Path | None = None) -> Prompts:
+    """Read every template from `directory` (default: the packaged prompts/), or raise one
+    UsageError listing each missing, unreadable or incomplete template."""
+    folder = Path(directory) if directory is not None else DEFAULT_PROMPTS
+    if not folder.is_dir():
+        raise UsageError(f"--prompts {folder}: no such folder")
+    texts: dict[str, str] = {}
+    problems: list[str] = []
+    for name, required in TEMPLATES.items():
+        path = folder / f"{name}.txt"
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            problems.append(f"{path}: missing")
+            continue
+        except (OSError, UnicodeDecodeError) as exc:
+            problems.append(f"{path}: unreadable ({exc})")
+            continue
+        text = text[:-1] if text.endswith("\n") else text  # the file's final newline is not prompt
+        if not text.strip():
+            problems.append(f"{path}: empty")
+            continue
+        absent = [p for p in required if "{" + p + "}" not in text]
+        if absent:
+            problems.append(f"{path}: lacks the placeholder(s) " + ", ".join("{" + p + "}" for p in absent))
+            continue
+        texts[name] = text
+    if problems:
+        raise UsageError(
+            "prompt templates are broken: " + "; ".join(problems)
+            + f" (copy {DEFAULT_PROMPTS} to start a folder of your own)"
+        )
+    return Prompts(texts=texts, source=str(folder))
+
+
+def reasoning(tree: Tree, node_id: int) -> list[str]:
+    """The reasoning steps on the path to `node_id`: a refine replaces the step its critic
+    criticized, and critics themselves are not reasoning."""
+    steps: list[str] = []
+    for node in tree.path_to(node_id)[1:]:
+        if node.kind == "critic":
+            continue
+        if node.kind == "refine" and steps:
+            steps.pop()
+        steps.append(node.text)
+    return steps
+
+
+def confidence(c: Completion) -> float | None:
+    """Marco-o1's confidence: per token exp(logp chosen) / sum of exp(logp) over the top-5
+    alternatives (the chosen token added when it is not among them), averaged."""
+    if not c.logprobs or len(c.top_logprobs) != len(c.logprobs):
+        return None
+    total = 0.0
+    for chosen, top in zip(c.logprobs, c.top_logprobs, strict=True):
+        alts = [math.exp(t) for t in top]
+        denom = sum(alts)
+        if not top or chosen < min(top) - 1e-6:
+            denom += math.exp(chosen)
+        total += math.exp(chosen) / denom if denom > 0 else 0.0
+    return total / len(c.logprobs)
+
+
+def _two_way(logps: dict[str, float], good: tuple[str, ...], bad: tuple[str, ...]) -> float:
+    """P(good) among good + bad next tokens, from their log-probs."""
+    top = max(logps.values())
+    g = sum(math.exp(logps[t] - top) for t in good if t in logps)
+    b = sum(math.exp(logps[t] - top) for t in bad if t in logps)
+    return g / (g + b) if g + b > 0 else 0.5
+
+
+class EnginePolicy:
+    """Proposes children by rendering the template of their kind and sampling the engine once
+    with n = proposal.n. The gold answer reaches the prompt only with `hint_answer`."""
+
+    def __init__(self, engine: Engine, prompts: Prompts, cfg: SearchConfig, hint_answer: bool = False) -> None:
+        self.engine, self.prompts, self.cfg, self.hint_answer = engine, prompts, cfg, hint_answer
+        self.generated_tokens = 0  # over every tree: the progress bar's tokens/s
+
+    def _chat(self, user: str) -> str:
+        return self.engine.render_chat(
+            [{"role": "system", "content": self.prompts.texts["system"]}, {"role": "user", "content": user}]
+        )
+
+    def _hint(self, tree: Tree) -> str:
+        if self.hint_answer and tree.answer is not None:
+            return self.prompts.render("hint", answer=tree.answer)
+        return ""
+
+    def prompt(self, tree: Tree, parent: Node, kind: str) -> str:
+        """The prompt that asks for a child of `kind` under `parent`."""
+        p = self.prompts
+        hint = self._hint(tree)
+        if kind == "step":
+            steps = reasoning(tree, parent.id)
+            prefix = "".join(s + "\n\n" for s in steps)  # the assistant continues its own answer
+            return self._chat(p.render("step", problem=tree.problem, hint=hint)) + prefix
+        if kind == "critic":
+            before = reasoning(tree, parent.id)[:-1]
+            user = p.render("critic", problem=tree.problem, hint=hint, steps=_joined(before), step=parent.text)
+        elif kind == "refine":
+            step = tree.by_id()[parent.parent]
+            before = reasoning(tree, step.id)[:-1]
+            user = p.render(
+                "refine", problem=tree.problem, hint=hint, steps=_joined(before), step=step.text, critic=parent.text
+            )
+        elif kind == "conclusion":
+            user = p.render("conclusion", problem=tree.problem, hint=hint, steps=_joined(reasoning(tree, parent.id)))
+        else:
+            raise ValueError(f"no prompt for children of kind '{kind}'")
+        return self._chat(user)
+
+    async def propose(self, tree: Tree, proposal: Proposal) -> list[Candidate]:
+        parent = tree.nodes[proposal.parent]
+        prompt = self.prompt(tree, parent, proposal.kind)
+        [completions] = await self.engine.generate(
+            [prompt],
+            n=proposal.n,
+            max_tokens=self.cfg.max_step_tokens,
+            temperature=self.cfg.temperature,
+            top_p=self.cfg.top_p,
+            # Every kind stops at a blank line: one sampling key lets the engine batch them together.
+            stop=STEP_STOP,
+            seed=proposal.seed,
+        )
+        self.generated_tokens += sum(c.tokens for c in completions)
+        return [
+            Candidate(
+                text=clean_text(c.text),
+                tokens=c.tokens,
+                logprob=c.mean_logprob,
+                confidence=confidence(c),
+                finish_reason=c.finish_reason,
+            )
+            for c in completions
+        ]
+
+
+class EngineValuer:
+    """Scores candidate children: `judge` (rating tokens or Yes/No), `confidence`, `rollout`."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        prompts: Prompts,
+        cfg: SearchConfig,
+        grade: Callable[[str, str], bool | None] | None = None,
+    ) -> None:
+        self.engine, self.prompts, self.cfg = engine, prompts, cfg
+        self.mode = cfg.value
+        # A model trained on OpenLongCoT rates a record with its own tokens; others get asked.
+        self.rating_tokens = cfg.value == "judge" and engine.has_tokens(RATING_TOKENS)
+        if cfg.value == "rollout" and grade is None:
+            raise ValueError("the rollout value mode needs a grader")
+        self.grade = grade
+        self.generated_tokens = 0
+
+    async def evaluate(
+        self, tree: Tree, parent: Node, kind: str, candidates: list[Candidate], seed: int
+    ) -> Evaluation:
+        if self.mode == "confidence":
+            return Evaluation([c.confidence if c.confidence is not None else 0.5 for c in candidates])
+        before = reasoning(tree, parent.id)
+        if kind == "refine" and before:
+            before = before[:-1]  # the refine takes the place of the criticized step
+        if self.mode == "rollout":
+            return await self._rollout(tree, before, candidates, seed)
+        if self.rating_tokens:
+            prompts = [_openlongcot_record_prompt(tree.problem, before, c.text) for c in candidates]
+            scores = await self.engine.score(prompts, RATING_TOKENS)
+            return Evaluation([_two_way(s, (RATING_TOKENS[0],), (RATING_TOKENS[1],)) for s in scores])
+        prompts = [
+            self.engine.render_chat(
+                [
+                    {"role": "system", "content": self.prompts.texts["system"]},
+                    {"role": "user", "content": self.prompts.render(
+                        "judge", problem=tree.problem, steps=_joined(before), step=c.text)},
+                ]
+            )
+            for c in candidates
+        ]
+        scores = await self.engine.score(prompts, list(YES + NO))
+        return Evaluation([_two_way(s, YES, NO) for s in scores])
+
+    async def _rollout(self, tree: Tree, before: list[str], candidates: list[Candidate], seed: int) -> Evaluation:
+        """Math-Shepherd: k completions to an answer from each candidate; value = share correct.
+        Without a gold answer nothing can be counted, so the estimate is neutral."""
+        if tree.answer is None:
+            return Evaluation([0.5] * len(candidates))
+        system = self.prompts.texts["system"]
+        user = self.prompts.render("rollout", problem=tree.problem, hint="")
+        head = self.engine.render_chat([{"role": "system", "content": system}, {"role": "user", "content": user}])
+        prompts = [head + "".join(s + "\n\n" for s in [*before, c.text]) for c in candidates]
+        results = await self.engine.generate(
+            prompts, n=self.cfg.rollouts, max_tokens=self.cfg.rollout_tokens,
+            temperature=self.cfg.temperature, top_p=self.cfg.top_p, seed=seed,
+        )
+        tokens = sum(c.tokens for comps in results for c in comps)
+        self.generated_tokens += tokens
+        grade = self.grade or (lambda text, gold: None)
+        values = [
+            sum(bool(grade(f"{cand.text}\n\n{c.text}", tree.answer)) for c in comps) / len(comps)
+            for cand, comps in zip(candidates, results, strict=True)
+        ]
+        return Evaluation(values, tokens=tokens)
+
+
+def _joined(steps: list[str]) -> str:
+    return "\n\n".join(steps) if steps else NO_STEPS
+
+
+def _openlongcot_record_prompt(problem: str, before: list[str], text: str) -> str:
+    """The path as OpenLongCoT records (a chain: each record's father is the one before),
+    ending where the model writes the candidate's rating. Earlier steps are not rated yet
+    during the search, so they carry <unknown_rating>."""
+
+    def record(father: int, local: int, thought: str, rating: str | None) -> str:
+        out = (
+            f"<start_of_father_id>{father}<end_of_father_id><start_of_local_id>{local}<end_of_local_id>"
+            f"<start_of_thought>{thought}<end_of_thought>"
+        )
+        return out + (f"<start_of_rating>{rating}<end_of_rating>" if rating else "")
+
+    parts = [record(-1, 0, "<problem>" + problem, None)]
+    for i, step in enumerate(before, start=1):
+        parts.append(record(i - 1, i, step, "<unknown_rating>"))
+    k = len(before) + 1
+    parts.append(record(k - 1, k, text, None) + "<start_of_rating>")
+    return "\n".join(parts)

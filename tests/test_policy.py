@@ -1,0 +1,169 @@
+import asyncio
+import math
+import shutil
+
+import pytest
+
+from cotgen.engines.base import Completion
+from cotgen.errors import UsageError
+from cotgen.policy import (
+    DEFAULT_PROMPTS,
+    RATING_TOKENS,
+    EnginePolicy,
+    EngineValuer,
+    clean_text,
+    confidence,
+    load_prompts,
+    reasoning,
+)
+from cotgen.search import Candidate, Proposal, SearchConfig
+from cotgen.tree import Tree
+
+GOLD = "7319"
+
+
+class FakeEngine:
+    name = "fake"
+    model_id = "fake-model"
+
+    def __init__(self, rating_tokens=False, texts=None):
+        self.rating_tokens = rating_tokens
+        self.texts = texts or ["First, add.", "Then multiply."]
+        self.generate_calls = []
+        self.score_calls = []
+
+    async def generate(self, prompts, n=1, max_tokens=256, temperature=0.7, top_p=1.0, stop=None, seed=None):
+        self.generate_calls.append(dict(prompts=prompts, n=n, max_tokens=max_tokens, stop=stop, seed=seed))
+        return [
+            [
+                Completion(text=self.texts[i % len(self.texts)], tokens=2, finish_reason="stop",
+                           logprobs=[-0.5, -1.5], top_logprobs=[[-0.5, -1.0], [-1.0, -1.5]])
+                for i in range(n)
+            ]
+            for _ in prompts
+        ]
+
+    async def score(self, prompts, candidates):
+        self.score_calls.append(dict(prompts=prompts, candidates=candidates))
+        return [{c: (math.log(0.6) if c in ("Yes", "<positive_rating>") else math.log(0.2)) for c in candidates}
+                for _ in prompts]
+
+    def render_chat(self, messages, add_generation_prompt=True):
+        return "".join(f"[{m['role']}]{m['content']}\n" for m in messages) + "[assistant]"
+
+    def has_tokens(self, tokens):
+        return self.rating_tokens and tokens == RATING_TOKENS
+
+    async def close(self):
+        pass
+
+
+def sample_tree():
+    t = Tree.new("Ann has 7000 apples and buys 319 more. How many?", GOLD)
+    a = t.add(0, "step", "Ann starts with 7000.")  # 1
+    c = t.add(a.id, "critic", "Say where 7000 comes from.")  # 2
+    r = t.add(c.id, "refine", "The problem says Ann has 7000 apples.")  # 3
+    return t, a, c, r
+
+
+def test_default_prompts_load_and_keep_latex_braces():
+    p = load_prompts()
+    assert p.texts["system"] == "Please reason step by step, and put your final answer within \\boxed{}."
+    assert "\\boxed{}" in p.render("conclusion", problem="q", steps="s", hint="")
+    assert len(p.digest()) == 16
+
+
+def test_missing_and_broken_templates_are_one_clear_usage_error(tmp_path):
+    folder = tmp_path / "prompts"
+    shutil.copytree(DEFAULT_PROMPTS, folder)
+    (folder / "critic.txt").unlink()
+    (folder / "judge.txt").write_text("Is it right?\n")
+    with pytest.raises(UsageError) as e:
+        load_prompts(folder)
+    msg = str(e.value)
+    assert "critic.txt: missing" in msg and "judge.txt: lacks the placeholder(s) {problem}, {steps}, {step}" in msg
+    with pytest.raises(UsageError, match="no such folder"):
+        load_prompts(tmp_path / "nope")
+
+
+def test_reasoning_puts_the_refine_in_place_of_the_criticized_step():
+    t, a, c, r = sample_tree()
+    assert reasoning(t, a.id) == ["Ann starts with 7000."]
+    assert reasoning(t, c.id) == ["Ann starts with 7000."]
+    assert reasoning(t, r.id) == ["The problem says Ann has 7000 apples."]
+
+
+@pytest.mark.parametrize("hint", [False, True])
+def test_gold_reaches_policy_prompts_only_with_hint_answer(hint):
+    t, a, c, r = sample_tree()
+    pol = EnginePolicy(FakeEngine(), load_prompts(), SearchConfig(), hint_answer=hint)
+    prompts = [pol.prompt(t, a, "step"), pol.prompt(t, a, "critic"), pol.prompt(t, c, "refine"),
+               pol.prompt(t, r, "conclusion")]
+    assert all((GOLD in p) == hint for p in prompts)
+    assert prompts[0].endswith("[assistant]Ann starts with 7000.\n\n")  # continues its own answer
+    assert "Say where 7000 comes from." in prompts[2] and "Ann starts with 7000." in prompts[2]
+
+
+def test_propose_is_one_n_sampled_request_with_step_stops():
+    t, a, c, r = sample_tree()
+    eng = FakeEngine(texts=["Add<end_of_thought> 319.\x1b", "Then \ufffdmultiply."])
+    pol = EnginePolicy(eng, load_prompts(), SearchConfig(max_step_tokens=33))
+    cands = asyncio.run(pol.propose(t, Proposal(parent=r.id, kind="step", n=3, seed=11)))
+    [call] = eng.generate_calls
+    assert call["n"] == 3 and call["seed"] == 11 and call["stop"] == ["\n\n"] and call["max_tokens"] == 33
+    assert [c.text for c in cands] == ["Add 319.", "Then multiply.", "Add 319."]
+    assert cands[0].logprob == pytest.approx(-1.0) and cands[0].tokens == 2
+    assert pol.generated_tokens == 6
+    asyncio.run(pol.propose(t, Proposal(parent=r.id, kind="conclusion", n=2, seed=1)))
+    assert eng.generate_calls[-1]["stop"] == ["\n\n"]
+
+
+def test_clean_text_and_confidence():
+    assert clean_text("<|im_start|>x<start_of_rating>y<critic> z ") == "xy z"
+    c = Completion(text="ab", tokens=2, finish_reason="stop", logprobs=[math.log(0.5), math.log(0.1)],
+                   top_logprobs=[[math.log(0.5), math.log(0.3)], [math.log(0.6), math.log(0.3)]])
+    # token 1 is in the top list: 0.5/0.8; token 2 is not: 0.1/(0.9+0.1)
+    assert confidence(c) == pytest.approx((0.5 / 0.8 + 0.1 / 1.0) / 2)
+
+
+def test_judge_reads_rating_tokens_when_the_model_has_them():
+    t, a, c, r = sample_tree()
+    eng = FakeEngine(rating_tokens=True)
+    val = EngineValuer(eng, load_prompts(), SearchConfig())
+    ev = asyncio.run(val.evaluate(t, r, "step", [Candidate("Add 319.", 2)], seed=0))
+    assert ev.values == [pytest.approx(0.75)]  # 0.6 / (0.6 + 0.2)
+    [call] = eng.score_calls
+    assert call["candidates"] == RATING_TOKENS
+    prompt = call["prompts"][0]
+    assert prompt.startswith("<start_of_father_id>-1<end_of_father_id>")
+    assert prompt.endswith("<start_of_thought>Add 319.<end_of_thought><start_of_rating>")
+    assert "The problem says Ann has 7000 apples." in prompt and "Ann starts with 7000." not in prompt
+
+
+def test_judge_asks_yes_or_no_otherwise():
+    t, a, c, r = sample_tree()
+    eng = FakeEngine(rating_tokens=False)
+    val = EngineValuer(eng, load_prompts(), SearchConfig())
+    ev = asyncio.run(val.evaluate(t, a, "step", [Candidate("Add 319.", 2), Candidate("x", 1)], seed=0))
+    # Yes 0.6 + yes 0.2 against No 0.2 + no 0.2
+    assert ev.values == [pytest.approx(0.8 / 1.2)] * 2
+    assert "Answer Yes or No" in eng.score_calls[0]["prompts"][0]
+    assert GOLD not in eng.score_calls[0]["prompts"][0]
+
+
+def test_confidence_and_rollout_modes():
+    t, a, c, r = sample_tree()
+    val = EngineValuer(FakeEngine(), load_prompts(), SearchConfig(value="confidence"))
+    ev = asyncio.run(val.evaluate(t, a, "step", [Candidate("x", 1, confidence=0.3), Candidate("y", 1)], seed=0))
+    assert ev.values == [0.3, 0.5]
+
+    eng = FakeEngine(texts=[f"so \\boxed{{{GOLD}}}", "so \\boxed{1}", "no answer"])
+    cfg = SearchConfig(value="rollout", rollouts=3, rollout_tokens=50)
+    val = EngineValuer(eng, load_prompts(), cfg, grade=lambda text, gold: f"\\boxed{{{gold}}}" in text)
+    ev = asyncio.run(val.evaluate(t, r, "step", [Candidate("Add 319.", 2)], seed=5))
+    assert ev.values == [pytest.approx(1 / 3)] and ev.tokens == 6
+    call = eng.generate_calls[0]
+    assert call["n"] == 3 and call["max_tokens"] == 50 and call["seed"] == 5
+    assert call["prompts"][0].endswith("The problem says Ann has 7000 apples.\n\nAdd 319.\n\n")
+    with pytest.raises(ValueError, match="grader"):
+        EngineValuer(eng, load_prompts(), cfg)

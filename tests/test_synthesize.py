@@ -1,0 +1,173 @@
+"""The whole synthesize loop: on the tiny model through the CLI, and on scripted engines."""
+
+import asyncio
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from cotgen.config import EngineConfig
+from cotgen.engines.base import Completion
+from cotgen.errors import Interrupted, RunError
+from cotgen.policy import DEFAULT_PROMPTS
+from cotgen.problems import load_problems
+from cotgen.search import SearchConfig
+from cotgen.shards import iter_trees, read_manifest, shard_paths
+from cotgen.synthesize import RunOptions, run
+
+SMALL = ["--simulations", "6", "--branch", "2", "--max-depth", "5", "--max-step-tokens", "12",
+         "--critic-rate", "0.9", "--conclude-rate", "0.3", "--concurrency", "3", "--parallel", "2",
+         "--shard-trees", "2", "--max-batch", "16", "--seed", "3"]
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory, tiny_model_dir):
+    """One small synthesize run on the tiny model, shared by the tests below."""
+    from cotgen.cli.main import run as cli_run
+
+    out = tmp_path_factory.mktemp("synth") / "run"
+    code = cli_run(["synthesize", "--model", str(tiny_model_dir), "--problems", "builtin:arith",
+                    "--limit", "4", "--out", str(out), "--quiet", *SMALL])
+    assert code == 0
+    return out
+
+
+def test_tiny_run_writes_valid_trees(tiny_run):
+    trees = list(iter_trees([tiny_run]))
+    assert len(trees) == 4 and len({t.id for t in trees}) == 4
+    assert [p.name for p in shard_paths(tiny_run)] == ["part-00000.parquet", "part-00001.parquet"]
+    manifest = read_manifest(tiny_run)
+    assert manifest["counts"] == {"trees": 4, "failed": 0}
+    assert manifest["settings"]["search"]["simulations"] == 6
+    for t in trees:
+        t.check()
+        assert t.error is None and t.config["critic_rate"] == 0.9
+        assert t.stats.simulations == 6 and t.stats.generated_tokens > 0
+        kids = t.children()
+        for n in t.nodes:
+            if kids[n.id]:
+                assert n.visits == 1 + sum(c.visits for c in kids[n.id])
+    by_kind = {}
+    for t in trees:
+        idx = t.by_id()
+        for n in t.nodes:
+            by_kind.setdefault(n.kind, []).append(idx[n.parent].kind if n.parent >= 0 else None)
+    assert set(by_kind["critic"]) <= {"step", "refine"} and by_kind["critic"]
+    assert set(by_kind["refine"]) == {"critic"}
+
+
+def test_rerun_adds_nothing(tiny_run, tiny_model_dir, cli):
+    before = [p.stat().st_mtime_ns for p in shard_paths(tiny_run)]
+    r = cli("synthesize", "--model", tiny_model_dir, "--problems", "builtin:arith", "--limit", "4",
+            "--out", tiny_run, "--json", "--quiet", *SMALL)
+    assert r.code == 0, r.err
+    summary = json.loads(r.out)
+    assert summary["trees"] == 0 and summary["already_done"] == 4
+    assert [p.stat().st_mtime_ns for p in shard_paths(tiny_run)] == before
+
+
+def test_changed_settings_into_the_same_folder_are_refused(tiny_run, tiny_model_dir, cli):
+    args = [a if a != "6" else "7" for a in SMALL]  # --simulations 7
+    r = cli("synthesize", "--model", tiny_model_dir, "--problems", "builtin:arith", "--limit", "5",
+            "--out", tiny_run, *args)
+    assert r.code == 2
+    assert "other settings" in r.err and "simulations: 6 -> 7" in r.err
+
+
+def test_exports_of_the_run_validate(tiny_run, tmp_path, cli):
+    r = cli("export", tiny_run, "--format", "openlongcot", "--out", tmp_path / "olc")
+    assert r.code == 0, r.err
+    files = sorted((tmp_path / "olc").glob("*.parquet"))
+    assert files
+    r = cli("validate", *files)
+    assert r.code == 0, r.out + r.err
+
+
+def test_broken_prompts_fail_before_the_model_loads(tmp_path, cli):
+    folder = tmp_path / "prompts"
+    shutil.copytree(DEFAULT_PROMPTS, folder)
+    (folder / "refine.txt").write_text("{problem} only\n")
+    r = cli("synthesize", "--model", tmp_path / "no-such-model", "--problems", "builtin:arith",
+            "--limit", "2", "--out", tmp_path / "run", "--prompts", folder)
+    assert r.code == 2
+    assert "refine.txt: lacks the placeholder(s) {steps}, {step}, {critic}" in r.err
+    assert not (tmp_path / "run").exists()
+
+
+def test_bad_option_is_a_usage_error(tmp_path, cli):
+    r = cli("synthesize", "--problems", "builtin:arith", "--out", tmp_path / "r", "--branch", "0")
+    assert r.code == 2 and "branch must be >= 1" in r.err
+
+
+class ScriptedEngine:
+    """Answers instantly; fails for prompts naming `fail_on`, or interrupts after `interrupt_after` calls."""
+
+    name = "scripted"
+    model_id = "scripted"
+
+    def __init__(self, fail_on=None, interrupt_after=None):
+        self.fail_on, self.interrupt_after, self.calls = fail_on, interrupt_after, 0
+
+    async def generate(self, prompts, n=1, max_tokens=256, temperature=0.7, top_p=1.0, stop=None, seed=None):
+        self.calls += 1
+        if self.interrupt_after is not None and self.calls > self.interrupt_after:
+            raise KeyboardInterrupt
+        await asyncio.sleep(0)
+        if self.fail_on and any(self.fail_on in p for p in prompts):
+            raise RunError("the engine refused this prompt")
+        return [[Completion(text=f"step {seed} {i}", tokens=3, finish_reason="stop", logprobs=[-1.0] * 3)
+                 for i in range(n)] for _ in prompts]
+
+    async def score(self, prompts, candidates):
+        return [{c: -0.7 for c in candidates} for _ in prompts]
+
+    def render_chat(self, messages, add_generation_prompt=True):
+        return "\n".join(m["content"] for m in messages) + "\n"
+
+    def has_tokens(self, tokens):
+        return False
+
+    async def close(self):
+        pass
+
+
+def _opts(out, **kw):
+    return RunOptions(problems="builtin:arith", out=out, limit=4, concurrency=2, shard_trees=1, **kw)
+
+
+def test_a_failed_tree_is_recorded_and_the_run_goes_on(tmp_path):
+    problems = load_problems("builtin:arith", limit=4)
+    bad = problems.problems[1]
+    summary = run(_opts(tmp_path / "run"), SearchConfig(simulations=4), EngineConfig(),
+                  engine=ScriptedEngine(fail_on=bad.question), quiet=True)
+    assert summary["trees"] == 4 and summary["failed"] == 1
+    trees = {t.problem: t for t in iter_trees([tmp_path / "run"])}
+    assert trees[bad.question].error == "RunError: the engine refused this prompt"
+    assert all(t.error is None for q, t in trees.items() if q != bad.question)
+    for t in trees.values():
+        t.check()
+    assert read_manifest(tmp_path / "run")["counts"]["failed"] == 1
+
+
+def test_interrupt_saves_finished_trees_and_a_rerun_completes(tmp_path):
+    out = tmp_path / "run"
+    cfg = SearchConfig(simulations=3, parallel=1, critic_rate=0.0, conclude_rate=0.0)
+    with pytest.raises(Interrupted, match="saved"):
+        run(_opts(out), cfg, EngineConfig(), engine=ScriptedEngine(interrupt_after=7), quiet=True)
+    saved = {t.id for t in iter_trees([out])}
+    assert 1 <= len(saved) < 4
+    summary = run(_opts(out), cfg, EngineConfig(), engine=ScriptedEngine(), quiet=True)
+    assert summary["already_done"] == len(saved) and summary["trees"] == 4 - len(saved)
+    ids = [t.id for t in iter_trees([out])]
+    assert len(ids) == len(set(ids)) == 4
+
+
+def test_same_seed_same_trees(tmp_path):
+    cfg = SearchConfig(simulations=6, critic_rate=0.5, parallel=3)
+
+    def nodes(folder: Path):
+        run(_opts(folder), cfg, EngineConfig(), engine=ScriptedEngine(), quiet=True)
+        return sorted((t.id, [(n.parent, n.kind, n.text, n.visits) for n in t.nodes]) for t in iter_trees([folder]))
+
+    assert nodes(tmp_path / "a") == nodes(tmp_path / "b")
