@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from cotgen.formats.base import ExportRefused, Finding
-from cotgen.search.ratings import monte_carlo_values
+from cotgen.search.ratings import own_counts
 from cotgen.tree import Node, Tree
 
 PATH_MODES = ("terminal", "all")
@@ -15,24 +15,15 @@ PATH_MODES = ("terminal", "all")
 
 def label_values(tree: Tree) -> dict[int, float]:
     """Node id -> the value prm labels and dpo pairs read: the share of correct graded
-    terminal leaves under the node (search.ratings' Monte Carlo counts), or, when none
-    is graded, the search's backed-up `value`, which folds in every estimate below it.
-
-    Unlike the ratings, the leaves under a node's own critics are not the node's: the
-    refine replaces the step its critic criticized, so a wrong step that was later fixed
-    does not earn the fix's success. Those leaves still count for every ancestor, whose
-    paths do reach them.
+    terminal leaves the node's own reasoning reaches (search.ratings.own_counts, the same
+    counts the ratings come from), or, when none is graded, the search's backed-up
+    `value`, which folds in every estimate below it.
     """
-    counts = monte_carlo_values(tree)
-    kids = tree.children()
-    out: dict[int, float] = {}
-    for node in tree.nodes:
-        good, graded = counts.get(node.id, (0, 0))  # (0, 0): not reachable from the root
-        if not (node.terminal and node.correct is not None):  # a graded leaf counts only itself
-            for critic in (c for c in kids[node.id] if c.kind == "critic"):
-                good, graded = good - counts[critic.id][0], graded - counts[critic.id][1]
-        out[node.id] = good / graded if graded else node.value
-    return out
+    counts = own_counts(tree)
+    return {
+        node.id: counts[node.id][0] / counts[node.id][1] if counts[node.id][1] else node.value
+        for node in tree.nodes
+    }
 
 
 def path_from_root(index: dict[int, Node], node: Node) -> list[Node]:

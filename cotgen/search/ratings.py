@@ -23,9 +23,28 @@ def monte_carlo_values(tree: Tree) -> dict[int, tuple[int, int]]:
     return counts
 
 
+def own_counts(tree: Tree) -> dict[int, tuple[int, int]]:
+    """node id -> (correct, graded) terminal leaves that the node's own reasoning reaches.
+
+    The leaves under a node's critics are not the node's: the refine replaces the step
+    its critic criticized, so a wrong step that was later fixed does not earn the fix's
+    success. Those leaves still count for every ancestor, whose paths do reach them.
+    """
+    counts = monte_carlo_values(tree)
+    kids = tree.children()
+    own: dict[int, tuple[int, int]] = {}
+    for node in tree.nodes:
+        good, graded = counts.get(node.id, (0, 0))  # (0, 0): not reachable from the root
+        if not (node.terminal and node.correct is not None):  # a graded leaf counts only itself
+            for critic in (c for c in kids[node.id] if c.kind == "critic"):
+                good, graded = good - counts[critic.id][0], graded - counts[critic.id][1]
+        own[node.id] = (good, graded)
+    return own
+
+
 def assign_ratings(tree: Tree) -> Tree:
     """Set every node's rating in place; the root (the problem) and critics stay unknown."""
-    counts = monte_carlo_values(tree)
+    counts = own_counts(tree)
     for node in tree.nodes:
         good, total = counts[node.id]
         if node.parent == -1 or node.kind == "critic":

@@ -34,3 +34,18 @@ def test_estimate_decides_without_leaves_and_critics_stay_unknown():
     assert r[9] == "positive" and r[10] == "negative"
     assert r[8] == "unknown" and r[0] == "unknown" and r[11] == "unknown"
     t.check()
+
+
+def test_a_fixed_step_does_not_earn_its_fix():
+    from cotgen.tree import Tree
+
+    t = Tree.new("What is 2 + 3 * 4?", "14")
+    wrong = t.add(0, "step", "2 + 3 = 5.")
+    critic = t.add(wrong.id, "critic", "Multiplication comes first.")
+    fix = t.add(critic.id, "refine", "3 * 4 = 12, so 14.")
+    t.add(fix.id, "conclusion", "\\boxed{14}", terminal=True, correct=True)
+    t.add(wrong.id, "conclusion", "\\boxed{20}", terminal=True, correct=False)
+    assign_ratings(t)
+    assert t.nodes[wrong.id].rating == "negative"  # only its own leaf (wrong) counts
+    assert t.nodes[fix.id].rating == "positive"
+    assert monte_carlo_values(t)[0] == (1, 2)  # the root reaches both leaves
