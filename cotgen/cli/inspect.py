@@ -35,7 +35,7 @@ def node_label(node: Node, width: int) -> str:
 
 def render(tree: Tree, width: int) -> RichTree:
     header = (
-        f"[bold]tree {tree.id}[/]  answer={escape(str(tree.answer))}  model={escape(tree.model or '-')}  "
+        f"[bold]tree {tree.id}[/]  answer={escape(str(tree.answer))}  model={escape(tree.model or '-')}\n"
         f"nodes={len(tree.nodes)}  simulations={tree.stats.simulations}  correct leaves={tree.stats.correct_leaves}"
     )
     if tree.error:
