@@ -64,7 +64,8 @@ def resolve_model(name: str, *, offline: bool | None = None) -> ResolvedModel:
     name = name.strip()
     if name.lower() == TINY:
         path = tiny_model_path()
-        return ResolvedModel(given, str(path), "tiny", path)
+        # Recorded as "tiny", not the cache path: the path differs between machines.
+        return ResolvedModel(given, TINY, "tiny", path)
 
     tried: list[str] = []
     hub_id: str | None = ALIASES.get(name.lower())

@@ -78,6 +78,7 @@ def test_tiny_uses_the_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("COTGEN_CACHE", str(tmp_path))
     model = resolve_model("tiny")
     assert model.kind == "tiny" and model.path.parent == tmp_path
+    assert model.model_id == "tiny" and model.load_from == str(model.path)
 
 
 @pytest.mark.parametrize(
