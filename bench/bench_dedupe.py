@@ -47,14 +47,17 @@ def _make_input(path: Path, rows: int) -> None:
     writer.close()
 
 
+# The machine is shared, so CPU time (process_time: this process, all its threads) is the
+# figure to judge by; wall time is reported next to it. Imports happen before the clocks start.
 _CHILD = """
 import json, resource, sys, time
 from pathlib import Path
+import numpy, pyarrow, pyarrow.parquet, rensa
 from cotgen.dedupe import dedupe
-t0 = time.perf_counter()
+c0, t0 = time.process_time(), time.perf_counter()
 report = dedupe([Path(sys.argv[1])], Path(sys.argv[2]))
-seconds = time.perf_counter() - t0
-print(json.dumps({"seconds": seconds, "rows": report.rows, "kept": report.kept,
+cpu, wall = time.process_time() - c0, time.perf_counter() - t0
+print(json.dumps({"cpu": cpu, "wall": wall, "rows": report.rows, "kept": report.kept,
                   "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """
 
@@ -71,6 +74,7 @@ def run(work: Path) -> dict[str, float]:
     proc = subprocess.run([sys.executable, "-c", _CHILD, str(src), str(out)], capture_output=True, text=True, check=True)
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     return {
-        "dedupe_rows_per_s": result["rows"] / result["seconds"],
+        "dedupe_rows_per_s": result["rows"] / result["cpu"],  # CPU-based: rows per CPU second
+        "dedupe_rows_per_s_wall": result["rows"] / result["wall"],
         "dedupe_peak_mb": result["peak_mb"],
     }

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-import hashlib
+import itertools
 import json
 import os
 import re
@@ -13,25 +13,20 @@ from pathlib import Path
 from typing import Any
 
 from cotgen.errors import DataError, UsageError
+from cotgen.rowsources import TREES, open_rows
 from cotgen.shards import (
     MANIFEST,
     TREES_DIR,
     expand_tree_inputs,
     is_run_dir,
-    is_tree_shard,
     read_manifest,
     write_json_atomic,
 )
 
-TREES = "trees"
 REPORT = "dedupe.json"
-# Columns that identify an export format when its plug-in is not importable here.
-EXPORT_COLUMNS: dict[str, tuple[str, ...]] = {
-    "prm": ("prompt", "completions", "labels"),
-    "dpo": ("prompt", "chosen", "rejected"),
-    "sft": ("messages",),
-    "openlongcot": ("text",),
-}
+# Uncompressed bytes per record batch when pass 2 copies kept rows: large enough that
+# Parquet decoding and zstd work on big buffers, small enough to bound memory.
+WRITE_BATCH_BYTES = 16 << 20
 _SHARD_NAME = re.compile(r"^(?P<split>.+)-\d{5}-of-\d{5}\.(?:parquet|json)$")
 _OPENLONGCOT_PROBLEM = re.compile(r"<start_of_thought>\s*<problem>(.*?)<end_of_thought>", re.S)
 # Characters NFKC leaves alone that str.split() still treats as whitespace.
@@ -77,7 +72,8 @@ class DedupeReport:
     files: list[dict[str, Any]] = field(default_factory=list)
 
     def as_json(self) -> dict[str, Any]:
-        return asdict(self)
+        # Shallow on purpose: asdict() would deep-copy every cluster entry for nothing.
+        return {f: getattr(self, f) for f in self.__dataclass_fields__}
 
 
 # -- inputs ---------------------------------------------------------------------------
@@ -91,25 +87,13 @@ class _Input:
 
 
 def _file_format(path: Path) -> str:
-    """The format one file holds, from its columns (Parquet) or its suffix (.json)."""
-    if path.suffix == ".json":
-        return "marco"
-    if path.suffix != ".parquet":
-        raise UsageError(f"{path}: dedupe reads tree shards, Parquet exports and Marco-o1 .json files")
-    if is_tree_shard(path):
-        return TREES
-    import pyarrow.parquet as pq
-
-    try:
-        names = set(pq.read_schema(path).names)
-    except Exception as exc:
-        raise DataError(f"{path}: not a readable Parquet file ({exc})") from None
-    for name, columns in EXPORT_COLUMNS.items():
-        if set(columns) <= names:
-            return name
-    raise DataError(
-        f"{path}: columns {', '.join(sorted(names)) or '(none)'} are not those of a cotgen "
-        "tree shard or export (openlongcot, sft, prm, dpo)"
+    """The format one file holds, as cotgen.rowsources detects it (columns or JSON keys)."""
+    source = open_rows(path)
+    if source.kind == "parquet" or (source.kind == "json" and source.format == "marco"):
+        return source.format
+    raise UsageError(
+        f"{path}: dedupe reads tree shards, Parquet exports and Marco-o1 .json files, "
+        f"not {source.format} rows in a .{source.kind} file"
     )
 
 
@@ -279,16 +263,19 @@ class _Signer:
         self._sep[[9, 10, 11, 12, 13, 28, 29, 30, 31, 32]] = True
         self._pow = np.ones(1, dtype=np.uint64)
         self._inv = np.ones(1, dtype=np.uint64)
+        self._powsum = np.zeros(2, dtype=np.uint64)
         rng = np.random.default_rng(20250101)
         self._mults = rng.integers(1, 2**63, size=settings.ngram, dtype=np.uint64) | np.uint64(1)
 
     def _mix(self, x):
+        """splitmix64's finalizer; works in place on a fresh copy of `x`."""
         np = self.np
         x = x ^ (x >> np.uint64(30))
-        x = x * np.uint64(0xBF58476D1CE4E5B9)
-        x = x ^ (x >> np.uint64(27))
-        x = x * np.uint64(0x94D049BB133111EB)
-        return x ^ (x >> np.uint64(31))
+        x *= np.uint64(0xBF58476D1CE4E5B9)
+        x ^= x >> np.uint64(27)
+        x *= np.uint64(0x94D049BB133111EB)
+        x ^= x >> np.uint64(31)
+        return x
 
     def _powers(self, n: int) -> None:
         np = self.np
@@ -300,68 +287,138 @@ class _Signer:
         q = np.full(n, pow(self._P, -1, 2**64), dtype=np.uint64)
         q[0] = 1
         self._pow, self._inv = np.cumprod(p), np.cumprod(q)
+        self._powsum = np.zeros(n + 1, dtype=np.uint64)
+        np.cumsum(self._pow, out=self._powsum[1:])
 
-    def sign(self, texts) -> tuple[list[bytes], Any]:
-        """Exact keys (16 bytes each) and a (rows, num_perm) uint32 signature matrix."""
-        import pyarrow as pa
+    def sign(self, texts) -> tuple[Any, Any]:
+        """Exact keys ((rows, 2) uint64) and a (rows, num_perm) uint32 signature matrix."""
         import pyarrow.compute as pc
         import rensa
 
         np, k = self.np, self.s.ngram
         if texts.null_count:
             texts = pc.fill_null(texts, "")
-        if not pc.all(pc.string_is_ascii(texts)).as_py():
+        offs, data = self._utf8(texts)
+        if len(data) and data.max() >= 0x80:  # ASCII text is already NFKC with ASCII spaces
             texts = pc.utf8_normalize(texts, "NFKC")
             texts = pc.replace_substring_regex(texts, _UNICODE_SPACES, " ")
-        texts = pa.concat_arrays([texts]) if texts.offset else texts
-        rows = len(texts)
-        if texts.type == pa.large_string():
-            offs = np.frombuffer(texts.buffers()[1], dtype=np.int64, count=rows + 1)
-        else:
-            offs = np.frombuffer(texts.buffers()[1], dtype=np.int32, count=rows + 1).astype(np.int64)
-        size = int(offs[-1] - offs[0])
-        data = np.frombuffer(texts.buffers()[2], dtype=np.uint8, count=size, offset=int(offs[0])) if size else np.zeros(0, np.uint8)
-        offs = offs - offs[0]
-        is_word = ~self._sep[data]
-        before = np.zeros(size, dtype=bool)
-        after = np.zeros(size, dtype=bool)
-        if size:
-            before[1:] = is_word[:-1]
-            after[:-1] = is_word[1:]
-        nonempty = offs[:-1] < offs[1:]
-        before[offs[:-1][nonempty]] = False  # a row's first byte starts a word
-        after[offs[1:][nonempty] - 1] = False
-        starts = np.flatnonzero(is_word & ~before)
-        ends = np.flatnonzero(is_word & ~after) + 1
+            offs, data = self._utf8(texts)
+        rows, size = len(texts), len(data)
+        # str.split() whitespace within ASCII is 9-13 and 28-32: every byte above 32 is part
+        # of a word, and so is a control byte outside those ranges (rare, hence the check).
+        is_word = data > 32
+        odd = (data < 28) & (np.subtract(data, 9, dtype=np.uint8) > 4)
+        if odd.any():
+            is_word |= odd
+        del odd
+        starts, ends = self._word_bounds(is_word, offs)
+        del is_word
         self._powers(size + 1)
+        # Word hash: sum of (byte + 1) * P**i over its bytes, scaled back by P**-start; the
+        # +1 keeps NUL bytes from vanishing. sum(P**i) comes from a cached prefix sum.
         prefix = np.zeros(size + 1, dtype=np.uint64)
-        np.cumsum((data.astype(np.uint64) + np.uint64(1)) * self._pow[:size], out=prefix[1:])
-        words = self._mix((prefix[ends] - prefix[starts]) * self._inv[starts])
-        word_row = np.searchsorted(offs, starts, side="right") - 1
-        per_row = np.bincount(word_row, minlength=rows)
-        first = np.zeros(rows + 1, dtype=np.int64)
-        np.cumsum(per_row, out=first[1:])
-        # Exact key: the row's word-hash sequence, i.e. its text with whitespace collapsed.
-        keys = [hashlib.blake2b(words[first[i] : first[i + 1]].tobytes(), digest_size=16).digest() for i in range(rows)]
+        np.multiply(data.astype(np.uint64), self._pow[:size], out=prefix[1:])
+        np.cumsum(prefix, out=prefix)
+        words = prefix[ends] - prefix[starts]
+        del prefix
+        words += self._powsum[ends] - self._powsum[starts]
+        words *= self._inv[starts]
+        words = self._mix(words)
+        # first[r]: index of row r's first word; starts are sorted, so one search per row.
+        first = np.searchsorted(starts, offs)
+        per_row = np.diff(first)
         n = len(words)
-        idx = np.arange(n)
+        word_row = np.repeat(np.arange(rows), per_row)
+        pos = np.arange(n, dtype=np.int64) - first[word_row]
+        keys = self._exact_keys(words, pos, first, per_row)
         row_end = first[word_row + 1]
-        # Shingle i spans words i..i+k-1 of one row; a row shorter than k is one shingle.
-        valid = (idx + k - 1 < row_end) | ((idx == first[word_row]) & (per_row[word_row] < k))
+        # Shingle i spans words i..i+k-1 of one row; a row shorter than k is one shingle,
+        # padded with zeros. Only valid shingles are kept, and a valid shingle of a row of
+        # at least k words never reads past its row, so no mask is needed except for short rows.
+        short = per_row < k
+        valid = pos + (k - 1) < per_row[word_row]
+        valid[first[:-1][short & (per_row > 0)]] = True
+        padded = np.zeros(n + k - 1, dtype=np.uint64)
+        padded[:n] = words
         shingles = words * self._mults[0]
+        tmp = np.empty(n, dtype=np.uint64)
         for j in range(1, k):
-            following = np.zeros(n, dtype=np.uint64)
-            following[: n - j] = words[j:]
-            shingles = shingles + np.where(idx + j < row_end, following, np.uint64(0)) * self._mults[j]
-            shingles = (shingles << np.uint64(17)) | (shingles >> np.uint64(47))
+            np.multiply(padded[j : j + n], self._mults[j], out=tmp)
+            shingles += tmp
+            np.left_shift(shingles, np.uint64(17), out=tmp)
+            shingles >>= np.uint64(47)
+            shingles |= tmp
+        del tmp
+        if short.any():
+            heads = first[:-1][short & (per_row > 0)]
+            fix = heads.astype(np.int64)
+            h = words[fix] * self._mults[0]
+            for j in range(1, k):
+                inside = fix + j < row_end[fix]
+                h = h + np.where(inside, padded[fix + j], np.uint64(0)) * self._mults[j]
+                h = (h << np.uint64(17)) | (h >> np.uint64(47))
+            shingles[fix] = h
         shingles = self._mix(shingles[valid])
         row_offsets = np.zeros(rows + 1, dtype=np.uint64)
         np.cumsum(np.bincount(word_row[valid], minlength=rows), out=row_offsets[1:])
         matrix = rensa.RMinHash.digest_matrix_from_flat_token_hashes(
             np.ascontiguousarray(shingles), row_offsets, self.s.num_perm, self.s.seed
         )
-        sigs = np.array(matrix.to_rows(), dtype=np.uint32).reshape(rows, self.s.num_perm)
+        flat = itertools.chain.from_iterable(matrix.to_rows())
+        sigs = np.fromiter(flat, dtype=np.uint32, count=rows * self.s.num_perm).reshape(rows, self.s.num_perm)
         return keys, sigs
+
+    def _utf8(self, texts):
+        """Row offsets (from 0) and the UTF-8 bytes of a string array, without copying the bytes."""
+        import pyarrow as pa
+
+        np = self.np
+        texts = pa.concat_arrays([texts]) if texts.offset else texts
+        rows = len(texts)
+        wide = texts.type == pa.large_string()
+        offs = np.frombuffer(texts.buffers()[1], dtype=np.int64 if wide else np.int32, count=rows + 1).astype(np.int64)
+        size = int(offs[-1] - offs[0])
+        data = np.frombuffer(texts.buffers()[2], dtype=np.uint8, count=size, offset=int(offs[0])) if size else np.zeros(0, np.uint8)
+        return offs - offs[0], data
+
+    def _word_bounds(self, is_word, offs):
+        """Start and end (exclusive) byte of every word; a word never spans two rows."""
+        np = self.np
+        size = len(is_word)
+        if not size:
+            return np.zeros(0, np.int64), np.zeros(0, np.int64)
+        # Changes alternate between a word starting and a word ending.
+        changes = np.flatnonzero(is_word[1:] != is_word[:-1]) + 1  # bool: nonzero's fast path
+        if is_word[0]:
+            starts = np.concatenate([[0], changes[1::2]])
+            ends = changes[0::2]
+        else:
+            starts, ends = changes[0::2], changes[1::2]
+        if len(ends) < len(starts):
+            ends = np.concatenate([ends, [size]])
+        # Where one row's last byte and the next row's first byte are both word bytes the
+        # scan above sees one word: cut it at the row boundary.
+        inner = offs[1:-1]
+        inner = inner[(inner > 0) & (inner < size)]
+        cuts = np.unique(inner[is_word[inner] & is_word[inner - 1]])
+        if len(cuts):
+            starts = np.insert(starts, np.searchsorted(starts, cuts), cuts)
+            ends = np.insert(ends, np.searchsorted(ends, cuts), cuts)
+        return starts, ends
+
+    def _exact_keys(self, words, pos, first, per_row):
+        """128 bits per row from its word-hash sequence, i.e. its text with whitespace
+        collapsed: two position-salted sums of mixed word hashes, so order counts."""
+        np = self.np
+        a = self._mix(words + pos.astype(np.uint64) * np.uint64(0xD6E8FEB86659FD93))
+        b = self._mix((words ^ np.uint64(0x5851F42D4C957F2D)) + self._mix(pos.astype(np.uint64) + np.uint64(1)))
+        keys = np.empty((len(per_row), 2), dtype=np.uint64)
+        for col, v in enumerate((a, b)):
+            csum = np.zeros(len(v) + 1, dtype=np.uint64)
+            np.cumsum(v, out=csum[1:])
+            keys[:, col] = csum[first[1:]] - csum[first[:-1]]
+        keys[:, 1] ^= self._mix(per_row.astype(np.uint64) + np.uint64(0x2545F4914F6CDD1D))
+        return keys
 
 
 @functools.lru_cache(maxsize=8)
@@ -404,36 +461,33 @@ def dedupe(paths: list[Path], out: Path, settings: DedupeSettings | None = None)
 
     # Pass 1: exact keys and signatures, streaming; texts are dropped batch by batch.
     signer = _Signer(settings)
-    keys: list[bytes] = []
-    sig_parts = []
+    key_parts, sig_parts = [], []
     ids: list[str | None] = []
     correct: list[int] = []
     sizes: list[int] = []
-    where: list[tuple[int, int]] = []  # (file index, row) of every global row
     file_rows: list[int] = []
-    for fi, path in enumerate(inp.files):
+    for path in inp.files:
         row = 0
         for batch in _batches(inp, path, settings):
             k, s = signer.sign(batch.texts)
-            keys.extend(k)
+            key_parts.append(k)
             sig_parts.append(s)
             ids.extend(batch.ids)
             correct.extend(batch.correct)
             sizes.extend(batch.nodes)
-            where.extend((fi, row + i) for i in range(len(k)))
             row += len(k)
         file_rows.append(row)
+    keys = np.concatenate(key_parts) if key_parts else np.zeros((0, 2), np.uint64)
     sigs = np.concatenate(sig_parts) if sig_parts else np.zeros((0, settings.num_perm), np.uint32)
-    keep, dup_of, reason, similarity = _decide(keys, sigs, correct, sizes, settings)
+    del key_parts, sig_parts
+    keep, dup_of, reason, similarity = _decide(keys, sigs, np.array(correct), np.array(sizes), settings)
 
     # Pass 2: stream every file again and write the kept rows in the same layout.
     out.mkdir(parents=True, exist_ok=True)
     report = DedupeReport(inp.format, [str(p) for p in inp.files], str(out), asdict(settings))
     report.rows = len(keys)
     report.kept = int(keep.sum())
-    for r in reason:
-        if r:
-            report.dropped[r] += 1
+    report.dropped = {"exact": int(np.count_nonzero(reason == _EXACT)), "near": int(np.count_nonzero(reason == _NEAR))}
     start = 0
     names = _output_names(inp)
     for fi, path in enumerate(inp.files):
@@ -441,7 +495,7 @@ def dedupe(paths: list[Path], out: Path, settings: DedupeSettings | None = None)
         kept = _write_file(inp, path, out / names[fi], mask, settings)
         report.files.append({"input": str(path), "output": names[fi], "rows": file_rows[fi], "kept": kept})
         start += file_rows[fi]
-    report.clusters = _clusters(keep, dup_of, reason, similarity, where, ids, inp.files)
+    report.clusters = _clusters(keep, dup_of, reason, similarity, np.array(file_rows), ids, inp.files)
     if inp.format == TREES:
         _write_manifest(inp, out, report, settings)
     write_json_atomic(out / REPORT, report.as_json())
@@ -457,55 +511,82 @@ def _check_out(out: Path, inp: _Input) -> None:
         raise UsageError(f"--out {out} exists and is not an empty folder")
 
 
+_EXACT, _NEAR = 1, 2  # codes in the reason array; 0 = kept
+_REASONS = {_EXACT: "exact", _NEAR: "near"}
+
+
 def _decide(keys, sigs, correct, sizes, settings: DedupeSettings):
     """Greedy in rank order: a row is dropped when it equals, or is near, a row already kept.
 
     Rank is first-seen order for --on text; for --on problem, most correct leaves first,
     then most nodes, then first seen. Only kept rows enter the LSH buckets, so a chain of
     near copies never drags a row away from something it does not resemble itself.
+
+    The greedy walk only needs rows that share some LSH bucket with another row: every
+    other row has no candidate and is never one, so it is kept without entering the loop.
+    Exact copies are found by sorting the keys.
     """
     import numpy as np
 
     n = len(keys)
+    everyone = np.arange(n)
     if settings.on == "problem":
-        order = sorted(range(n), key=lambda i: (-correct[i], -sizes[i], i))
+        order = np.lexsort((everyone, -sizes, -correct)) if n else everyone
     else:
-        order = list(range(n))
+        order = everyone
     rank = np.empty(n, dtype=np.int64)
-    rank[order] = np.arange(n)
-    bands, per_band = lsh_bands(settings.threshold, settings.num_perm)
-    band_keys = _band_keys(sigs, bands, per_band)
+    rank[order] = everyone
     keep = np.zeros(n, dtype=bool)
     dup_of = np.full(n, -1, dtype=np.int64)
-    reason: list[str | None] = [None] * n
+    reason = np.zeros(n, dtype=np.int8)
     similarity = np.zeros(n, dtype=np.float64)
-    first_of: dict[bytes, int] = {}
+    if not n:
+        return keep, dup_of, reason, similarity
+
+    # Exact: within a run of equal keys the lowest rank is the one every other points to.
+    by_key = np.lexsort((rank, keys[:, 1], keys[:, 0]))
+    sorted_keys = keys[by_key]
+    head = np.ones(n, dtype=bool)
+    head[1:] = (sorted_keys[1:] != sorted_keys[:-1]).any(axis=1)
+    first_of = np.empty(n, dtype=np.int64)
+    first_of[by_key] = by_key[head][np.cumsum(head) - 1]
+    exact = first_of != everyone
+    dup_of[exact], reason[exact], similarity[exact] = first_of[exact], _EXACT, 1.0
+
+    reps = np.flatnonzero(~exact)
+    bands, per_band = lsh_bands(settings.threshold, settings.num_perm)
+    band_keys = _band_keys(sigs[reps], bands, per_band)
+    shared = np.zeros(len(reps), dtype=bool)
+    for b in range(bands):
+        _, inverse, counts = np.unique(band_keys[:, b], return_inverse=True, return_counts=True)
+        shared |= counts[inverse.reshape(-1)] > 1
+    keep[reps[~shared]] = True
+
+    walk = reps[shared]
+    walk_order = np.argsort(rank[walk], kind="stable")
+    walk = walk[walk_order]
+    walk_keys = band_keys[shared][walk_order].tolist()
     buckets: list[dict[int, list[int]]] = [{} for _ in range(bands)]
-    for i in order:
-        j = first_of.setdefault(keys[i], i)
-        if j != i:
-            dup_of[i], reason[i], similarity[i] = j, "exact", 1.0
-            continue
-        row_keys = band_keys[i]
+    for i, row_keys in zip(walk.tolist(), walk_keys, strict=True):
         candidates: set[int] = set()
         for b in range(bands):
             candidates.update(buckets[b].get(row_keys[b], ()))
-        match = None
-        for j in sorted(candidates, key=lambda c: rank[c]):
-            sim = float(np.count_nonzero(sigs[i] == sigs[j])) / settings.num_perm
-            if sim >= settings.threshold:
-                match = (j, sim)
-                break
-        if match is not None:
-            dup_of[i], reason[i], similarity[i] = match[0], "near", match[1]
-            continue
+        if candidates:
+            found = np.fromiter(candidates, dtype=np.int64, count=len(candidates))
+            found = found[np.argsort(rank[found], kind="stable")]
+            sims = np.count_nonzero(sigs[found] == sigs[i], axis=1) / settings.num_perm
+            hits = np.flatnonzero(sims >= settings.threshold)
+            if len(hits):
+                dup_of[i], reason[i], similarity[i] = found[hits[0]], _NEAR, sims[hits[0]]
+                continue
         keep[i] = True
         for b in range(bands):
             buckets[b].setdefault(row_keys[b], []).append(i)
     return keep, dup_of, reason, similarity
 
 
-def _band_keys(sigs, bands: int, per_band: int) -> list[list[int]]:
+def _band_keys(sigs, bands: int, per_band: int):
+    """(rows, bands) uint64: one hash per LSH band of each signature."""
     import numpy as np
 
     n = len(sigs)
@@ -516,32 +597,40 @@ def _band_keys(sigs, bands: int, per_band: int) -> list[list[int]]:
             h = (h ^ sigs[:, c].astype(np.uint64)) * np.uint64(0x100000001B3)
             h = h ^ (h >> np.uint64(29))
         out[:, b] = h
-    return out.tolist()
+    return out
 
 
-def _clusters(keep, dup_of, reason, similarity, where, ids, files) -> list[dict[str, Any]]:
-    def root(i: int) -> int:
-        while not keep[i]:
-            i = int(dup_of[i])
-        return i
+def _clusters(keep, dup_of, reason, similarity, file_rows, ids, files) -> list[dict[str, Any]]:
+    """One entry per kept row that has copies: the copies in row order, each with its reason."""
+    import numpy as np
+
+    dropped = np.flatnonzero(~keep)
+    root = dup_of[dropped]
+    while True:  # follow chains (an exact copy of a near copy) to the kept row
+        up = ~keep[root]
+        if not up.any():
+            break
+        root[up] = dup_of[root[up]]
+    by_root = np.argsort(root, kind="stable")
+    dropped, root = dropped[by_root], root[by_root]
+    file_start = np.concatenate([[0], np.cumsum(file_rows)])
+    names = [str(f) for f in files]
 
     def loc(i: int) -> dict[str, Any]:
-        fi, row = where[i]
-        out: dict[str, Any] = {"file": str(files[fi]), "row": row}
+        fi = int(np.searchsorted(file_start, i, side="right")) - 1
+        out: dict[str, Any] = {"file": names[fi], "row": i - int(file_start[fi])}
         if ids[i] is not None:
             out["id"] = ids[i]
         return out
 
-    members: dict[int, list[int]] = {}
-    for i in range(len(keep)):
-        if not keep[i]:
-            members.setdefault(root(i), []).append(i)
-    clusters = []
-    for k in sorted(members):
-        dropped = [
-            {**loc(i), "reason": reason[i], "similarity": round(float(similarity[i]), 4)} for i in members[k]
-        ]
-        clusters.append({"kept": loc(k), "dropped": dropped})
+    clusters: list[dict[str, Any]] = []
+    last = -1
+    for i, k, why, sim in zip(dropped.tolist(), root.tolist(), reason[dropped].tolist(),
+                              similarity[dropped].tolist(), strict=True):
+        if k != last:
+            clusters.append({"kept": loc(k), "dropped": []})
+            last = k
+        clusters[-1]["dropped"].append({**loc(i), "reason": _REASONS[why], "similarity": round(sim, 4)})
     return clusters
 
 
@@ -584,15 +673,32 @@ def _write_file(inp: _Input, path: Path, target: Path, mask, settings: DedupeSet
     row = 0
     with open(tmp, "wb") as f:
         with pq.ParquetWriter(f, pf.schema_arrow, compression="zstd") as writer:
-            for batch in pf.iter_batches(batch_size=settings.batch_rows):
+            for batch in pf.iter_batches(batch_size=_write_batch_rows(pf, settings)):
                 part = mask[row : row + batch.num_rows]
                 row += batch.num_rows
-                if part.any():
-                    writer.write_table(pa.Table.from_batches([batch.filter(pa.array(part))]))
+                if part.all():
+                    writer.write_batch(batch)
+                elif part.any():
+                    writer.write_batch(batch.filter(pa.array(part)))
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, target)
     return kept
+
+
+def _write_batch_rows(pf, settings: DedupeSettings) -> int:
+    """Rows per pass-2 batch: about WRITE_BATCH_BYTES uncompressed, at least batch_rows.
+
+    Pass 2 only filters and re-encodes, so it can take far bigger batches than pass 1,
+    whose per-byte arrays are several times the text; the file's own metadata says how
+    big its rows are. Depends only on the input file, so the output stays deterministic.
+    """
+    meta = pf.metadata
+    widest = max(
+        (meta.row_group(i).total_byte_size / max(meta.row_group(i).num_rows, 1) for i in range(meta.num_row_groups)),
+        default=1.0,
+    )
+    return max(settings.batch_rows, int(WRITE_BATCH_BYTES // max(widest, 1.0)))
 
 
 def _dump_marco(records: list[dict[str, Any]]) -> str:

@@ -181,3 +181,17 @@ def test_lsh_layout_favours_recall():
     bands, rows = lsh_bands(0.85, 128)
     assert bands * rows <= 128
     assert 1 - (1 - 0.85**rows) ** bands >= 0.99
+
+
+def test_exact_keys_follow_str_split_whitespace(tmp_path):
+    """The vectorized word split agrees with Python's: NFKC, then str.split() whitespace
+    (including \\x1c-\\x1f and Unicode spaces) separates words, other control bytes do not."""
+    import unicodedata
+
+    rng = random.Random(5)
+    alphabet = ["a", "b", "é", " ", "  ", "\t", "\n", "\x1c", "\x1f", "\x01", "\x0e", "\u00a0", "\u2003", "\u3000"]
+    rows = ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 12))) for _ in range(400)]
+    src = write_text_parquet(tmp_path / "in" / "train-00000-of-00001.parquet", rows)
+    report = dedupe([src], tmp_path / "out", DedupeSettings(batch_rows=37))
+    distinct = {" ".join(unicodedata.normalize("NFKC", r).split()) for r in rows}
+    assert report.dropped["exact"] == len(rows) - len(distinct)

@@ -41,6 +41,7 @@ def export(
     paths: Annotated[str | None, typer.Option("--paths", help=f"{_Opt} (prm): terminal | all.")] = None,
     label_threshold: Annotated[float | None, typer.Option("--label-threshold", help=f"{_Opt} (prm).")] = None,
     margin: Annotated[float | None, typer.Option("--margin", help=f"{_Opt} (dpo): least value gap of a pair.")] = None,
+    pairs: Annotated[str | None, typer.Option("--pairs", help=f"{_Opt} (dpo): best-worst | all.")] = None,
     json_out: JsonFlag = False,
     quiet: QuietFlag = False,
 ) -> int:
@@ -56,6 +57,7 @@ def export(
         paths=paths,
         label_threshold=label_threshold,
         margin=margin,
+        pairs=pairs,
     )
     summary = export_trees(inputs, fmt, out_dir, split=split, max_shard_size=max_shard_size, overwrite=overwrite)
     if json_out:

@@ -108,3 +108,21 @@ def test_convert_openlongcot_to_marco(cli, run_dir: Path, tmp_path: Path):
     assert cli("export", run_dir, "-f", "marco", "-o", tmp_path / "direct").code == 0
     converted = (tmp_path / "m" / "train-00000-of-00001.json").read_text()
     assert converted == (tmp_path / "direct" / "train-00000-of-00001.json").read_text()
+
+
+def test_dpo_pairs_option_reaches_the_format(cli, tmp_path: Path):
+    trees = []
+    for i in range(3):
+        t = make_tree(i)
+        for j, value in enumerate((0.0, 0.3)):  # two more siblings of the first step
+            t.add(0, "step", f"Guess {j}.", rating="negative", value=value)
+        trees.append(t)
+    run_dir = tmp_path / "run"
+    TreeShardWriter(run_dir).write(trees)
+    assert cli("export", run_dir, "-f", "dpo", "--pairs", "all", "-o", tmp_path / "all").code == 0
+    assert cli("export", run_dir, "-f", "dpo", "-o", tmp_path / "bw").code == 0
+    n_all = pq.read_table(tmp_path / "all" / "train-00000-of-00001.parquet").num_rows
+    n_bw = pq.read_table(tmp_path / "bw" / "train-00000-of-00001.parquet").num_rows
+    assert (n_all, n_bw) == (6, 3)  # 0.8 pairs with 0.0 and 0.3; best-worst keeps 0.8/0.0
+    r = cli("export", run_dir, "-f", "dpo", "--pairs", "some", "-o", tmp_path / "bad")
+    assert r.code == 2 and "pairs" in r.err
