@@ -13,12 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from cotgen.errors import DataError, UsageError
-from cotgen.rowsources import TREES, open_rows
+from cotgen.rowsources import TREES, DatasetInput, resolve_dataset_inputs
 from cotgen.shards import (
     MANIFEST,
     TREES_DIR,
-    expand_tree_inputs,
-    is_run_dir,
     read_manifest,
     write_json_atomic,
 )
@@ -76,70 +74,18 @@ class DedupeReport:
         return {f: getattr(self, f) for f in self.__dataclass_fields__}
 
 
-# -- inputs ---------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Input:
-    format: str  # "trees", "marco" or an export format stored as Parquet
-    files: list[Path]
-    manifest_from: Path | None  # the first run folder, whose manifest the output copies
-
-
-def _file_format(path: Path) -> str:
-    """The format one file holds, as cotgen.rowsources detects it (columns or JSON keys)."""
-    source = open_rows(path)
-    if source.kind == "parquet" or (source.kind == "json" and source.format == "marco"):
-        return source.format
-    raise UsageError(
-        f"{path}: dedupe reads tree shards, Parquet exports and Marco-o1 .json files, "
-        f"not {source.format} rows in a .{source.kind} file"
-    )
-
-
-def resolve_inputs(paths: list[Path]) -> _Input:
-    """Expand run folders to shards, detect each file's format and insist on one format."""
-    if not paths:
-        raise UsageError("give at least one INPUT (run folder, tree shard or exported file)")
-    files: list[Path] = []
-    manifest_from = None
-    for p in map(Path, paths):
-        if p.is_dir() and not is_run_dir(p):
-            exported = sorted([*p.glob("*.parquet"), *p.glob("*.json")])
-            exported = [f for f in exported if f.name != REPORT]
-            if not exported:
-                raise UsageError(f"{p}: neither a run folder nor a folder of exported files")
-            files.extend(exported)
-            continue
-        if p.is_dir() and manifest_from is None:
-            manifest_from = p
-        files.extend(expand_tree_inputs([p]))
-    seen: set[Path] = set()
-    unique = [f for f in files if not (f.resolve() in seen or seen.add(f.resolve()))]
-    formats = {f: _file_format(f) for f in unique}
-    kinds = sorted(set(formats.values()))
-    if len(kinds) > 1:
-        listing = "; ".join(f"{f}: {formats[f]}" for f in unique)
-        raise UsageError(f"inputs hold more than one format ({', '.join(kinds)}): {listing}")
-    if not unique:
-        raise UsageError("no input files: the run folders hold no shards")
-    return _Input(kinds[0], unique, manifest_from)
-
-
 # -- reading --------------------------------------------------------------------------
 
 
 def _marco_records(path: Path) -> list[dict[str, Any]]:
+    """Every record of a Marco-o1 file; it was validated as one when its format was detected."""
+    from cotgen.formats.marco import loads_marco
+
     try:
-        records = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
         raise DataError(f"{path}: not a readable Marco-o1 JSON array ({exc})") from None
-    if not isinstance(records, list):
-        raise DataError(f"{path}: a Marco-o1 file is a JSON array, found {type(records).__name__}")
-    for i, rec in enumerate(records):
-        if not isinstance(rec, dict) or not isinstance(rec.get("instruction"), str) or not isinstance(rec.get("response"), str):
-            raise DataError(f"{path}: row {i}: expected an object with string 'instruction' and 'response'")
-    return records
+    return loads_marco(text, path)
 
 
 def _strings(value: Any) -> Iterator[str]:
@@ -171,7 +117,7 @@ class _Keys:
     nodes: list[int]
 
 
-def _batches(inp: _Input, path: Path, settings: DedupeSettings) -> Iterator[_Keys]:
+def _batches(inp: DatasetInput, path: Path, settings: DedupeSettings) -> Iterator[_Keys]:
     """Stream the keys of one file, one record batch at a time."""
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -453,7 +399,7 @@ def dedupe(paths: list[Path], out: Path, settings: DedupeSettings | None = None)
     import numpy as np
 
     settings = settings or DedupeSettings()
-    inp = resolve_inputs([Path(p) for p in paths])
+    inp = resolve_dataset_inputs([Path(p) for p in paths])
     out = Path(out)
     _check_out(out, inp)
     if settings.on == "problem" and inp.format not in (TREES, "openlongcot", "marco", "sft", "prm", "dpo"):
@@ -502,7 +448,7 @@ def dedupe(paths: list[Path], out: Path, settings: DedupeSettings | None = None)
     return report
 
 
-def _check_out(out: Path, inp: _Input) -> None:
+def _check_out(out: Path, inp: DatasetInput) -> None:
     resolved = out.resolve()
     for f in inp.files:
         if resolved == f.resolve() or resolved in f.resolve().parents:
@@ -634,7 +580,7 @@ def _clusters(keep, dup_of, reason, similarity, file_rows, ids, files) -> list[d
     return clusters
 
 
-def _output_names(inp: _Input) -> list[str]:
+def _output_names(inp: DatasetInput) -> list[str]:
     """Output file names: tree shards renumbered part-NNNNN; exports keep split-NNNNN-of-NNNNN."""
     if inp.format == TREES:
         return [f"{TREES_DIR}/part-{i:05d}.parquet" for i in range(len(inp.files))]
@@ -652,7 +598,7 @@ def _output_names(inp: _Input) -> list[str]:
     return names
 
 
-def _write_file(inp: _Input, path: Path, target: Path, mask, settings: DedupeSettings) -> int:
+def _write_file(inp: DatasetInput, path: Path, target: Path, mask, settings: DedupeSettings) -> int:
     """Write the rows of `path` where `mask` is true to `target`, atomically; returns the count."""
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -709,7 +655,7 @@ def _dump_marco(records: list[dict[str, Any]]) -> str:
     return dumps_marco(records)
 
 
-def _write_manifest(inp: _Input, out: Path, report: DedupeReport, settings: DedupeSettings) -> None:
+def _write_manifest(inp: DatasetInput, out: Path, report: DedupeReport, settings: DedupeSettings) -> None:
     """The first input run's manifest, with this output's shards, counts and dedupe settings."""
     import pyarrow.parquet as pq
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from cotgen import __version__
 from cotgen.errors import DataError, RunError, UsageError
+from cotgen.rowsources import resolve_dataset_inputs
 from cotgen.shards import MANIFEST, is_run_dir, read_manifest
 
 TAGS = ("synthetic", "chain-of-thought", "mcts", "cotgen")
@@ -101,9 +102,7 @@ def push(
     log: Callable[[str], None] = lambda _msg: None,
 ) -> PushReport:
     """Validate `input_path` (a run folder, an export folder or file), then upload it."""
-    from cotgen.dedupe import resolve_inputs
-
-    inp = resolve_inputs([Path(input_path)])
+    inp = resolve_dataset_inputs([Path(input_path)])
     fmt = inp.format
     config = settings.config or fmt
     _validate_all(inp.files, fmt)

@@ -285,4 +285,51 @@ def _first_line(exc: BaseException) -> str:
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
-__all__ = ["TREES", "BadRow", "RowBatch", "RowSource", "format_columns", "iter_rows", "match_format", "open_rows"]
+
+
+@dataclass(frozen=True)
+class DatasetInput:
+    """Files of one dataset, as dedupe and push take them: all of one format."""
+
+    format: str  # "trees", "marco" or an export format stored as Parquet
+    files: list[Path]
+    manifest_from: Path | None  # the first run folder, whose manifest an output copies
+
+
+def _dataset_file_format(path: Path) -> str:
+    source = open_rows(path)
+    if source.kind == "parquet" or (source.kind == "json" and source.format == "marco"):
+        return source.format
+    raise UsageError(
+        f"{path}: expected tree shards, Parquet exports or Marco-o1 .json files, "
+        f"not {source.format} rows in a .{source.kind} file"
+    )
+
+
+def resolve_dataset_inputs(paths: list[Path], ignore: tuple[str, ...] = ("dedupe.json",)) -> DatasetInput:
+    """Expand run folders to shards and export folders to their files; insist on one format."""
+    from cotgen.shards import expand_tree_inputs, is_run_dir
+
+    if not paths:
+        raise UsageError("give at least one INPUT (run folder, tree shard or exported file)")
+    files: list[Path] = []
+    manifest_from = None
+    for p in map(Path, paths):
+        if p.is_dir() and not is_run_dir(p):
+            exported = sorted(f for f in [*p.glob("*.parquet"), *p.glob("*.json")] if f.name not in ignore)
+            if not exported:
+                raise UsageError(f"{p}: neither a run folder nor a folder of exported files")
+            files.extend(exported)
+            continue
+        if p.is_dir() and manifest_from is None:
+            manifest_from = p
+        files.extend(expand_tree_inputs([p]))
+    unique = list(dict.fromkeys(f.resolve() for f in files))
+    if not unique:
+        raise UsageError("no input files: the run folders hold no shards")
+    formats = {f: _dataset_file_format(f) for f in unique}
+    kinds = sorted(set(formats.values()))
+    if len(kinds) > 1:
+        listing = "; ".join(f"{f}: {formats[f]}" for f in unique)
+        raise UsageError(f"inputs hold more than one format ({', '.join(kinds)}): {listing}")
+    return DatasetInput(kinds[0], unique, manifest_from)
