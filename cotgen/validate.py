@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -10,11 +11,12 @@ from typing import Any
 from cotgen.errors import DataError, InvalidTree, UsageError
 from cotgen.formats import FORMATS, Finding, make_format
 from cotgen.rowsources import TREES, RowSource, open_rows
-from cotgen.shards import BadRow, expand_tree_inputs, iter_shard_trees
+from cotgen.shards import BadRow, expand_tree_inputs, is_run_dir, iter_shard_trees
 from cotgen.tree import Tree, tree_problems
 
 MAX_MESSAGE_CHARS = 1000  # a finding may quote row text; a 50 MB row must not become a 50 MB line
 DEFAULT_MAX_ERRORS = 100  # findings kept per file; the counts stay exact beyond it
+_EXPORT_NAME = re.compile(r"^[A-Za-z0-9_.]+-\d{5}-of-\d{5}\.(?:parquet|json)$")  # what export writes
 
 
 @dataclass
@@ -121,11 +123,21 @@ def _finding_json(finding: Finding, row: int) -> dict[str, Any]:
 
 
 def expand_validate_inputs(paths: Iterable[Path | str], format: str | None = None) -> list[Path]:
-    """Files to validate: run folders become their tree shards. Raises UsageError for a
-    missing path, a folder that is not a run, or an unknown format, before any work."""
+    """Files to validate: run folders become their tree shards, export folders their shard
+    files. Raises UsageError for a missing path, a folder holding neither, or an unknown
+    format, before any work."""
     if format is not None and format != TREES and format not in FORMATS:
         raise UsageError(f"unknown format '{format}' (expected one of: {', '.join([TREES, *FORMATS])})")
-    return expand_tree_inputs(paths)
+    files: list[Path] = []
+    for path in map(Path, paths):
+        if path.is_dir() and not is_run_dir(path):
+            exported = sorted(f for f in path.iterdir() if f.is_file() and _EXPORT_NAME.match(f.name))
+            if not exported:
+                raise UsageError(f"{path}: not a run folder (no manifest.json, no trees/) and holds no exported shards")
+            files.extend(exported)
+        else:
+            files.extend(expand_tree_inputs([path]))
+    return files
 
 
 def validate_paths(paths: Iterable[Path | str], format: str | None = None, max_errors: int | None = DEFAULT_MAX_ERRORS) -> Iterator[FileReport]:

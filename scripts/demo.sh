@@ -14,6 +14,6 @@ run cotgen export "$out/run" --format openlongcot --out "$out/openlongcot"
 run cotgen export "$out/run" --format marco --out "$out/marco"
 run cotgen export "$out/run" --format prm --paths all --out "$out/prm"
 shopt -s nullglob
-run cotgen validate "$out"/openlongcot/*.parquet "$out"/prm/*.parquet "$out"/marco/*.json
+run cotgen validate "$out/openlongcot" "$out/prm" "$out"/marco/*.json
 run cotgen stats "$out/run"
 run cotgen inspect "$out/run" --row 0 --width 60

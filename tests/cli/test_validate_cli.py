@@ -123,3 +123,25 @@ def test_llama_o1_bugs_are_named(cli, shared: Path, tmp_path: Path, bug: str, na
     assert e["row"] == 0 and named in e["message"] and "LLaMA-O1" in e["message"]
     assert isinstance(e["offset"], int)
     assert f"{path}: row 0, char {e['offset']}: error: " in r.err
+
+
+def test_an_export_folder_is_validated_shard_by_shard(cli, tmp_path: Path):
+    from cotgen.export import export
+    from cotgen.formats import make_format
+    from cotgen.shards import TreeShardWriter
+    from cotgen.tree import Tree
+
+    trees = []
+    for i in range(4):
+        t = Tree.new(f"What is {i}?", str(i))
+        t.add(0, "conclusion", f"\\boxed{{{i}}}", terminal=True, correct=True, rating="positive")
+        trees.append(t)
+    TreeShardWriter(tmp_path / "run").write(trees)
+    export([tmp_path / "run"], make_format("openlongcot"), tmp_path / "ol", max_shard_size="2KB")
+    r = cli("validate", tmp_path / "ol", "--json")
+    assert r.code == 0, r.err
+    reports = [json.loads(line) for line in r.out.splitlines()]
+    assert len(reports) > 1 and sum(rep["rows"] for rep in reports) == 4
+    (tmp_path / "empty").mkdir()
+    r = cli("validate", tmp_path / "empty")
+    assert r.code == 2 and "not a run folder" in r.err and "no exported shards" in r.err
