@@ -171,3 +171,25 @@ def test_same_seed_same_trees(tmp_path):
         return sorted((t.id, [(n.parent, n.kind, n.text, n.visits) for n in t.nodes]) for t in iter_trees([folder]))
 
     assert nodes(tmp_path / "a") == nodes(tmp_path / "b")
+
+
+@pytest.mark.parametrize("fmt", ["openlongcot", "marco", "sft", "prm", "dpo"])
+def test_tiny_run_exports_and_validates_in_every_format(tiny_run, tmp_path, cli, fmt):
+    out = tmp_path / fmt
+    r = cli("export", tiny_run, "--format", fmt, "--out", out, "--json", "--quiet")
+    assert r.code == 0, r.err
+    summary = json.loads(r.out)
+    assert summary["trees_read"] == 4
+    if fmt in ("marco", "sft"):
+        # Best *correct* path: the tiny model's answers are noise, so every tree is refused,
+        # each with its reason counted, and nothing unparsable is written.
+        if summary["rows_written"] == 0:
+            assert sum(summary["skipped"].values()) == 4
+            assert all("no correct root-to-leaf path" in reason for reason in summary["skipped"])
+            return
+    assert summary["rows_written"] > 0
+    r = cli("validate", out, "--json")
+    assert r.code == 0, r.out
+    reports = [json.loads(line) for line in r.out.splitlines()]
+    assert {rep["format"] for rep in reports} == {fmt}
+    assert sum(rep["rows"] for rep in reports) == summary["rows_written"]
