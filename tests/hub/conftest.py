@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -72,3 +74,39 @@ def online(monkeypatch):
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
     monkeypatch.setattr(constants, "HF_HUB_DISABLE_XET", True)
     return constants
+
+
+class ProxyTrap:
+    """A loopback 'proxy' that records and drops every connection: with HTTP(S)_PROXY pointing
+    here and NO_PROXY=127.0.0.1, anything a subprocess sends beyond loopback shows up in `seen`."""
+
+    def __init__(self) -> None:
+        self.seen: list[bytes] = []
+        self._sock = socket.socket()
+        self._sock.bind(("127.0.0.1", 0))
+        self._sock.listen()
+        self.url = f"http://127.0.0.1:{self._sock.getsockname()[1]}"
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self._sock.accept()
+            except OSError:
+                return  # closed
+            with conn:
+                conn.settimeout(2)
+                try:
+                    self.seen.append(conn.recv(512))  # "CONNECT host:443 ..." or "GET http://host/..."
+                except OSError:
+                    self.seen.append(b"<connection>")
+
+    def close(self) -> None:
+        self._sock.close()
+
+
+@pytest.fixture
+def proxy_trap():
+    trap = ProxyTrap()
+    yield trap
+    trap.close()

@@ -84,12 +84,69 @@ def test_push_run_then_export_merges_configs_and_reads_back(hub, run_push, run_d
         endpoint=hub.url, token=TOKEN, cache_dir=tmp_path / "cache",
     )
     assert Path(local).read_bytes() == (export_dir / "train-00000-of-00001.parquet").read_bytes()
-    # datasets.load_dataset(REPO, "openlongcot") needs HfFileSystem and datasets' own
-    # config, both frozen offline by the top conftest; the Parquet it would read is this one.
+    # This process is frozen offline by the top conftest; the real `load_dataset(REPO, config)`
+    # runs in a subprocess in test_load_dataset_reads_both_configs_back.
     import datasets
 
     ds = datasets.load_dataset("parquet", data_files={"train": local}, split="train", cache_dir=str(tmp_path / "ds"))
     assert ds.num_rows == 8 and ds[0]["text"].startswith("<start_of_father_id>-1")
+
+
+# Run with cwd = the output folder; argv = the configs. Each split is written back as Parquet
+# so the test compares it with what was pushed; the first config is also streamed, which
+# reads the shards through HfFileSystem with Range requests.
+LOAD_SCRIPT = """
+import json, sys
+import datasets
+
+repo, configs = sys.argv[1], sys.argv[2:]
+for config in configs:
+    datasets.load_dataset(repo, config, split="train").to_parquet(f"{config}.parquet")
+streamed = datasets.load_dataset(repo, configs[0], split="train", streaming=True)
+with open("streamed.json", "w") as f:
+    json.dump([row["text"] for row in streamed], f)
+"""
+
+
+@pytest.mark.slow
+def test_load_dataset_reads_both_configs_back(hub, push_env, run_push, run_dir, export_dir, proxy_trap, tmp_path):
+    assert run_push(export_dir, "--repo", REPO).code == 0
+    assert run_push(run_dir, "--repo", REPO).code == 0  # a second config, pushed later
+    out = tmp_path / "loaded"
+    out.mkdir()
+    env = {
+        **push_env,
+        "HF_HOME": str(tmp_path / "reader-home"),  # nothing cached by the pushes
+        "HF_DATASETS_CACHE": str(tmp_path / "reader-home" / "datasets"),
+        # datasets pings s3.amazonaws.com to count downloads unless told not to.
+        "HF_UPDATE_DOWNLOAD_COUNTS": "0",
+        # Anything not for 127.0.0.1 goes to the trap, which records it and answers nothing.
+        **{k: proxy_trap.url for k in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy")},
+    }
+    assert "HF_HUB_OFFLINE" not in env and "HF_DATASETS_OFFLINE" not in env
+    first = len(hub.requests)
+    proc = subprocess.run(
+        [sys.executable, "-c", LOAD_SCRIPT, REPO, "openlongcot", "trees"],
+        env=env, cwd=out, capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    # The one request that leaves HF_ENDPOINT: datasets asks the dataset viewer, at the host
+    # it derives from the endpoint, for exported infos, and falls back to the repo on failure.
+    # The trap stopped it before any DNS lookup; nothing else tried to get out.
+    viewer = hub.url.replace("://", "://datasets-server.") + "/info?dataset="
+    assert all(seen.startswith(f"GET {viewer}{REPO} ".encode()) for seen in proxy_trap.seen), proxy_trap.seen
+
+    pushed_text = pq.read_table(export_dir / "train-00000-of-00001.parquet").column("text").to_pylist()
+    assert pq.read_table(out / "openlongcot.parquet").column("text").to_pylist() == pushed_text
+    assert json.loads((out / "streamed.json").read_text()) == pushed_text
+    pushed_trees = [row for f in sorted((run_dir / "trees").glob("*.parquet")) for row in pq.read_table(f).to_pylist()]
+    assert len(pushed_trees) == 6
+    assert pq.read_table(out / "trees.parquet").to_pylist() == pushed_trees
+
+    read = hub.requests[first:]
+    assert read and all(REPO in path or path == "/api/agent-harnesses" for _, path in read), read
+    assert not any(m in ("PUT", "POST") and "/paths-info/" not in path for m, path in read)
+    assert hub.ranges and all(path.startswith("data/openlongcot/") for path, _ in hub.ranges)
 
 
 def test_repush_uploads_nothing(hub, run_push, run_dir):
