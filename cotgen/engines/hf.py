@@ -1,30 +1,48 @@
-"""HFEngine: transformers in-process; concurrent callers are gathered into left-padded batches.
+"""HFEngine: transformers in-process, with our own decode loop and continuous batching.
 
-How a request becomes a batch:
+How a request becomes tokens:
 - `generate`/`score` tokenize, check the context length (a prompt that does not fit fails
-  for its own call, before it can join a batch) and queue one item per prompt.
-- One dispatcher task per event loop waits `batch_wait_ms` for company, then takes the
-  oldest item and every queued item with the same sampling key (temperature, top_p,
-  max_tokens, stop, ignore_eos) up to `max_batch` sequences (n samples = n sequences;
-  an item with n > max_batch is split). Items with other keys wait for a later batch:
-  one `model.generate` has one set of sampling settings.
-- The batch runs in one worker thread so the event loop keeps serving callers.
+  for its own call, before it can join a batch) and queue one request per prompt.
+- One dispatcher task per event loop drives a worker thread. The worker keeps up to
+  `max_batch` sequences (n samples = n sequences) in one KV cache and advances them one
+  token per forward pass. A sequence leaves the batch the step it ends (EOS, a stop string,
+  max_tokens) and its caller hears at once; queued sequences are admitted into the free
+  slots between steps: their prompts are prefilled (once per prompt, the KV repeated for
+  its n samples), left-padded to the batch's width and appended to the cache. A running
+  batch admits once 1/8 of its slots are free (one prefill for several requests, not one
+  per request). Cache columns that are padding in every row are dropped as rows leave.
+- Sampling settings are per sequence (temperature, top_p, stop, max_tokens, ignore_eos),
+  so any requests share a batch. When the engine is idle, the first request waits
+  `batch_wait_ms` for company so concurrent callers start together.
+- Score requests are prefill-only (last-position logits) and run between decode steps;
+  they never hold a slot. The prompts of one `score` call (the judge's candidates of one
+  node) usually share a long prefix: it is run once and each prompt's rest on top of it.
 
 Log-probs are those of the sampled token under the raw model distribution
 (log_softmax of the logits, before temperature/top-p), the same for every temperature,
 so a prior computed from them does not depend on how the step was sampled. Top-5 are the
 five highest of that distribution at each position.
 
-Seeds: a batch is sampled with one torch seed, the seed of its first item that gave one,
-else the next draw of the engine's own RNG (EngineConfig.seed). Sampling is therefore
-reproducible for the same sequence of batches; a seeded call alone in its batch always
-gives the same samples.
+Seeds: every sampled sequence has its own torch.Generator, seeded from the call's seed,
+the prompt's index in the call and the sample's index (a call without a seed takes the next draw of the engine's own RNG,
+EngineConfig.seed, when it is made). A sequence's samples depend only on its generator and
+its own logits, not on which other sequences share the batch: the same seeded call gives
+the same completions alone or in any company, up to float rounding of batched kernels
+(left padding changes the summation order in the last bits; a sampled token could only
+change where two candidates are within that rounding).
+
+Stop strings are checked as tokens arrive, on the decoded tail of the sequence, so a
+sequence stops the step its stop string appears; the text is cut at the first stop string
+and only tokens that lie wholly before the cut are kept.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import random
+import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -38,18 +56,60 @@ from cotgen.models import ResolvedModel
 
 TOP_K = 5  # alternatives reported per position (Marco-o1's confidence reads five)
 SMALL_MODEL_PARAMS = 50_000_000  # below this, one CPU thread beats several (EngineConfig.cpu_threads)
+STEPS_PER_CALL = 16  # decode steps per worker hand-off when nothing finishes and nobody waits
+COMPACT_MIN_COLUMNS = 8  # drop all-padding cache columns once at least this many pile up
+SWITCH_INTERVAL_S = 0.0005  # process-wide GIL switch interval the engine asks for (see __init__)
+ADMIT_FRACTION = 8  # a running batch admits once 1/ADMIT_FRACTION of its slots are free
+SCORE_MAX_PROMPTS = 64  # prompts per score forward: bounds the activations of one prefill
 
 
-@dataclass
-class _Item:
-    """One prompt of one call, waiting for a batch."""
+@dataclass(eq=False)
+class _Request:
+    """One prompt of one call: its settings and, as they finish, its completions."""
 
-    key: tuple
+    kind: str  # "gen" | "score"
     ids: list[int]
-    n: int
-    seed: int | None
     future: asyncio.Future
-    results: list = field(default_factory=list)
+    n: int = 1
+    max_tokens: int = 0
+    temperature: float = 0.0
+    top_p: float = 1.0
+    stop: tuple[str, ...] = ()
+    ignore_eos: bool = False
+    seeds: list[int] = field(default_factory=list)  # one per sample
+    group: int = 0  # score: the call it belongs to
+    results: list[Any] = field(default_factory=list)  # Completion per sample, as they finish
+    admitted: int = 0  # samples that have entered the batch
+    done: int = 0  # samples finished
+
+
+@dataclass(eq=False)
+class _Row:
+    """One sequence in the running batch."""
+
+    req: _Request
+    index: int  # which of the request's samples
+    generator: Any  # torch.Generator; None when greedy
+    pos: int  # position id of the next token fed
+    tokens: list[int] = field(default_factory=list)
+    logprobs: list[float] = field(default_factory=list)
+    tops: list[list[float]] = field(default_factory=list)
+    stop_at: int | None = None  # set when a stop string appeared
+    eos: bool = False
+
+
+class _Batch:
+    """The running batch: rows, their KV cache (left-padded to one width) and mask.
+    Only the worker thread touches it."""
+
+    def __init__(self) -> None:
+        self.rows: list[_Row] = []
+        self.cache = None  # transformers DynamicCache over len(rows) rows
+        self.mask = None  # (rows, width) long: 1 where the cache column is a real token
+        self.next_ids: list[int] = []  # per row: the sampled token not yet fed
+
+    def reset(self) -> None:
+        self.__init__()
 
 
 def _pick_device(device: str) -> str:
@@ -106,6 +166,10 @@ class HFEngine:
             threads = cfg.cpu_threads or (1 if small else 0)
             if threads:
                 torch.set_num_threads(threads)  # process-wide: the engine owns the CPU
+        # The worker drops the GIL inside every torch op; with the default 5 ms switch
+        # interval a busy event loop (the search's own Python) then holds it for up to 5 ms
+        # per op. A shorter interval measured +10-15% search tokens/s on the tiny model.
+        sys.setswitchinterval(min(sys.getswitchinterval(), SWITCH_INTERVAL_S))
         self.tokenizer.padding_side = "left"
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
@@ -117,13 +181,27 @@ class HFEngine:
         model_len = getattr(self.model.config, "max_position_embeddings", None) or 2048
         self.context_len = min(cfg.max_model_len or model_len, model_len)
         self.stats = EngineStats()
+        # Beyond EngineStats: decode forwards and the rows they carried (mean occupancy).
+        self.decode_steps = 0
+        self.decode_rows = 0
         self._torch = torch
         self._rng = random.Random(cfg.seed)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cotgen-hf")
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._pending: list[_Item] = []
+        self._pending: list[_Request] = []  # gen requests with samples not yet admitted, oldest first
+        self._scores: list[_Request] = []
         self._wake: asyncio.Event | None = None
+        self._arrived = threading.Event()  # tells the worker that someone waits for a slot
         self._dispatcher: asyncio.Task | None = None
+        self._batch = _Batch()
+        self._calls = itertools.count()
+        self._pieces: dict[int, str] = {}  # token id -> its text alone (stop-string pre-check)
+        # A fast tokenizer's backend decodes what tokenizer.decode(..., clean_up=False) does.
+        self._backend = getattr(self.tokenizer, "_tokenizer", None) if self.tokenizer.is_fast else None
+        # Admit into a running batch once this many slots are free: each admission is a
+        # prefill forward and a cache merge, so a few rows at a time cost more than a slot
+        # left empty for a step or two.
+        self._admit_min_free = max(1, cfg.max_batch // ADMIT_FRACTION)
 
     # --- the Engine interface -------------------------------------------------------
 
@@ -145,27 +223,23 @@ class HFEngine:
             raise UsageError(f"generate needs n >= 1 and max_tokens >= 1 (got n={n}, max_tokens={max_tokens})")
         if temperature < 0 or not 0 < top_p <= 1:
             raise UsageError(f"generate needs temperature >= 0 and 0 < top_p <= 1 (got {temperature}, {top_p})")
-        stop_key = tuple(sorted(set(s for s in (stop or []) if s)))
-        key = ("gen", float(temperature), float(top_p) if temperature > 0 else 1.0, max_tokens, stop_key, ignore_eos)
+        stops = tuple(sorted(set(s for s in (stop or []) if s)))
         encoded = self._encode(prompts, room=max_tokens)
-        items: list[_Item] = []
-        for ids in encoded:
-            left = n
-            while left > 0:  # an item never holds more sequences than a batch may
-                part = min(left, self.cfg.max_batch)
-                items.append(self._new_item(key, ids, part, seed))
-                left -= part
-        self._submit(items)
-        parts = await asyncio.gather(*(item.future for item in items))
-        out: list[list[Completion]] = []
-        k = 0
-        for _ in encoded:
-            completions: list[Completion] = []
-            while len(completions) < n:
-                completions.extend(parts[k])
-                k += 1
-            out.append(completions)
-        return out
+        base = seed if seed is not None else self._rng.getrandbits(63)
+        requests = []
+        for p, ids in enumerate(encoded):
+            seeds = [hash((base, p, j)) & (2**63 - 1) for j in range(n)]
+            requests.append(
+                self._new_request(
+                    "gen", ids, n=n, max_tokens=max_tokens, temperature=float(temperature),
+                    top_p=float(top_p) if temperature > 0 else 1.0, stop=stops, ignore_eos=ignore_eos,
+                    seeds=seeds, results=[None] * n,
+                )
+            )
+        self._pending.extend(requests)
+        self._arrived.set()
+        self._wake.set()
+        return list(await asyncio.gather(*(r.future for r in requests)))
 
     async def score(self, prompts: list[str], candidates: list[str]) -> list[dict[str, float]]:
         if not prompts:
@@ -177,9 +251,11 @@ class HFEngine:
                 raise UsageError(f"score: candidate {c!r} is empty once tokenized")
             first_ids[c] = ids[0]
         encoded = self._encode(prompts, room=0)
-        items = [self._new_item(("score",), ids, 1, None) for ids in encoded]
-        self._submit(items)
-        rows = await asyncio.gather(*(item.future for item in items))
+        call = next(self._calls)  # prompts of one call are scored as a group (shared prefix)
+        requests = [self._new_request("score", ids, group=call) for ids in encoded]
+        self._scores.extend(requests)
+        self._wake.set()
+        rows = await asyncio.gather(*(r.future for r in requests))
         return [{c: float(row[i]) for c, i in first_ids.items()} for row in rows]
 
     def render_chat(self, messages: list[dict[str, str]], add_generation_prompt: bool = True) -> str:
@@ -202,7 +278,7 @@ class HFEngine:
         self._dispatcher = None
         self._executor.shutdown(wait=True)
 
-    # --- queueing -----------------------------------------------------------------
+    # --- queueing (event loop) ------------------------------------------------------
 
     def _encode(self, prompts: list[str], room: int) -> list[list[int]]:
         """Token ids per prompt; refuses the whole call if one prompt leaves no `room`."""
@@ -221,59 +297,90 @@ class HFEngine:
             encoded.append(ids)
         return encoded
 
-    def _new_item(self, key: tuple, ids: list[int], n: int, seed: int | None) -> _Item:
+    def _new_request(self, kind: str, ids: list[int], **settings) -> _Request:
         loop = asyncio.get_running_loop()
         if loop is not self._loop or self._dispatcher is None or self._dispatcher.done():
-            # A new event loop (each asyncio.run) gets its own queue and dispatcher.
+            # A new event loop (each asyncio.run) gets its own queue and dispatcher; rows of
+            # an earlier loop have no one left to hear them.
             self._loop = loop
-            self._pending = []
+            self._pending, self._scores = [], []
             self._wake = asyncio.Event()
             self._dispatcher = loop.create_task(self._dispatch())
-        return _Item(key, ids, n, seed, loop.create_future())
+        return _Request(kind, ids, loop.create_future(), **settings)
 
-    def _submit(self, items: list[_Item]) -> None:
-        self._pending.extend(items)
-        self._wake.set()
-
-    def _take_batch(self) -> list[_Item]:
-        """The oldest item and every queued item with its key, up to max_batch sequences."""
-        key = self._pending[0].key
-        batch, rest, size = [], [], 0
-        for item in self._pending:
-            if item.key == key and size + item.n <= self.cfg.max_batch:
-                batch.append(item)
-                size += item.n
-            else:
-                rest.append(item)
-        self._pending = rest
-        return batch
+    def _take_admissions(self) -> list[tuple[_Request, int]]:
+        """(request, samples) to admit, oldest first, up to the free slots; a request with
+        more samples than there are slots is admitted over several rounds."""
+        free = self.cfg.max_batch - len(self._batch.rows)
+        if self._batch.rows and free < self._admit_min_free:
+            return []
+        taken = []
+        while free > 0 and self._pending:
+            req = self._pending[0]
+            if req.future.done():  # its caller went away
+                self._pending.pop(0)
+                continue
+            k = min(free, req.n - req.admitted)
+            taken.append((req, k))
+            free -= k
+            req.admitted += k
+            if req.admitted == req.n:
+                self._pending.pop(0)
+        if not self._pending:
+            self._arrived.clear()
+        return taken
 
     async def _dispatch(self) -> None:
         loop = asyncio.get_running_loop()
-        while True:
-            await self._wake.wait()
-            # The gather window: callers woken by the previous batch get to queue again.
-            queued = sum(item.n for item in self._pending)
-            if queued < self.cfg.max_batch and self.cfg.batch_wait_ms > 0:
-                await asyncio.sleep(self.cfg.batch_wait_ms / 1000)
-            if not self._pending:
-                self._wake.clear()
-                continue
-            batch = self._take_batch()
-            batch = [item for item in batch if not item.future.cancelled()]
-            if not batch:
-                continue
-            run = self._run_score if batch[0].key[0] == "score" else self._run_generate
-            try:
-                results = await loop.run_in_executor(self._executor, run, batch)
-            except Exception as exc:  # the batch failed: every caller in it hears why
-                for item in batch:
-                    if not item.future.done():
-                        item.future.set_exception(exc)
-            else:
-                for item, result in zip(batch, results, strict=True):
-                    if not item.future.done():
-                        item.future.set_result(result)
+        try:
+            # Rows left by an earlier event loop have no one to hear them. The reset runs in
+            # the worker, after whatever it is still doing for that loop.
+            await loop.run_in_executor(self._executor, self._batch.reset)
+            while True:
+                if not self._pending and not self._scores and not self._batch.rows:
+                    self._wake.clear()
+                    await self._wake.wait()
+                    # The gather window: concurrent callers get to queue before the batch starts.
+                    queued = sum(r.n for r in self._pending)
+                    if queued < self.cfg.max_batch and self.cfg.batch_wait_ms > 0:
+                        await asyncio.sleep(self.cfg.batch_wait_ms / 1000)
+                if self._scores:
+                    scores, self._scores = self._scores[:SCORE_MAX_PROMPTS], self._scores[SCORE_MAX_PROMPTS:]
+                    scores = [r for r in scores if not r.future.done()]
+                    if scores:
+                        try:
+                            rows = await loop.run_in_executor(self._executor, self._run_score, scores)
+                        except Exception as exc:  # the forward failed: every caller in it hears why
+                            _fail(scores, exc)
+                        else:
+                            for req, row in zip(scores, rows, strict=True):
+                                if not req.future.done():
+                                    req.future.set_result(row)
+                    continue
+                admit = self._take_admissions()
+                gone = {id(r.req) for r in self._batch.rows if r.req.future.done()}
+                if not admit and not self._batch.rows:
+                    continue
+                try:
+                    finished = await loop.run_in_executor(self._executor, self._advance, admit, gone)
+                except Exception as exc:  # a forward failed: the whole batch is lost, its callers hear why
+                    _fail([r.req for r in self._batch.rows] + [req for req, _ in admit], exc)
+                    self._batch.reset()
+                    continue
+                for req in finished:
+                    if not req.future.done():
+                        req.future.set_result(req.results)
+        except BaseException as exc:
+            # Nothing may hang: whatever stops the dispatcher (a bug, close(), a cancelled
+            # loop) reaches every caller still waiting.
+            reason = RunError("the hf engine was closed") if isinstance(exc, asyncio.CancelledError) else exc
+            _fail([r.req for r in self._batch.rows] + self._pending + self._scores, reason)
+            self._pending, self._scores = [], []
+            try:  # in the worker: it may still be inside a step
+                self._executor.submit(self._batch.reset)
+            except RuntimeError:  # closed: nothing will run on the batch again
+                pass
+            raise
 
     # --- the worker thread ------------------------------------------------------------
 
@@ -287,95 +394,307 @@ class HFEngine:
             mask[i, width - len(r):] = 1
         return ids.to(self.device), mask.to(self.device)
 
-    def _run_score(self, batch: list[_Item]) -> list[Any]:
+    def _prefill(self, prompts: list[list[int]], use_cache: bool):
+        """One forward over left-padded prompts: last-position logits (and the cache)."""
         torch = self._torch
-        t0 = time.perf_counter()
-        ids, mask = self._left_pad([item.ids for item in batch])
+        ids, mask = self._left_pad(prompts)
         # Left padding puts every prompt's last token in the last column.
         position_ids = (mask.cumsum(-1) - 1).clamp(min=0)
         with torch.inference_mode():
-            logits = self.model(input_ids=ids, attention_mask=mask, position_ids=position_ids).logits[:, -1, :]
+            out = self.model(
+                input_ids=ids, attention_mask=mask, position_ids=position_ids,
+                use_cache=use_cache, logits_to_keep=1,
+            )
+        return out.logits[:, -1, :], mask, out.past_key_values if use_cache else None
+
+    def _run_score(self, batch: list[_Request]) -> list[Any]:
+        torch = self._torch
+        t0 = time.perf_counter()
+        groups: dict[int, list[int]] = {}  # one score() call's prompts share a long prefix (the path so far)
+        for i, req in enumerate(batch):
+            groups.setdefault(req.group, []).append(i)
+        prefixes = {g: _common_prefix([batch[i].ids for i in members]) for g, members in groups.items()}
+        total = sum(len(r.ids) for r in batch)
+        shared = sum(prefixes[g] * (len(members) - 1) for g, members in groups.items())
+        if shared * 4 < total or min(prefixes.values()) == 0:  # little in common: one plain forward
+            logits, _, _ = self._prefill([r.ids for r in batch], use_cache=False)
+        else:
+            logits = self._score_shared(batch, groups, prefixes)
         logprobs = torch.log_softmax(logits.float(), dim=-1).cpu()
         self.stats.score_batches += 1
         self.stats.scored_prompts += len(batch)
         self.stats.busy_seconds += time.perf_counter() - t0
         return [logprobs[i] for i in range(len(batch))]
 
-    def _run_generate(self, batch: list[_Item]) -> list[list[Completion]]:
+    def _score_shared(self, batch: list[_Request], groups: dict[int, list[int]], prefixes: dict[int, int]):
+        """Last-position logits of every prompt, each group's common prefix run once: a
+        prefill of the prefixes, then the suffixes (left-padded, so every prompt ends in the
+        last column) on top of their group's prefix cache."""
         torch = self._torch
+        order = list(groups)
+        _, prefix_mask, cache = self._prefill([batch[groups[g][0]].ids[: prefixes[g]] for g in order], use_cache=True)
+        row_group = [0] * len(batch)
+        for k, g in enumerate(order):
+            for i in groups[g]:
+                row_group[i] = k
+        at = torch.tensor(row_group, device=prefix_mask.device)
+        for layer in cache.layers:
+            layer.keys = layer.keys.index_select(0, at)
+            layer.values = layer.values.index_select(0, at)
+        suffix_ids, suffix_mask = self._left_pad([r.ids[prefixes[order[row_group[i]]]:] for i, r in enumerate(batch)])
+        start = torch.tensor([prefixes[order[k]] for k in row_group], device=suffix_mask.device)
+        positions = start.unsqueeze(1) + (suffix_mask.cumsum(-1) - 1).clamp(min=0)
+        mask = torch.cat([prefix_mask.index_select(0, at), suffix_mask], dim=1)
+        with torch.inference_mode():
+            out = self.model(
+                input_ids=suffix_ids, attention_mask=mask, position_ids=positions,
+                past_key_values=cache, use_cache=True, logits_to_keep=1,
+            )
+        return out.logits[:, -1, :]
+
+    def _advance(self, admit: list[tuple[_Request, int]], gone: set[int]) -> list[_Request]:
+        """Admit new rows, then decode until a request finishes, a score or enough queued
+        sequences wait, or STEPS_PER_CALL steps pass. Returns the requests that finished.
+        (It reads the event loop's queues without a lock: a stale read only delays a break
+        by one step.)"""
         t0 = time.perf_counter()
-        _, temperature, top_p, max_tokens, stop, ignore_eos = batch[0].key
-        rows = [item.ids for item in batch for _ in range(item.n)]
-        ids, mask = self._left_pad(rows)
-        kwargs: dict[str, Any] = dict(
-            max_new_tokens=max_tokens,
-            pad_token_id=self.pad_id,
-            eos_token_id=sorted(self.eos_ids),
-            return_dict_in_generate=True,
-            output_logits=True,
-        )
-        if temperature > 0:
-            kwargs.update(do_sample=True, temperature=temperature, top_p=top_p, top_k=0)
-        else:
-            kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
-        if stop:
-            kwargs.update(stop_strings=list(stop), tokenizer=self.tokenizer)
-        if ignore_eos:
-            kwargs["min_new_tokens"] = max_tokens
-        seeds = [item.seed for item in batch if item.seed is not None]
-        seed = seeds[0] if seeds else self._rng.getrandbits(63)
-        devices = [self.device] if self.device.startswith("cuda") else []
-        with torch.random.fork_rng(devices=devices), torch.inference_mode():
-            torch.manual_seed(seed)
-            out = self.model.generate(input_ids=ids, attention_mask=mask, **kwargs)
-        new = out.sequences[:, ids.shape[1]:].cpu()
-        chosen_lp, top_lp = [], []
-        for step, logits in enumerate(out.logits):  # one (rows, vocab) tensor per step
-            lp = torch.log_softmax(logits.float(), dim=-1)
-            chosen_lp.append(lp.gather(1, new[:, step : step + 1].to(lp.device)).squeeze(1).cpu())
-            top_lp.append(lp.topk(min(TOP_K, lp.shape[-1]), dim=-1).values.cpu())
-        chosen = torch.stack(chosen_lp, dim=1).tolist()  # rows x steps
-        tops = torch.stack(top_lp, dim=1).tolist()  # rows x steps x 5
-        completions = [
-            self._completion(new[r].tolist(), chosen[r], tops[r], stop) for r in range(len(rows))
-        ]
+        finished: list[_Request] = []
+        try:
+            if gone:
+                self._drop([i for i, r in enumerate(self._batch.rows) if id(r.req) in gone])
+            if admit:
+                finished += self._admit(admit)
+            for _ in range(STEPS_PER_CALL):
+                if finished or not self._batch.rows:
+                    break
+                if self._scores:  # the judge waits on these: they go between two steps
+                    break
+                if self._arrived.is_set() and self.cfg.max_batch - len(self._batch.rows) >= self._admit_min_free:
+                    break
+                finished += self._decode_step()
+        finally:
+            self.stats.busy_seconds += time.perf_counter() - t0
+        return finished
+
+    def _admit(self, admit: list[tuple[_Request, int]]) -> list[_Request]:
+        """Prefill each admitted prompt once, sample every new row's first token, and merge
+        the rows that go on into the running batch."""
+        torch = self._torch
+        logits, mask, cache = self._prefill([req.ids for req, _ in admit], use_cache=True)
+        owner = [p for p, (_, k) in enumerate(admit) for _ in range(k)]
+        rows = []
+        for req, k in admit:
+            for j in range(req.admitted - k, req.admitted):
+                gen = None
+                if req.temperature > 0:
+                    gen = torch.Generator(device="cpu").manual_seed(req.seeds[j])
+                rows.append(_Row(req, j, gen, pos=len(req.ids)))
         self.stats.batches += 1
         self.stats.sequences += len(rows)
-        self.stats.busy_seconds += time.perf_counter() - t0
-        grouped, r = [], 0
-        for item in batch:
-            grouped.append(completions[r : r + item.n])
-            r += item.n
-        return grouped
+        index = torch.tensor(owner, device=logits.device)
+        finished, keep = self._sample(rows, logits.index_select(0, index))
+        if keep:
+            at = index[torch.tensor(keep, device=index.device)]
+            for layer in cache.layers:
+                layer.keys = layer.keys.index_select(0, at)
+                layer.values = layer.values.index_select(0, at)
+            self._merge([rows[i] for i in keep], cache, mask.index_select(0, at))
+        return finished
 
-    def _completion(self, new: list[int], lps: list[float], tops: list[list[float]], stop: tuple) -> Completion:
-        """Cut at EOS, then at the first stop string; tokens and log-probs follow the kept text."""
-        end = next((i for i, t in enumerate(new) if t in self.eos_ids), None)
-        self.stats.generated_tokens += len(new) if end is None else end + 1
-        finish = "stop" if end is not None else "length"
-        kept = new if end is None else new[:end]
+    def _merge(self, rows: list[_Row], cache, mask) -> None:
+        """Append rows (their cache and mask) to the batch, left-padding whichever is narrower."""
+        torch = self._torch
+        from torch.nn.functional import pad
+
+        b = self._batch
+        if not b.rows:
+            b.rows, b.cache, b.mask = rows, cache, mask
+            b.next_ids = [r.tokens[-1] for r in rows]
+            return
+        width = max(b.mask.shape[1], mask.shape[1])
+        for old, new in zip(b.cache.layers, cache.layers, strict=True):
+            grow_old, grow_new = width - old.keys.shape[-2], width - new.keys.shape[-2]
+            old.keys = torch.cat([pad(old.keys, (0, 0, grow_old, 0)), pad(new.keys, (0, 0, grow_new, 0))])
+            old.values = torch.cat([pad(old.values, (0, 0, grow_old, 0)), pad(new.values, (0, 0, grow_new, 0))])
+        b.mask = torch.cat([pad(b.mask, (width - b.mask.shape[1], 0)), pad(mask, (width - mask.shape[1], 0))])
+        b.rows = b.rows + rows
+        b.next_ids = b.next_ids + [r.tokens[-1] for r in rows]
+
+    def _decode_step(self) -> list[_Request]:
+        torch = self._torch
+        b = self._batch
+        ids = torch.tensor(b.next_ids, dtype=torch.long, device=self.device).unsqueeze(1)
+        positions = torch.tensor([r.pos for r in b.rows], dtype=torch.long, device=self.device).unsqueeze(1)
+        b.mask = torch.cat([b.mask, b.mask.new_ones((len(b.rows), 1))], dim=1)
+        with torch.inference_mode():
+            out = self.model(
+                input_ids=ids, attention_mask=b.mask, position_ids=positions,
+                past_key_values=b.cache, use_cache=True, logits_to_keep=1,
+            )
+        b.cache = out.past_key_values
+        self.decode_steps += 1
+        self.decode_rows += len(b.rows)
+        for r in b.rows:
+            r.pos += 1
+        finished, keep = self._sample(b.rows, out.logits[:, -1, :])
+        if len(keep) < len(b.rows):
+            self._drop([i for i in range(len(b.rows)) if i not in set(keep)])
+        b.next_ids = [r.tokens[-1] for r in b.rows]
+        return finished
+
+    def _drop(self, gone: list[int]) -> None:
+        """Remove rows from the batch, then the cache columns that are padding in every row left."""
+        torch = self._torch
+        b = self._batch
+        if not gone:
+            return
+        drop = set(gone)
+        keep = [i for i in range(len(b.rows)) if i not in drop]
+        b.rows = [b.rows[i] for i in keep]
+        if not keep:
+            b.reset()
+            return
+        at = torch.tensor(keep, device=b.mask.device)
+        b.mask = b.mask.index_select(0, at)
+        start = int(b.mask.any(0).int().argmax())  # first column some row still uses
+        start = start if start >= COMPACT_MIN_COLUMNS else 0
+        for layer in b.cache.layers:
+            layer.keys = layer.keys.index_select(0, at)[:, :, start:]
+            layer.values = layer.values.index_select(0, at)[:, :, start:]
+        b.mask = b.mask[:, start:]
+
+    def _sample(self, rows: list[_Row], logits) -> tuple[list[_Request], list[int]]:
+        """Pick each row's next token from its logits (rows x vocab) with its own settings,
+        record it, and decide whether the row goes on. Returns (requests that completed,
+        indices of rows that continue)."""
+        torch = self._torch
+        logits = logits.float()
+        lp = torch.log_softmax(logits, dim=-1)
+        top = lp.topk(min(TOP_K, lp.shape[-1]), dim=-1).values
+        no_eos = [i for i, r in enumerate(rows) if r.req.ignore_eos]
+        if no_eos and self.eos_ids:
+            # ignore_eos: EOS is never picked (its raw log-prob is still what is reported).
+            logits = logits.clone()
+            logits[torch.tensor(no_eos)[:, None], torch.tensor(sorted(self.eos_ids))[None, :]] = float("-inf")
+        choice = logits.argmax(-1)
+        sampled = [i for i, r in enumerate(rows) if r.generator is not None]
+        if sampled:
+            at = torch.tensor(sampled, device=logits.device)
+            temps = torch.tensor([rows[i].req.temperature for i in sampled], device=logits.device)
+            scaled = torch.log_softmax(logits.index_select(0, at) / temps.unsqueeze(1), dim=-1)
+            # Gumbel-max with each row's own generator: a row's draw depends on nothing else in the batch.
+            noise = torch.stack([torch.rand(lp.shape[-1], generator=rows[i].generator) for i in sampled])
+            perturbed = scaled + -torch.log(-torch.log(noise.clamp(min=1e-20))).to(logits.device)
+            top_ps = [rows[i].req.top_p for i in sampled]
+            if min(top_ps) < 1.0:
+                choice[at] = _nucleus_argmax(torch, scaled, perturbed, torch.tensor(top_ps, device=logits.device))
+            else:
+                choice[at] = perturbed.argmax(-1)
+        chosen_lp = lp.gather(1, choice.unsqueeze(1)).squeeze(1).tolist()
+        tops = top.tolist()
+        choice = choice.tolist()
+        finished, keep = [], []
+        for i, r in enumerate(rows):
+            token = choice[i]
+            req = r.req
+            if token in self.eos_ids and not req.ignore_eos:
+                r.eos = True
+            else:
+                r.tokens.append(token)
+                r.logprobs.append(chosen_lp[i])
+                r.tops.append(tops[i])
+                if req.stop:
+                    self._check_stop(r)
+            if r.eos or r.stop_at is not None or len(r.tokens) >= req.max_tokens:
+                req.results[r.index] = self._completion(r)
+                req.done += 1
+                if req.done == req.n:
+                    finished.append(req)
+            else:
+                keep.append(i)
+        self.stats.generated_tokens += len(rows)
+        return finished, keep
+
+    def _check_stop(self, r: _Row) -> None:
+        """Set r.stop_at when a stop string ends within the newest token. Only tokens whose
+        own text could end one are looked at closely (a stop string ends in the last token's
+        text, unless that token is a partial UTF-8 character)."""
+        token = r.tokens[-1]
+        piece = self._pieces.get(token)
+        if piece is None:
+            piece = self._pieces[token] = self._decode([token])
+        if not any(s[-1] in piece or s[-1] == " " for s in r.req.stop) and "\ufffd" not in piece:
+            return
+        window = max(len(s) for s in r.req.stop) + 3
+        tail = self._decode(r.tokens[-window:])
+        if any(s in tail for s in r.req.stop):
+            r.stop_at = len(r.tokens)
+
+    def _completion(self, r: _Row) -> Completion:
+        """The row's text cut at the first stop string; tokens and log-probs follow the kept text."""
+        kept = r.tokens
         text = self._decode(kept)
-        cuts = [text.find(s) for s in stop if s in text]
+        finish = "stop" if r.eos else "length"
+        cuts = [text.find(s) for s in r.req.stop if s in text]
         if cuts:
             cut = min(cuts)
             text = text[:cut]
             finish = "stop"
-            # Keep the tokens whose text lies wholly before the stop string: the token
-            # that reached into the stop string is not part of the completion.
-            k = 0
-            while k < len(kept) and len(self._decode(kept[: k + 1])) <= cut and text.startswith(
-                self._decode(kept[: k + 1])
-            ):
-                k += 1
+            # Keep the tokens whose text lies wholly before the stop string: the token that
+            # reached into it is not part of the completion. The row stopped the step the
+            # stop string appeared, so the walk back is a few tokens.
+            k = len(kept)
+            while k > 0:
+                head = self._decode(kept[:k])
+                if len(head) <= cut and text.startswith(head):
+                    break
+                k -= 1
             kept = kept[:k]
         return Completion(
             text=text,
             tokens=len(kept),
             finish_reason=finish,
-            logprobs=lps[: len(kept)],
-            top_logprobs=tops[: len(kept)],
-            token_ids=kept,
+            logprobs=r.logprobs[: len(kept)],
+            top_logprobs=r.tops[: len(kept)],
+            token_ids=list(kept),
         )
 
     def _decode(self, ids: list[int]) -> str:
+        if self._backend is not None:  # the Rust tokenizer itself: same text, no per-id checks
+            return self._backend.decode(ids, skip_special_tokens=False)
         return self.tokenizer.decode(ids, skip_special_tokens=False, clean_up_tokenization_spaces=False)
+
+
+def _common_prefix(rows: list[list[int]]) -> int:
+    """Length of the longest common prefix of `rows`, leaving every row at least one token."""
+    n = min(len(r) for r in rows) - 1
+    first = rows[0]
+    for r in rows[1:]:
+        k = 0
+        while k < n and r[k] == first[k]:
+            k += 1
+        n = k
+    return n
+
+
+def _nucleus_argmax(torch, logprobs, perturbed, top_p):
+    """Per row, the argmax of `perturbed` (log-probs plus Gumbel noise) over the top-p
+    nucleus of `logprobs`: an exact nucleus sample, with no sort of the vocabulary. A token
+    is in the nucleus when the mass of the tokens more likely than it is below top_p; the
+    plain argmax nearly always is, and when it is not, it and every less likely token are
+    ruled out and the argmax is taken again."""
+    probs = logprobs.exp()
+    limit = top_p.masked_fill(top_p >= 1.0, float("inf")).unsqueeze(1)
+    while True:
+        pick = perturbed.argmax(-1, keepdim=True)
+        p = probs.gather(1, pick)
+        outside = (probs * (probs > p)).sum(-1, keepdim=True) >= limit
+        if not bool(outside.any()):
+            return pick.squeeze(1)
+        perturbed = perturbed.masked_fill(outside & (probs <= p), float("-inf"))
+
+
+def _fail(requests: list[_Request], exc: BaseException) -> None:
+    for req in requests:
+        if not req.future.done():
+            req.future.set_exception(exc)

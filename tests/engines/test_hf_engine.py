@@ -11,7 +11,7 @@ from cotgen.config import EngineConfig
 from cotgen.engines import build_engine
 from cotgen.engines.base import Engine
 from cotgen.engines.hf import HFEngine
-from cotgen.errors import DataError
+from cotgen.errors import DataError, RunError
 from cotgen.models import resolve_model
 
 PROMPTS = [
@@ -150,26 +150,183 @@ def test_n_samples_seeded_and_reproducible(engine):
 
 def test_n_larger_than_max_batch_is_split(tiny_model_dir):
     eng = engine_for(tiny_model_dir, max_batch=4)
-    [completions] = asyncio.run(eng.generate([PROMPTS[0]], n=10, max_tokens=4, temperature=1.0, seed=1))
+    # Every row runs the full length, so slots free up four at a time: 4 + 4 + 2 admitted.
+    [completions] = asyncio.run(
+        eng.generate([PROMPTS[0]], n=10, max_tokens=4, temperature=1.0, seed=1, ignore_eos=True)
+    )
     assert len(completions) == 10
     assert eng.stats.batches == 3 and eng.stats.sequences == 10
     asyncio.run(eng.close())
 
 
-def test_mixed_settings_are_batched_apart(engine):
+def test_mixed_settings_share_one_batch(engine):
+    calls = [
+        dict(prompts=[PROMPTS[0]], max_tokens=5, temperature=0),
+        dict(prompts=[PROMPTS[1]], max_tokens=7, temperature=0),
+        dict(prompts=[PROMPTS[2]], max_tokens=5, temperature=0, stop=["@@"]),
+        dict(prompts=[PROMPTS[3]], max_tokens=5, temperature=0.8, top_p=0.9, seed=1),
+        dict(prompts=[PROMPTS[4]], max_tokens=9, temperature=1.5, seed=2, ignore_eos=True),
+    ]
+
     async def main():
         before = engine.stats.batches
-        out = await asyncio.gather(
-            engine.generate([PROMPTS[0]], max_tokens=5, temperature=0),
-            engine.generate([PROMPTS[1]], max_tokens=7, temperature=0),
-            engine.generate([PROMPTS[2]], max_tokens=5, temperature=0),
-            engine.generate([PROMPTS[3]], max_tokens=5, temperature=0.8, seed=1),
-        )
+        out = await asyncio.gather(*(engine.generate(**c) for c in calls))
         return out, engine.stats.batches - before
 
     out, batches = asyncio.run(main())
-    assert batches == 3
-    assert [c[0][0].tokens for c in out] == [5, 7, 5, 5]
+    assert batches == 1  # sampling settings are per row: one admission for all five
+    assert [c[0][0].tokens for c in out] == [5, 7, 5, 5, 9]
+    for call, [[together]] in zip(calls, out, strict=True):
+        [[alone]] = asyncio.run(engine.generate(**call))
+        assert together.token_ids == alone.token_ids  # seeded samples do not depend on company
+        assert together.logprobs == pytest.approx(alone.logprobs, abs=1e-4)
+
+
+def test_different_temperatures_in_one_batch(engine):
+    prompt = PROMPTS[4]
+
+    async def main():
+        return await asyncio.gather(
+            engine.generate([prompt], n=4, max_tokens=24, temperature=0, ignore_eos=True),
+            engine.generate([prompt], n=4, max_tokens=24, temperature=3.0, seed=11, ignore_eos=True),
+        )
+
+    greedy, hot = asyncio.run(main())
+    assert len({tuple(c.token_ids) for c in greedy[0]}) == 1  # greedy rows agree
+    assert len({tuple(c.token_ids) for c in hot[0]}) == 4  # hot rows each draw their own
+    # A hot row often leaves the greedy path; log-probs stay the raw distribution's.
+    greedy_lp = sum(greedy[0][0].logprobs)
+    assert all(sum(c.logprobs) < greedy_lp for c in hot[0])
+    assert hot[0][0].logprobs == pytest.approx(teacher_forced(engine, prompt, hot[0][0].token_ids), abs=1e-4)
+
+
+def test_short_request_admitted_while_a_long_one_runs_finishes_first(tiny_model_dir):
+    eng = engine_for(tiny_model_dir)
+    done: list[str] = []
+
+    async def call(name, prompt, max_tokens):
+        [[c]] = await eng.generate([prompt], max_tokens=max_tokens, temperature=0, ignore_eos=True)
+        done.append(name)
+        return c
+
+    async def main():
+        long = asyncio.create_task(call("long", PROMPTS[6], 300))
+        for _ in range(10_000):  # until the long row is decoding
+            if eng.decode_steps > 0:
+                break
+            await asyncio.sleep(0.001)
+        short = await call("short", PROMPTS[4], 4)
+        return await long, short
+
+    long, short = asyncio.run(main())
+    assert done == ["short", "long"]
+    assert eng.stats.batches == 2  # the short one joined the running batch
+    assert long.tokens == 300 and short.tokens == 4
+    [[long_alone]] = asyncio.run(eng.generate([PROMPTS[6]], max_tokens=300, temperature=0, ignore_eos=True))
+    [[short_alone]] = asyncio.run(eng.generate([PROMPTS[4]], max_tokens=4, temperature=0, ignore_eos=True))
+    assert long.token_ids == long_alone.token_ids and short.token_ids == short_alone.token_ids
+    asyncio.run(eng.close())
+
+
+def test_a_finished_row_frees_its_slot(tiny_model_dir):
+    eng = engine_for(tiny_model_dir, max_batch=2)
+    done: list[str] = []
+
+    async def call(name, max_tokens):
+        await eng.generate([PROMPTS[0]], max_tokens=max_tokens, temperature=0, ignore_eos=True)
+        done.append(name)
+
+    async def main():
+        await asyncio.gather(call("long", 200), call("short", 4), call("waiting", 4))
+
+    asyncio.run(main())
+    # Two slots: long and short start; "waiting" takes short's slot long before long ends.
+    assert done == ["short", "waiting", "long"]
+    assert eng.stats.batches == 2 and eng.stats.sequences == 3
+    assert eng.decode_steps < 200 + 10  # never a step without the long row in it
+    asyncio.run(eng.close())
+
+
+def test_a_failing_forward_reaches_every_caller(tiny_model_dir, monkeypatch):
+    eng = engine_for(tiny_model_dir, max_batch=2)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("simulated out of memory")
+
+    monkeypatch.setattr(eng.model, "forward", broken)
+
+    async def main():
+        calls = [eng.generate([p], max_tokens=8, temperature=0) for p in PROMPTS[:5]]
+        calls.append(eng.score(PROMPTS[:2], ["yes"]))
+        # A hang would fail here instead of blocking the suite.
+        return await asyncio.wait_for(asyncio.gather(*calls, return_exceptions=True), timeout=60)
+
+    results = asyncio.run(main())
+    assert len(results) == 6
+    assert all(isinstance(r, RuntimeError) and "simulated out of memory" in str(r) for r in results)
+    monkeypatch.undo()
+    [[c]] = asyncio.run(eng.generate([PROMPTS[0]], max_tokens=4, temperature=0))  # the engine recovers
+    assert c.text
+    asyncio.run(eng.close())
+
+
+def test_a_broken_dispatcher_reaches_every_caller(tiny_model_dir, monkeypatch):
+    eng = engine_for(tiny_model_dir)
+
+    def broken(*args, **kwargs):
+        raise ValueError("simulated scheduler bug")
+
+    monkeypatch.setattr(eng, "_take_admissions", broken)
+
+    async def main():
+        calls = [eng.generate([p], max_tokens=8, temperature=0) for p in PROMPTS[:4]]
+        return await asyncio.wait_for(asyncio.gather(*calls, return_exceptions=True), timeout=60)
+
+    results = asyncio.run(main())
+    assert all(isinstance(r, ValueError) for r in results)
+    asyncio.run(eng.close())
+
+
+def test_close_fails_waiting_callers(tiny_model_dir):
+    eng = engine_for(tiny_model_dir)
+
+    async def main():
+        task = asyncio.create_task(eng.generate([PROMPTS[0]], max_tokens=3000, temperature=0, ignore_eos=True))
+        for _ in range(10_000):
+            if eng.decode_steps > 0:
+                break
+            await asyncio.sleep(0.001)
+        await eng.close()
+        return await asyncio.wait_for(asyncio.gather(task, return_exceptions=True), timeout=60)
+
+    [result] = asyncio.run(main())
+    assert isinstance(result, RunError) and "closed" in str(result)
+
+
+def test_cache_is_compacted(tiny_model_dir):
+    eng = engine_for(tiny_model_dir, max_batch=2)
+    widths: list[int] = []
+    step = eng._decode_step
+
+    def watched():
+        widths.append(eng._batch.mask.shape[1])
+        return step()
+
+    eng._decode_step = watched
+    long_prompt = " ".join(["apples"] * 60)
+
+    async def main():
+        # A long prompt that stops early next to a short one that runs on: once the long
+        # row leaves, the columns only it used are dropped.
+        return await asyncio.gather(
+            eng.generate([long_prompt], max_tokens=3, temperature=0, ignore_eos=True),
+            eng.generate([PROMPTS[2]], max_tokens=40, temperature=0, ignore_eos=True),
+        )
+
+    asyncio.run(main())
+    assert max(widths) > 60
+    assert widths[-1] < 2 + 40 + 1
+    asyncio.run(eng.close())
 
 
 def test_ignore_eos_generates_every_token(engine):
@@ -206,8 +363,6 @@ def test_stats_count_work(engine):
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is present")
 def test_cuda_without_a_gpu_is_a_clear_error(tiny_model_dir):
-    from cotgen.errors import RunError
-
     with pytest.raises(RunError, match="--device cuda was asked for, but torch sees no CUDA GPU"):
         engine_for(tiny_model_dir, device="cuda")
 
@@ -215,3 +370,43 @@ def test_cuda_without_a_gpu_is_a_clear_error(tiny_model_dir):
 def test_empty_calls(engine):
     assert asyncio.run(engine.generate([])) == []
     assert asyncio.run(engine.score([], ["yes"])) == []
+
+
+def test_nucleus_argmax_matches_a_sorted_nucleus():
+    from cotgen.engines.hf import _nucleus_argmax
+
+    gen = torch.Generator().manual_seed(0)
+    for scale in (0.5, 2.0, 8.0):  # flat to peaked distributions
+        logprobs = torch.log_softmax(torch.randn(200, 300, generator=gen) * scale, dim=-1)
+        perturbed = logprobs - torch.log(-torch.log(torch.rand(200, 300, generator=gen)))
+        top_p = torch.rand(200, generator=gen).clamp(min=0.05)
+        top_p[:20] = 1.0
+        got = _nucleus_argmax(torch, logprobs, perturbed, top_p)
+        probs, order = logprobs.exp().sort(dim=-1, descending=True)
+        for r in range(200):
+            size = int(((probs[r].cumsum(0) - probs[r]) < top_p[r]).sum())
+            nucleus = order[r, :size]
+            assert got[r].item() == nucleus[perturbed[r, nucleus].argmax()].item()
+
+
+def test_score_with_a_shared_prefix_matches_a_forward_pass(engine, monkeypatch):
+    shared_runs = []
+    real = engine._score_shared
+    monkeypatch.setattr(engine, "_score_shared", lambda *a: shared_runs.append(1) or real(*a))
+    head = "<|im_start|>user\nShe bought 12 apples and sold 5. Is this step correct?\n" * 3
+    prompts = [head + tail for tail in ("12 - 5 = 7", "12 + 5 = 17", "x", "so 7 apples are left over")]
+    candidates = ["yes", " no", "<positive_rating>"]
+
+    async def main():  # two calls, scored in one batch, each its own prefix group
+        return await asyncio.gather(engine.score(prompts, candidates), engine.score(prompts[:2], candidates))
+
+    before = engine.stats.score_batches
+    rows, again = asyncio.run(main())
+    assert engine.stats.score_batches - before == 1 and shared_runs == [1]  # the prefixes ran once
+    for prompt, row in zip(prompts + prompts[:2], rows + again, strict=True):
+        ids = torch.tensor([engine.tokenizer.encode(prompt)])
+        with torch.inference_mode():
+            lp = torch.log_softmax(engine.model(input_ids=ids).logits[0, -1].float(), dim=-1)
+        for c in candidates:
+            first = engine.tokenizer.encode(c, add_special_tokens=False)[0]
+            assert row[c] == pytest.approx(lp[first].item(), abs=1e-4)
