@@ -126,11 +126,11 @@ def _search(engine, work: Path, trees: int, concurrency: int, search) -> dict:
 
 def _timed_search(engine, work: Path, trees: int, concurrency: int, search) -> tuple[float, float]:
     """(generated tokens/s of the search, mean rows per decode forward)."""
-    steps0, rows0 = engine.decode_steps, engine.decode_rows
+    steps0, rows0 = engine.stats.decode_steps, engine.stats.decode_rows
     t0 = time.perf_counter()
     s = _search(engine, work, trees, concurrency, search)
     tps = s["generated_tokens"] / (time.perf_counter() - t0)
-    return tps, (engine.decode_rows - rows0) / max(1, engine.decode_steps - steps0)
+    return tps, (engine.stats.decode_rows - rows0) / max(1, engine.stats.decode_steps - steps0)
 
 
 def run(work: Path) -> dict[str, float]:

@@ -19,8 +19,8 @@ class EngineConfig:
     device: str = "auto"  # auto = cuda when available, else cpu (hf engine)
     dtype: str = "auto"  # auto = bfloat16 on cuda, float32 on cpu (hf); vllm picks its own
     trust_remote_code: bool = False  # never run a model repo's own Python unless asked
-    max_batch: int = 64  # most sequences (prompts x n) in one batched generate
-    batch_wait_ms: float = 5.0  # how long the first request of a batch waits for company
+    max_batch: int = 64  # most sequences (prompts x n) decoded together
+    batch_wait_ms: float = 5.0  # how long an idle engine waits for company before it starts
     # hf on CPU: torch threads. 0 = one thread for models under 50M parameters (their
     # per-op overhead dwarfs the math, and thread hand-offs made the tiny model 10x slower
     # on a busy 2-core machine), torch's default above that.

@@ -15,15 +15,23 @@ class EngineStats:
     """Counters every engine keeps as `engine.stats`; the progress bar and benchmarks read them."""
 
     generated_tokens: int = 0  # every token the model produced, incl. trimmed ones and EOS
-    batches: int = 0  # hf: batched generates run; vllm/openai: generate requests sent
-    sequences: int = 0  # sequences over all those batches (prompts x n)
+    batches: int = 0  # hf: admission rounds (one prefill each); vllm/openai: generate requests sent
+    sequences: int = 0  # sequences admitted over all those rounds (prompts x n)
     score_batches: int = 0  # hf: score forward passes; vllm/openai: score calls
     scored_prompts: int = 0
     busy_seconds: float = 0.0  # hf: wall time inside generate/forward; others: in requests
+    decode_steps: int = 0  # hf: forward passes of the decode loop (one token per active row)
+    decode_rows: int = 0  # hf: active rows summed over those passes
 
     @property
     def mean_batch_size(self) -> float:
+        """Sequences per admission round (hf) or per request (others)."""
         return self.sequences / self.batches if self.batches else 0.0
+
+    @property
+    def mean_active_rows(self) -> float:
+        """How full the hf engine's decode batch was, on average."""
+        return self.decode_rows / self.decode_steps if self.decode_steps else 0.0
 
 
 def build_engine(cfg: EngineConfig) -> Engine:

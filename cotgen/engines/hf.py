@@ -182,8 +182,6 @@ class HFEngine:
         self.context_len = min(cfg.max_model_len or model_len, model_len)
         self.stats = EngineStats()
         # Beyond EngineStats: decode forwards and the rows they carried (mean occupancy).
-        self.decode_steps = 0
-        self.decode_rows = 0
         self._torch = torch
         self._rng = random.Random(cfg.seed)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cotgen-hf")
@@ -532,8 +530,8 @@ class HFEngine:
                 past_key_values=b.cache, use_cache=True, logits_to_keep=1,
             )
         b.cache = out.past_key_values
-        self.decode_steps += 1
-        self.decode_rows += len(b.rows)
+        self.stats.decode_steps += 1
+        self.stats.decode_rows += len(b.rows)
         for r in b.rows:
             r.pos += 1
         finished, keep = self._sample(b.rows, out.logits[:, -1, :])

@@ -212,7 +212,7 @@ def test_short_request_admitted_while_a_long_one_runs_finishes_first(tiny_model_
     async def main():
         long = asyncio.create_task(call("long", PROMPTS[6], 300))
         for _ in range(10_000):  # until the long row is decoding
-            if eng.decode_steps > 0:
+            if eng.stats.decode_steps > 0:
                 break
             await asyncio.sleep(0.001)
         short = await call("short", PROMPTS[4], 4)
@@ -243,7 +243,7 @@ def test_a_finished_row_frees_its_slot(tiny_model_dir):
     # Two slots: long and short start; "waiting" takes short's slot long before long ends.
     assert done == ["short", "waiting", "long"]
     assert eng.stats.batches == 2 and eng.stats.sequences == 3
-    assert eng.decode_steps < 200 + 10  # never a step without the long row in it
+    assert eng.stats.decode_steps < 200 + 10  # never a step without the long row in it
     asyncio.run(eng.close())
 
 
@@ -293,7 +293,7 @@ def test_close_fails_waiting_callers(tiny_model_dir):
     async def main():
         task = asyncio.create_task(eng.generate([PROMPTS[0]], max_tokens=3000, temperature=0, ignore_eos=True))
         for _ in range(10_000):
-            if eng.decode_steps > 0:
+            if eng.stats.decode_steps > 0:
                 break
             await asyncio.sleep(0.001)
         await eng.close()
