@@ -32,6 +32,7 @@ from pathlib import Path
 
 BATCH = 64  # sequences per engine batch, both for plain generate and for the search
 STEP_TOKENS = 32  # max_step_tokens of the search = max_tokens of plain generate
+TREES_IN_FLIGHT = 64  # concurrent trees on the one engine (full-size run)
 REPEATS = 3  # interleaved rounds of (plain, judge search, plain, confidence search)
 
 
@@ -157,11 +158,15 @@ def run(work: Path) -> dict[str, float]:
                          max_step_tokens=STEP_TOKENS, enough_correct=0)
     confidence = SearchConfig(**{**judge.to_dict(), "value": "confidence"})
     per_tree = judge.branch * judge.parallel
-    in_flight = max(1, 2 * batch // per_tree)
-    trees = in_flight * (1 if quick else 2)
+    # DESIGN.md's target is one engine serving >= 64 concurrent trees; that many also keeps
+    # the batch full while some trees wait on the judge or finish.
+    in_flight = max(1, 2 * batch // per_tree) if quick else TREES_IN_FLIGHT
+    trees = in_flight
 
+    # The plain job replays prompts of a whole search of the same size, so both see the same
+    # prompt lengths (a search's prompts grow with depth).
     recorder = Recording(engine)
-    _search(recorder, work / "record", in_flight, in_flight, SearchConfig(**{**judge.to_dict(), "simulations": 4}))
+    _search(recorder, work / "record", trees, in_flight, judge)
     plain, stream, judge_tps, conf_tps, mean_batch = [], [], [], [], []
     for _ in range(repeats):
         plain.append(_plain_job(engine, recorder.calls, batch))
