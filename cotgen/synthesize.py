@@ -142,7 +142,7 @@ def run(
     }
     if not todo:
         if not quiet:
-            console.print(f"{out}: all {len(problem_set.problems)} problems already have trees; nothing to do")
+            console.print(f"{out}: all {len(problem_set.problems)} problems already have trees; nothing to do", markup=False)
         return summary
 
     own_engine = engine is None

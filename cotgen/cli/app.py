@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import sys
+from typing import Any
+
 import typer
 from rich.console import Console
 
@@ -17,6 +21,12 @@ app = typer.Typer(
 # stdout carries data (--json, exported rows); stderr carries messages, tables and progress.
 out = Console(soft_wrap=True, highlight=False)
 err = Console(stderr=True, highlight=False)
+
+
+def emit_json(obj: Any, **dumps: Any) -> None:
+    """One JSON document on one line of stdout: written as is, never wrapped or styled."""
+    sys.stdout.write(json.dumps(obj, ensure_ascii=False, **dumps) + "\n")
+    sys.stdout.flush()
 
 
 @app.callback()

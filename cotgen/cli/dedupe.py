@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
-from cotgen.cli.app import app, err, out
+from cotgen.cli.app import app, emit_json, err
 from cotgen.cli.options import JsonFlag, OutDir, QuietFlag
 
 
@@ -33,7 +32,7 @@ def dedupe(
     if as_json:
         summary = {k: v for k, v in report.as_json().items() if k != "clusters"}
         summary["clusters"] = len(report.clusters)
-        out.print(json.dumps(summary, ensure_ascii=False, sort_keys=True), markup=False)
+        emit_json(summary, sort_keys=True)
     if quiet:
         return
     table = Table(title=f"dedupe --on {on} ({report.format})")

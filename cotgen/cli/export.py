@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from cotgen.cli.app import app, err, out
+from cotgen.cli.app import app, emit_json, err
 from cotgen.cli.options import JsonFlag, OutDir, QuietFlag
 from cotgen.export import DEFAULT_MAX_SHARD_SIZE, ExportSummary
 from cotgen.export import export as export_trees
@@ -61,7 +60,7 @@ def export(
     )
     summary = export_trees(inputs, fmt, out_dir, split=split, max_shard_size=max_shard_size, overwrite=overwrite)
     if json_out:
-        out.print(json.dumps(summary.as_json(), ensure_ascii=False), markup=False, emoji=False, soft_wrap=True)
+        emit_json(summary.as_json())
     if not quiet:
         _print_summary(summary)
     return 0

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated
 
@@ -10,7 +9,7 @@ import typer
 from rich.markup import escape
 from rich.tree import Tree as RichTree
 
-from cotgen.cli.app import app, out
+from cotgen.cli.app import app, emit_json, out
 from cotgen.errors import DataError, UsageError
 from cotgen.tree import Node, Tree
 
@@ -75,6 +74,6 @@ def inspect(
         raise UsageError("--row must be >= 0")
     tree = pick(iter_input_trees([path]), row, tree_id, str(path))
     if as_json:
-        out.print_json(json.dumps(tree.to_row(), ensure_ascii=False))
+        emit_json(tree.to_row())
     else:
         out.print(render(tree, width))

@@ -13,6 +13,7 @@ import pkgutil
 import sys
 
 import typer
+from rich.markup import escape
 
 from cotgen import cli
 from cotgen.cli.app import app, err
@@ -37,7 +38,7 @@ def run(argv: list[str] | None = None) -> int:
     except CotgenError as exc:
         if os.environ.get("COTGEN_DEBUG") == "1":
             raise
-        err.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False, soft_wrap=True)
+        err.print(f"[bold red]error:[/] {escape(str(exc))}", markup=True, highlight=False, soft_wrap=True)
         return exc.exit_code
     except typer.Exit as exc:
         return exc.exit_code

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from cotgen.cli.app import app, err, out
+from cotgen.cli.app import app, emit_json, err, out
 from cotgen.cli.options import JsonFlag
 
 model_app = typer.Typer(help="Models: build the tiny test model, resolve a model name.", no_args_is_help=True)
@@ -43,7 +42,7 @@ def resolve(
     model = resolve_model(name)
     if as_json:
         record = {"name": model.name, "model_id": model.model_id, "kind": model.kind, "path": model.path and str(model.path)}
-        out.print(json.dumps(record), markup=False)
+        emit_json(record)
         return
     where = f" (local: {model.path})" if model.path is not None and str(model.path) != model.model_id else ""
     out.print(f"{model.name} -> {model.model_id} [{model.kind}]{where}", markup=False)

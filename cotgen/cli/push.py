@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from cotgen.cli.app import app, err, out
+from cotgen.cli.app import app, emit_json, err
 from cotgen.cli.options import JsonFlag, QuietFlag
 
 
@@ -35,7 +34,7 @@ def push(
     )
     report = run_push(input_path, settings, log=(lambda m: None) if quiet else (lambda m: err.print(m, markup=False)))
     if as_json:
-        out.print(json.dumps(report.as_json(), ensure_ascii=False, sort_keys=True), markup=False)
+        emit_json(report.as_json(), sort_keys=True)
     if not quiet:
         err.print(
             f"{report.url}: config '{report.config}', split '{report.split}', {report.rows} rows; "

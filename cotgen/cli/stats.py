@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
-from cotgen.cli.app import app, err, out
+from cotgen.cli.app import app, emit_json, err
 from cotgen.cli.options import JsonFlag
 from cotgen.treestats import summarize
 
@@ -24,7 +23,7 @@ def stats(
 
     figures = summarize(iter_input_trees(paths)).as_dict()
     if as_json:
-        out.print(json.dumps(figures, sort_keys=True), soft_wrap=True)
+        emit_json(figures, sort_keys=True)
         return
     table = Table(title="cotgen stats", show_header=True)
     table.add_column("figure")

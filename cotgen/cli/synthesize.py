@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from cotgen.cli.app import app, err, out
+from cotgen.cli.app import app, emit_json, err
 from cotgen.cli.options import JsonFlag, OutDir, QuietFlag
 from cotgen.config import EngineConfig
 from cotgen.errors import UsageError
@@ -82,4 +81,4 @@ def synthesize(
         raise UsageError(f"synthesize: {exc}") from None
     summary = run(opts, search, engine_cfg, console=err, quiet=quiet)
     if json_out:
-        out.print(json.dumps(summary, sort_keys=True), markup=False, highlight=False)
+        emit_json(summary, sort_keys=True)

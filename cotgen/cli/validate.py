@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
-from cotgen.cli.app import app, err, out
+from cotgen.cli.app import app, emit_json, err
 from cotgen.cli.options import FormatName, JsonFlag, QuietFlag
 from cotgen.errors import located
 from cotgen.validate import DEFAULT_MAX_ERRORS, FileReport, validate_paths
@@ -30,7 +29,7 @@ def validate(
     for report in validate_paths(paths, format, max_errors):
         reports.append(report)
         if json_out:
-            out.print(json.dumps(report.as_json(), ensure_ascii=False), markup=False, emoji=False, soft_wrap=True)
+            emit_json(report.as_json())
         if not quiet:
             _print_findings(report)
     if not quiet:
