@@ -13,7 +13,7 @@ from cotgen.engines.base import Completion, Engine
 from cotgen.errors import UsageError
 from cotgen.search.config import SearchConfig
 from cotgen.search.protocols import Candidate, Evaluation, Proposal
-from cotgen.tree import Node, Tree
+from cotgen.tree import Node, Tree, solution_steps
 
 DEFAULT_PROMPTS = Path(__file__).parent / "prompts"
 
@@ -108,16 +108,9 @@ def load_prompts(directory: Path | None = None) -> Prompts:
 
 
 def reasoning(tree: Tree, node_id: int) -> list[str]:
-    """The reasoning steps on the path to `node_id`: a refine replaces the step its critic
-    criticized, and critics themselves are not reasoning."""
-    steps: list[str] = []
-    for node in tree.path_to(node_id)[1:]:
-        if node.kind == "critic":
-            continue
-        if node.kind == "refine" and steps:
-            steps.pop()
-        steps.append(node.text)
-    return steps
+    """The texts of the reasoning steps on the path to `node_id` (tree.solution_steps: a
+    refine replaces the step its critic criticized, and critics are not reasoning)."""
+    return [node.text for node in solution_steps(tree.path_to(node_id))]
 
 
 def confidence(c: Completion) -> float | None:
@@ -234,9 +227,8 @@ class EngineValuer:
     ) -> Evaluation:
         if self.mode == "confidence":
             return Evaluation([c.confidence if c.confidence is not None else 0.5 for c in candidates])
+        # Under a critic this already leaves out the criticized step: the refine takes its place.
         before = reasoning(tree, parent.id)
-        if kind == "refine" and before:
-            before = before[:-1]  # the refine takes the place of the criticized step
         if self.mode == "rollout":
             return await self._rollout(tree, before, candidates, seed)
         if self.rating_tokens:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timezone
 from typing import Any
@@ -188,6 +188,21 @@ class Tree:
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise InvalidTree(f"not a tree record ({type(exc).__name__}: {exc})") from None
+
+
+def solution_steps(path: Iterable[Node]) -> list[Node]:
+    """The steps a path states, past its root: a critic withdraws the step it criticized and
+    the refine under it takes that step's place, so the result reads as one clean solution."""
+    steps: list[Node] = []
+    for node in path:
+        if node.kind == "problem":
+            continue
+        if node.kind == "critic":
+            if steps:
+                steps.pop()
+            continue
+        steps.append(node)
+    return steps
 
 
 _NODE_FIELDS = tuple(f.name for f in fields(Node))

@@ -89,7 +89,7 @@ def test_missing_and_broken_templates_are_one_clear_usage_error(tmp_path):
 def test_reasoning_puts_the_refine_in_place_of_the_criticized_step():
     t, a, c, r = sample_tree()
     assert reasoning(t, a.id) == ["Ann starts with 7000."]
-    assert reasoning(t, c.id) == ["Ann starts with 7000."]
+    assert reasoning(t, c.id) == []  # the critic withdraws the step it criticizes
     assert reasoning(t, r.id) == ["The problem says Ann has 7000 apples."]
 
 
@@ -167,3 +167,12 @@ def test_confidence_and_rollout_modes():
     assert call["prompts"][0].endswith("The problem says Ann has 7000 apples.\n\nAdd 319.\n\n")
     with pytest.raises(ValueError, match="grader"):
         EngineValuer(eng, load_prompts(), cfg)
+
+
+def test_judging_a_refine_leaves_the_criticized_step_out():
+    t, a, c, r = sample_tree()
+    eng = FakeEngine(rating_tokens=False)
+    val = EngineValuer(eng, load_prompts(), SearchConfig())
+    asyncio.run(val.evaluate(t, c, "refine", [Candidate("Ann has 7000 apples.", 2)], seed=0))
+    prompt = eng.score_calls[0]["prompts"][0]
+    assert "Ann starts with 7000." not in prompt and "Ann has 7000 apples." in prompt

@@ -8,8 +8,8 @@ from itertools import combinations
 from typing import Any, ClassVar
 
 from cotgen.formats.base import ExportRefused, Finding
-from cotgen.formats.prm import label_values, path_from_root, solution_steps, text_findings
-from cotgen.tree import Node, Tree
+from cotgen.formats.prm import label_values, path_from_root, text_findings
+from cotgen.tree import Node, Tree, solution_steps
 
 PAIR_MODES = ("best-worst", "all")
 # Siblings compete only with siblings of the same kind: a step against a step, a

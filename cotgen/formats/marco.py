@@ -9,8 +9,9 @@ from typing import Any, ClassVar
 
 from cotgen.errors import DataError
 from cotgen.formats.base import ExportRefused, Finding
-from cotgen.formats.paths import best_correct_path, final_answer, journey_path, reasoning_nodes
+from cotgen.formats.paths import best_correct_path, journey_path, reasoning_nodes
 from cotgen.tree import Node, Tree
+from cotgen.verify import extract_answer
 
 THOUGHT_OPEN, THOUGHT_CLOSE = "<Thought>", "</Thought>"
 OUTPUT_OPEN, OUTPUT_CLOSE = "<Output>", "</Output>"
@@ -42,7 +43,7 @@ def to_marco(tree: Tree, *, journey: bool = False, max_journey_branches: int = 1
         raise ExportRefused("empty problem (the instruction)")
     reasoning = JOINER.join(t for t in (n.text.strip() for n in body) if t)
     last = path[-1]
-    answer = final_answer(last.text) or last.text.strip()
+    answer = extract_answer(last.text) or last.text.strip()
     if not reasoning:
         raise ExportRefused("empty thought: the path's nodes have no text")
     if not answer:

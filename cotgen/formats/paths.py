@@ -5,8 +5,6 @@ Pure functions of a Tree. A path is a list of the tree's own Node objects, root 
 
 from __future__ import annotations
 
-import re
-
 from cotgen.tree import Node, Tree
 
 REFLECTION = "Wait! Maybe I made some mistakes! I need to rethink from scratch."
@@ -123,30 +121,4 @@ def _mean_value(path: list[Node]) -> float:
     return sum(n.value for n in body) / len(body) if body else 0.0
 
 
-_BOXED = re.compile(r"\\(?:boxed|fbox)\s*\{")
-_HASHES = re.compile(r"^[ \t]*####[ \t]*(\S[^\n]*)", re.M)
-_THE_ANSWER_IS = re.compile(r"the answer is\s*:?\s*([^\n]+)", re.I)
 
-
-def final_answer(node_text: str) -> str | None:
-    """The final answer stated in a text: the last \\boxed{...} (braces matched), else the
-    last `#### N` line, else what follows the last "the answer is"; None when there is none.
-    """
-    last = None
-    for m in _BOXED.finditer(node_text):
-        depth, i = 1, m.end()
-        while i < len(node_text) and depth:
-            c = node_text[i]
-            depth += (c == "{") - (c == "}")
-            i += 1
-        if depth == 0:
-            last = node_text[m.end() : i - 1].strip()
-    if last is not None:
-        return last
-    hashes = _HASHES.findall(node_text)
-    if hashes:
-        return hashes[-1].strip()
-    stated = _THE_ANSWER_IS.findall(node_text)
-    if stated:
-        return stated[-1].strip().rstrip(".").strip().strip("$").strip() or None
-    return None

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from cotgen.formats.base import ExportRefused, Finding
 from cotgen.search.ratings import own_counts
-from cotgen.tree import Node, Tree
+from cotgen.tree import Node, Tree, solution_steps
 
 PATH_MODES = ("terminal", "all")
 
@@ -32,21 +32,6 @@ def path_from_root(index: dict[int, Node], node: Node) -> list[Node]:
     while path[-1].parent in index and len(path) <= len(index):  # the bound stops a cycle
         path.append(index[path[-1].parent])
     return path[::-1]
-
-
-def solution_steps(path: Iterable[Node]) -> list[Node]:
-    """The steps a path states, past its root: a critic withdraws the step it criticized and
-    the refine under it takes that step's place, so the result reads as one clean solution."""
-    steps: list[Node] = []
-    for node in path:
-        if node.kind == "problem":
-            continue
-        if node.kind == "critic":
-            if steps:
-                steps.pop()
-            continue
-        steps.append(node)
-    return steps
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,9 @@ from typing import Any, ClassVar
 
 from cotgen.formats.base import ExportRefused, Finding
 from cotgen.formats.marco import to_marco
-from cotgen.formats.paths import best_correct_path, final_answer, journey_path, reasoning_nodes
+from cotgen.formats.paths import best_correct_path, journey_path, reasoning_nodes
 from cotgen.tree import Node, Tree
+from cotgen.verify import extract_answer
 
 REASONING_TAGS = ("think", "thought", "none")
 ROLES = ("system", "user", "assistant")
@@ -28,7 +29,7 @@ class SFTFormat:
     joined by a blank line. For "think" and "none" the answer is the text of the path's
     conclusion node, which then leaves the reasoning; when the path ends at a step that
     states the answer itself, that step stays in the reasoning and the answer is
-    "The final answer is $\\boxed{X}$." (X from paths.final_answer). "thought" is
+    "The final answer is $\\boxed{X}$." (X from verify.extract_answer). "thought" is
     exactly the marco format's response (Output = the final answer alone).
     """
 
@@ -135,7 +136,7 @@ def _reasoning_and_answer(steps: Sequence[Node]) -> tuple[str, str]:
     last = steps[-1]
     if last.kind == "conclusion":
         return _join(steps[:-1]), last.text.strip()
-    answer = final_answer(last.text)
+    answer = extract_answer(last.text)
     if answer is None:
         return _join(steps[:-1]), last.text.strip()
     return _join(steps), f"The final answer is $\\boxed{{{answer}}}$."
