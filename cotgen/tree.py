@@ -8,25 +8,26 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timezone
 from typing import Any
 
+from cotgen.answers import extract_answer
 from cotgen.errors import InvalidTree
 
 KINDS = ("problem", "step", "critic", "refine", "conclusion")
 RATINGS = ("positive", "negative", "unknown")
 
-# A final answer in a step: \boxed{...}, \fbox{...}, GSM8K's "#### N" or "the answer is X".
-# verify.py does the real extraction; this only decides whether a step may be terminal.
-_FINAL_ANSWER = re.compile(r"\\boxed\b|\\fbox\b|^\s*####\s*\S|the (?:final )?answer is\s*\S", re.I | re.M)
-
-
 def has_final_answer(text: str) -> bool:
-    """True when `text` states a final answer a grader could extract."""
-    return _FINAL_ANSWER.search(text) is not None
+    """True when `text` states a final answer the grader would extract (cotgen.answers)."""
+    return extract_answer(text) is not None
+
+
+def may_be_terminal(kind: str, text: str) -> bool:
+    """Whether a node of `kind` with `text` ends a solution: a conclusion, or a step (or a
+    refined step) that states a final answer. The search marks exactly these terminal."""
+    return kind == "conclusion" or (kind in ("step", "refine") and has_final_answer(text))
 
 
 def tree_id(problem: str, answer: str | None) -> str:
@@ -249,7 +250,7 @@ def tree_problems(tree: Tree) -> list[str]:
                     out.append(f"{label}: a critic's parent must be a step, refine or conclusion, not '{parent.kind}'")
                 if n.kind == "refine" and parent.kind != "critic":
                     out.append(f"{label}: a refine node's parent must be a critic, not '{parent.kind}'")
-        if n.terminal and not (n.kind == "conclusion" or (n.kind in ("step", "refine") and has_final_answer(n.text))):
+        if n.terminal and not may_be_terminal(n.kind, n.text):
             out.append(f"{label}: terminal nodes must be conclusions or steps with a final answer")
         if n.correct is not None and not n.terminal:
             out.append(f"{label}: 'correct' is set on a node that is not terminal")

@@ -8,7 +8,7 @@ from pathlib import Path
 from cotgen.errors import DataError, UsageError, located
 from cotgen.rowsources import TREES, open_rows
 from cotgen.shards import BadRow, expand_tree_inputs, iter_shard_trees
-from cotgen.tree import Tree, has_final_answer, tree_id
+from cotgen.tree import Tree, may_be_terminal, tree_id
 
 # on_skip(reason, where): called for an input row that yields no tree; None = raise DataError.
 SkipHandler = Callable[[str, str], None]
@@ -89,7 +89,7 @@ def infer_verdicts(tree: Tree) -> None:
     """
     kids = tree.children()
     for node in tree.nodes[1:]:
-        if kids[node.id] or not (node.kind == "conclusion" or (node.kind in ("step", "refine") and has_final_answer(node.text))):
+        if kids[node.id] or not may_be_terminal(node.kind, node.text):
             continue
         node.terminal = True
         if tree.answer is not None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from cotgen.errors import InvalidTree
-from cotgen.tree import Node, Tree, has_final_answer, tree_id, tree_problems
+from cotgen.tree import Node, Tree, has_final_answer, may_be_terminal, tree_id, tree_problems
 
 
 def small_tree() -> Tree:
@@ -104,8 +104,11 @@ def test_terminal_step_with_final_answer_is_allowed():
         ("He pays 5\n#### 72", True),
         ("Thus the answer is 12.", True),
         ("We add 2 and 2 next.", False),
+        ("so the total is \\boxed{12", False),  # cut off mid-answer: the grader finds nothing
         ("", False),
     ],
 )
 def test_has_final_answer(text, expected):
     assert has_final_answer(text) is expected
+    assert may_be_terminal("step", text) is expected and may_be_terminal("refine", text) is expected
+    assert may_be_terminal("conclusion", text) and not may_be_terminal("critic", text)

@@ -7,11 +7,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from cotgen.answers import extract_answer
 from cotgen.errors import DataError
 from cotgen.formats.base import ExportRefused, Finding
 from cotgen.formats.paths import best_correct_path, journey_path, reasoning_nodes
 from cotgen.tree import Node, Tree
-from cotgen.verify import extract_answer
 
 THOUGHT_OPEN, THOUGHT_CLOSE = "<Thought>", "</Thought>"
 OUTPUT_OPEN, OUTPUT_CLOSE = "<Output>", "</Output>"

@@ -6,11 +6,11 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from cotgen.answers import extract_answer
 from cotgen.formats.base import ExportRefused, Finding
 from cotgen.formats.marco import to_marco
 from cotgen.formats.paths import best_correct_path, journey_path, reasoning_nodes
 from cotgen.tree import Node, Tree
-from cotgen.verify import extract_answer
 
 REASONING_TAGS = ("think", "thought", "none")
 ROLES = ("system", "user", "assistant")
@@ -29,7 +29,7 @@ class SFTFormat:
     joined by a blank line. For "think" and "none" the answer is the text of the path's
     conclusion node, which then leaves the reasoning; when the path ends at a step that
     states the answer itself, that step stays in the reasoning and the answer is
-    "The final answer is $\\boxed{X}$." (X from verify.extract_answer). "thought" is
+    "The final answer is $\\boxed{X}$." (X from answers.extract_answer). "thought" is
     exactly the marco format's response (Output = the final answer alone).
     """
 

@@ -19,7 +19,7 @@ from cotgen.search.config import SearchConfig
 from cotgen.search.protocols import Candidate, Grader, Policy, Proposal, Valuer
 from cotgen.search.ratings import assign_ratings
 from cotgen.search.select import select_child, sibling_priors
-from cotgen.tree import Node, Tree, has_final_answer
+from cotgen.tree import Node, Tree, may_be_terminal
 
 
 class TreeSearch:
@@ -178,8 +178,7 @@ class TreeSearch:
         """
         k = len(candidates)
         gold = self.tree.answer
-        terminal = [kind == "conclusion" or (kind in ("step", "refine") and has_final_answer(c.text))
-                    for c in candidates]
+        terminal = [may_be_terminal(kind, c.text) for c in candidates]
         correct: list[bool | None] = [None] * k
         values: list[float | None] = [None] * k
         if kind == "critic":
