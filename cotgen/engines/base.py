@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
+
+from cotgen.errors import DataError, RunError, UsageError
 
 
 @dataclass
@@ -60,3 +62,36 @@ class Engine(Protocol):
         ...
 
     async def close(self) -> None: ...
+
+
+# Engines that hold a transformers tokenizer share these (hf and vllm in-process; openai
+# renders chat locally with the model's tokenizer, since its server only does completions).
+
+
+def render_chat_template(tokenizer: Any, model_id: str, messages: list[dict[str, str]], add_generation_prompt: bool) -> str:
+    if not getattr(tokenizer, "chat_template", None):
+        raise RunError(f"model '{model_id}' has no chat template; use a chat/instruct model")
+    return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=add_generation_prompt)
+
+
+def single_tokens(tokenizer: Any, tokens: list[str]) -> bool:
+    return all(len(tokenizer.encode(t, add_special_tokens=False)) == 1 for t in tokens)
+
+
+def encode_prompts(tokenizer: Any, prompts: list[str], room: int, context_len: int, model_id: str) -> list[list[int]]:
+    """Token ids per prompt; refuses the whole call if one prompt is empty or leaves fewer
+    than `room` tokens of the context (so it fails alone, before it joins a batch)."""
+    if isinstance(prompts, str):
+        raise UsageError("prompts must be a list of strings, not one string")
+    encoded = []
+    for i, prompt in enumerate(prompts):
+        ids = tokenizer.encode(prompt)
+        if not ids:
+            raise DataError(f"prompt {i} of this call is empty once tokenized")
+        if len(ids) + room > context_len:
+            raise DataError(
+                f"prompt {i} of this call is {len(ids)} tokens; with {room} tokens to generate "
+                f"it exceeds the context of {context_len} tokens of '{model_id}'"
+            )
+        encoded.append(ids)
+    return encoded

@@ -50,8 +50,8 @@ from typing import Any
 
 from cotgen.config import EngineConfig
 from cotgen.engines import EngineStats
-from cotgen.engines.base import Completion
-from cotgen.errors import DataError, RunError, UsageError
+from cotgen.engines.base import Completion, encode_prompts, render_chat_template, single_tokens
+from cotgen.errors import RunError, UsageError
 from cotgen.models import ResolvedModel
 
 TOP_K = 5  # alternatives reported per position (Marco-o1's confidence reads five)
@@ -257,14 +257,10 @@ class HFEngine:
         return [{c: float(row[i]) for c, i in first_ids.items()} for row in rows]
 
     def render_chat(self, messages: list[dict[str, str]], add_generation_prompt: bool = True) -> str:
-        if not getattr(self.tokenizer, "chat_template", None):
-            raise RunError(f"model '{self.model_id}' has no chat template; use a chat/instruct model")
-        return self.tokenizer.apply_chat_template(
-            messages, tokenize=False, add_generation_prompt=add_generation_prompt
-        )
+        return render_chat_template(self.tokenizer, self.model_id, messages, add_generation_prompt)
 
     def has_tokens(self, tokens: list[str]) -> bool:
-        return all(len(self.tokenizer.encode(t, add_special_tokens=False)) == 1 for t in tokens)
+        return single_tokens(self.tokenizer, tokens)
 
     async def close(self) -> None:
         if self._dispatcher is not None and not self._dispatcher.done():
@@ -279,21 +275,7 @@ class HFEngine:
     # --- queueing (event loop) ------------------------------------------------------
 
     def _encode(self, prompts: list[str], room: int) -> list[list[int]]:
-        """Token ids per prompt; refuses the whole call if one prompt leaves no `room`."""
-        if isinstance(prompts, str):
-            raise UsageError("prompts must be a list of strings, not one string")
-        encoded = []
-        for i, prompt in enumerate(prompts):
-            ids = self.tokenizer.encode(prompt)
-            if not ids:
-                raise DataError(f"prompt {i} of this call is empty once tokenized")
-            if len(ids) + room > self.context_len:
-                raise DataError(
-                    f"prompt {i} of this call is {len(ids)} tokens; with {room} tokens to generate "
-                    f"it exceeds the context of {self.context_len} tokens of '{self.model_id}'"
-                )
-            encoded.append(ids)
-        return encoded
+        return encode_prompts(self.tokenizer, prompts, room, self.context_len, self.model_id)
 
     def _new_request(self, kind: str, ids: list[int], **settings) -> _Request:
         loop = asyncio.get_running_loop()

@@ -19,7 +19,7 @@ from typing import Any
 
 from cotgen.config import EngineConfig
 from cotgen.engines import EngineStats
-from cotgen.engines.base import Completion
+from cotgen.engines.base import Completion, render_chat_template, single_tokens
 from cotgen.errors import DataError, RunError, UsageError
 
 TOP_K = 5  # alternatives reported per position
@@ -198,14 +198,10 @@ class OpenAIEngine:
 
     def render_chat(self, messages: list[dict[str, str]], add_generation_prompt: bool = True) -> str:
         """Rendered locally with the model's own tokenizer (the server is only asked for completions)."""
-        tok = self._tok()
-        if not getattr(tok, "chat_template", None):
-            raise RunError(f"model '{self.model_id}' has no chat template; use a chat/instruct model")
-        return tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=add_generation_prompt)
+        return render_chat_template(self._tok(), self.model_id, messages, add_generation_prompt)
 
     def has_tokens(self, tokens: list[str]) -> bool:
-        tok = self._tok()
-        return all(len(tok.encode(t, add_special_tokens=False)) == 1 for t in tokens)
+        return single_tokens(self._tok(), tokens)
 
     async def close(self) -> None:
         self._executor.shutdown(wait=False)

@@ -15,8 +15,8 @@ from typing import Any
 
 from cotgen.config import EngineConfig
 from cotgen.engines import EngineStats
-from cotgen.engines.base import Completion
-from cotgen.errors import DataError, MissingExtraError, RunError, UsageError
+from cotgen.engines.base import Completion, encode_prompts, render_chat_template, single_tokens
+from cotgen.errors import MissingExtraError, RunError, UsageError
 from cotgen.models import ResolvedModel
 
 TOP_K = 5  # alternatives reported per position
@@ -82,13 +82,7 @@ class VLLMEngine:
         return final
 
     def _check_len(self, prompts: list[str], room: int) -> None:
-        for i, prompt in enumerate(prompts):
-            size = len(self.tokenizer.encode(prompt))
-            if size + room > self.context_len:
-                raise DataError(
-                    f"prompt {i} of this call is {size} tokens; with {room} tokens to generate "
-                    f"it exceeds the context of {self.context_len} tokens of '{self.model_id}'"
-                )
+        encode_prompts(self.tokenizer, prompts, room, self.context_len, self.model_id)
 
     async def generate(
         self,
@@ -180,12 +174,10 @@ class VLLMEngine:
         return output.prompt_logprobs[-1][token_id].logprob
 
     def render_chat(self, messages: list[dict[str, str]], add_generation_prompt: bool = True) -> str:
-        if not getattr(self.tokenizer, "chat_template", None):
-            raise RunError(f"model '{self.model_id}' has no chat template; use a chat/instruct model")
-        return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=add_generation_prompt)
+        return render_chat_template(self.tokenizer, self.model_id, messages, add_generation_prompt)
 
     def has_tokens(self, tokens: list[str]) -> bool:
-        return all(len(self.tokenizer.encode(t, add_special_tokens=False)) == 1 for t in tokens)
+        return single_tokens(self.tokenizer, tokens)
 
     async def close(self) -> None:
         self._llm.shutdown()
