@@ -131,6 +131,8 @@ def confidence(c: Completion) -> float | None:
 def _two_way(logps: dict[str, float], good: tuple[str, ...], bad: tuple[str, ...]) -> float:
     """P(good) among good + bad next tokens, from their log-probs."""
     top = max(logps.values())
+    if top == -math.inf:  # none of them among the engine's top log-probs (openai: top 20)
+        return 0.5
     g = sum(math.exp(logps[t] - top) for t in good if t in logps)
     b = sum(math.exp(logps[t] - top) for t in bad if t in logps)
     return g / (g + b) if g + b > 0 else 0.5

@@ -176,3 +176,10 @@ def test_judging_a_refine_leaves_the_criticized_step_out():
     asyncio.run(val.evaluate(t, c, "refine", [Candidate("Ann has 7000 apples.", 2)], seed=0))
     prompt = eng.score_calls[0]["prompts"][0]
     assert "Ann starts with 7000." not in prompt and "Ann has 7000 apples." in prompt
+
+
+def test_two_way_is_neutral_when_no_candidate_was_seen():
+    from cotgen.policy import _two_way
+
+    assert _two_way({"Yes": -math.inf, "No": -math.inf}, ("Yes",), ("No",)) == 0.5
+    assert _two_way({"Yes": math.log(0.3), "No": -math.inf}, ("Yes",), ("No",)) == 1.0
