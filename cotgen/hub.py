@@ -105,7 +105,7 @@ def push(
     inp = resolve_dataset_inputs([Path(input_path)])
     fmt = inp.format
     config = settings.config or fmt
-    _validate_all(inp.files, fmt)
+    rows = _validate_all(inp.files, fmt)
     token = _token(token)
     endpoint = (settings.endpoint or os.environ.get("HF_ENDPOINT") or "https://huggingface.co").rstrip("/")
     manifest = _manifest_for(Path(input_path))
@@ -116,7 +116,7 @@ def push(
     suffix = "json" if fmt == "marco" else "parquet"
     n = len(inp.files)
     locals_ = [
-        _Local(f, f"data/{config}/{settings.split}-{i:05d}-of-{n:05d}.{suffix}", *_sha256(f), _row_count(f, fmt))
+        _Local(f, f"data/{config}/{settings.split}-{i:05d}-of-{n:05d}.{suffix}", *_sha256(f), rows[f])
         for i, f in enumerate(inp.files)
     ]
     report = PushReport(settings.repo, config, settings.split, f"{endpoint}/datasets/{settings.repo}")
@@ -176,13 +176,15 @@ def push(
 # -- before the network ---------------------------------------------------------------
 
 
-def _validate_all(files: list[Path], fmt: str) -> None:
-    """Refuse the push when any row of any file is invalid; nothing has been uploaded yet."""
+def _validate_all(files: list[Path], fmt: str) -> dict[Path, int]:
+    """Rows per file; refuses the push when any row of any file is invalid, before any upload."""
     from cotgen.validate import validate_path
 
     problems = []
+    rows: dict[Path, int] = {}
     for f in files:
         rep = validate_path(f, None if fmt == "trees" else fmt)
+        rows[f] = rep.rows
         if rep.error_count:
             rows = [e for e in rep.errors if e["severity"] == "error"]
             shown = "; ".join(f"row {e['row']}: {e['message']}" for e in rows[:5])
@@ -190,6 +192,7 @@ def _validate_all(files: list[Path], fmt: str) -> None:
             problems.append(f"{f}: {rep.error_count} invalid row(s): {shown}{more}")
     if problems:
         raise DataError("refusing to push invalid data (run `cotgen validate` for the full list):\n" + "\n".join(problems))
+    return rows
 
 
 def _token(token: str | None) -> str:
@@ -218,14 +221,6 @@ def _sha256(path: Path) -> tuple[str, int]:
             h.update(chunk)
             size += len(chunk)
     return h.hexdigest(), size
-
-
-def _row_count(path: Path, fmt: str) -> int:
-    if fmt == "marco":
-        return len(json.loads(path.read_text(encoding="utf-8")))
-    import pyarrow.parquet as pq
-
-    return pq.ParquetFile(path).metadata.num_rows
 
 
 def _commit_batches(additions: list[tuple[str, Any, int]], settings: PushSettings) -> list[list[tuple[str, Any, int]]]:
