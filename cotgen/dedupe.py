@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from cotgen.errors import DataError, UsageError
-from cotgen.rowsources import TREES, DatasetInput, resolve_dataset_inputs
+from cotgen.rowsources import TREES, DatasetInput, open_rows, resolve_dataset_inputs
 from cotgen.shards import (
     MANIFEST,
     TREES_DIR,
@@ -78,14 +78,8 @@ class DedupeReport:
 
 
 def _marco_records(path: Path) -> list[dict[str, Any]]:
-    """Every record of a Marco-o1 file; it was validated as one when its format was detected."""
-    from cotgen.formats.marco import loads_marco
-
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DataError(f"{path}: not a readable Marco-o1 JSON array ({exc})") from None
-    return loads_marco(text, path)
+    """Every record of a Marco-o1 file, read by the one JSON-array reader (cotgen.rowsources)."""
+    return [row for batch in open_rows(path, "marco").batches() for row in batch.rows]
 
 
 def _strings(value: Any) -> Iterator[str]:
