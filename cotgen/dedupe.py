@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import itertools
-import json
 import os
 import re
 from collections.abc import Iterator
@@ -13,11 +12,15 @@ from pathlib import Path
 from typing import Any
 
 from cotgen.errors import DataError, UsageError
+from cotgen.formats.marco import dumps_marco
 from cotgen.rowsources import TREES, DatasetInput, open_rows, resolve_dataset_inputs
 from cotgen.shards import (
+    EXPORT_SHARD,
     MANIFEST,
     TREES_DIR,
+    export_shard_name,
     read_manifest,
+    tree_shard_name,
     write_json_atomic,
 )
 
@@ -25,7 +28,6 @@ REPORT = "dedupe.json"
 # Uncompressed bytes per record batch when pass 2 copies kept rows: large enough that
 # Parquet decoding and zstd work on big buffers, small enough to bound memory.
 WRITE_BATCH_BYTES = 16 << 20
-_SHARD_NAME = re.compile(r"^(?P<split>.+)-\d{5}-of-\d{5}\.(?:parquet|json)$")
 _OPENLONGCOT_PROBLEM = re.compile(r"<start_of_thought>\s*<problem>(.*?)<end_of_thought>", re.S)
 # Characters NFKC leaves alone that str.split() still treats as whitespace.
 _UNICODE_SPACES = r"[\x{85}\x{a0}\x{1680}\x{2000}-\x{200a}\x{2028}\x{2029}\x{202f}\x{205f}\x{3000}]"
@@ -577,17 +579,17 @@ def _clusters(keep, dup_of, reason, similarity, file_rows, ids, files) -> list[d
 def _output_names(inp: DatasetInput) -> list[str]:
     """Output file names: tree shards renumbered part-NNNNN; exports keep split-NNNNN-of-NNNNN."""
     if inp.format == TREES:
-        return [f"{TREES_DIR}/part-{i:05d}.parquet" for i in range(len(inp.files))]
-    suffix = ".json" if inp.format == "marco" else ".parquet"
+        return [f"{TREES_DIR}/{tree_shard_name(i)}" for i in range(len(inp.files))]
+    ext = "json" if inp.format == "marco" else "parquet"
     splits = []
     for f in inp.files:
-        m = _SHARD_NAME.match(f.name)
+        m = EXPORT_SHARD.match(f.name)
         splits.append(m.group("split") if m else "train")
     totals = {s: splits.count(s) for s in splits}
     seen: dict[str, int] = {}
     names = []
     for s in splits:
-        names.append(f"{s}-{seen.get(s, 0):05d}-of-{totals[s]:05d}{suffix}")
+        names.append(export_shard_name(s, seen.get(s, 0), totals[s], ext))
         seen[s] = seen.get(s, 0) + 1
     return names
 
@@ -602,7 +604,7 @@ def _write_file(inp: DatasetInput, path: Path, target: Path, mask, settings: Ded
     kept = int(mask.sum())
     if inp.format == "marco":
         records = [r for r, k in zip(_marco_records(path), mask, strict=True) if k]
-        text = _dump_marco(records)
+        text = dumps_marco(records)
         with open(tmp, "w", encoding="utf-8") as f:
             f.write(text)
             f.flush()
@@ -639,14 +641,6 @@ def _write_batch_rows(pf, settings: DedupeSettings) -> int:
         default=1.0,
     )
     return max(settings.batch_rows, int(WRITE_BATCH_BYTES // max(widest, 1.0)))
-
-
-def _dump_marco(records: list[dict[str, Any]]) -> str:
-    try:
-        from cotgen.formats.marco import dumps_marco
-    except ImportError:
-        return json.dumps(records, ensure_ascii=False, indent=4) + "\n"
-    return dumps_marco(records)
 
 
 def _write_manifest(inp: DatasetInput, out: Path, report: DedupeReport, settings: DedupeSettings) -> None:

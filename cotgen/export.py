@@ -12,6 +12,7 @@ from typing import Any
 
 from cotgen.errors import DataError, UsageError
 from cotgen.formats import ExportRefused, Format
+from cotgen.shards import EXPORT_SHARD, export_shard_name
 from cotgen.tree import Tree, tree_problems
 from cotgen.treesources import iter_located_trees, tree_inputs
 
@@ -21,7 +22,6 @@ BATCH_BYTES = 16 * 2**20  # text bytes per row group at most, for the same reaso
 _UNITS = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12,
           "KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40}  # fmt: skip
 _SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]I?B|B)?\s*", re.I)
-_SHARD_NAME = re.compile(r"^(?P<split>.+)-\d{5}-of-\d{5}\.(parquet|json)$")
 
 
 def parse_size(text: str | int) -> int:
@@ -133,7 +133,7 @@ def export(
         old.unlink(missing_ok=True)
     n = len(temporary)
     for i, tmp in enumerate(temporary):
-        final = out / f"{split}-{i:05d}-of-{n:05d}.{sink.ext}"
+        final = out / export_shard_name(split, i, n, sink.ext)
         os.replace(tmp, final)
         summary.shards.append(final.name)
     return summary
@@ -156,7 +156,7 @@ def _prepare_out(out: Path, split: str, overwrite: bool) -> list[Path]:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UsageError(f"--out {out}: cannot create the folder ({exc.strerror})") from None
-    existing = sorted(p for p in out.iterdir() if (m := _SHARD_NAME.match(p.name)) and m["split"] == split)
+    existing = sorted(p for p in out.iterdir() if (m := EXPORT_SHARD.match(p.name)) and m["split"] == split)
     if existing and not overwrite:
         names = ", ".join(p.name for p in existing[:3]) + (" ..." if len(existing) > 3 else "")
         raise UsageError(f"--out {out}: already holds {split} shards ({names}); pass --overwrite to replace them")

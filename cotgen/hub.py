@@ -15,7 +15,7 @@ from typing import Any
 from cotgen import __version__
 from cotgen.errors import DataError, RunError, UsageError
 from cotgen.rowsources import resolve_dataset_inputs
-from cotgen.shards import MANIFEST, is_run_dir, read_manifest
+from cotgen.shards import MANIFEST, export_shard_name, is_run_dir, read_manifest
 
 TAGS = ("synthetic", "chain-of-thought", "mcts", "cotgen")
 RETRY_STATUS = (408, 429, 500, 502, 503, 504)
@@ -116,7 +116,7 @@ def push(
     suffix = "json" if fmt == "marco" else "parquet"
     n = len(inp.files)
     locals_ = [
-        _Local(f, f"data/{config}/{settings.split}-{i:05d}-of-{n:05d}.{suffix}", *_sha256(f), rows[f])
+        _Local(f, f"data/{config}/{export_shard_name(settings.split, i, n, suffix)}", *_sha256(f), rows[f])
         for i, f in enumerate(inp.files)
     ]
     report = PushReport(settings.repo, config, settings.split, f"{endpoint}/datasets/{settings.repo}")

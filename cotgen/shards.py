@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -16,8 +17,18 @@ from cotgen.tree import Node, Tree, TreeStats, arrow_schema, utc_now
 MANIFEST = "manifest.json"
 TREES_DIR = "trees"
 SHARD_GLOB = "part-*.parquet"
+# Exports are Hub-style: <split>-00000-of-00003.parquet (.json for Marco-o1).
+EXPORT_SHARD = re.compile(r"^(?P<split>[A-Za-z0-9_.-]+)-\d{5}-of-\d{5}\.(?P<ext>parquet|json)$")
 TREE_BATCH_ROWS = 256  # trees per Arrow record batch when streaming; a row holds all its nodes
 TREE_COLUMNS = ("id", "problem", "nodes")  # the columns that make a Parquet file a tree shard
+
+
+def tree_shard_name(index: int) -> str:
+    return f"part-{index:05d}.parquet"
+
+
+def export_shard_name(split: str, index: int, count: int, ext: str) -> str:
+    return f"{split}-{index:05d}-of-{count:05d}.{ext}"
 
 
 def write_json_atomic(path: Path, obj: Any) -> None:
@@ -250,7 +261,7 @@ class TreeShardWriter:
         if not trees:
             return None
         table = pa.Table.from_pylist([t.to_row() for t in trees], schema=self._schema)
-        final = self.run_dir / TREES_DIR / f"part-{self._next:05d}.parquet"
+        final = self.run_dir / TREES_DIR / tree_shard_name(self._next)
         tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}")
         with open(tmp, "wb") as f:
             pq.write_table(table, f, compression="zstd")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,12 +10,11 @@ from typing import Any
 from cotgen.errors import DataError, InvalidTree, UsageError
 from cotgen.formats import FORMATS, Finding, make_format
 from cotgen.rowsources import TREES, RowSource, open_rows
-from cotgen.shards import BadRow, expand_tree_inputs, is_run_dir, iter_shard_trees
+from cotgen.shards import EXPORT_SHARD, BadRow, expand_tree_inputs, is_run_dir, iter_shard_trees
 from cotgen.tree import Tree, tree_problems
 
 MAX_MESSAGE_CHARS = 1000  # a finding may quote row text; a 50 MB row must not become a 50 MB line
 DEFAULT_MAX_ERRORS = 100  # findings kept per file; the counts stay exact beyond it
-_EXPORT_NAME = re.compile(r"^[A-Za-z0-9_.]+-\d{5}-of-\d{5}\.(?:parquet|json)$")  # what export writes
 
 
 @dataclass
@@ -131,7 +129,7 @@ def expand_validate_inputs(paths: Iterable[Path | str], format: str | None = Non
     files: list[Path] = []
     for path in map(Path, paths):
         if path.is_dir() and not is_run_dir(path):
-            exported = sorted(f for f in path.iterdir() if f.is_file() and _EXPORT_NAME.match(f.name))
+            exported = sorted(f for f in path.iterdir() if f.is_file() and EXPORT_SHARD.match(f.name))
             if not exported:
                 raise UsageError(f"{path}: not a run folder (no manifest.json, no trees/) and holds no exported shards")
             files.extend(exported)
