@@ -518,7 +518,8 @@ class HFEngine:
             r.pos += 1
         finished, keep = self._sample(b.rows, out.logits[:, -1, :])
         if len(keep) < len(b.rows):
-            self._drop([i for i in range(len(b.rows)) if i not in set(keep)])
+            kept = set(keep)
+            self._drop([i for i in range(len(b.rows)) if i not in kept])
         b.next_ids = [r.tokens[-1] for r in b.rows]
         return finished
 
