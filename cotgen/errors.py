@@ -55,3 +55,8 @@ def located(path: object, row: int | None, message: str, offset: int | None = No
     if offset is not None:
         where += f", char {offset}"
     return f"{where}: {message}"
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (library messages can run for pages)."""
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]

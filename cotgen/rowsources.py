@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cotgen.errors import DataError, UsageError, located
+from cotgen.errors import DataError, UsageError, first_line, located
 from cotgen.formats import FORMATS, format_class
 from cotgen.shards import TREE_COLUMNS, BadRow
 
@@ -156,7 +156,7 @@ def _open_parquet(path: Path, fmt: str | None) -> RowSource:
     try:
         columns = tuple(pq.read_schema(path).names)
     except (OSError, pa.ArrowException) as exc:
-        raise DataError(f"{path}: not a readable Parquet file ({_first_line(exc)})") from None
+        raise DataError(f"{path}: not a readable Parquet file ({first_line(exc)})") from None
     if fmt is None:
         fmt = match_format(columns)
         if fmt is None:
@@ -184,7 +184,7 @@ def _parquet_batches(path: Path, columns) -> Iterator[RowBatch]:
             yield RowBatch(range(start, start + len(rows)), rows)
             start += len(rows)
     except (OSError, pa.ArrowException) as exc:
-        raise DataError(located(path, start, f"cannot read Parquet data ({_first_line(exc)})")) from None
+        raise DataError(located(path, start, f"cannot read Parquet data ({first_line(exc)})")) from None
 
 
 def _open_json(path: Path, fmt: str | None) -> RowSource:
@@ -279,10 +279,6 @@ def iter_rows(path: Path | str, fmt: str | None = None) -> Iterator[dict[str, An
             if isinstance(row, BadRow):
                 raise DataError(located(source.path, index, row.message))
             yield row
-
-
-def _first_line(exc: BaseException) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
 

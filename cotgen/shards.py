@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from cotgen import __version__
-from cotgen.errors import DataError, InvalidTree, UsageError, located
+from cotgen.errors import DataError, InvalidTree, UsageError, first_line, located
 from cotgen.tree import Node, Tree, TreeStats, arrow_schema, utc_now
 
 MANIFEST = "manifest.json"
@@ -184,7 +184,7 @@ def iter_shard_trees(path: Path) -> Iterator[tuple[int, Any]]:
                 at += n
             start += batch.num_rows
     except (OSError, pa.ArrowException) as exc:
-        raise DataError(located(path, start, f"cannot read the tree shard ({str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__})")) from None
+        raise DataError(located(path, start, f"cannot read the tree shard ({first_line(exc)})")) from None
 
 
 def _column_stats(column: Any, n_rows: int, names: list[str], stats_class: type) -> list[Any]:

@@ -9,6 +9,9 @@ from typing import Any, ClassVar, Protocol
 from cotgen.errors import CotgenError
 from cotgen.tree import Tree
 
+# The warning both seed formats give for U+FFFD: bytes were decoded wrongly before the row was written.
+REPLACEMENT_WARNING = "contains U+FFFD (replacement character): text was mis-decoded upstream"
+
 
 class ExportRefused(CotgenError):
     """This tree cannot be written in this format; the reason is counted and the export goes on."""

@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 
 from cotgen.answers import extract_answer
 from cotgen.errors import DataError
-from cotgen.formats.base import ExportRefused, Finding
+from cotgen.formats.base import REPLACEMENT_WARNING, ExportRefused, Finding
 from cotgen.formats.paths import best_correct_path, journey_path, reasoning_nodes
 from cotgen.tree import Node, Tree
 
@@ -19,7 +19,6 @@ RESPONSE_TAGS = (THOUGHT_OPEN, THOUGHT_CLOSE, OUTPUT_OPEN, OUTPUT_CLOSE)
 # Node texts are stripped and joined by a blank line, the paragraph break CoT_demo uses.
 JOINER = "\n\n"
 KEYS = ("instruction", "response")
-REPLACEMENT_WARNING = "contains U+FFFD (replacement character): text was mis-decoded upstream"
 _SHAPE = "<Thought>\\n...\\n</Thought>\\n<Output>\\n...\\n</Output>"
 
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from cotgen.errors import DataError
-from cotgen.formats.base import ExportRefused, Finding
+from cotgen.formats.base import REPLACEMENT_WARNING, ExportRefused, Finding
 from cotgen.tree import Node, Tree, tree_problems
 
 FATHER_START, FATHER_END = "<start_of_father_id>", "<end_of_father_id>"
@@ -346,7 +346,6 @@ def _diagnose_rating(text: str, pos: int, local: int | None) -> OpenLongCoTParse
 
 # -- check ------------------------------------------------------------------------------
 
-REPLACEMENT_WARNING = "contains U+FFFD (replacement character): text was mis-decoded upstream"
 
 
 def check_openlongcot(text: str) -> list[Finding]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar
 
 from cotgen.answers import extract_answer
@@ -14,7 +15,9 @@ from cotgen.tree import Node, Tree
 
 REASONING_TAGS = ("think", "thought", "none")
 ROLES = ("system", "user", "assistant")
-DEFAULT_SYSTEM_PROMPT = "Please reason step by step, and put your final answer within \\boxed{}."
+# The system prompt the search's policy uses by default (cotgen/prompts/system.txt), so the
+# model is trained on the prompt it reasons under.
+DEFAULT_SYSTEM_PROMPT = (Path(__file__).parents[1] / "prompts" / "system.txt").read_text(encoding="utf-8").removesuffix("\n")
 SEPARATOR = "\n\n"  # between reasoning steps: the policy stops a step at a blank line
 THINK_TAGS = ("<think>", "</think>")
 
