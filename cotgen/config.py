@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from cotgen.search.config import refuse_non_finite
+
 ENGINES = ("hf", "vllm", "openai")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 DTYPES = ("auto", "float32", "float16", "bfloat16")
@@ -33,6 +35,7 @@ class EngineConfig:
     seed: int = 0  # seeds the engine's own RNG, used by calls that pass no seed of their own
 
     def __post_init__(self) -> None:
+        refuse_non_finite(self)
         if not self.model or not self.model.strip():
             raise ValueError("model must not be empty")
         if self.engine not in ENGINES:

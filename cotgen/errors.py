@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+
 
 class CotgenError(Exception):
     """Base of every error meant for a user. `exit_code` is what the CLI exits with."""
@@ -60,3 +62,31 @@ def located(path: object, row: int | None, message: str, offset: int | None = No
 def first_line(exc: BaseException) -> str:
     """The first line of an exception's message (library messages can run for pages)."""
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
+# OSErrors that come from the machine, not from a bug: a full disk, a read-only mount, a
+# missing permission, a path through a file. What a user does about each.
+ENVIRONMENT_ERRNOS = {
+    errno.ENOSPC: "free some space, or write elsewhere",
+    errno.EDQUOT: "free some space under your quota, or write elsewhere",
+    errno.EROFS: "write to a writable file system",
+    errno.EACCES: "check the permissions, or write elsewhere",
+    errno.EPERM: "check the permissions, or write elsewhere",
+    errno.ENOTDIR: "a part of the path is a file, not a folder",
+    errno.EISDIR: "the path is a folder, expected a file",
+    errno.EEXIST: "something is already there",
+    errno.ENAMETOOLONG: "use a shorter path",
+    errno.EIO: "the device reported an I/O error",
+}
+
+
+def environment_error(exc: OSError, doing: str | None = None) -> RunError | None:
+    """A RunError naming the file and what to do, for an OSError the machine caused; None
+    for any other OSError (a bug, which keeps its traceback)."""
+    hint = ENVIRONMENT_ERRNOS.get(exc.errno or -1)
+    if hint is None:
+        return None
+    where = exc.filename if exc.filename is not None else "(no file name)"
+    what = f"cannot {doing}: " if doing else ""
+    reason = exc.strerror or errno.errorcode.get(exc.errno or -1, "error")
+    return RunError(f"{where}: {what}{reason} ({hint})")

@@ -182,13 +182,14 @@ def _validate_all(files: list[Path], fmt: str) -> dict[Path, int]:
 
     problems = []
     rows: dict[Path, int] = {}
+    seen_ids: set[str] = set()  # one config of a dataset holds each tree once
     for f in files:
-        rep = validate_path(f, None if fmt == "trees" else fmt)
+        rep = validate_path(f, None if fmt == "trees" else fmt, seen_ids=seen_ids)
         rows[f] = rep.rows
         if rep.error_count:
-            rows = [e for e in rep.errors if e["severity"] == "error"]
-            shown = "; ".join(f"row {e['row']}: {e['message']}" for e in rows[:5])
-            more = f" (and {rep.error_count - len(rows[:5])} more)" if rep.error_count > 5 else ""
+            errors = [e for e in rep.errors if e["severity"] == "error"]
+            shown = "; ".join(f"row {e['row']}: {e['message']}" for e in errors[:5])
+            more = f" (and {rep.error_count - len(errors[:5])} more)" if rep.error_count > 5 else ""
             problems.append(f"{f}: {rep.error_count} invalid row(s): {shown}{more}")
     if problems:
         raise DataError("refusing to push invalid data (run `cotgen validate` for the full list):\n" + "\n".join(problems))
@@ -377,6 +378,25 @@ def render_card(old: str, settings: PushSettings, config: str, fmt: str, locals_
     return f"---\n{head}---\n\n{body.lstrip(chr(10))}"
 
 
+# What of a run manifest describes the data, and so goes on the public card. An allow-list:
+# the manifest also records machine-local settings (the engine's --base-url, which may name
+# an internal host, device, batch sizes, the output path) that say nothing about the data.
+_PUBLISHED_SETTINGS = ("model", "search", "prompts", "hint_answer")
+
+
+def published_settings(manifest: dict[str, Any]) -> dict[str, Any]:
+    """The generation settings a dataset card publishes: model, search settings, prompt
+    digest, hint flag, problem source, cotgen version and counts; nothing machine-local."""
+    settings = manifest.get("settings") if isinstance(manifest.get("settings"), dict) else {}
+    out: dict[str, Any] = {k: settings[k] for k in _PUBLISHED_SETTINGS if settings.get(k) is not None}
+    if isinstance(manifest.get("problems_source"), str):
+        out["problems_source"] = manifest["problems_source"]
+    out["cotgen_version"] = manifest.get("cotgen_version") or __version__
+    if isinstance(manifest.get("counts"), dict):
+        out["counts"] = manifest["counts"]
+    return out
+
+
 def _card_section(settings, config, fmt, locals_, manifest) -> str:
     rows = sum(x.rows for x in locals_)
     lines = [
@@ -388,13 +408,7 @@ def _card_section(settings, config, fmt, locals_, manifest) -> str:
         f"- split `{settings.split}`: {rows} rows in {len(locals_)} file(s)",
         f"- load: `datasets.load_dataset(\"{settings.repo}\", \"{config}\", split=\"{settings.split}\")`",
     ]
-    generation = {
-        "model": manifest.get("settings", {}).get("model") if isinstance(manifest.get("settings"), dict) else None,
-        "search": manifest.get("settings"),
-        "cotgen_version": manifest.get("cotgen_version") or __version__,
-        "counts": manifest.get("counts"),
-    }
-    generation = {k: v for k, v in generation.items() if v}
+    generation = published_settings(manifest)
     lines += ["", "### Generation settings", "", "```json", json.dumps(generation, indent=2, sort_keys=True, ensure_ascii=False), "```"]
     sample = _sample_row(locals_[0].path, fmt) if locals_ else None
     if sample is not None:

@@ -90,7 +90,9 @@ class Tree:
     error: str | None = None
 
     def __post_init__(self) -> None:
-        if not self.id:
+        # A record read from a file may hold nulls or other types here; tree_problems names
+        # them, so only a well-typed record gets its id filled in.
+        if self.id == "" and isinstance(self.problem, str) and isinstance(self.answer, (str, type(None))):
             self.id = tree_id(self.problem, self.answer)
 
     # -- building -------------------------------------------------------------------
@@ -171,24 +173,60 @@ class Tree:
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Tree:
-        """Inverse of to_row. Raises InvalidTree when a field is missing or mistyped."""
+        """Inverse of to_row. Raises InvalidTree naming the field that is missing or mistyped;
+        the values of a well-shaped record are then checked by tree_problems."""
+        if not isinstance(row, dict):
+            raise InvalidTree(f"not a tree record: a {_type_name(row)}, expected an object")
+        for name in ("id", "problem", "nodes"):
+            if name not in row:
+                raise InvalidTree(f"not a tree record: no '{name}' field")
+        for name in ("id", "problem"):
+            if not isinstance(row[name], str):
+                raise InvalidTree(f"field '{name}' is {_type_name(row[name])}, expected a string")
+        nodes = row["nodes"]
+        if not isinstance(nodes, list):
+            raise InvalidTree(f"field 'nodes' is {_type_name(nodes)}, expected a list of node records")
+        config = row.get("config") or "{}"
         try:
-            config = row.get("config") or "{}"
-            stats = row.get("stats") or {}
+            config = json.loads(config) if isinstance(config, str) else dict(config)
+        except RecursionError:
+            raise InvalidTree("field 'config' is JSON nested too deeply to read") from None
+        except (TypeError, ValueError) as exc:
+            raise InvalidTree(f"field 'config' is not a JSON object ({type(exc).__name__}: {exc})") from None
+        stats = row.get("stats") or {}
+        if not isinstance(stats, dict):
+            raise InvalidTree(f"field 'stats' is {_type_name(stats)}, expected an object")
+        built = []
+        for pos, n in enumerate(nodes):
+            if not isinstance(n, dict):
+                raise InvalidTree(f"node at position {pos}: {_type_name(n)}, expected a node record")
+            missing = [k for k in _REQUIRED_NODE_FIELDS if k not in n]
+            if missing:
+                raise InvalidTree(f"node at position {pos}: no {', '.join(missing)} field")
+            built.append(Node(**{k: n[k] for k in _NODE_FIELDS if k in n}))
+        try:
             return cls(
                 id=row["id"],
                 problem=row["problem"],
                 answer=row.get("answer"),
                 source=row.get("source") or "",
                 model=row.get("model") or "",
-                config=json.loads(config) if isinstance(config, str) else dict(config),
-                nodes=[Node(**{k: n[k] for k in _NODE_FIELDS if k in n}) for n in row["nodes"]],
+                config=config,
+                nodes=built,
                 stats=TreeStats(**{k: stats[k] for k in _STATS_FIELDS if k in stats}),
                 created_at=row.get("created_at") or "",
                 error=row.get("error"),
             )
-        except (KeyError, TypeError, ValueError) as exc:
+        except (TypeError, ValueError) as exc:
             raise InvalidTree(f"not a tree record ({type(exc).__name__}: {exc})") from None
+
+
+def _type_name(value: Any) -> str:
+    """'null', 'an int', 'a list': how messages name the type a field holds."""
+    if value is None:
+        return "null"
+    name = {"str": "string", "dict": "object", "bool": "boolean"}.get(type(value).__name__, type(value).__name__)
+    return f"{'an' if name[0] in 'aeiou' else 'a'} {name}"
 
 
 def solution_steps(path: Iterable[Node]) -> list[Node]:
@@ -208,6 +246,75 @@ def solution_steps(path: Iterable[Node]) -> list[Node]:
 
 _NODE_FIELDS = tuple(f.name for f in fields(Node))
 _STATS_FIELDS = tuple(f.name for f in fields(TreeStats))
+_REQUIRED_NODE_FIELDS = ("id", "parent", "kind", "text")
+# What each node field must hold: (accepted types, may it be null). bool is an int in
+# Python, so it is refused by name where an int is wanted.
+_NODE_TYPES: dict[str, tuple[tuple[type, ...], bool]] = {
+    "id": ((int,), False),
+    "parent": ((int,), False),
+    "kind": ((str,), False),
+    "text": ((str,), False),
+    "prior": ((int, float), False),
+    "visits": ((int,), False),
+    "value": ((int, float), False),
+    "q_estimate": ((int, float), True),
+    "rating": ((str,), False),
+    "terminal": ((bool,), False),
+    "correct": ((bool,), True),
+    "tokens": ((int,), False),
+    "logprob": ((int, float), True),
+}
+
+
+def record_problems(tree: Tree) -> list[str]:
+    """Fields of the record that hold the wrong type (a null problem, an int id, a null
+    node text); [] when every field has its type. Checked before any invariant, which
+    would otherwise trip over such a value."""
+    out: list[str] = []
+    if not isinstance(tree.id, str) or not tree.id:
+        out.append(f"the tree id is {_type_name(tree.id) if tree.id != '' else 'empty'}, expected a non-empty string")
+    if not isinstance(tree.problem, str):
+        out.append(f"field 'problem' is {_type_name(tree.problem)}, expected a string")
+    if tree.answer is not None and not isinstance(tree.answer, str):
+        out.append(f"field 'answer' is {_type_name(tree.answer)}, expected a string or null")
+    if tree.error is not None and not isinstance(tree.error, str):
+        out.append(f"field 'error' is {_type_name(tree.error)}, expected a string or null")
+    for name in _STATS_FIELDS:
+        value = getattr(tree.stats, name, None)
+        if type(value) not in (int, float):
+            out.append(f"stats field '{name}' is {_type_name(value)}, expected a number")
+    if not isinstance(tree.nodes, list):
+        out.append(f"field 'nodes' is {_type_name(tree.nodes)}, expected a list of node records")
+        return out
+    num = (int, float)
+    for n in tree.nodes:
+        # One cheap pass first: export calls this for every tree, so the detailed pass
+        # runs only for a record that has something wrong.
+        if (type(n.id) is not int or type(n.parent) is not int or type(n.kind) is not str
+                or type(n.text) is not str or type(n.rating) is not str or type(n.visits) is not int
+                or type(n.value) not in num or type(n.prior) not in num or type(n.terminal) is not bool
+                or type(n.tokens) is not int or (n.correct is not None and type(n.correct) is not bool)
+                or (n.q_estimate is not None and type(n.q_estimate) not in num)
+                or (n.logprob is not None and type(n.logprob) not in num)):
+            break
+    else:
+        return out
+    for pos, n in enumerate(tree.nodes):
+        for name, (types, nullable) in _NODE_TYPES.items():
+            value = getattr(n, name)
+            if value is None and nullable:
+                continue
+            if type(value) not in types:
+                wanted = "a number" if float in types else _TYPE_WORDS[types[0]]
+                out.append(f"node at position {pos}: field '{name}' is {_type_name(value)}, "
+                           f"expected {wanted}{' or null' if nullable else ''}")
+        if len(out) >= 10:  # a column of the wrong type would repeat on every node
+            out.append("(more fields of the wrong type not listed)")
+            break
+    return out
+
+
+_TYPE_WORDS = {int: "an integer", float: "a number", str: "a string", bool: "a boolean"}
 
 
 def tree_problems(tree: Tree) -> list[str]:
@@ -215,7 +322,9 @@ def tree_problems(tree: Tree) -> list[str]:
 
     The one place the invariants of DESIGN.md (The Tree) are written down.
     """
-    out: list[str] = []
+    out = record_problems(tree)
+    if out:
+        return out
     if not tree.nodes:
         return ["the tree has no nodes (a root with id 0 is required)"]
     roots = [n for n in tree.nodes if n.parent == -1]

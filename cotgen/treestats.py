@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from cotgen.tree import KINDS, RATINGS, Tree
+from cotgen.tree import KINDS, RATINGS, Tree, tree_problems
 
 
 @dataclass
@@ -30,8 +30,18 @@ class TreeStatsSummary:
     generated_tokens: int = 0
     kinds: Counter = field(default_factory=Counter)
     ratings: Counter = field(default_factory=Counter)
+    # Trees that break an invariant are not counted, exactly as export skips them: a
+    # cyclic or orphaned tree has no depth or branching to report.
+    invalid: int = 0
+    first_invalid: str | None = None  # "where: what is wrong" of the first one
 
-    def add(self, tree: Tree) -> None:
+    def add(self, tree: Tree, where: str | None = None) -> None:
+        problems = tree_problems(tree)
+        if problems:
+            self.invalid += 1
+            if self.first_invalid is None:
+                self.first_invalid = f"{where or f'tree {tree.id}'}: {problems[0]}"
+            return
         self.trees += 1
         if tree.error is not None:
             self.failed += 1
@@ -65,6 +75,8 @@ class TreeStatsSummary:
         total = max(self.nodes, 1)
         return {
             "trees": self.trees,
+            "invalid_trees": self.invalid,
+            "first_invalid": self.first_invalid,
             "failed_trees": self.failed,
             "nodes": self.nodes,
             "nodes_per_tree_mean": self.nodes / t,

@@ -63,20 +63,36 @@ def tree_findings(tree: Tree) -> list[Finding]:
     return out
 
 
-def iter_findings(source: RowSource | Path | str, format: str | None = None) -> Iterator[tuple[int, list[Finding]]]:
+def iter_findings(
+    source: RowSource | Path | str, format: str | None = None, seen_ids: set[str] | None = None,
+) -> Iterator[tuple[int, list[Finding]]]:
     """(row index, findings) for every row of one file, streamed batch by batch; the
-    findings list is empty for a valid row, so callers count rows from this too."""
+    findings list is empty for a valid row, so callers count rows from this too.
+
+    `seen_ids` holds the tree ids met so far; a tree id met again, in this file or an
+    earlier one sharing the set, is an error (export and push would otherwise carry the
+    tree twice). Only formats with an `id` column have tree ids. The set is the one thing
+    validate keeps per row (about 70 bytes a row); the rest of its memory is flat.
+    """
     if not isinstance(source, RowSource):
         source = open_rows(source, format)
+    seen = seen_ids if seen_ids is not None else set()
     if source.format == TREES and source.kind == "parquet":
         for index, tree in iter_shard_trees(source.path):
-            yield index, [Finding("error", tree.message)] if isinstance(tree, BadRow) else tree_findings(tree)
+            if isinstance(tree, BadRow):
+                yield index, [Finding("error", tree.message)]
+                continue
+            findings = tree_findings(tree)
+            _check_duplicate(tree.id, seen, findings)
+            yield index, findings
         return
     if source.format == TREES:
         check, columns = check_tree_row, None
     else:
         fmt = make_format(source.format)
         check, columns = fmt.check, fmt.columns
+        if "id" in source.columns and "id" not in columns:
+            columns = (*columns, "id")
     no_findings: list[Finding] = []
     for batch in source.batches(columns):
         for index, row in zip(batch.indices, batch.rows, strict=True):
@@ -84,16 +100,34 @@ def iter_findings(source: RowSource | Path | str, format: str | None = None) -> 
                 yield index, [Finding("error", row.message)]
                 continue
             findings = check(row)
+            if isinstance(row, dict) and row.get("id") is not None:
+                findings = list(findings)
+                if source.format != TREES and not isinstance(row["id"], str):
+                    findings.append(Finding("error", f"field 'id' is not a string: {row['id']!r}"))
+                _check_duplicate(row["id"], seen, findings)
             yield index, findings or no_findings
 
 
-def validate_path(path: Path | str, format: str | None = None, max_errors: int | None = DEFAULT_MAX_ERRORS) -> FileReport:
+def _check_duplicate(tid: object, seen: set[str], findings: list[Finding]) -> None:
+    if not isinstance(tid, str):
+        return  # a mistyped id is reported by the record checks
+    if tid in seen:
+        findings.append(Finding("error", f"duplicate tree id {tid}: an earlier row of this input has it"))
+    else:
+        seen.add(tid)
+
+
+def validate_path(
+    path: Path | str, format: str | None = None, max_errors: int | None = DEFAULT_MAX_ERRORS,
+    seen_ids: set[str] | None = None,
+) -> FileReport:
     """Validate one file. A file that cannot be read at all (empty, binary, columns of no
-    format, not a JSON array) raises DataError; a missing file or unknown format UsageError."""
+    format, not a JSON array) raises DataError; a missing file or unknown format UsageError.
+    `seen_ids` carries tree ids across the files of one run or export (see iter_findings)."""
     source = open_rows(path, format)
     report = FileReport(file=str(path), format=source.format)
     limit = max_errors if max_errors else None
-    for index, findings in iter_findings(source):
+    for index, findings in iter_findings(source, seen_ids=seen_ids):
         report.rows += 1
         has_error = False
         for finding in findings:
@@ -124,36 +158,44 @@ def expand_validate_inputs(paths: Iterable[Path | str], format: str | None = Non
     """Files to validate: run folders become their tree shards, export folders their shard
     files. Raises UsageError for a missing path, a folder holding neither, or an unknown
     format, before any work."""
+    return [f for group in _input_groups(paths, format) for f in group]
+
+
+def _input_groups(paths: Iterable[Path | str], format: str | None) -> list[list[Path]]:
+    """The files of each input: one group per run folder, export folder or file. Tree ids
+    must be unique within a group (two runs of the same problems may share ids)."""
     if format is not None and format != TREES and format not in FORMATS:
         raise UsageError(f"unknown format '{format}' (expected one of: {', '.join([TREES, *FORMATS])})")
-    files: list[Path] = []
+    groups: list[list[Path]] = []
     for path in map(Path, paths):
         if path.is_dir() and not is_run_dir(path):
             exported = sorted(f for f in path.iterdir() if f.is_file() and EXPORT_SHARD.match(f.name))
             if not exported:
                 raise UsageError(f"{path}: not a run folder (no manifest.json, no trees/) and holds no exported shards")
-            files.extend(exported)
+            groups.append(exported)
         else:
-            files.extend(expand_tree_inputs([path]))
-    return files
+            groups.append(expand_tree_inputs([path]))
+    return groups
 
 
 def validate_paths(paths: Iterable[Path | str], format: str | None = None, max_errors: int | None = DEFAULT_MAX_ERRORS) -> Iterator[FileReport]:
     """A report per file. A file that cannot be read is reported (one error, row None) and
     the others are still validated; usage errors stop everything first."""
-    for path in expand_validate_inputs(paths, format):
-        try:
-            yield validate_path(path, format, max_errors)
-        except DataError as exc:
-            message = str(exc)
-            # The report names the file already; do not say it twice.
-            message = message.removeprefix(f"{path}: ")
-            yield FileReport(
-                file=str(path),
-                format=None,
-                errors=[{"row": None, "severity": "error", "message": _short(message)}],
-                error_count=1,
-            )
+    for group in _input_groups(paths, format):
+        seen_ids: set[str] = set()
+        for path in group:
+            try:
+                yield validate_path(path, format, max_errors, seen_ids=seen_ids)
+            except DataError as exc:
+                message = str(exc)
+                # The report names the file already; do not say it twice.
+                message = message.removeprefix(f"{path}: ")
+                yield FileReport(
+                    file=str(path),
+                    format=None,
+                    errors=[{"row": None, "severity": "error", "message": _short(message)}],
+                    error_count=1,
+                )
 
 
 def _short(message: str) -> str:

@@ -93,7 +93,7 @@ def test_a_row_that_is_not_a_tree_record(tmp_path: Path):
     pq.write_table(table, tmp_path / "t.parquet")
     (e,) = validate_path(tmp_path / "t.parquet").errors
     assert e["row"] == 0 and e["severity"] == "error"
-    assert e["message"].startswith("not a tree record (TypeError")
+    assert e["message"] == "field 'nodes' is null, expected a list of node records"
 
 
 def test_txt_and_jsonl_rows_are_numbered_by_line(tmp_path: Path):

@@ -17,7 +17,7 @@ from rich.markup import escape
 
 from cotgen import cli
 from cotgen.cli.app import app, err
-from cotgen.errors import CotgenError
+from cotgen.errors import CotgenError, environment_error
 
 _NOT_COMMANDS = {"app", "main", "options"}
 
@@ -53,6 +53,14 @@ def run(argv: list[str] | None = None) -> int:
         # `cotgen ... | head`: the reader went away; not an error of ours.
         sys.stderr.close()
         return 0
+    except OSError as exc:
+        # The last net for a disk that filled up or a folder that cannot be written where no
+        # caller gave more context; other OSErrors are bugs and keep their traceback.
+        known = environment_error(exc)
+        if known is None or os.environ.get("COTGEN_DEBUG") == "1":
+            raise
+        err.print(f"[bold red]error:[/] {escape(str(known))}", markup=True, highlight=False, soft_wrap=True)
+        return known.exit_code
 
 
 def main() -> None:

@@ -23,10 +23,10 @@ def tiny(
     ] = None,
 ) -> None:
     """Build the tiny random-weight Qwen2 model (demos and tests only; its text is noise)."""
-    from cotgen.engines.tiny import build_tiny_model, tiny_model_path
+    from cotgen.engines.tiny import tiny_model_path, write_tiny_model
 
     t0 = time.perf_counter()
-    path = build_tiny_model(out_dir) if out_dir is not None else tiny_model_path()
+    path = write_tiny_model(out_dir) if out_dir is not None else tiny_model_path()
     err.print(f"tiny model ready in {time.perf_counter() - t0:.2f}s")
     out.print(str(path), markup=False)
 

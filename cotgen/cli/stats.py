@@ -10,7 +10,6 @@ from rich.table import Table
 
 from cotgen.cli.app import app, emit_json, err
 from cotgen.cli.options import JsonFlag
-from cotgen.treestats import summarize
 
 
 @app.command()
@@ -19,9 +18,17 @@ def stats(
     as_json: JsonFlag = False,
 ) -> None:
     """Rows, nodes per tree, depth, branching, share of each kind and rating, correct leaves."""
-    from cotgen.treesources import iter_input_trees
+    from cotgen.treesources import iter_located_trees
+    from cotgen.treestats import TreeStatsSummary
 
-    figures = summarize(iter_input_trees(paths)).as_dict()
+    summary = TreeStatsSummary()
+    for tree, where in iter_located_trees(paths):
+        summary.add(tree, where)
+    figures = summary.as_dict()
+    if summary.invalid:
+        err.print(f"warning: {summary.invalid} invalid tree(s) not counted (as export skips them); "
+                  f"the first: {figures['first_invalid']}; `cotgen validate` lists every problem",
+                  markup=False, highlight=False, soft_wrap=True)
     if as_json:
         emit_json(figures, sort_keys=True)
         return
@@ -31,6 +38,8 @@ def stats(
     for key, value in figures.items():
         if isinstance(value, dict):
             value = "  ".join(f"{k} {v:.1%}" for k, v in value.items())
+        elif value is None:
+            value = "-"
         elif isinstance(value, float):
             value = f"{value:.3f}"
         table.add_row(key, str(value))

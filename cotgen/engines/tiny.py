@@ -8,7 +8,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from cotgen.errors import RunError
+from cotgen.errors import RunError, UsageError
 
 # Bump when the recipe below changes: the user cache keys on it, so an old build is
 # never mistaken for the new one.
@@ -168,23 +168,39 @@ def cache_dir() -> Path:
 
 
 def tiny_model_path() -> Path:
-    """The tiny model in the user cache, built on first use.
-
-    Built in a temporary sibling folder and renamed into place, so a crash or two
-    processes racing never leave a half-written model under the final name.
-    """
+    """The tiny model in the user cache, built on first use (see write_tiny_model)."""
     final = cache_dir() / f"tiny-{TINY_VERSION}"
     if (final / "COTGEN_TINY").is_file():
         return final
+    return write_tiny_model(final, hint="set COTGEN_CACHE")
+
+
+def write_tiny_model(final: Path, hint: str = "give another --out") -> Path:
+    """Build the tiny model into folder `final`, all or nothing.
+
+    Built in a temporary sibling folder and renamed into place, so a crash, a full disk or
+    two processes racing never leave a half-written model under the final name. `final`
+    may be missing, an empty folder or an earlier tiny model; anything else is refused.
+    """
+    final = Path(final)
+    if final.exists() and not final.is_dir():
+        raise UsageError(f"--out {final}: exists and is a file, expected a folder for the model")
+    if final.is_dir() and any(final.iterdir()) and not (final / "COTGEN_TINY").is_file():
+        raise UsageError(f"--out {final}: a folder that is not empty and holds no tiny model; give a new or empty folder")
     try:
         final.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".tiny-{TINY_VERSION}-", dir=final.parent))
+        tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
     except OSError as exc:
-        raise RunError(f"cannot build the tiny model in {final.parent}: {exc} (set COTGEN_CACHE)") from None
+        raise RunError(f"cannot build the tiny model in {final.parent}: {exc.strerror} ({hint})") from None
     try:
-        build_tiny_model(tmp)
         try:
-            tmp.rename(final)
+            build_tiny_model(tmp)
+        except OSError as exc:
+            raise RunError(f"cannot write the tiny model to {final}: {exc.strerror} ({hint}); nothing was left there") from None
+        try:
+            if final.is_dir() and (final / "COTGEN_TINY").is_file():
+                shutil.rmtree(final)  # an earlier build: the same recipe, replaced whole
+            tmp.rename(final)  # onto a missing or empty folder: atomic
         except OSError:
             # Another process finished first (the target exists and is not empty): use its build.
             if not (final / "COTGEN_TINY").is_file():

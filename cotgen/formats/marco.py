@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -85,6 +86,9 @@ def loads_marco(text: str, path: object = None) -> list[Any]:
         raise DataError(
             f"{where}: not valid JSON (line {exc.lineno}, column {exc.colno}, char {exc.pos}: {exc.msg})"
         ) from None
+    except RecursionError:
+        raise DataError(f"{where}: JSON nested too deeply to read (arrays or objects inside each other "
+                        f"about {sys.getrecursionlimit()} levels deep or more)") from None
     if not isinstance(data, list):
         kind = _JSON_TYPES.get(type(data), "not an array")
         raise DataError(f"{where} is {kind}, expected an array of {{instruction, response}}")

@@ -246,8 +246,18 @@ def _check_thought(thought: str, at: int, local: int) -> None:
         return
     tag, offset = found.group(), at + found.start()
     if tag == FATHER_START:
-        bug = " (LLaMA-O1's double-wrapped root bug)" if local == 0 else ""
-        raise OpenLongCoTParseError(offset, f"a record nested inside the thought of node {local}{bug}")
+        nested = _HEAD.match(thought, found.start())
+        if local == 0 and nested is not None and nested.groups() == ("-1", "0"):
+            # The bug wraps a whole root record inside the root's thought.
+            raise OpenLongCoTParseError(
+                offset, "a record nested inside the thought of node 0 (LLaMA-O1's double-wrapped root bug)"
+            )
+        # Anything else is a thought left open: the next record was read as part of it.
+        raise OpenLongCoTParseError(
+            offset,
+            f"a record nested inside the thought of node {local}: its thought has no "
+            f"{THOUGHT_END} before the next record",
+        )
     if tag == MISSPELLED_RATING:
         raise OpenLongCoTParseError(offset, _bad_rating_token(tag))
     if tag in TAGS:

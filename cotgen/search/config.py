@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+import math
+from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 VALUE_MODES = ("judge", "confidence", "rollout")
@@ -31,6 +32,7 @@ class SearchConfig:
     seed: int = 0  # with the tree id, seeds the tree's rng (meta actions, engine seeds)
 
     def __post_init__(self) -> None:
+        refuse_non_finite(self)
         for name in ("simulations", "branch", "max_depth", "max_step_tokens", "rollouts",
                      "rollout_tokens", "parallel"):
             if getattr(self, name) < 1:
@@ -63,3 +65,13 @@ class SearchConfig:
         d = asdict(self)
         d.pop("parallel")
         return d
+
+
+def refuse_non_finite(settings: Any) -> None:
+    """Raise ValueError for a float field that is NaN or infinite: every range check below
+    passes NaN (each comparison is False), and manifest.json would record it as NaN, which
+    is not JSON."""
+    for f in fields(settings):
+        value = getattr(settings, f.name)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError(f"{f.name} must be a finite number, not {value}")

@@ -34,7 +34,11 @@ def make_tree(i: int, steps: int = 2) -> Tree:
 
 @pytest.fixture
 def run_dir(tmp_path) -> Path:
-    writer = TreeShardWriter(tmp_path / "run", settings={"model": "tiny", "simulations": 8, "c_puct": 1.5})
+    # Shaped like synthesize's settings: the engine part is machine-local and never published.
+    settings = {"model": "tiny", "search": {"simulations": 8, "c_puct": 1.5}, "prompts": "abc123",
+                "hint_answer": False,
+                "engine": {"base_url": "http://gpu-box.internal:8000/v1", "device": "cuda:3", "max_batch": 64}}
+    writer = TreeShardWriter(tmp_path / "run", settings=settings)
     writer.write([make_tree(i) for i in range(3)])
     writer.write([make_tree(i) for i in range(3, 6)])
     return tmp_path / "run"
@@ -76,6 +80,10 @@ def test_push_run_then_export_merges_configs_and_reads_back(hub, run_push, run_d
     card = files["README.md"].decode()
     assert "## Config `trees`" in card and "## Config `openlongcot`" in card
     assert '"simulations": 8' in card and "6 rows" in card and "<start_of_father_id>" in card
+    # Only what describes the data is published: nothing of the machine that made it.
+    assert '"prompts": "abc123"' in card
+    for local in ("gpu-box.internal", "base_url", "cuda:3", "max_batch", '"engine"'):
+        assert local not in card, local
 
     from huggingface_hub import hf_hub_download
 
