@@ -107,9 +107,14 @@ def export(
             summary.trees_read += 1
             summary.skip(reason, where)
 
+        # Tree ids already written: an output holds each tree once, as validate demands, even
+        # when two inputs (or two rows of one) carry the same tree.
+        exported_ids: set[str] = set()
         for tree, where in iter_located_trees([path for path, _ in inputs], on_skip=unreadable):
             summary.trees_read += 1
             reason = _skip_reason(tree)
+            if reason is None and tree.id in exported_ids:
+                reason = "duplicate tree id: an earlier input row holds the same tree"
             if reason is None:
                 try:
                     rows = list(format.export(tree))
@@ -122,6 +127,7 @@ def export(
                 summary.skip(reason, where)
                 continue
             summary.trees_exported += 1
+            exported_ids.add(tree.id)
             for row in rows:
                 sink.add(row)
             summary.rows_written += len(rows)

@@ -186,13 +186,7 @@ class Tree:
         nodes = row["nodes"]
         if not isinstance(nodes, list):
             raise InvalidTree(f"field 'nodes' is {_type_name(nodes)}, expected a list of node records")
-        config = row.get("config") or "{}"
-        try:
-            config = json.loads(config) if isinstance(config, str) else dict(config)
-        except RecursionError:
-            raise InvalidTree("field 'config' is JSON nested too deeply to read") from None
-        except (TypeError, ValueError) as exc:
-            raise InvalidTree(f"field 'config' is not a JSON object ({type(exc).__name__}: {exc})") from None
+        config = parse_config(row.get("config"))
         stats = row.get("stats") or {}
         if not isinstance(stats, dict):
             raise InvalidTree(f"field 'stats' is {_type_name(stats)}, expected an object")
@@ -219,6 +213,22 @@ class Tree:
             )
         except (TypeError, ValueError) as exc:
             raise InvalidTree(f"not a tree record ({type(exc).__name__}: {exc})") from None
+
+
+def parse_config(value: Any) -> dict[str, Any]:
+    """A tree's `config` column (JSON text, or already a mapping) as a dict; InvalidTree
+    naming the field when it is not a JSON object (or nests too deeply to read)."""
+    if not value:
+        return {}
+    try:
+        config = json.loads(value) if isinstance(value, str) else dict(value)
+    except RecursionError:
+        raise InvalidTree("field 'config' is JSON nested too deeply to read") from None
+    except (TypeError, ValueError) as exc:
+        raise InvalidTree(f"field 'config' is not a JSON object ({type(exc).__name__}: {exc})") from None
+    if not isinstance(config, dict):
+        raise InvalidTree(f"field 'config' is not a JSON object but {_type_name(config)}")
+    return config
 
 
 def _type_name(value: Any) -> str:

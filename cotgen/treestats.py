@@ -12,7 +12,7 @@ from cotgen.tree import KINDS, RATINGS, Tree, tree_problems
 
 @dataclass
 class TreeStatsSummary:
-    """Running totals; memory is constant in the number of trees."""
+    """Running totals; memory is constant in the number of trees, but for their ids."""
 
     trees: int = 0
     failed: int = 0
@@ -34,14 +34,20 @@ class TreeStatsSummary:
     # cyclic or orphaned tree has no depth or branching to report.
     invalid: int = 0
     first_invalid: str | None = None  # "where: what is wrong" of the first one
+    # Ids of the trees counted: a tree met twice is counted once (and the second is invalid).
+    # Grows with the trees (an id a tree); the only figure here that does.
+    seen_ids: set = field(default_factory=set)
 
     def add(self, tree: Tree, where: str | None = None) -> None:
         problems = tree_problems(tree)
+        if not problems and tree.id in self.seen_ids:
+            problems = ["duplicate tree id: an earlier row holds the same tree"]
         if problems:
             self.invalid += 1
             if self.first_invalid is None:
                 self.first_invalid = f"{where or f'tree {tree.id}'}: {problems[0]}"
             return
+        self.seen_ids.add(tree.id)
         self.trees += 1
         if tree.error is not None:
             self.failed += 1

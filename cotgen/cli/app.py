@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
+import os
 import sys
+import warnings
+from collections.abc import Iterator
 from typing import Any
 
 import typer
@@ -27,6 +32,32 @@ def emit_json(obj: Any, **dumps: Any) -> None:
     """One JSON document on one line of stdout: written as is, never wrapped or styled."""
     sys.stdout.write(json.dumps(obj, ensure_ascii=False, **dumps) + "\n")
     sys.stdout.flush()
+
+
+@contextlib.contextmanager
+def quiet_libraries(quiet: bool) -> Iterator[None]:
+    """With `quiet`, the libraries cotgen runs (transformers, torch, datasets) print no
+    warnings either: `--quiet` means quiet. cotgen's own errors still reach stderr."""
+    if not quiet:
+        yield
+        return
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")  # read when transformers is imported
+    os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+    loggers = [logging.getLogger(name) for name in ("transformers", "datasets", "huggingface_hub", "torch")]
+    levels = [lg.level for lg in loggers]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for lg in loggers:
+            lg.setLevel(logging.ERROR)
+        if "transformers" in sys.modules:  # already imported: its verbosity was read then
+            from transformers.utils import logging as hf_logging
+
+            hf_logging.set_verbosity_error()
+        try:
+            yield
+        finally:
+            for lg, level in zip(loggers, levels, strict=True):
+                lg.setLevel(level)
 
 
 @app.callback()

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from cotgen.cli.app import app, emit_json, err
+from cotgen.cli.app import app, emit_json, err, quiet_libraries
 from cotgen.cli.options import JsonFlag, OutDir, QuietFlag
 from cotgen.config import EngineConfig
 from cotgen.errors import UsageError
@@ -79,6 +79,7 @@ def synthesize(
         )
     except ValueError as exc:
         raise UsageError(f"synthesize: {exc}") from None
-    summary = run(opts, search, engine_cfg, console=err, quiet=quiet)
+    with quiet_libraries(quiet):
+        summary = run(opts, search, engine_cfg, console=err, quiet=quiet)
     if json_out:
         emit_json(summary, sort_keys=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
@@ -11,6 +12,22 @@ from cotgen.tree import Tree
 
 # The warning both seed formats give for U+FFFD: bytes were decoded wrongly before the row was written.
 REPLACEMENT_WARNING = "contains U+FFFD (replacement character): text was mis-decoded upstream"
+
+
+def lone_surrogate(text: str) -> int:
+    """Offset of the first lone surrogate (a JSON "\\ud800" escape with no pair), else -1.
+
+    Such text has no UTF-8 form: Parquet, Arrow and the Hub cannot store it, so a file that
+    holds one cannot be exported, deduped or pushed. Only text read from JSON can hold one.
+    """
+    if text.isascii():
+        return -1
+    found = _SURROGATE.search(text)
+    return -1 if found is None else found.start()
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+SURROGATE_ERROR = "holds a lone surrogate (an unpaired \\ud800-\\udfff escape), which has no UTF-8 form"
 
 
 class ExportRefused(CotgenError):

@@ -10,7 +10,13 @@ from typing import Any, ClassVar
 
 from cotgen.answers import extract_answer
 from cotgen.errors import DataError
-from cotgen.formats.base import REPLACEMENT_WARNING, ExportRefused, Finding
+from cotgen.formats.base import (
+    REPLACEMENT_WARNING,
+    SURROGATE_ERROR,
+    ExportRefused,
+    Finding,
+    lone_surrogate,
+)
 from cotgen.formats.paths import best_correct_path, journey_path, reasoning_nodes
 from cotgen.tree import Node, Tree
 
@@ -118,6 +124,8 @@ def check_marco_record(obj: Any) -> list[Finding]:
         findings.extend(_check_response(response))
     for key in KEYS:
         value = obj.get(key)
+        if isinstance(value, str) and (at := lone_surrogate(value)) >= 0:
+            findings.append(Finding("error", f"{key} {SURROGATE_ERROR}", at if key == "response" else None))
         if isinstance(value, str) and "\ufffd" in value:
             offset = value.index("\ufffd") if key == "response" else None
             findings.append(Finding("warning", f"{key} {REPLACEMENT_WARNING}", offset))

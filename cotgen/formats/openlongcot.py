@@ -8,7 +8,13 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from cotgen.errors import DataError
-from cotgen.formats.base import REPLACEMENT_WARNING, ExportRefused, Finding
+from cotgen.formats.base import (
+    REPLACEMENT_WARNING,
+    SURROGATE_ERROR,
+    ExportRefused,
+    Finding,
+    lone_surrogate,
+)
 from cotgen.tree import Node, Tree, tree_problems
 
 FATHER_START, FATHER_END = "<start_of_father_id>", "<end_of_father_id>"
@@ -377,6 +383,9 @@ def check_openlongcot(text: str) -> list[Finding]:
     bad = text.find("\ufffd")
     if bad >= 0:
         findings.append(Finding("warning", REPLACEMENT_WARNING, bad))
+    at = lone_surrogate(text)
+    if at >= 0:
+        findings.append(Finding("error", f"the text {SURROGATE_ERROR}", at))
     return findings
 
 
