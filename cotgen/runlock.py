@@ -1,0 +1,211 @@
+"""Who may write a run folder, and how a reader tells a finished run from an unfinished one.
+
+The rules, in one place (synthesize follows them; any other writer of a run folder, such as
+a driver handing problems to remote workers, must follow them too):
+
+1. One writer. A process writes shards or the manifest of a run folder only while it holds
+   `RunLock(run)`: an exclusive `flock` on `<run>/.lock`. The kernel drops the lock when
+   the holder exits, however it exits (kill -9 included), so a lock left by a dead process
+   never blocks the next run. The file names its holder (pid, host, command, start time)
+   so that a second writer is refused with a message saying who holds the folder. Workers
+   of one run that write shards for the holder are part of the holder: they write under
+   temporary names, and only the holder renames into `trees/` and writes the manifest.
+2. The shards are the truth. Every shard is written to a temporary name
+   (`.part-NNNNN.parquet.tmp-PID`) and renamed once complete; the manifest is written after
+   the rename. On taking the lock a writer removes every temporary file in the folder (no
+   other live process can own one) and rebuilds the manifest's shard list and counts from
+   the shards on disk (`reconcile`, in cotgen.shards).
+3. The manifest's `status` says whether the run finished: `running` from the moment a
+   writer takes the folder, `complete` once every problem has a tree, `interrupted` when
+   the writer stopped early and knew it (Ctrl-C, SIGTERM, a failed engine, a full disk).
+   A folder whose status is `running` or `interrupted`, or which holds `trees/` but no
+   manifest, is unfinished: every reader refuses it with `check_finished`, naming what to
+   do. A manifest without `status` (written before this rule) counts as finished.
+   A shard file given by name is always read: each shard is complete on its own.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import socket
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from cotgen.errors import DataError, RunError, UsageError
+
+LOCK_NAME = ".lock"
+RUNNING, COMPLETE, INTERRUPTED = "running", "complete", "interrupted"
+UNFINISHED = (RUNNING, INTERRUPTED)
+
+
+class RunLock:
+    """Exclusive ownership of one run folder for as long as the object is held (see rule 1).
+
+    Use as a context manager; `acquire` raises UsageError naming the holder when another
+    live process has the folder, and RunError when the folder cannot be created or written
+    (a read-only disk, no permission), before any model is loaded.
+    """
+
+    def __init__(self, run_dir: Path) -> None:
+        self.run_dir = Path(run_dir)
+        self.path = self.run_dir / LOCK_NAME
+        self._fd: int | None = None
+
+    def acquire(self) -> RunLock:
+        try:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+        except FileExistsError:
+            raise UsageError(f"--out {self.run_dir}: exists and is not a folder") from None
+        except OSError as exc:
+            raise RunError(f"--out {self.run_dir}: cannot create the run folder ({exc.strerror})") from None
+        while True:
+            try:
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            except OSError as exc:
+                raise RunError(f"--out {self.run_dir}: cannot write in the run folder ({exc.strerror})") from None
+            if not _flock_soon(fd, fcntl.LOCK_EX):
+                holder = describe_holder(self.path)
+                os.close(fd)
+                raise UsageError(
+                    f"--out {self.run_dir}: another cotgen process is writing this run folder ({holder}); "
+                    "one run folder has one writer: wait for it to finish, stop it, or use another --out"
+                ) from None
+            # The file may have been removed by a holder that released it between our open and
+            # our flock; a lock on a removed file guards nothing, so take the new one.
+            try:
+                same = os.fstat(fd).st_ino == os.stat(self.path).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                break
+            os.close(fd)
+        holder = {
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "since": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "command": " ".join(["cotgen", *sys.argv[1:]])[:500],
+        }
+        try:
+            os.ftruncate(fd, 0)
+            os.write(fd, (json.dumps(holder) + "\n").encode("utf-8"))
+        except OSError as exc:
+            os.close(fd)
+            raise RunError(f"--out {self.run_dir}: cannot write in the run folder ({exc.strerror})") from None
+        self._fd = fd
+        return self
+
+    def release(self) -> None:
+        if self._fd is None:
+            return
+        # Unlink while still holding the lock, so that no one takes a lock on a file that is
+        # about to vanish (acquire checks the inode for the same reason).
+        try:
+            self.path.unlink()
+        except OSError:
+            pass
+        os.close(self._fd)
+        self._fd = None
+
+    @property
+    def held(self) -> bool:
+        return self._fd is not None
+
+    def __enter__(self) -> RunLock:
+        return self.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+def _flock_soon(fd: int, mode: int, patience_s: float = 1.0) -> bool:
+    """Take the flock within `patience_s`: a reader's brief shared lock (is_locked) must not
+    make a writer think the folder is taken."""
+    deadline = time.monotonic() + patience_s
+    while True:
+        try:
+            fcntl.flock(fd, mode | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.05)
+
+
+def describe_holder(lock_path: Path) -> str:
+    """'pid 123 on host h since T: cotgen synthesize ...' from a lock file, as well as it can."""
+    try:
+        info = json.loads(Path(lock_path).read_text(encoding="utf-8") or "{}")
+    except (OSError, ValueError):
+        info = {}
+    if not isinstance(info, dict) or "pid" not in info:
+        return "holder unknown"
+    return f"pid {info.get('pid')} on {info.get('host', '?')} since {info.get('since', '?')}: {info.get('command', '?')}"
+
+
+def is_locked(run_dir: Path) -> bool:
+    """Whether a live process holds the run folder's lock now (a reader's question)."""
+    path = Path(run_dir) / LOCK_NAME
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
+
+
+def check_finished(run_dir: Path, manifest: dict[str, Any] | None, has_trees: bool) -> None:
+    """Raise DataError when the run folder is unfinished (rule 3), saying what to do."""
+    run_dir = Path(run_dir)
+    shards = f"{run_dir / 'trees'}/part-*.parquet"
+    if manifest is None or (not manifest and has_trees):
+        if has_trees:
+            raise DataError(
+                f"{run_dir}: an unfinished run folder: trees/ but no manifest.json (the writer stopped "
+                f"before its first manifest, or the folder is a partial copy); rerun the command that "
+                f"wrote it, or give its shards by name ({shards}) to read the trees it holds"
+            )
+        return
+    status = manifest.get("status")
+    if status not in UNFINISHED:
+        return
+    trees = (manifest.get("counts") or {}).get("trees", "?") if isinstance(manifest.get("counts"), dict) else "?"
+    if is_locked(run_dir):
+        raise DataError(
+            f"{run_dir}: an unfinished run folder: being written now ({describe_holder(run_dir / LOCK_NAME)}); "
+            f"read it once that run ends, or give its shards by name ({shards})"
+        )
+    why = "was stopped early" if status == INTERRUPTED else "was killed while running"
+    raise DataError(
+        f"{run_dir}: an unfinished run folder: the run {why} ({trees} tree(s) saved); rerun the same "
+        f"synthesize command to finish it, or give its shards by name ({shards}) to read them as they are"
+    )
+
+
+def crash_point(name: str) -> None:
+    """Test hook: with COTGEN_CRASH_AT=name[:N], the N-th (default first) time the run passes
+    `name`, the process kills itself with SIGKILL, exactly as `kill -9` would at that moment.
+    The crash tests use it to hit moments no timing can (between a shard's rename and the
+    manifest write). Unset, it costs one dict lookup."""
+    spec = os.environ.get("COTGEN_CRASH_AT")
+    if not spec:
+        return
+    point, _, nth = spec.partition(":")
+    if point != name:
+        return
+    _CRASH_COUNTS[name] = _CRASH_COUNTS.get(name, 0) + 1
+    if _CRASH_COUNTS[name] >= int(nth or 1):
+        import signal
+
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+_CRASH_COUNTS: dict[str, int] = {}

@@ -1,0 +1,80 @@
+"""One writer per run folder: the lock names its holder, dies with it, and readers tell a
+finished run from an unfinished one."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from cotgen.errors import DataError, RunError, UsageError
+from cotgen.runlock import COMPLETE, INTERRUPTED, RUNNING, RunLock, check_finished, is_locked
+
+
+def test_a_second_writer_is_refused_with_the_holder_named(tmp_path: Path):
+    with RunLock(tmp_path / "run") as first:
+        assert first.held and is_locked(tmp_path / "run")
+        with pytest.raises(UsageError) as info:
+            RunLock(tmp_path / "run").acquire()
+        message = str(info.value)
+        assert f"pid {os.getpid()}" in message and "another cotgen process is writing" in message
+        assert str(tmp_path / "run") in message
+    assert not is_locked(tmp_path / "run")
+    assert not (tmp_path / "run" / ".lock").exists()  # released: nothing left behind
+    with RunLock(tmp_path / "run"):
+        pass
+
+
+def test_a_lock_left_by_a_killed_process_does_not_block(tmp_path: Path):
+    code = textwrap.dedent(f"""
+        import os, signal
+        from cotgen.runlock import RunLock
+        RunLock({str(tmp_path / "run")!r}).acquire()
+        os.kill(os.getpid(), signal.SIGKILL)
+    """)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    assert (tmp_path / "run" / ".lock").exists()  # the file stays; the lock died with its holder
+    assert not is_locked(tmp_path / "run")
+    with RunLock(tmp_path / "run") as lock:
+        assert lock.held
+        assert json.loads((tmp_path / "run" / ".lock").read_text())["pid"] == os.getpid()
+
+
+def test_an_out_that_cannot_be_a_folder(tmp_path: Path):
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(UsageError, match="exists and is not a folder"):
+        RunLock(tmp_path / "file").acquire()
+    with pytest.raises(RunError, match="cannot create the run folder"):
+        RunLock(tmp_path / "file" / "run").acquire()
+
+
+def test_check_finished(tmp_path: Path):
+    run = tmp_path / "run"
+    check_finished(run, {"counts": {"trees": 3}}, has_trees=True)  # no status: an older manifest
+    check_finished(run, {"status": COMPLETE}, has_trees=True)
+    check_finished(run, None, has_trees=False)  # an empty folder is not a run at all
+    with pytest.raises(DataError, match="trees/ but no manifest.json"):
+        check_finished(run, None, has_trees=True)
+    with pytest.raises(DataError, match="was killed while running .3 tree.s. saved.; rerun the same synthesize"):
+        check_finished(run, {"status": RUNNING, "counts": {"trees": 3}}, has_trees=True)
+    with pytest.raises(DataError, match="was stopped early"):
+        check_finished(run, {"status": INTERRUPTED}, has_trees=True)
+    with RunLock(run), pytest.raises(DataError, match=f"being written now .pid {os.getpid()}"):
+        check_finished(run, {"status": RUNNING}, has_trees=True)
+
+
+def test_crash_point_kills_at_the_nth_pass(tmp_path: Path):
+    code = "from cotgen.runlock import crash_point\nfor i in range(5):\n    print(i, flush=True)\n    crash_point('here')\n"
+    env = {**os.environ, "COTGEN_CRASH_AT": "here:3"}
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
+    assert proc.returncode == -signal.SIGKILL and proc.stdout.split() == ["0", "1", "2"]
+    env["COTGEN_CRASH_AT"] = "elsewhere"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
+    assert proc.returncode == 0 and proc.stdout.split() == ["0", "1", "2", "3", "4"]
