@@ -38,6 +38,12 @@ class TreeStatsSummary:
     # Grows with the trees (an id a tree); the only figure here that does.
     seen_ids: set = field(default_factory=set)
 
+    def unreadable(self, reason: str, where: str) -> None:
+        """A row that yields no tree at all (a null problem, nodes of the wrong type)."""
+        self.invalid += 1
+        if self.first_invalid is None:
+            self.first_invalid = f"{where}: {reason}"
+
     def add(self, tree: Tree, where: str | None = None) -> None:
         problems = tree_problems(tree)
         if not problems and tree.id in self.seen_ids:

@@ -22,11 +22,11 @@ def stats(
     from cotgen.treestats import TreeStatsSummary
 
     summary = TreeStatsSummary()
-    for tree, where in iter_located_trees(paths):
+    for tree, where in iter_located_trees(paths, on_skip=summary.unreadable):
         summary.add(tree, where)
     figures = summary.as_dict()
     if summary.invalid:
-        err.print(f"warning: {summary.invalid} invalid tree(s) not counted (as export skips them); "
+        err.print(f"warning: {summary.invalid} invalid or unreadable tree(s) not counted (as export skips them); "
                   f"the first: {figures['first_invalid']}; `cotgen validate` lists every problem",
                   markup=False, highlight=False, soft_wrap=True)
     if as_json:
