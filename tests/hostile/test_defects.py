@@ -22,7 +22,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 from corpus import good_tree, record, rows, run_folder, shard  # noqa: E402
 
-from cotgen.runlock import RunLock  # noqa: E402
+from cotgen.runfolder import RunLock  # noqa: E402
 from cotgen.shards import iter_trees, read_manifest, shard_paths  # noqa: E402
 from cotgen.tree import arrow_schema  # noqa: E402
 

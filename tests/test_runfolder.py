@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from cotgen.errors import DataError, RunError, UsageError
-from cotgen.runlock import COMPLETE, INTERRUPTED, RUNNING, RunLock, check_finished, is_locked
+from cotgen.runfolder import COMPLETE, INTERRUPTED, RUNNING, RunLock, check_finished, is_locked
 
 
 def test_a_second_writer_is_refused_with_the_holder_named(tmp_path: Path):
@@ -34,7 +34,7 @@ def test_a_second_writer_is_refused_with_the_holder_named(tmp_path: Path):
 def test_a_lock_left_by_a_killed_process_does_not_block(tmp_path: Path):
     code = textwrap.dedent(f"""
         import os, signal
-        from cotgen.runlock import RunLock
+        from cotgen.runfolder import RunLock
         RunLock({str(tmp_path / "run")!r}).acquire()
         os.kill(os.getpid(), signal.SIGKILL)
     """)
@@ -71,10 +71,58 @@ def test_check_finished(tmp_path: Path):
 
 
 def test_crash_point_kills_at_the_nth_pass(tmp_path: Path):
-    code = "from cotgen.runlock import crash_point\nfor i in range(5):\n    print(i, flush=True)\n    crash_point('here')\n"
+    code = "from cotgen.runfolder import crash_point\nfor i in range(5):\n    print(i, flush=True)\n    crash_point('here')\n"
     env = {**os.environ, "COTGEN_CRASH_AT": "here:3"}
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
     assert proc.returncode == -signal.SIGKILL and proc.stdout.split() == ["0", "1", "2"]
     env["COTGEN_CRASH_AT"] = "elsewhere"
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
     assert proc.returncode == 0 and proc.stdout.split() == ["0", "1", "2", "3", "4"]
+
+
+def _write(path: Path, trees) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from cotgen.tree import arrow_schema
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.Table.from_pylist([t.to_row() for t in trees], schema=arrow_schema()), path)
+
+
+def test_reconcile_makes_the_shards_the_whole_truth(tmp_path: Path):
+    from cotgen.runfolder import reconcile
+    from cotgen.tree import Tree
+
+    run = tmp_path / "run"
+    trees = [Tree.new(f"problem {i}", str(i)) for i in range(5)]
+    failed = Tree.new("problem 5", "5")
+    failed.error = "DataError: the prompt is longer than the context"
+    _write(run / "trees" / "part-00000.parquet", trees[:3])
+    _write(run / "trees" / "part-00001.parquet", [trees[2], trees[3], failed])  # tree 2 twice
+    _write(run / "trees" / "part-00002.parquet", [trees[0]])  # nothing but a duplicate
+    (run / "trees" / ".part-00003.parquet.tmp-4242").write_bytes(b"half")
+    (run / ".manifest.json.tmp-4242").write_text("{")
+
+    kept_failed = reconcile(run, drop_failed=False)
+    assert kept_failed.done_ids == {t.id for t in trees[:4]} | {failed.id}
+    assert kept_failed.dropped_duplicates == 2 and kept_failed.dropped_failed == 0
+    assert sorted(Path(p).name for p in kept_failed.removed_temporaries) == [".manifest.json.tmp-4242", ".part-00003.parquet.tmp-4242"]
+    assert kept_failed.shards == [{"name": "part-00000.parquet", "rows": 3, "failed": 0},
+                                  {"name": "part-00001.parquet", "rows": 2, "failed": 1}]
+    assert not (run / "trees" / "part-00002.parquet").exists()  # emptied, so removed
+
+    retried = reconcile(run)
+    assert retried.done_ids == {t.id for t in trees[:4]} and retried.dropped_failed == 1
+    assert retried.shards[1] == {"name": "part-00001.parquet", "rows": 1, "failed": 0}
+    assert not list(run.rglob("*.tmp-*"))
+
+
+def test_reconcile_names_a_shard_it_cannot_read(tmp_path: Path):
+    from cotgen.runfolder import reconcile
+
+    run = tmp_path / "run"
+    (run / "trees").mkdir(parents=True)
+    (run / "trees" / "part-00000.parquet").write_bytes(b"PAR1 not really")
+    with pytest.raises(DataError, match="part-00000.parquet: a shard of this run cannot be read"):
+        reconcile(run)

@@ -1,4 +1,5 @@
-"""Who may write a run folder, and how a reader tells a finished run from an unfinished one.
+"""Run folders: who may write one, how a writer takes one over after a crash, and how a
+reader tells a finished run from an unfinished one.
 
 The rules, in one place (synthesize follows them; any other writer of a run folder, such as
 a driver handing problems to remote workers, must follow them too):
@@ -14,7 +15,9 @@ a driver handing problems to remote workers, must follow them too):
    (`.part-NNNNN.parquet.tmp-PID`) and renamed once complete; the manifest is written after
    the rename. On taking the lock a writer removes every temporary file in the folder (no
    other live process can own one) and rebuilds the manifest's shard list and counts from
-   the shards on disk (`reconcile`, in cotgen.shards).
+   the shards on disk (`reconcile`). A tree id found in two shards (left by two writers
+   before this rule) is kept in the first only; a failed tree is dropped so the run
+   searches it again, unless the user keeps failed trees.
 3. The manifest's `status` says whether the run finished: `running` from the moment a
    writer takes the folder, `complete` once every problem has a tree, `interrupted` when
    the writer stopped early and knew it (Ctrl-C, SIGTERM, a failed engine, a full disk).
@@ -32,10 +35,12 @@ import os
 import socket
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cotgen.errors import DataError, RunError, UsageError
+from cotgen.errors import DataError, RunError, UsageError, first_line
+from cotgen.shards import TREES_DIR, shard_paths
 
 LOCK_NAME = ".lock"
 RUNNING, COMPLETE, INTERRUPTED = "running", "complete", "interrupted"
@@ -188,6 +193,82 @@ def check_finished(run_dir: Path, manifest: dict[str, Any] | None, has_trees: bo
         f"{run_dir}: an unfinished run folder: the run {why} ({trees} tree(s) saved); rerun the same "
         f"synthesize command to finish it, or give its shards by name ({shards}) to read them as they are"
     )
+
+
+@dataclass
+class Reconciled:
+    """What `reconcile` found and did."""
+
+    done_ids: set[str] = field(default_factory=set)  # trees in the shards now: not searched again
+    removed_temporaries: list[str] = field(default_factory=list)
+    dropped_duplicates: int = 0  # trees also in an earlier shard
+    dropped_failed: int = 0  # failed trees taken out so that the run searches them again
+    shards: list[dict[str, Any]] = field(default_factory=list)  # the manifest's shard list
+
+
+def remove_temporaries(run_dir: Path) -> list[str]:
+    """Remove every temporary file (`.NAME.tmp-PID`) of the run; only the lock holder may."""
+    removed = []
+    for folder in (Path(run_dir), Path(run_dir) / TREES_DIR):
+        if folder.is_dir():
+            for p in folder.iterdir():
+                if p.name.startswith(".") and ".tmp-" in p.name and p.is_file():
+                    p.unlink(missing_ok=True)
+                    removed.append(str(p))
+    return removed
+
+
+def reconcile(run_dir: Path, *, drop_failed: bool = True) -> Reconciled:
+    """Make the shards on disk the whole truth of the run (rule 2); the caller holds the lock.
+
+    Removes temporaries, drops trees met twice and (with `drop_failed`) failed trees by
+    rewriting their shards atomically, and returns the shard list and the ids now done, for
+    the manifest. Reads only the `id` and `error` columns, except for a shard it rewrites.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    crash_point("reconcile-start")
+    result = Reconciled(removed_temporaries=remove_temporaries(run_dir))
+    for path in shard_paths(run_dir):
+        try:
+            table = pq.read_table(path, columns=["id", "error"])
+        except (OSError, pa.ArrowException) as exc:
+            raise DataError(
+                f"{path}: a shard of this run cannot be read ({first_line(exc)}); move it out of "
+                f"{path.parent} to resume without it"
+            ) from None
+        ids = table.column("id").to_pylist()
+        failed = [e is not None for e in table.column("error").to_pylist()]
+        keep = []
+        for tid, bad in zip(ids, failed, strict=True):
+            duplicate = tid in result.done_ids
+            drop = duplicate or (bad and drop_failed)
+            keep.append(not drop)
+            result.dropped_duplicates += duplicate
+            result.dropped_failed += bool(bad and drop_failed and not duplicate)
+            if not drop:
+                result.done_ids.add(tid)
+        if not all(keep):
+            full = pq.read_table(path)
+            kept = full.filter(pa.array(keep))
+            if kept.num_rows == 0:
+                path.unlink()
+                continue
+            tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+            try:
+                with open(tmp, "wb") as f:
+                    pq.write_table(kept, f, compression="zstd")
+                    f.flush()
+                    os.fsync(f.fileno())
+            except BaseException:
+                tmp.unlink(missing_ok=True)
+                raise
+            os.replace(tmp, path)
+            failed = [f for f, k in zip(failed, keep, strict=True) if k]
+        result.shards.append({"name": path.name, "rows": sum(keep), "failed": sum(failed)})
+    crash_point("reconciled")
+    return result
 
 
 def crash_point(name: str) -> None:
