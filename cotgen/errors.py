@@ -44,9 +44,14 @@ class InvalidTree(DataError):
 
 
 class Interrupted(CotgenError):
-    """The user pressed Ctrl-C; finished work was saved. Exit code 130."""
+    """Ctrl-C or SIGTERM stopped the run; finished work was saved. Exit code 130 (SIGINT) or
+    143 (SIGTERM), as a shell reports a process those signals stop."""
 
     exit_code = 130
+
+    def __init__(self, message: str, exit_code: int = 130) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
 
 
 def located(path: object, row: int | None, message: str, offset: int | None = None) -> str:

@@ -40,7 +40,6 @@ from pathlib import Path
 from typing import Any
 
 from cotgen.errors import DataError, RunError, UsageError, first_line
-from cotgen.shards import TREES_DIR, shard_paths
 
 LOCK_NAME = ".lock"
 RUNNING, COMPLETE, INTERRUPTED = "running", "complete", "interrupted"
@@ -208,6 +207,8 @@ class Reconciled:
 
 def remove_temporaries(run_dir: Path) -> list[str]:
     """Remove every temporary file (`.NAME.tmp-PID`) of the run; only the lock holder may."""
+    from cotgen.shards import TREES_DIR
+
     removed = []
     for folder in (Path(run_dir), Path(run_dir) / TREES_DIR):
         if folder.is_dir():
@@ -227,6 +228,8 @@ def reconcile(run_dir: Path, *, drop_failed: bool = True) -> Reconciled:
     """
     import pyarrow as pa
     import pyarrow.parquet as pq
+
+    from cotgen.shards import shard_paths
 
     crash_point("reconcile-start")
     result = Reconciled(removed_temporaries=remove_temporaries(run_dir))

@@ -12,7 +12,8 @@ from typing import Any
 
 from cotgen import __version__
 from cotgen.errors import DataError, InvalidTree, UsageError, first_line, located
-from cotgen.tree import Node, Tree, TreeStats, arrow_schema, utc_now
+from cotgen.runfolder import crash_point
+from cotgen.tree import Node, Tree, TreeStats, arrow_schema, parse_config, utc_now
 
 MANIFEST = "manifest.json"
 TREES_DIR = "trees"
@@ -34,11 +35,15 @@ def export_shard_name(split: str, index: int, count: int, ext: str) -> str:
 def write_json_atomic(path: Path, obj: Any) -> None:
     """Write JSON to a temporary name in the same folder, fsync, then rename over `path`."""
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(obj, f, ensure_ascii=False, indent=2, sort_keys=True)
-        f.write("\n")
-        f.flush()
-        os.fsync(f.fileno())
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump(obj, f, ensure_ascii=False, indent=2, sort_keys=True)
+            f.write("\n")
+            f.flush()
+            os.fsync(f.fileno())
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     os.replace(tmp, path)
 
 
@@ -56,9 +61,19 @@ def read_manifest(run_dir: Path) -> dict[str, Any]:
     if not path.exists():
         return {}
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except RecursionError:
+        raise DataError(f"{path}: cannot read the run manifest (JSON nested too deeply to read)") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise DataError(f"{path}: cannot read the run manifest ({exc})") from None
+    if not isinstance(manifest, dict):
+        raise DataError(f"{path}: the run manifest is {_json_kind(manifest)}, expected a JSON object")
+    return manifest
+
+
+def _json_kind(value: Any) -> str:
+    return {list: "a JSON array", str: "a JSON string", int: "a JSON number", float: "a JSON number",
+            bool: "a JSON boolean", type(None): "JSON null"}.get(type(value), type(value).__name__)
 
 
 def is_tree_shard(path: Path) -> bool:
@@ -171,12 +186,14 @@ def iter_shard_trees(path: Path) -> Iterator[tuple[int, Any]]:
                         answer=answer,
                         source=source or "",
                         model=model or "",
-                        config=json.loads(config) if isinstance(config, str) and config else dict(config or {}),
+                        config=parse_config(config),
                         nodes=all_nodes[at : at + n],
                         stats=tstats,
                         created_at=created_at or "",
                         error=error,
                     )
+                except InvalidTree as exc:
+                    yield start + i, BadRow(str(exc))
                 except (TypeError, ValueError) as exc:
                     yield start + i, BadRow(f"not a tree record ({type(exc).__name__}: {exc})")
                 else:
@@ -211,10 +228,21 @@ def expand_tree_inputs(paths: Iterable[Path]) -> list[Path]:
             shards = shard_paths(p)
             if not shards and not is_run_dir(p):
                 raise UsageError(f"{p}: not a run folder (no {MANIFEST} and no {TREES_DIR}/)")
+            check_run_finished(p)
             out.extend(shards)
         else:
             out.append(p)
     return out
+
+
+def check_run_finished(run_dir: Path) -> None:
+    """DataError when the run folder is unfinished: being written, killed, stopped early,
+    or shards without a manifest (cotgen.runfolder, rule 3). Every reader asks this."""
+    from cotgen.runfolder import check_finished
+
+    has_manifest = (Path(run_dir) / MANIFEST).is_file()
+    manifest = read_manifest(run_dir) if has_manifest else None
+    check_finished(run_dir, manifest, has_trees=bool(shard_paths(run_dir)))
 
 
 def finished_tree_ids(run_dir: Path) -> set[str]:
@@ -263,13 +291,20 @@ class TreeShardWriter:
         table = pa.Table.from_pylist([t.to_row() for t in trees], schema=self._schema)
         final = self.run_dir / TREES_DIR / tree_shard_name(self._next)
         tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}")
-        with open(tmp, "wb") as f:
-            pq.write_table(table, f, compression="zstd")
-            f.flush()
-            os.fsync(f.fileno())
+        try:
+            with open(tmp, "wb") as f:
+                pq.write_table(table, f, compression="zstd")
+                f.flush()
+                os.fsync(f.fileno())
+        except BaseException:
+            tmp.unlink(missing_ok=True)  # a full disk must not keep half a shard
+            raise
+        crash_point("shard-tmp-written")
         os.replace(tmp, final)
+        crash_point("shard-renamed")
         self._next += 1
         self._record(ShardInfo(final.name, len(trees), sum(t.error is not None for t in trees)))
+        crash_point("manifest-written")
         return final
 
     def _record(self, info: ShardInfo) -> None:
@@ -283,6 +318,15 @@ class TreeShardWriter:
         self.manifest["cotgen_version"] = __version__
         self.manifest["updated_at"] = utc_now()
         write_json_atomic(self.run_dir / MANIFEST, self.manifest)
+
+    def reconciled(self, shards: list[dict[str, Any]], **fields: Any) -> None:
+        """Replace the manifest's shard list with what is on disk (cotgen.runfolder.reconcile)."""
+        self.manifest["shards"] = sorted(shards, key=lambda s: s["name"])
+        self.manifest["counts"] = {
+            "trees": sum(s["rows"] for s in shards),
+            "failed": sum(s["failed"] for s in shards),
+        }
+        self.update_manifest(**fields)
 
     def update_manifest(self, **fields: Any) -> None:
         """Merge `fields` into the manifest and rewrite it atomically."""

@@ -15,12 +15,29 @@ from rich.table import Table
 
 from cotgen.config import EngineConfig
 from cotgen.engines.base import Engine
-from cotgen.errors import Interrupted, RunError, UsageError
+from cotgen.errors import (
+    DataError,
+    Interrupted,
+    RunError,
+    UsageError,
+    environment_error,
+    first_line,
+)
 from cotgen.policy import EnginePolicy, EngineValuer, load_prompts
+from cotgen.runfolder import (
+    COMPLETE,
+    INTERRUPTED,
+    RUNNING,
+    Reconciled,
+    RunLock,
+    crash_point,
+    reconcile,
+)
 from cotgen.search.config import SearchConfig
 from cotgen.search.mcts import TreeSearch
 from cotgen.search.ratings import assign_ratings
-from cotgen.shards import TreeShardWriter, finished_tree_ids, read_manifest
+from cotgen.shards import TreeShardWriter, read_manifest
+from cotgen.stopping import StopRequest, held_signals, terminate_as_interrupt
 from cotgen.tree import Tree, tree_id
 
 # Settings a resumed run must share with the run that started the folder: they shape trees.
@@ -43,8 +60,14 @@ class RunOptions:
     shard_trees: int = 64  # finished trees per shard; smaller loses less on a crash
     prompts: Path | None = None  # a folder of templates replacing the packaged prompts/
     hint_answer: bool = False  # show the gold answer to the policy (LLaMA-O1's hint)
+    # Longer questions are refused at start, by size, before anything tokenizes them: a 50 MB
+    # question otherwise grows the process by gigabytes. MATH's longest is ~4,000 characters.
+    max_problem_chars: int = 100_000
+    keep_failed: bool = False  # a resumed run keeps trees whose generation failed (default: retries them)
 
     def __post_init__(self) -> None:
+        if self.max_problem_chars < 1:
+            raise ValueError(f"max_problem_chars must be >= 1, not {self.max_problem_chars}")
         if self.concurrency < 1:
             raise ValueError(f"concurrency must be >= 1, not {self.concurrency}")
         if self.shard_trees < 1:
@@ -114,35 +137,65 @@ def run(
 ) -> dict[str, Any]:
     """Search a tree for every problem not yet in `opts.out`; returns the run's summary.
 
-    `engine` replaces the one `engine_cfg` describes (tests, benchmarks). Ctrl-C saves the
-    finished trees and raises Interrupted; a tree whose search fails is saved with its error.
+    `engine` replaces the one `engine_cfg` describes (tests, benchmarks). The run holds the
+    folder's lock throughout (cotgen.runfolder: one writer per run folder). Ctrl-C and
+    SIGTERM save the finished trees and raise Interrupted; a tree whose own input fails
+    (DataError) is saved with its error; any other failure is the engine's: the run stops,
+    saves the finished trees and records none of those in flight.
     """
-    from cotgen.problems import load_problems
-
     console = console or Console(stderr=True)
     prompts = load_prompts(opts.prompts)  # broken templates fail here, before any model loads
     settings = _settings(search, engine_cfg, prompts.digest(), opts)
     out = Path(opts.out)
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out}: exists and is not a folder")
+    with terminate_as_interrupt() as stop:
+        lock = RunLock(out)
+        try:
+            lock.acquire()  # creates the folder: an unwritable --out fails here, before the model loads
+            crash_point("lock-taken")
+            return _run_locked(opts, search, engine_cfg, settings, prompts, out, engine, console, quiet, stop)
+        except KeyboardInterrupt:
+            # Stopped before the search started (loading problems or the model): nothing to save.
+            raise Interrupted(f"interrupted ({stop.name}) before any tree was searched", exit_code=stop.exit_code) from None
+        finally:
+            lock.release()
+
+
+def _run_locked(opts, search, engine_cfg, settings, prompts, out: Path, engine, console, quiet: bool,
+                stop: StopRequest) -> dict[str, Any]:
+    from cotgen.problems import load_problems
+
     _refuse_changed_settings(out, settings)
     problem_set = load_problems(
         opts.problems, split=opts.split, question_field=opts.question_field, answer_field=opts.answer_field,
         limit=opts.limit, skip=opts.skip, seed=opts.problem_seed,
     )
-    done_ids = finished_tree_ids(out) if out.is_dir() else set()
-    todo = [p for p in problem_set.problems if tree_id(p.question, p.answer) not in done_ids]
+    too_long = [p for p in problem_set.problems if len(p.question) > opts.max_problem_chars]
+    problems = [p for p in problem_set.problems if len(p.question) <= opts.max_problem_chars]
+    rec = reconcile(out, drop_failed=not opts.keep_failed)
+    writer = TreeShardWriter(out, settings)
+    writer.reconciled(rec.shards, status=RUNNING, problems_source=problem_set.source)
+    todo = [p for p in problems if tree_id(p.question, p.answer) not in rec.done_ids]
+    no_answer = sum(p.answer is None for p in todo)
     summary: dict[str, Any] = {
         "out": str(out),
         "problems": len(problem_set.problems),
         "dropped_rows": len(problem_set.skipped),
-        "already_done": len(problem_set.problems) - len(todo),
+        "too_long": len(too_long),
+        "no_answer": no_answer,
+        "already_done": len(problems) - len(todo),
+        "retried_failed": rec.dropped_failed,
         "trees": 0,
         "failed": 0,
     }
+    if not quiet:
+        _say_what_is_odd(console, too_long, no_answer, len(todo), rec, opts)
     if not todo:
+        writer.update_manifest(status=COMPLETE)
+        crash_point("run-complete")
         if not quiet:
-            console.print(f"{out}: all {len(problem_set.problems)} problems already have trees; nothing to do", markup=False)
+            console.print(f"{out}: all {len(problems)} problems already have trees; nothing to do", markup=False)
         return summary
 
     own_engine = engine is None
@@ -150,8 +203,7 @@ def run(
         from cotgen.engines import build_engine
 
         engine = build_engine(engine_cfg)
-    writer = TreeShardWriter(out, settings)
-    writer.update_manifest(problems_source=problem_set.source)
+    crash_point("engine-built")
     policy = EnginePolicy(engine, prompts, search, hint_answer=opts.hint_answer)
     valuer = EngineValuer(engine, prompts, search, grade=_grade)
     live = _Live()
@@ -159,10 +211,28 @@ def run(
     try:
         asyncio.run(_run_all(todo, engine, policy, valuer, search, opts, writer, live, console, quiet, own_engine))
     except (KeyboardInterrupt, asyncio.CancelledError):
-        _flush(writer, live, everything=True)
+        with held_signals(deliver=False):  # a second Ctrl-C must not cut the last save short
+            _flush(writer, live, everything=True)
+            writer.update_manifest(status=INTERRUPTED)
         raise Interrupted(
-            f"interrupted: {live.written} finished tree(s) are saved in {out}; "
-            "run the same command again to finish the rest"
+            f"interrupted ({stop.name}): {live.written} finished tree(s) are saved in {out}; "
+            "run the same command again to finish the rest",
+            exit_code=stop.exit_code,
+        ) from None
+    except OSError as exc:
+        known = environment_error(exc, "write the run")
+        if known is None:
+            raise
+        _mark_interrupted(writer)
+        raise RunError(f"{known}; {live.written} finished tree(s) are saved in {out}: "
+                       "run the same command again once it can write") from None
+    except EngineFailure as exc:
+        with held_signals(deliver=False):
+            _flush(writer, live, everything=True)
+            writer.update_manifest(status=INTERRUPTED)
+        raise RunError(
+            f"the engine failed ({exc.reason}); the run stopped: {live.written} finished tree(s) are saved in "
+            f"{out} and the {exc.in_flight} in flight are not recorded; run the same command again to finish"
         ) from None
     seconds = time.perf_counter() - t0
     tokens = policy.generated_tokens + valuer.generated_tokens
@@ -180,12 +250,42 @@ def run(
         shards=live.shards,
         model=engine.model_id,
     )
-    writer.update_manifest(last_run=summary)
+    writer.update_manifest(last_run=summary, status=COMPLETE)
+    crash_point("run-complete")
     if not quiet:
         _print_summary(console, summary)
     if live.written and live.failed == live.written:
         raise RunError(f"every tree failed ({live.failed}); the first error: {live.first_error}")
     return summary
+
+
+def _say_what_is_odd(console: Console, too_long, no_answer: int, todo: int, rec: Reconciled, opts: RunOptions) -> None:
+    """Warnings at start: what the run will not search, and what it cannot grade."""
+    def warn(text: str) -> None:
+        console.print(f"warning: {text}", markup=False, highlight=False, soft_wrap=True)
+
+    if too_long:
+        warn(f"{len(too_long)} problem(s) longer than {opts.max_problem_chars:,} characters are not searched "
+             f"(the first: {too_long[0].source}, {len(too_long[0].question):,} characters); "
+             "raise --max-problem-chars to search them")
+    if no_answer:
+        warn(f"{no_answer} of the {todo} problem(s) to search have no answer: their leaves cannot be "
+             "graded, so their ratings rest on the value head alone")
+    if rec.removed_temporaries:
+        warn(f"removed {len(rec.removed_temporaries)} temporary file(s) left by a stopped run")
+    if rec.dropped_failed:
+        warn(f"{rec.dropped_failed} tree(s) whose generation failed are searched again (--keep-failed keeps them)")
+    if rec.dropped_duplicates:
+        warn(f"{rec.dropped_duplicates} tree(s) found in two shards are kept once")
+
+
+def _mark_interrupted(writer: TreeShardWriter) -> None:
+    """Best effort: on a full disk even the manifest may not fit; its status then stays
+    'running', which readers refuse just the same."""
+    try:
+        writer.update_manifest(status=INTERRUPTED)
+    except OSError:
+        pass
 
 
 async def _run_all(
@@ -235,6 +335,9 @@ async def _run_all(
                 done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
                 for task in done:
                     tasks.discard(task)
+                    failure = None if task.cancelled() else task.exception()
+                    if failure is not None and not isinstance(failure, (KeyboardInterrupt, asyncio.CancelledError)):
+                        raise EngineFailure(f"{type(failure).__name__}: {first_line(failure)}", len(tasks) + 1) from failure
                     tree = task.result()
                     live.searches.pop(tree.id, None)
                     _account(live, tree)
@@ -245,6 +348,7 @@ async def _run_all(
                 if len(live.buffer) >= opts.shard_trees:
                     _flush(writer, live, everything=False, shard_trees=opts.shard_trees)
                 refresh()
+            crash_point("final-flush")
             _flush(writer, live, everything=True)
         finally:
             tick.cancel()
@@ -255,11 +359,21 @@ async def _run_all(
                 await engine.close()
 
 
+class EngineFailure(Exception):
+    """The engine failed, not one tree's input: the run stops and records no tree in flight."""
+
+    def __init__(self, reason: str, in_flight: int) -> None:
+        super().__init__(reason)
+        self.reason, self.in_flight = reason, in_flight
+
+
 async def _search_one(ts: TreeSearch) -> Tree:
-    """Search one tree; a failure is recorded on the tree and does not stop the run."""
+    """Search one tree. A DataError is this tree's own failure (a prompt longer than the
+    context, a request the server refused): recorded on the tree, the run goes on. Anything
+    else (a server gone, an engine process dead) propagates and stops the run."""
     try:
         await ts.run()
-    except Exception as exc:  # any failure of this tree's generation: record it, go on
+    except DataError as exc:
         ts.tree.error = f"{type(exc).__name__}: {exc}"
     assign_ratings(ts.tree)
     return ts.tree
@@ -267,6 +381,7 @@ async def _search_one(ts: TreeSearch) -> Tree:
 
 def _account(live: _Live, tree: Tree) -> None:
     live.buffer.append(tree)
+    crash_point("tree-finished")
     live.simulations += tree.stats.simulations
     terminals = [n for n in tree.nodes if n.terminal and n.correct is not None]
     live.terminal_leaves += len(terminals)
@@ -281,8 +396,12 @@ def _flush(writer: TreeShardWriter, live: _Live, everything: bool, shard_trees: 
     """Write buffered trees: full shards only, or (at the end, on Ctrl-C) all of them."""
     while live.buffer and (everything or len(live.buffer) >= shard_trees):
         size = len(live.buffer) if everything else shard_trees
-        batch, live.buffer = live.buffer[:size], live.buffer[size:]
-        path = writer.write(batch)
+        batch = live.buffer[:size]
+        # A stop signal waits until the shard is renamed and the manifest records it; the
+        # trees leave the buffer only once they are on disk.
+        with held_signals():
+            path = writer.write(batch)
+            live.buffer = live.buffer[size:]
         live.written += len(batch)
         if path is not None:
             live.shards.append(path.name)

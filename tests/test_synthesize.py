@@ -9,7 +9,7 @@ import pytest
 
 from cotgen.config import EngineConfig
 from cotgen.engines.base import Completion
-from cotgen.errors import Interrupted, RunError
+from cotgen.errors import DataError, Interrupted, RunError
 from cotgen.policy import DEFAULT_PROMPTS
 from cotgen.problems import load_problems
 from cotgen.search import SearchConfig
@@ -115,7 +115,7 @@ class ScriptedEngine:
             raise KeyboardInterrupt
         await asyncio.sleep(0)
         if self.fail_on and any(self.fail_on in p for p in prompts):
-            raise RunError("the engine refused this prompt")
+            raise DataError("the engine refused this prompt")
         return [[Completion(text=f"step {seed} {i}", tokens=3, finish_reason="stop", logprobs=[-1.0] * 3)
                  for i in range(n)] for _ in prompts]
 
@@ -143,7 +143,7 @@ def test_a_failed_tree_is_recorded_and_the_run_goes_on(tmp_path):
                   engine=ScriptedEngine(fail_on=bad.question), quiet=True)
     assert summary["trees"] == 4 and summary["failed"] == 1
     trees = {t.problem: t for t in iter_trees([tmp_path / "run"])}
-    assert trees[bad.question].error == "RunError: the engine refused this prompt"
+    assert trees[bad.question].error == "DataError: the engine refused this prompt"
     assert all(t.error is None for q, t in trees.items() if q != bad.question)
     for t in trees.values():
         t.check()
@@ -155,7 +155,7 @@ def test_interrupt_saves_finished_trees_and_a_rerun_completes(tmp_path):
     cfg = SearchConfig(simulations=3, parallel=1, critic_rate=0.0, conclude_rate=0.0)
     with pytest.raises(Interrupted, match="saved"):
         run(_opts(out), cfg, EngineConfig(), engine=ScriptedEngine(interrupt_after=7), quiet=True)
-    saved = {t.id for t in iter_trees([out])}
+    saved = {t.id for t in iter_trees(shard_paths(out))}
     assert 1 <= len(saved) < 4
     summary = run(_opts(out), cfg, EngineConfig(), engine=ScriptedEngine(), quiet=True)
     assert summary["already_done"] == len(saved) and summary["trees"] == 4 - len(saved)

@@ -40,6 +40,8 @@ def synthesize(
     shard_trees: Annotated[int, typer.Option(help="Finished trees per shard.")] = _R.shard_trees,
     prompts: Annotated[Path | None, typer.Option(help="A folder of prompt templates replacing the packaged ones.")] = None,
     hint_answer: Annotated[bool, typer.Option("--hint-answer", help="Show the gold answer to the policy (LLaMA-O1's hint).")] = False,
+    max_problem_chars: Annotated[int, typer.Option(help="Longer questions are not searched (refused by size, before tokenizing).")] = _R.max_problem_chars,
+    keep_failed: Annotated[bool, typer.Option("--keep-failed", help="On resume, keep trees whose generation failed instead of searching them again.")] = False,
     simulations: Annotated[int, typer.Option(help="Simulations per tree.")] = _S.simulations,
     branch: Annotated[int, typer.Option(help="Children per expansion (one request with n = branch).")] = _S.branch,
     max_depth: Annotated[int, typer.Option(help="Deepest node; the level above it concludes.")] = _S.max_depth,
@@ -76,6 +78,7 @@ def synthesize(
             problems=problems, out=out_dir, split=split, question_field=question_field,
             answer_field=answer_field, limit=limit, skip=skip, problem_seed=problem_seed,
             concurrency=concurrency, shard_trees=shard_trees, prompts=prompts, hint_answer=hint_answer,
+            max_problem_chars=max_problem_chars, keep_failed=keep_failed,
         )
     except ValueError as exc:
         raise UsageError(f"synthesize: {exc}") from None
