@@ -6,12 +6,13 @@ import functools
 import itertools
 import os
 import re
+import shutil
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cotgen.errors import DataError, UsageError
+from cotgen.errors import DataError, UsageError, environment_error
 from cotgen.formats.marco import dumps_marco
 from cotgen.rowsources import TREES, DatasetInput, open_rows, resolve_dataset_inputs
 from cotgen.shards import (
@@ -23,6 +24,7 @@ from cotgen.shards import (
     tree_shard_name,
     write_json_atomic,
 )
+from cotgen.validate import refuse_invalid
 
 REPORT = "dedupe.json"
 # Uncompressed bytes per record batch when pass 2 copies kept rows: large enough that
@@ -391,15 +393,45 @@ def lsh_bands(threshold: float, num_perm: int) -> tuple[int, int]:
 
 
 def dedupe(paths: list[Path], out: Path, settings: DedupeSettings | None = None) -> DedupeReport:
-    """Dedupe `paths` (one format) into `out`, same format and shard layout, plus dedupe.json."""
-    import numpy as np
-
+    """Dedupe `paths` (one format) into `out`, same format and shard layout, plus dedupe.json.
+    Invalid input is refused before anything is written; `out` appears whole or not at all."""
     settings = settings or DedupeSettings()
     inp = resolve_dataset_inputs([Path(p) for p in paths])
     out = Path(out)
     _check_out(out, inp)
     if settings.on == "problem" and inp.format not in (TREES, "openlongcot", "marco", "sft", "prm", "dpo"):
         raise UsageError(f"--on problem does not apply to {inp.format} files")
+    if inp.format == TREES:
+        # Trees that validate refuses (a null problem, a cycle) are refused before anything
+        # is written: dedupe's output is read as a run, and must be a valid one. Rows of
+        # the export formats are deduped as text: their own checks stay with validate.
+        refuse_invalid(inp.files, inp.format, "dedupe", check_ids=False)
+    # The output is built in a hidden folder beside --out and renamed into place at the end:
+    # --out appears whole or not at all (a full disk, a crash).
+    staging = out.parent / f".{out.name}.partial-{os.getpid()}"
+    try:
+        try:
+            staging.mkdir(parents=True)
+            report = _dedupe_into(inp, staging, settings)
+            report.out = str(out)
+            write_json_atomic(staging / REPORT, report.as_json())
+            if out.is_dir():
+                out.rmdir()  # empty (checked above): the rename needs it gone
+            os.rename(staging, out)
+        except OSError as exc:
+            known = environment_error(exc, "write the dedupe output", where=out)
+            if known is None:
+                raise
+            raise known from None
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+    return report
+
+
+def _dedupe_into(inp: DatasetInput, out: Path, settings: DedupeSettings) -> DedupeReport:
+    """Both passes, writing the kept rows and the manifest into `out`; the report is the caller's to write."""
+    import numpy as np
 
     # Pass 1: exact keys and signatures, streaming; texts are dropped batch by batch.
     signer = _Signer(settings)
@@ -440,7 +472,6 @@ def dedupe(paths: list[Path], out: Path, settings: DedupeSettings | None = None)
     report.clusters = _clusters(keep, dup_of, reason, similarity, np.array(file_rows), ids, inp.files)
     if inp.format == TREES:
         _write_manifest(inp, out, report, settings)
-    write_json_atomic(out / REPORT, report.as_json())
     return report
 
 

@@ -85,13 +85,14 @@ ENVIRONMENT_ERRNOS = {
 }
 
 
-def environment_error(exc: OSError, doing: str | None = None) -> RunError | None:
-    """A RunError naming the file and what to do, for an OSError the machine caused; None
-    for any other OSError (a bug, which keeps its traceback)."""
+def environment_error(exc: OSError, doing: str | None = None, where: object = None) -> RunError | None:
+    """A RunError naming the file (or `where`, when the error names none) and what to do,
+    for an OSError the machine caused; None for any other OSError (a bug, which keeps its
+    traceback)."""
     hint = ENVIRONMENT_ERRNOS.get(exc.errno or -1)
     if hint is None:
         return None
-    where = exc.filename if exc.filename is not None else "(no file name)"
+    where = exc.filename if exc.filename is not None else (where if where is not None else "(no file name)")
     what = f"cannot {doing}: " if doing else ""
     reason = exc.strerror or errno.errorcode.get(exc.errno or -1, "error")
     return RunError(f"{where}: {what}{reason} ({hint})")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from collections import Counter
@@ -10,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cotgen.errors import DataError, UsageError
+from cotgen.errors import DataError, UsageError, environment_error
 from cotgen.formats import ExportRefused, Format
 from cotgen.shards import EXPORT_SHARD, export_shard_name
 from cotgen.tree import Tree, tree_problems
@@ -103,35 +104,14 @@ def export(
     summary = ExportSummary(format=format.name, out=str(out), split=split)
     sink = _JsonShards(out, split, limit) if format.file_kind == "json" else _ParquetShards(out, split, limit)
     try:
-        def unreadable(reason: str, where: str) -> None:
-            summary.trees_read += 1
-            summary.skip(reason, where)
-
-        # Tree ids already written: an output holds each tree once, as validate demands, even
-        # when two inputs (or two rows of one) carry the same tree.
-        exported_ids: set[str] = set()
-        for tree, where in iter_located_trees([path for path, _ in inputs], on_skip=unreadable):
-            summary.trees_read += 1
-            reason = _skip_reason(tree)
-            if reason is None and tree.id in exported_ids:
-                reason = "duplicate tree id: an earlier input row holds the same tree"
-            if reason is None:
-                try:
-                    rows = list(format.export(tree))
-                except ExportRefused as exc:
-                    reason = f"refused by {format.name}: {exc}"
-                else:
-                    if not rows:
-                        reason = f"{format.name} made no row from this tree"
-            if reason is not None:
-                summary.skip(reason, where)
-                continue
-            summary.trees_exported += 1
-            exported_ids.add(tree.id)
-            for row in rows:
-                sink.add(row)
-            summary.rows_written += len(rows)
-        temporary = sink.close()
+        try:
+            summary = _export_rows(inputs, format, summary, sink)
+            temporary = sink.close()
+        except OSError as exc:
+            known = environment_error(exc, "write the export", where=out)
+            if known is None:
+                raise
+            raise known from None
     except BaseException:
         sink.discard()
         raise
@@ -142,6 +122,39 @@ def export(
         final = out / export_shard_name(split, i, n, sink.ext)
         os.replace(tmp, final)
         summary.shards.append(final.name)
+    return summary
+
+
+def _export_rows(inputs, format, summary: ExportSummary, sink) -> ExportSummary:
+    """Every tree of the inputs through the format into `sink`, skips counted by reason."""
+    def unreadable(reason: str, where: str) -> None:
+        summary.trees_read += 1
+        summary.skip(reason, where)
+
+    # Tree ids already written: an output holds each tree once, as validate demands, even
+    # when two inputs (or two rows of one) carry the same tree.
+    exported_ids: set[str] = set()
+    for tree, where in iter_located_trees([path for path, _ in inputs], on_skip=unreadable):
+        summary.trees_read += 1
+        reason = _skip_reason(tree)
+        if reason is None and tree.id in exported_ids:
+            reason = "duplicate tree id: an earlier input row holds the same tree"
+        if reason is None:
+            try:
+                rows = list(format.export(tree))
+            except ExportRefused as exc:
+                reason = f"refused by {format.name}: {exc}"
+            else:
+                if not rows:
+                    reason = f"{format.name} made no row from this tree"
+        if reason is not None:
+            summary.skip(reason, where)
+            continue
+        summary.trees_exported += 1
+        exported_ids.add(tree.id)
+        for row in rows:
+            sink.add(row)
+        summary.rows_written += len(rows)
     return summary
 
 
@@ -195,9 +208,20 @@ class _Shards:
         return path
 
     def discard(self) -> None:
-        self._close_file()
-        for p in self.paths:
-            p.unlink(missing_ok=True)
+        """Remove every temporary shard; on a full disk closing a file fails too, so nothing
+        more is written to it, whatever goes wrong."""
+        try:
+            self._abandon_file()
+        finally:
+            for p in self.paths:
+                p.unlink(missing_ok=True)
+
+    def _abandon_file(self) -> None:
+        handle = getattr(self, "file", None)
+        self.writer = self.file = None
+        if handle is not None:
+            with contextlib.suppress(OSError):
+                handle.close()
 
     def _close_file(self) -> None:
         raise NotImplementedError

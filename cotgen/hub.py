@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from cotgen import __version__
-from cotgen.errors import DataError, RunError, UsageError
+from cotgen.errors import RunError, UsageError
 from cotgen.rowsources import resolve_dataset_inputs
 from cotgen.shards import MANIFEST, export_shard_name, is_run_dir, read_manifest
 
@@ -177,23 +177,11 @@ def push(
 
 
 def _validate_all(files: list[Path], fmt: str) -> dict[Path, int]:
-    """Rows per file; refuses the push when any row of any file is invalid, before any upload."""
-    from cotgen.validate import validate_path
+    """Rows per file; refuses the push when any row of any file is invalid, before any upload
+    (one config of a dataset holds each tree once)."""
+    from cotgen.validate import refuse_invalid
 
-    problems = []
-    rows: dict[Path, int] = {}
-    seen_ids: set[str] = set()  # one config of a dataset holds each tree once
-    for f in files:
-        rep = validate_path(f, None if fmt == "trees" else fmt, seen_ids=seen_ids)
-        rows[f] = rep.rows
-        if rep.error_count:
-            errors = [e for e in rep.errors if e["severity"] == "error"]
-            shown = "; ".join(f"row {e['row']}: {e['message']}" for e in errors[:5])
-            more = f" (and {rep.error_count - len(errors[:5])} more)" if rep.error_count > 5 else ""
-            problems.append(f"{f}: {rep.error_count} invalid row(s): {shown}{more}")
-    if problems:
-        raise DataError("refusing to push invalid data (run `cotgen validate` for the full list):\n" + "\n".join(problems))
-    return rows
+    return refuse_invalid(files, fmt, "push")
 
 
 def _token(token: str | None) -> str:

@@ -136,6 +136,8 @@ def _jsonl_rows(path: Path) -> Iterator[tuple[str, Any]]:
                 raise DataError(
                     f"{path}: line {number}, char {exc.colno}: not valid JSON ({exc.msg})"
                 ) from None
+            except RecursionError:
+                raise DataError(f"{path}: line {number}: JSON nested too deeply to read") from None
 
 
 def _json_rows(path: Path) -> Iterator[tuple[str, Any]]:
@@ -151,6 +153,8 @@ def _json_rows(path: Path) -> Iterator[tuple[str, Any]]:
         raise DataError(f"{path}: the file is empty")
     try:
         data = json.loads(text)
+    except RecursionError:
+        raise DataError(f"{path}: JSON nested too deeply to read") from None
     except json.JSONDecodeError as exc:
         if exc.msg == "Extra data":
             # One object per line under a .json name: read it as JSONL.

@@ -263,6 +263,8 @@ def _json_object(text: str, lineno: int) -> dict | BadRow:
         obj = json.loads(text)
     except json.JSONDecodeError as exc:
         return BadRow(f"line {lineno + 1}: not JSON ({exc.msg} at char {exc.pos})")
+    except RecursionError:
+        return BadRow(f"line {lineno + 1}: JSON nested too deeply to read")
     if not isinstance(obj, dict):
         return BadRow(f"line {lineno + 1}: a JSON {type(obj).__name__}, expected an object")
     return obj
@@ -304,7 +306,12 @@ def _dataset_file_format(path: Path) -> str:
 
 def resolve_dataset_inputs(paths: list[Path], ignore: tuple[str, ...] = ("dedupe.json",)) -> DatasetInput:
     """Expand run folders to shards and export folders to their files; insist on one format."""
-    from cotgen.shards import expand_tree_inputs, is_run_dir
+    from cotgen.shards import (
+        expand_tree_inputs,
+        is_run_dir,
+        missing_export_shards,
+        unfinished_export,
+    )
 
     if not paths:
         raise UsageError("give at least one INPUT (run folder, tree shard or exported file)")
@@ -315,6 +322,9 @@ def resolve_dataset_inputs(paths: list[Path], ignore: tuple[str, ...] = ("dedupe
             exported = sorted(f for f in [*p.glob("*.parquet"), *p.glob("*.json")] if f.name not in ignore)
             if not exported:
                 raise UsageError(f"{p}: neither a run folder nor a folder of exported files")
+            missing = missing_export_shards(exported)
+            if missing:
+                raise unfinished_export(p, missing)
             files.extend(exported)
             continue
         if p.is_dir() and manifest_from is None:

@@ -24,6 +24,34 @@ TREE_BATCH_ROWS = 256  # trees per Arrow record batch when streaming; a row hold
 TREE_COLUMNS = ("id", "problem", "nodes")  # the columns that make a Parquet file a tree shard
 
 
+def missing_export_shards(files: Iterable[Path]) -> list[str]:
+    """Names of the shards an export folder should hold but does not: each split's files are
+    numbered `-IIIII-of-NNNNN`, and export renames them into place one by one at the end, so
+    a crash in between leaves a split with some of its N. Such a folder is unfinished."""
+    by_split: dict[tuple[str, str], list[tuple[int, int]]] = {}
+    for f in files:
+        m = EXPORT_SHARD_PARTS.match(Path(f).name)
+        if m:
+            by_split.setdefault((m["split"], m["ext"]), []).append((int(m["index"]), int(m["count"])))
+    missing = []
+    for (split, ext), found in sorted(by_split.items()):
+        count = max(c for _, c in found)
+        have = {i for i, c in found if c == count}
+        missing += [export_shard_name(split, i, count, ext) for i in range(count) if i not in have]
+    return missing
+
+
+EXPORT_SHARD_PARTS = re.compile(r"^(?P<split>[A-Za-z0-9_.-]+)-(?P<index>\d{5})-of-(?P<count>\d{5})\.(?P<ext>parquet|json)$")
+
+
+def unfinished_export(folder: Path, missing: list[str]) -> DataError:
+    return DataError(
+        f"{folder}: an unfinished export: {missing[0]}"
+        + (f" and {len(missing) - 1} more shard(s)" if len(missing) > 1 else "")
+        + " missing (the export stopped while renaming its shards); run the export again with --overwrite"
+    )
+
+
 def tree_shard_name(index: int) -> str:
     return f"part-{index:05d}.parquet"
 

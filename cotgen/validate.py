@@ -10,7 +10,15 @@ from typing import Any
 from cotgen.errors import DataError, InvalidTree, UsageError
 from cotgen.formats import FORMATS, Finding, make_format
 from cotgen.rowsources import TREES, RowSource, open_rows
-from cotgen.shards import EXPORT_SHARD, BadRow, expand_tree_inputs, is_run_dir, iter_shard_trees
+from cotgen.shards import (
+    EXPORT_SHARD,
+    BadRow,
+    expand_tree_inputs,
+    is_run_dir,
+    iter_shard_trees,
+    missing_export_shards,
+    unfinished_export,
+)
 from cotgen.tree import Tree, tree_problems
 
 MAX_MESSAGE_CHARS = 1000  # a finding may quote row text; a 50 MB row must not become a 50 MB line
@@ -65,6 +73,7 @@ def tree_findings(tree: Tree) -> list[Finding]:
 
 def iter_findings(
     source: RowSource | Path | str, format: str | None = None, seen_ids: set[str] | None = None,
+    check_ids: bool = True,
 ) -> Iterator[tuple[int, list[Finding]]]:
     """(row index, findings) for every row of one file, streamed batch by batch; the
     findings list is empty for a valid row, so callers count rows from this too.
@@ -77,6 +86,8 @@ def iter_findings(
     if not isinstance(source, RowSource):
         source = open_rows(source, format)
     seen = seen_ids if seen_ids is not None else set()
+    if not check_ids:
+        seen = _Forgetful()
     if source.format == TREES and source.kind == "parquet":
         for index, tree in iter_shard_trees(source.path):
             if isinstance(tree, BadRow):
@@ -108,6 +119,13 @@ def iter_findings(
             yield index, findings or no_findings
 
 
+class _Forgetful(set):
+    """A set that never holds anything: no tree id is ever met twice (dedupe's own inputs)."""
+
+    def add(self, item) -> None:
+        pass
+
+
 def _check_duplicate(tid: object, seen: set[str], findings: list[Finding]) -> None:
     if not isinstance(tid, str):
         return  # a mistyped id is reported by the record checks
@@ -119,7 +137,7 @@ def _check_duplicate(tid: object, seen: set[str], findings: list[Finding]) -> No
 
 def validate_path(
     path: Path | str, format: str | None = None, max_errors: int | None = DEFAULT_MAX_ERRORS,
-    seen_ids: set[str] | None = None,
+    seen_ids: set[str] | None = None, check_ids: bool = True,
 ) -> FileReport:
     """Validate one file. A file that cannot be read at all (empty, binary, columns of no
     format, not a JSON array) raises DataError; a missing file or unknown format UsageError.
@@ -127,7 +145,7 @@ def validate_path(
     source = open_rows(path, format)
     report = FileReport(file=str(path), format=source.format)
     limit = max_errors if max_errors else None
-    for index, findings in iter_findings(source, seen_ids=seen_ids):
+    for index, findings in iter_findings(source, seen_ids=seen_ids, check_ids=check_ids):
         report.rows += 1
         has_error = False
         for finding in findings:
@@ -158,15 +176,15 @@ def expand_validate_inputs(paths: Iterable[Path | str], format: str | None = Non
     """Files to validate: run folders become their tree shards, export folders their shard
     files. Raises UsageError for a missing path, a folder holding neither, or an unknown
     format, before any work."""
-    return [f for group in _input_groups(paths, format) for f in group]
+    return [f for group in _input_groups(paths, format) for f in group if isinstance(f, Path)]
 
 
-def _input_groups(paths: Iterable[Path | str], format: str | None) -> list[list[Path]]:
+def _input_groups(paths: Iterable[Path | str], format: str | None) -> list[list[Path | _Refused]]:
     """The files of each input: one group per run folder, export folder or file. Tree ids
     must be unique within a group (two runs of the same problems may share ids)."""
     if format is not None and format != TREES and format not in FORMATS:
         raise UsageError(f"unknown format '{format}' (expected one of: {', '.join([TREES, *FORMATS])})")
-    groups: list[list[Path]] = []
+    groups: list[list[Path | _Refused]] = []
     for path in map(Path, paths):
         if path.is_dir() and not is_run_dir(path):
             exported = sorted(f for f in path.iterdir() if f.is_file() and EXPORT_SHARD.match(f.name))
@@ -174,17 +192,39 @@ def _input_groups(paths: Iterable[Path | str], format: str | None) -> list[list[
                 raise UsageError(f"{path}: not a run folder (no manifest.json, no trees/) and holds no exported shards")
             groups.append(exported)
         else:
-            groups.append(expand_tree_inputs([path]))
+            try:
+                groups.append(expand_tree_inputs([path]))
+            except DataError as exc:  # an unfinished run folder: reported, the others still validated
+                groups.append([_Refused(path, str(exc))])
     return groups
+
+
+@dataclass(frozen=True)
+class _Refused:
+    """An input that cannot be validated at all (an unfinished run folder), with the reason."""
+
+    path: Path
+    reason: str
 
 
 def validate_paths(paths: Iterable[Path | str], format: str | None = None, max_errors: int | None = DEFAULT_MAX_ERRORS) -> Iterator[FileReport]:
     """A report per file. A file that cannot be read is reported (one error, row None) and
-    the others are still validated; usage errors stop everything first."""
+    the others are still validated; usage errors stop everything first. An export folder
+    missing one of its numbered shards gets a report for the missing file."""
     for group in _input_groups(paths, format):
         seen_ids: set[str] = set()
+        files = [f for f in group if isinstance(f, Path)]
+        for name in missing_export_shards(files):
+            missing = files[0].parent / name
+            yield FileReport(file=str(missing), format=None, error_count=1, errors=[{
+                "row": None, "severity": "error",
+                "message": str(unfinished_export(missing.parent, [name])).removeprefix(f"{missing.parent}: "),
+            }])
         for path in group:
             try:
+                if isinstance(path, _Refused):
+                    path, reason = path.path, path.reason
+                    raise DataError(reason)
                 yield validate_path(path, format, max_errors, seen_ids=seen_ids)
             except DataError as exc:
                 message = str(exc)
@@ -200,3 +240,23 @@ def validate_paths(paths: Iterable[Path | str], format: str | None = None, max_e
 
 def _short(message: str) -> str:
     return message if len(message) <= MAX_MESSAGE_CHARS else message[:MAX_MESSAGE_CHARS] + "..."
+
+
+def refuse_invalid(files: list[Path], fmt: str, doing: str, *, check_ids: bool = True) -> dict[Path, int]:
+    """Rows per file; a DataError listing the first invalid rows of every file when any row
+    is invalid, before the caller (push, dedupe) writes anything. Tree ids must be unique
+    across `files` unless `check_ids` is False (dedupe, whose job is removing duplicates)."""
+    problems = []
+    rows: dict[Path, int] = {}
+    seen_ids: set[str] = set()
+    for f in files:
+        rep = validate_path(f, None if fmt == TREES else fmt, seen_ids=seen_ids, check_ids=check_ids)
+        rows[f] = rep.rows
+        if rep.error_count:
+            errors = [e for e in rep.errors if e["severity"] == "error"]
+            shown = "; ".join(f"row {e['row']}: {e['message']}" for e in errors[:5])
+            more = f" (and {rep.error_count - len(errors[:5])} more)" if rep.error_count > 5 else ""
+            problems.append(f"{f}: {rep.error_count} invalid row(s): {shown}{more}")
+    if problems:
+        raise DataError(f"refusing to {doing} invalid data (run `cotgen validate` for the full list):\n" + "\n".join(problems))
+    return rows

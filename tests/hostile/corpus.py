@@ -38,6 +38,11 @@ class Case:
     needle: str = ""  # words validate's message must hold
     large: bool = False  # generated big input: run by the slow tests only
 
+    @property
+    def tree_input(self) -> bool:
+        """Tree shards or a run folder (the cases built before the OpenLongCoT section)."""
+        return CASES.index(self) < CASES.index(by_name("root_without_end_of_thought"))
+
 
 CASES: list[Case] = []
 

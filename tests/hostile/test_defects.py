@@ -75,7 +75,9 @@ def test_01_null_problem_id_or_text_never_a_traceback(cli, tmp_path: Path, monke
         r = cli("inspect", path, "--row", "2")
         assert r.code == 1 and words in error_line(r, str(path), "row 2")
         r = cli("dedupe", path, "-o", tmp_path / f"d-{name}")
-        assert r.code == 1 and words in error_line(r, str(path))
+        assert r.code == 1 and "refusing to dedupe invalid data" in r.err and f"{path}: 1 invalid row(s): row 2" in r.err
+        assert words in r.err
+        no_traceback(r)
         assert not (tmp_path / f"d-{name}").exists()
         r = cli("push", path, "--repo", "me/x", "--endpoint", "http://127.0.0.1:9")
         assert r.code == 1 and "refusing to push invalid data" in r.err and words in r.err
@@ -263,8 +265,8 @@ def test_09_readers_refuse_an_unfinished_run_folder(cli, tmp_path: Path):
 
 
 def test_09_an_export_missing_one_of_its_shards_is_refused(cli, tmp_path: Path):
-    src = run_folder(tmp_path / "run", n=6)
-    r = cli("export", src, "-f", "openlongcot", "-o", tmp_path / "e", "--max-shard-size", "1KB")
+    src = run_folder(tmp_path / "run", n=40)
+    r = cli("export", src, "-f", "openlongcot", "-o", tmp_path / "e", "--max-shard-size", "4KB")
     assert r.code == 0
     shards = sorted((tmp_path / "e").iterdir())
     assert len(shards) >= 3
