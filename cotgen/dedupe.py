@@ -401,10 +401,11 @@ def dedupe(paths: list[Path], out: Path, settings: DedupeSettings | None = None)
     _check_out(out, inp)
     if settings.on == "problem" and inp.format not in (TREES, "openlongcot", "marco", "sft", "prm", "dpo"):
         raise UsageError(f"--on problem does not apply to {inp.format} files")
-    if inp.format == TREES:
-        # Trees that validate refuses (a null problem, a cycle) are refused before anything
-        # is written: dedupe's output is read as a run, and must be a valid one. Rows of
-        # the export formats are deduped as text: their own checks stay with validate.
+    if inp.format in (TREES, "marco"):
+        # Records that validate refuses (a null problem, a cycle, a record that is no object)
+        # are refused before anything is written: a run or Marco-o1 file out of dedupe is
+        # read as records and must hold valid ones. Parquet exports are deduped as text,
+        # at full speed; their own checks stay with validate.
         refuse_invalid(inp.files, inp.format, "dedupe", check_ids=False)
     # The output is built in a hidden folder beside --out and renamed into place at the end:
     # --out appears whole or not at all (a full disk, a crash).

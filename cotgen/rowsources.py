@@ -332,7 +332,7 @@ def resolve_dataset_inputs(paths: list[Path], ignore: tuple[str, ...] = ("dedupe
         files.extend(expand_tree_inputs([p]))
     unique = list(dict.fromkeys(f.resolve() for f in files))
     if not unique:
-        raise UsageError("no input files: the run folders hold no shards")
+        raise UsageError(f"{', '.join(map(str, paths))}: no tree shards yet: nothing to read")
     formats = {f: _dataset_file_format(f) for f in unique}
     kinds = sorted(set(formats.values()))
     if len(kinds) > 1:

@@ -20,7 +20,10 @@ def tree_inputs(paths: Iterable[Path]) -> list[tuple[Path, str]]:
     if not paths:
         raise UsageError("no input: give run folders, tree shards or OpenLongCoT files")
     out: list[tuple[Path, str]] = []
-    for path in expand_tree_inputs(paths):
+    files = expand_tree_inputs(paths)
+    if not files:
+        raise UsageError(f"{', '.join(map(str, paths))}: no tree shards yet: nothing to read")
+    for path in files:
         source = open_rows(path)
         if source.format not in (TREES, "openlongcot"):
             raise UsageError(

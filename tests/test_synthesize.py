@@ -9,7 +9,7 @@ import pytest
 
 from cotgen.config import EngineConfig
 from cotgen.engines.base import Completion
-from cotgen.errors import DataError, Interrupted, RunError
+from cotgen.errors import DataError, Interrupted
 from cotgen.policy import DEFAULT_PROMPTS
 from cotgen.problems import load_problems
 from cotgen.search import SearchConfig

@@ -136,5 +136,8 @@ def test_hostile_input(c: Case, command: str, built, cli, tmp_path, monkeypatch)
         if command == "stats" and r.code == 0:
             figures = json.loads(r.out)
             assert figures["invalid_trees"] >= 1 or figures["trees"] == 0 or c.verdict == "unreadable", figures
-        if command == "dedupe" and c.tree_input:
-            assert r.code != 0, "dedupe passed trees validate refuses"
+    if command == "dedupe" and r.code == 0 and (c.tree_input or c.name.startswith("marco")):
+        # What dedupe writes from trees or Marco-o1 records is valid: refused rows never
+        # pass through, duplicates are what it removes.
+        check = cli("validate", out)
+        assert check.code == 0, check.err[-2000:]
