@@ -482,27 +482,27 @@ def undeclared_father(d: Path) -> Path:
 
 @case("invalid", "no root")
 def whitespace_only_rows(d: Path) -> Path:
-    return text_file(d / "ol.txt", ol_text() + "\n \t \n" + ol_text(1) + "\n" + "   \t" + ROOT[:10] + "\n")
+    return text_file(d / "ol.txt", ol_text(0, " ") + "\n \t \n" + ol_text(1, " ") + "\n" + "   \t" + ROOT[:10] + "\n")
 
 
-@case("invalid", "row 0, char 0", large=True)
+@case("invalid", "expected <start_of_father_id>, found '<yyy", large=True)
 def fifty_mb_junk_line(d: Path) -> Path:
     return text_file(d / "ol.txt", "<" + "y" * 50_000_000 + "\n")
 
 
 @case("valid", large=True)
 def fifty_mb_valid_step(d: Path) -> Path:
-    return text_file(d / "ol.txt", ol_text().replace(" Step 0 of", " " + "x" * 50_000_000) + "\n")
+    return text_file(d / "ol.txt", ol_text(0, " ").replace(" Step 0 of", " " + "x" * 50_000_000) + "\n")
 
 
 @case("unreadable", "binary file")
 def nul_bytes_in_text(d: Path) -> Path:
-    return text_file(d / "ol.txt", ol_text().encode() + b"\x00\x00" + b"\n")
+    return text_file(d / "ol.txt", ol_text(0, " ").encode() + b"\x00\x00" + b"\n")
 
 
 @case("invalid", "invalid UTF-8")
 def invalid_utf8_line(d: Path) -> Path:
-    return text_file(d / "ol.txt", ol_text().encode() + b"\n" + ol_text(1).encode().replace(b"What", b"Wh\xffat") + b"\n")
+    return text_file(d / "ol.txt", ol_text(0, " ").encode() + b"\n" + ol_text(1, " ").encode().replace(b"What", b"Wh\xffat") + b"\n")
 
 
 @case("valid")
