@@ -480,7 +480,7 @@ def undeclared_father(d: Path) -> Path:
     return text_file(d / "ol.txt", ROOT + record(0, 1, "a") + record(7, 2, "b") + "\n")
 
 
-@case("invalid", "no root")
+@case("invalid", "expected <start_of_father_id>, found '<start_of_'")
 def whitespace_only_rows(d: Path) -> Path:
     return text_file(d / "ol.txt", ol_text(0, " ") + "\n \t \n" + ol_text(1, " ") + "\n" + "   \t" + ROOT[:10] + "\n")
 
