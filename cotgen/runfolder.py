@@ -275,21 +275,27 @@ def reconcile(run_dir: Path, *, drop_failed: bool = True) -> Reconciled:
 
 
 def crash_point(name: str) -> None:
-    """Test hook: with COTGEN_CRASH_AT=name[:N], the N-th (default first) time the run passes
-    `name`, the process kills itself with SIGKILL, exactly as `kill -9` would at that moment.
-    The crash tests use it to hit moments no timing can (between a shard's rename and the
-    manifest write). Unset, it costs one dict lookup."""
-    spec = os.environ.get("COTGEN_CRASH_AT")
-    if not spec:
-        return
-    point, _, nth = spec.partition(":")
-    if point != name:
-        return
-    _CRASH_COUNTS[name] = _CRASH_COUNTS.get(name, 0) + 1
-    if _CRASH_COUNTS[name] >= int(nth or 1):
-        import signal
+    """Test hook at a named moment of a run. With COTGEN_CRASH_AT=name[:N], the N-th
+    (default first) time the run passes `name` the process kills itself with SIGKILL,
+    exactly as `kill -9` would at that moment; the crash tests use it to hit moments no
+    timing can (between a shard's rename and the manifest write). With
+    COTGEN_PAUSE_AT=name[:N] it sleeps COTGEN_PAUSE_SECONDS (default 10) there instead, so
+    that a test can act while a writer is known to be alive. Unset, it costs a dict lookup."""
+    for variable in ("COTGEN_CRASH_AT", "COTGEN_PAUSE_AT"):
+        spec = os.environ.get(variable)
+        if not spec:
+            continue
+        point, _, nth = spec.partition(":")
+        if point != name:
+            continue
+        count = _HOOK_COUNTS[variable, name] = _HOOK_COUNTS.get((variable, name), 0) + 1
+        if count != int(nth or 1):
+            continue
+        if variable == "COTGEN_CRASH_AT":
+            import signal
 
-        os.kill(os.getpid(), signal.SIGKILL)
+            os.kill(os.getpid(), signal.SIGKILL)
+        time.sleep(float(os.environ.get("COTGEN_PAUSE_SECONDS", "10")))
 
 
-_CRASH_COUNTS: dict[str, int] = {}
+_HOOK_COUNTS: dict[tuple[str, str], int] = {}

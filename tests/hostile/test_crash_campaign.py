@@ -27,9 +27,9 @@ from cotgen.tree import tree_id
 
 pytestmark = pytest.mark.slow
 
-LIMIT = 8
+LIMIT = 6
 ARGS = ["--problems", "builtin:arith", "--limit", str(LIMIT), "--simulations", "3", "--branch", "2",
-        "--max-depth", "3", "--max-step-tokens", "8", "--concurrency", "2", "--shard-trees", "2",
+        "--max-depth", "3", "--max-step-tokens", "6", "--concurrency", "2", "--shard-trees", "2",
         "--max-batch", "8", "--quiet"]
 
 
@@ -37,11 +37,14 @@ def expected_ids() -> set[str]:
     return {tree_id(p.question, p.answer) for p in load_problems("builtin:arith", limit=LIMIT).problems}
 
 
-def start(model: Path, out: Path, crash_at: str | None = None) -> subprocess.Popen:
+def start(model: Path, out: Path, crash_at: str | None = None, pause_at: str | None = None) -> subprocess.Popen:
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    env.pop("COTGEN_CRASH_AT", None)
+    for name in ("COTGEN_CRASH_AT", "COTGEN_PAUSE_AT"):
+        env.pop(name, None)
     if crash_at:
         env["COTGEN_CRASH_AT"] = crash_at
+    if pause_at:
+        env.update(COTGEN_PAUSE_AT=pause_at, COTGEN_PAUSE_SECONDS="15")
     return subprocess.Popen(
         [sys.executable, "-m", "cotgen.cli.main", "synthesize", "--model", str(model), "--out", str(out), *ARGS],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -150,18 +153,22 @@ def test_term_and_ctrl_c_save_finished_trees(sig, code, tiny_model_dir: Path, tm
 
 def test_two_writers_on_one_folder(tiny_model_dir: Path, tmp_path: Path):
     out = tmp_path / "run"
-    first = start(tiny_model_dir, out)
+    # The first writer pauses after its first shard (a test hook), so it is surely alive
+    # and holding the folder while the second starts.
+    first = start(tiny_model_dir, out, pause_at="manifest-written:1")
     wait_for_shards(first, out, 1)
     second = start(tiny_model_dir, out)
     code, err = finish(second)
     assert code == 2, err[-3000:]
     assert f"pid {first.pid}" in err and "another cotgen process is writing" in err
+    assert first.poll() is None
     code, err = finish(first)
     assert code == 0, err[-3000:]
     check_complete(out)
     # Started together: exactly one runs, the other is refused at once.
     out2 = tmp_path / "run2"
-    a, b = start(tiny_model_dir, out2), start(tiny_model_dir, out2)
+    a = start(tiny_model_dir, out2, pause_at="lock-taken")
+    b = start(tiny_model_dir, out2, pause_at="lock-taken")
     results = sorted([finish(a)[0], finish(b)[0]])
     assert results == [0, 2], results
     check_complete(out2)
@@ -188,7 +195,7 @@ def test_disk_full_then_rerun(tiny_model_dir: Path, small_disk: Path):
     filler = small_disk / "filler"
     # Leave room for the lock, the manifest and about one shard, then the disk is full.
     with open(filler, "wb") as f:
-        f.write(b"\0" * (4 * 1024 * 1024 - 48 * 1024))
+        f.write(b"\0" * (4 * 1024 * 1024 - 28 * 1024))
     code, err = finish(start(tiny_model_dir, out))
     assert code == 1, err[-3000:]
     assert "Traceback" not in err and "No space left on device" in err
