@@ -379,7 +379,7 @@ def test_13_14_a_huge_problem_fails_fast_and_unanswered_problems_are_counted(tmp
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "Traceback" not in proc.stderr
-    assert "1 problem(s) have no answer" in proc.stderr
+    assert "1 of the 3 problem(s) to search have no answer" in proc.stderr
     assert "longer than" in proc.stderr and "p.jsonl" in proc.stderr
     peak_kb = int(next(line.split()[-1] for line in proc.stderr.splitlines() if "Maximum resident" in line))
     assert peak_kb < 2_500_000, peak_kb  # the 50 MB question is refused by size, never tokenized
