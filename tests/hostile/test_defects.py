@@ -434,3 +434,34 @@ def test_18_quiet_means_quiet_and_a_normal_run_has_no_library_warnings(tmp_path:
     proc = cotgen_process(*base, "--out", tmp_path / "n")
     assert proc.returncode == 0
     assert "Warning" not in proc.stderr and "deprecated" not in proc.stderr, proc.stderr[-2000:]
+
+
+@pytest.fixture
+def read_only_disk(tmp_path: Path):
+    """A read-only tmpfs where the test may mount one (root or CAP_SYS_ADMIN); else skip, saying why."""
+    import shutil
+
+    mnt = tmp_path / "ro"
+    mnt.mkdir()
+    if shutil.which("mount") is None:
+        pytest.skip("no mount command: cannot make a read-only disk")
+    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(mnt)], capture_output=True, text=True)
+    if proc.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here (needs root or CAP_SYS_ADMIN): {proc.stderr.strip()}")
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", str(mnt)], capture_output=True)
+
+
+def test_03_a_read_only_disk(cli, tmp_path: Path, read_only_disk: Path):
+    src = run_folder(tmp_path / "run")
+    r = cli("synthesize", "--model", tmp_path / "no-such-model", "--problems", "builtin:arith",
+            "--limit", "1", "--out", read_only_disk / "run")
+    assert r.code == 1
+    error_line(r, str(read_only_disk / "run"), "Read-only file system")  # before the model: it does not exist
+    for args in (["dedupe", src, "-o", read_only_disk / "d"], ["model", "tiny", "--out", read_only_disk / "m"],
+                 ["export", src, "-f", "openlongcot", "-o", read_only_disk / "e"]):
+        r = cli(*args)
+        assert r.code in (1, 2), args
+        error_line(r, str(read_only_disk), "Read-only file system")
