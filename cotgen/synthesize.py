@@ -202,7 +202,11 @@ def _run_locked(opts, search, engine_cfg, settings, prompts, out: Path, engine, 
     if engine is None:
         from cotgen.engines import build_engine
 
-        engine = build_engine(engine_cfg)
+        try:
+            engine = build_engine(engine_cfg)
+        except BaseException:
+            _mark_interrupted(writer)  # the folder's problems are not all searched: say so
+            raise
     crash_point("engine-built")
     policy = EnginePolicy(engine, prompts, search, hint_answer=opts.hint_answer)
     valuer = EngineValuer(engine, prompts, search, grade=_grade)
