@@ -75,7 +75,7 @@ def run(work: Path) -> dict[str, float]:
 
     from cotgen.export import BATCH_ROWS, export
     from cotgen.formats.openlongcot import OpenLongCoTFormat
-    from cotgen.shards import TreeShardWriter
+    from cotgen.io.writers import TreeShardWriter
     from cotgen.validate import validate_path
 
     shutil.rmtree(work, ignore_errors=True)

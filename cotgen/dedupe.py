@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import itertools
-import os
 import re
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
@@ -13,16 +12,17 @@ from typing import Any
 
 from cotgen.errors import DataError, UsageError
 from cotgen.formats.marco import dumps_marco
-from cotgen.rowsources import TREES, DatasetInput, open_rows, resolve_dataset_inputs
-from cotgen.shards import (
+from cotgen.io.inputs import (
     EXPORT_SHARD,
     MANIFEST,
     TREES_DIR,
+    DatasetInput,
     export_shard_name,
-    read_manifest,
+    resolve_dataset_inputs,
     tree_shard_name,
-    write_json_atomic,
 )
+from cotgen.io.readers import TREES, ParquetReader, open_rows
+from cotgen.io.writers import atomic_file, read_manifest, write_json_atomic
 
 REPORT = "dedupe.json"
 # Uncompressed bytes per record batch when pass 2 copies kept rows: large enough that
@@ -80,7 +80,7 @@ class DedupeReport:
 
 
 def _marco_records(path: Path) -> list[dict[str, Any]]:
-    """Every record of a Marco-o1 file, read by the one JSON-array reader (cotgen.rowsources)."""
+    """Every record of a Marco-o1 file, read by the one JSON-array reader (cotgen.io.readers)."""
     return [row for batch in open_rows(path, "marco").batches() for row in batch.rows]
 
 
@@ -116,7 +116,6 @@ class _Keys:
 def _batches(inp: DatasetInput, path: Path, settings: DedupeSettings) -> Iterator[_Keys]:
     """Stream the keys of one file, one record batch at a time."""
     import pyarrow as pa
-    import pyarrow.parquet as pq
 
     fmt, on = inp.format, settings.on
     if fmt == "marco":
@@ -126,10 +125,7 @@ def _batches(inp: DatasetInput, path: Path, settings: DedupeSettings) -> Iterato
             texts = [r["instruction"] if on == "problem" else r["instruction"] + "\n" + r["response"] for r in chunk]
             yield _Keys(pa.array(texts, pa.string()), [None] * len(chunk), [0] * len(chunk), [0] * len(chunk))
         return
-    try:
-        pf = pq.ParquetFile(path)
-    except (OSError, pa.ArrowInvalid) as exc:
-        raise DataError(f"{path}: not a readable Parquet file ({exc})") from None
+    reader = ParquetReader(path)
     if fmt == TREES:
         columns = ["id", "problem", "nodes"] if on == "problem" else ["id", "nodes"]
     elif fmt == "openlongcot":
@@ -137,37 +133,34 @@ def _batches(inp: DatasetInput, path: Path, settings: DedupeSettings) -> Iterato
     else:
         columns = None
     row = 0
-    try:
-        for batch in pf.iter_batches(batch_size=settings.batch_rows, columns=columns):
-            n = batch.num_rows
-            if fmt == "openlongcot" and on == "text":
-                texts = batch.column("text")
-                if texts.null_count:
-                    bad = row + texts.is_null().to_pylist().index(True)
-                    raise DataError(f"{path}: row {bad}: 'text' is null")
-                yield _Keys(texts.cast(pa.string()), [None] * n, [0] * n, [0] * n)
-            elif fmt == TREES:
-                rows = batch.to_pylist()
-                if on == "problem":
-                    texts = [r["problem"] or "" for r in rows]
-                else:
-                    texts = [_tree_text(r["nodes"]) for r in rows]
-                yield _Keys(
-                    pa.array(texts, pa.string()),
-                    [r["id"] for r in rows],
-                    [_correct_leaves(r["nodes"]) for r in rows],
-                    [len(r["nodes"] or []) for r in rows],
-                )
+    for batch in reader.arrow_batches(columns, settings.batch_rows):
+        n = batch.num_rows
+        if fmt == "openlongcot" and on == "text":
+            texts = batch.column("text")
+            if texts.null_count:
+                bad = row + texts.is_null().to_pylist().index(True)
+                raise DataError(f"{path}: row {bad}: 'text' is null")
+            yield _Keys(texts.cast(pa.string()), [None] * n, [0] * n, [0] * n)
+        elif fmt == TREES:
+            rows = batch.to_pylist()
+            if on == "problem":
+                texts = [r["problem"] or "" for r in rows]
             else:
-                rows = batch.to_pylist()
-                if on == "problem":
-                    texts = [_row_problem(fmt, r) for r in rows]
-                else:
-                    texts = ["\n".join(_strings(r)) for r in rows]
-                yield _Keys(pa.array(texts, pa.string()), [None] * n, [0] * n, [0] * n)
-            row += n
-    except (OSError, pa.ArrowException) as exc:
-        raise DataError(f"{path}: row {row}: cannot read the batch starting here ({exc})") from None
+                texts = [_tree_text(r["nodes"]) for r in rows]
+            yield _Keys(
+                pa.array(texts, pa.string()),
+                [r["id"] for r in rows],
+                [_correct_leaves(r["nodes"]) for r in rows],
+                [len(r["nodes"] or []) for r in rows],
+            )
+        else:
+            rows = batch.to_pylist()
+            if on == "problem":
+                texts = [_row_problem(fmt, r) for r in rows]
+            else:
+                texts = ["\n".join(_strings(r)) for r in rows]
+            yield _Keys(pa.array(texts, pa.string()), [None] * n, [0] * n, [0] * n)
+        row += n
 
 
 def _row_problem(fmt: str, row: dict[str, Any]) -> str:
@@ -600,31 +593,23 @@ def _write_file(inp: DatasetInput, path: Path, target: Path, mask, settings: Ded
     import pyarrow.parquet as pq
 
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
     kept = int(mask.sum())
     if inp.format == "marco":
         records = [r for r, k in zip(_marco_records(path), mask, strict=True) if k]
-        text = dumps_marco(records)
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
+        with atomic_file(target, "w") as f:
+            f.write(dumps_marco(records))
         return kept
-    pf = pq.ParquetFile(path)
+    reader = ParquetReader(path)
     row = 0
-    with open(tmp, "wb") as f:
-        with pq.ParquetWriter(f, pf.schema_arrow, compression="zstd") as writer:
-            for batch in pf.iter_batches(batch_size=_write_batch_rows(pf, settings)):
+    with atomic_file(target) as f:
+        with pq.ParquetWriter(f, reader.parquet.schema_arrow, compression="zstd") as writer:
+            for batch in reader.arrow_batches(batch_rows=_write_batch_rows(reader.parquet, settings)):
                 part = mask[row : row + batch.num_rows]
                 row += batch.num_rows
                 if part.all():
                     writer.write_batch(batch)
                 elif part.any():
                     writer.write_batch(batch.filter(pa.array(part)))
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, target)
     return kept
 
 

@@ -16,11 +16,12 @@ from rich.table import Table
 from cotgen.config import EngineConfig
 from cotgen.engines.base import Engine
 from cotgen.errors import Interrupted, RunError, UsageError
+from cotgen.io.trees import finished_tree_ids
+from cotgen.io.writers import TreeShardWriter, read_manifest
 from cotgen.policy import EnginePolicy, EngineValuer, load_prompts
 from cotgen.search.config import SearchConfig
 from cotgen.search.mcts import TreeSearch
 from cotgen.search.ratings import assign_ratings
-from cotgen.shards import TreeShardWriter, finished_tree_ids, read_manifest
 from cotgen.tree import Tree, tree_id
 
 # Settings a resumed run must share with the run that started the folder: they shape trees.

@@ -12,7 +12,7 @@ import pytest
 
 from cotgen.dedupe import DedupeSettings, dedupe, lsh_bands
 from cotgen.errors import UsageError
-from cotgen.shards import TreeShardWriter, read_manifest
+from cotgen.io.writers import TreeShardWriter, read_manifest
 from cotgen.tree import Tree
 
 WORDS = [f"w{i}" for i in range(3000)]

@@ -12,7 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from cotgen.shards import iter_trees, read_manifest, shard_paths
+from cotgen.io.inputs import shard_paths
+from cotgen.io.trees import iter_input_trees
+from cotgen.io.writers import read_manifest
 
 pytestmark = pytest.mark.slow
 
@@ -42,7 +44,7 @@ def rerun_completes(model: Path, out: Path) -> None:
     proc = start(model, out)
     _, err = proc.communicate(timeout=300)
     assert proc.returncode == 0, err
-    ids = [t.id for t in iter_trees([out])]
+    ids = [t.id for t in iter_input_trees([out])]
     assert len(ids) == len(set(ids)) == LIMIT
     assert read_manifest(out)["counts"]["trees"] == LIMIT
 
@@ -55,7 +57,7 @@ def test_ctrl_c_exits_130_and_a_rerun_completes(tiny_model_dir: Path, tmp_path: 
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     assert "Traceback" not in err and "run the same command again" in err
-    saved = [t.id for t in iter_trees([out])]
+    saved = [t.id for t in iter_input_trees([out])]
     assert 2 <= len(saved) < LIMIT and len(saved) == len(set(saved))
     assert read_manifest(out)["counts"]["trees"] == len(saved)
     rerun_completes(tiny_model_dir, out)
@@ -68,6 +70,6 @@ def test_kill_9_loses_only_trees_in_flight(tiny_model_dir: Path, tmp_path: Path)
     proc.kill()
     proc.communicate(timeout=60)
     # Whatever moment the kill hit, every shard under a final name is complete and readable.
-    saved = [t.id for t in iter_trees([out])]
+    saved = [t.id for t in iter_input_trees([out])]
     assert len(saved) >= 3 and len(saved) == len(set(saved))
     rerun_completes(tiny_model_dir, out)

@@ -10,10 +10,12 @@ import pytest
 from cotgen.config import EngineConfig
 from cotgen.engines.base import Completion
 from cotgen.errors import Interrupted, RunError
+from cotgen.io.inputs import shard_paths
+from cotgen.io.trees import iter_input_trees
+from cotgen.io.writers import read_manifest
 from cotgen.policy import DEFAULT_PROMPTS
 from cotgen.problems import load_problems
 from cotgen.search import SearchConfig
-from cotgen.shards import iter_trees, read_manifest, shard_paths
 from cotgen.synthesize import RunOptions, run
 
 SMALL = ["--simulations", "6", "--branch", "2", "--max-depth", "5", "--max-step-tokens", "12",
@@ -34,7 +36,7 @@ def tiny_run(tmp_path_factory, tiny_model_dir):
 
 
 def test_tiny_run_writes_valid_trees(tiny_run):
-    trees = list(iter_trees([tiny_run]))
+    trees = list(iter_input_trees([tiny_run]))
     assert len(trees) == 4 and len({t.id for t in trees}) == 4
     assert [p.name for p in shard_paths(tiny_run)] == ["part-00000.parquet", "part-00001.parquet"]
     manifest = read_manifest(tiny_run)
@@ -142,7 +144,7 @@ def test_a_failed_tree_is_recorded_and_the_run_goes_on(tmp_path):
     summary = run(_opts(tmp_path / "run"), SearchConfig(simulations=4), EngineConfig(),
                   engine=ScriptedEngine(fail_on=bad.question), quiet=True)
     assert summary["trees"] == 4 and summary["failed"] == 1
-    trees = {t.problem: t for t in iter_trees([tmp_path / "run"])}
+    trees = {t.problem: t for t in iter_input_trees([tmp_path / "run"])}
     assert trees[bad.question].error == "RunError: the engine refused this prompt"
     assert all(t.error is None for q, t in trees.items() if q != bad.question)
     for t in trees.values():
@@ -155,11 +157,11 @@ def test_interrupt_saves_finished_trees_and_a_rerun_completes(tmp_path):
     cfg = SearchConfig(simulations=3, parallel=1, critic_rate=0.0, conclude_rate=0.0)
     with pytest.raises(Interrupted, match="saved"):
         run(_opts(out), cfg, EngineConfig(), engine=ScriptedEngine(interrupt_after=7), quiet=True)
-    saved = {t.id for t in iter_trees([out])}
+    saved = {t.id for t in iter_input_trees([out])}
     assert 1 <= len(saved) < 4
     summary = run(_opts(out), cfg, EngineConfig(), engine=ScriptedEngine(), quiet=True)
     assert summary["already_done"] == len(saved) and summary["trees"] == 4 - len(saved)
-    ids = [t.id for t in iter_trees([out])]
+    ids = [t.id for t in iter_input_trees([out])]
     assert len(ids) == len(set(ids)) == 4
 
 
@@ -168,7 +170,7 @@ def test_same_seed_same_trees(tmp_path):
 
     def nodes(folder: Path):
         run(_opts(folder), cfg, EngineConfig(), engine=ScriptedEngine(), quiet=True)
-        return sorted((t.id, [(n.parent, n.kind, n.text, n.visits) for n in t.nodes]) for t in iter_trees([folder]))
+        return sorted((t.id, [(n.parent, n.kind, n.text, n.visits) for n in t.nodes]) for t in iter_input_trees([folder]))
 
     assert nodes(tmp_path / "a") == nodes(tmp_path / "b")
 

@@ -32,7 +32,7 @@ def test_debug_shows_the_traceback(cli, tmp_path, monkeypatch):
 
 
 def test_json_is_one_unwrapped_line(cli, tmp_path):
-    from cotgen.shards import TreeShardWriter
+    from cotgen.io.writers import TreeShardWriter
     from cotgen.tree import Tree
 
     t = Tree.new("a problem [with brackets] " * 10, "1")

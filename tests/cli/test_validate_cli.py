@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from cotgen.formats import make_format
-from cotgen.shards import TreeShardWriter
+from cotgen.io.writers import TreeShardWriter
 from cotgen.tree import Tree
 
 
@@ -128,7 +128,7 @@ def test_llama_o1_bugs_are_named(cli, shared: Path, tmp_path: Path, bug: str, na
 def test_an_export_folder_is_validated_shard_by_shard(cli, tmp_path: Path):
     from cotgen.export import export
     from cotgen.formats import make_format
-    from cotgen.shards import TreeShardWriter
+    from cotgen.io.writers import TreeShardWriter
     from cotgen.tree import Tree
 
     trees = []
