@@ -12,6 +12,7 @@ from typing import Any
 
 from cotgen.errors import DataError, UsageError
 from cotgen.formats.marco import dumps_marco
+from cotgen.formats.openlongcot import KIND_TAGS, THOUGHT_END, THOUGHT_START
 from cotgen.io.inputs import (
     EXPORT_SHARD,
     MANIFEST,
@@ -28,7 +29,9 @@ REPORT = "dedupe.json"
 # Uncompressed bytes per record batch when pass 2 copies kept rows: large enough that
 # Parquet decoding and zstd work on big buffers, small enough to bound memory.
 WRITE_BATCH_BYTES = 16 << 20
-_OPENLONGCOT_PROBLEM = re.compile(r"<start_of_thought>\s*<problem>(.*?)<end_of_thought>", re.S)
+_OPENLONGCOT_PROBLEM = re.compile(
+    re.escape(THOUGHT_START) + r"\s*" + re.escape(KIND_TAGS["problem"]) + "(.*?)" + re.escape(THOUGHT_END), re.S
+)
 # Characters NFKC leaves alone that str.split() still treats as whitespace.
 _UNICODE_SPACES = r"[\x{85}\x{a0}\x{1680}\x{2000}-\x{200a}\x{2028}\x{2029}\x{202f}\x{205f}\x{3000}]"
 

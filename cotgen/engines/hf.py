@@ -49,8 +49,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cotgen.config import EngineConfig
-from cotgen.engines import EngineStats
-from cotgen.engines.base import Completion, encode_prompts, render_chat_template, single_tokens
+from cotgen.engines.base import (
+    Completion,
+    EngineStats,
+    GenerationParams,
+    encode_prompts,
+    render_chat_template,
+    single_tokens,
+)
 from cotgen.errors import RunError, UsageError
 from cotgen.models import ResolvedModel
 
@@ -217,11 +223,7 @@ class HFEngine:
         """`ignore_eos` makes every sequence run to max_tokens (benchmarks)."""
         if not prompts:
             return []
-        if n < 1 or max_tokens < 1:
-            raise UsageError(f"generate needs n >= 1 and max_tokens >= 1 (got n={n}, max_tokens={max_tokens})")
-        if temperature < 0 or not 0 < top_p <= 1:
-            raise UsageError(f"generate needs temperature >= 0 and 0 < top_p <= 1 (got {temperature}, {top_p})")
-        stops = tuple(sorted(set(s for s in (stop or []) if s)))
+        params = GenerationParams(n, max_tokens, temperature, top_p, stop or (), seed, ignore_eos)
         encoded = self._encode(prompts, room=max_tokens)
         base = seed if seed is not None else self._rng.getrandbits(63)
         requests = []
@@ -229,8 +231,8 @@ class HFEngine:
             seeds = [hash((base, p, j)) & (2**63 - 1) for j in range(n)]
             requests.append(
                 self._new_request(
-                    "gen", ids, n=n, max_tokens=max_tokens, temperature=float(temperature),
-                    top_p=float(top_p) if temperature > 0 else 1.0, stop=stops, ignore_eos=ignore_eos,
+                    "gen", ids, n=n, max_tokens=max_tokens, temperature=params.temperature,
+                    top_p=params.top_p, stop=params.stop, ignore_eos=ignore_eos,
                     seeds=seeds, results=[None] * n,
                 )
             )
@@ -302,6 +304,7 @@ class HFEngine:
                 continue
             k = min(free, req.n - req.admitted)
             taken.append((req, k))
+            self.stats.prompt_tokens += k * len(req.ids)
             free -= k
             req.admitted += k
             if req.admitted == req.n:

@@ -14,8 +14,14 @@ import itertools
 from typing import Any
 
 from cotgen.config import EngineConfig
-from cotgen.engines import EngineStats
-from cotgen.engines.base import Completion, encode_prompts, render_chat_template, single_tokens
+from cotgen.engines.base import (
+    Completion,
+    EngineStats,
+    GenerationParams,
+    encode_prompts,
+    render_chat_template,
+    single_tokens,
+)
 from cotgen.errors import MissingExtraError, RunError, UsageError
 from cotgen.models import ResolvedModel
 
@@ -98,15 +104,14 @@ class VLLMEngine:
         from vllm import SamplingParams
         from vllm.sampling_params import RequestOutputKind
 
-        if n < 1 or max_tokens < 1:
-            raise UsageError(f"generate needs n >= 1 and max_tokens >= 1 (got n={n}, max_tokens={max_tokens})")
+        checked = GenerationParams(n, max_tokens, temperature, top_p, stop or (), seed, ignore_eos)
         self._check_len(prompts, max_tokens)
         params = SamplingParams(
             n=n,
-            temperature=temperature,
-            top_p=top_p,
+            temperature=checked.temperature,
+            top_p=checked.top_p,
             max_tokens=max_tokens,
-            stop=list(stop or []),
+            stop=list(checked.stop),
             seed=seed,
             logprobs=TOP_K,
             ignore_eos=ignore_eos,
