@@ -372,23 +372,6 @@ def test_empty_calls(engine):
     assert asyncio.run(engine.score([], ["yes"])) == []
 
 
-def test_nucleus_argmax_matches_a_sorted_nucleus():
-    from cotgen.engines.hf import _nucleus_argmax
-
-    gen = torch.Generator().manual_seed(0)
-    for scale in (0.5, 2.0, 8.0):  # flat to peaked distributions
-        logprobs = torch.log_softmax(torch.randn(200, 300, generator=gen) * scale, dim=-1)
-        perturbed = logprobs - torch.log(-torch.log(torch.rand(200, 300, generator=gen)))
-        top_p = torch.rand(200, generator=gen).clamp(min=0.05)
-        top_p[:20] = 1.0
-        got = _nucleus_argmax(torch, logprobs, perturbed, top_p)
-        probs, order = logprobs.exp().sort(dim=-1, descending=True)
-        for r in range(200):
-            size = int(((probs[r].cumsum(0) - probs[r]) < top_p[r]).sum())
-            nucleus = order[r, :size]
-            assert got[r].item() == nucleus[perturbed[r, nucleus].argmax()].item()
-
-
 def test_score_with_a_shared_prefix_matches_a_forward_pass(engine, monkeypatch):
     shared_runs = []
     real = engine._score_shared
