@@ -49,15 +49,15 @@ class DedupeSettings:
 
     def __post_init__(self) -> None:
         if self.on not in ("text", "problem"):
-            raise UsageError(f"--on must be 'text' or 'problem', not '{self.on}'")
+            raise ValueError(f"on must be 'text' or 'problem', not '{self.on}'")
         if not 0.0 < self.threshold <= 1.0:
-            raise UsageError(f"--threshold must be in (0, 1], not {self.threshold}")
+            raise ValueError(f"threshold must be in (0, 1], not {self.threshold}")
         if not 2 <= self.num_perm <= 1024:
-            raise UsageError(f"--num-perm must be between 2 and 1024, not {self.num_perm}")
+            raise ValueError(f"num_perm must be between 2 and 1024, not {self.num_perm}")
         if not 1 <= self.ngram <= 32:
-            raise UsageError(f"--ngram must be between 1 and 32, not {self.ngram}")
+            raise ValueError(f"ngram must be between 1 and 32, not {self.ngram}")
         if self.batch_rows < 1:
-            raise UsageError(f"batch_rows must be positive, not {self.batch_rows}")
+            raise ValueError(f"batch_rows must be positive, not {self.batch_rows}")
 
 
 @dataclass

@@ -15,7 +15,7 @@ from cotgen.formats import ExportRefused, Format
 from cotgen.io.inputs import EXPORT_SHARD, export_shard_name
 from cotgen.io.trees import iter_located_trees, tree_inputs
 from cotgen.io.writers import JsonShardWriter, ParquetShardWriter
-from cotgen.tree import Tree, tree_problems
+from cotgen.tree import Tree, broken_invariants
 
 DEFAULT_MAX_SHARD_SIZE = "500MB"
 _UNITS = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12,
@@ -141,9 +141,9 @@ def export(
 def _skip_reason(tree: Tree) -> str | None:
     if tree.error is not None:
         return f"failed tree: {tree.error}"
-    problems = tree_problems(tree)
-    if problems:
-        return f"invalid tree: {problems[0]}"
+    broken = broken_invariants(tree)
+    if broken:
+        return f"invalid tree: {broken[0]}"
     return None
 
 

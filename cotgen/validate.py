@@ -11,7 +11,7 @@ from cotgen.errors import DataError, InvalidTree
 from cotgen.formats import Finding, make_format
 from cotgen.io.inputs import expand_inputs
 from cotgen.io.readers import TREES, BadRow, Reader, TreeShardReader, check_format_name, open_rows
-from cotgen.tree import Tree, tree_problems
+from cotgen.tree import Tree, broken_invariants
 
 MAX_MESSAGE_CHARS = 1000  # a finding may quote row text; a 50 MB row must not become a 50 MB line
 DEFAULT_MAX_ERRORS = 100  # findings kept per file; the counts stay exact beyond it
@@ -57,7 +57,7 @@ def check_tree_row(row: dict[str, Any]) -> list[Finding]:
 
 def tree_findings(tree: Tree) -> list[Finding]:
     """Every broken invariant of a tree as an error; a failed search as a warning."""
-    out = [Finding("error", problem) for problem in tree_problems(tree)]
+    out = [Finding("error", invariant) for invariant in broken_invariants(tree)]
     if tree.error is not None:
         out.append(Finding("warning", f"the search failed for this tree: {tree.error}"))
     return out

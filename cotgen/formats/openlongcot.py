@@ -10,7 +10,7 @@ from typing import Any, ClassVar
 
 from cotgen.errors import DataError
 from cotgen.formats.base import REPLACEMENT_WARNING, ExportRefused, Finding
-from cotgen.tree import Node, Tree, tree_problems
+from cotgen.tree import Node, Tree, broken_invariants
 
 FATHER_START, FATHER_END = "<start_of_father_id>", "<end_of_father_id>"
 LOCAL_START, LOCAL_END = "<start_of_local_id>", "<end_of_local_id>"
@@ -366,7 +366,7 @@ def check_openlongcot(text: str) -> list[Finding]:
     except OpenLongCoTParseError as exc:
         findings.append(Finding("error", exc.reason, exc.offset))
     else:
-        findings.extend(Finding("error", problem) for problem in tree_problems(tree))
+        findings.extend(Finding("error", invariant) for invariant in broken_invariants(tree))
         if root_rated:
             findings.append(
                 Finding("warning", "the root record has a rating (LLaMA-O1's code writes one; "
