@@ -8,23 +8,15 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from small_trees import make_tree
 
 from cotgen.errors import DataError, UsageError
 from cotgen.formats import make_format
 from cotgen.io import readers
 from cotgen.io.readers import TREES, match_format, open_rows
 from cotgen.io.writers import TreeShardWriter
-from cotgen.tree import Tree, arrow_schema
+from cotgen.tree import arrow_schema
 from cotgen.validate import iter_findings, validate_path, validate_paths
-
-
-def make_tree(i: int) -> Tree:
-    t = Tree.new(f"What is {i} + {i}?", str(2 * i))
-    s = t.add(0, "step", f" We add {i} and {i}.", rating="positive", value=0.8, visits=3)
-    c = t.add(s.id, "critic", "The addition is right.")
-    t.add(c.id, "refine", f"It is {2 * i}.", rating="positive", value=0.9)
-    t.add(s.id, "conclusion", f"The answer is \\boxed{{{2 * i}}}.", terminal=True, correct=True, rating="positive", value=1.0)
-    return t
 
 
 def ol_rows(n: int, separator: str = " ") -> list[str]:

@@ -83,20 +83,11 @@ class Engine(Protocol):
     model_id: str  # what was loaded: an alias resolved to a Hub id, or a folder
     stats: EngineStats  # counters since the engine was built
 
-    async def generate(
-        self,
-        prompts: list[str],
-        n: int = 1,
-        max_tokens: int = 256,
-        temperature: float = 0.7,
-        top_p: float = 1.0,
-        stop: list[str] | None = None,
-        seed: int | None = None,
-        ignore_eos: bool = False,
-    ) -> list[list[Completion]]:
-        """`n` completions per prompt; result[i] belongs to prompts[i]. The sampling arguments
-        are those of GenerationParams, which checks them. A prompt that cannot be served
-        (longer than the context) raises for that call only."""
+    async def generate(self, prompts: list[str], **sampling: Any) -> list[list[Completion]]:
+        """`n` completions per prompt; result[i] belongs to prompts[i]. `sampling` holds the
+        fields of GenerationParams (n, max_tokens, temperature, top_p, stop, seed,
+        ignore_eos), which checks them. A prompt that cannot be served (longer than the
+        context) raises for that call only."""
         ...
 
     async def score(self, prompts: list[str], candidates: list[str]) -> list[dict[str, float]]:

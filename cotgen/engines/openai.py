@@ -90,20 +90,11 @@ class OpenAIEngine:
 
     # --- the Engine interface -------------------------------------------------------
 
-    async def generate(
-        self,
-        prompts: list[str],
-        n: int = 1,
-        max_tokens: int = 256,
-        temperature: float = 0.7,
-        top_p: float = 1.0,
-        stop: list[str] | None = None,
-        seed: int | None = None,
-        ignore_eos: bool = False,
-    ) -> list[list[Completion]]:
+    async def generate(self, prompts: list[str], **sampling: Any) -> list[list[Completion]]:
         if isinstance(prompts, str):
             raise UsageError("prompts must be a list of strings, not one string")
-        params = GenerationParams(n, max_tokens, temperature, top_p, stop or (), seed, ignore_eos)
+        params = GenerationParams(**sampling)
+        n, max_tokens, seed, ignore_eos = params.n, params.max_tokens, params.seed, params.ignore_eos
         if not prompts:
             return []
         body: dict[str, Any] = {

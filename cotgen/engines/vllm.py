@@ -90,21 +90,12 @@ class VLLMEngine:
     def _check_len(self, prompts: list[str], room: int) -> None:
         encode_prompts(self.tokenizer, prompts, room, self.context_len, self.model_id)
 
-    async def generate(
-        self,
-        prompts: list[str],
-        n: int = 1,
-        max_tokens: int = 256,
-        temperature: float = 0.7,
-        top_p: float = 1.0,
-        stop: list[str] | None = None,
-        seed: int | None = None,
-        ignore_eos: bool = False,
-    ) -> list[list[Completion]]:
+    async def generate(self, prompts: list[str], **sampling: Any) -> list[list[Completion]]:
         from vllm import SamplingParams
         from vllm.sampling_params import RequestOutputKind
 
-        checked = GenerationParams(n, max_tokens, temperature, top_p, stop or (), seed, ignore_eos)
+        checked = GenerationParams(**sampling)
+        n, max_tokens, seed, ignore_eos = checked.n, checked.max_tokens, checked.seed, checked.ignore_eos
         self._check_len(prompts, max_tokens)
         params = SamplingParams(
             n=n,

@@ -84,6 +84,12 @@ class TreeShardWriter:
         existing = shard_paths(self.run_dir)
         self._next = 1 + max((int(p.stem.split("-")[1]) for p in existing), default=-1)
         self._schema = arrow_schema()
+        # A run killed between a shard's rename and the manifest's rewrite left a complete
+        # shard the manifest does not list: count it now, so the counts match the shards.
+        listed = {s["name"] for s in self.manifest.get("shards", [])}
+        for path in existing:
+            if path.name not in listed:
+                self._record(_shard_info(path))
 
     def write(self, trees: list[Tree]) -> Path | None:
         """Write one shard holding `trees`; returns its path (None when `trees` is empty)."""
@@ -117,6 +123,13 @@ class TreeShardWriter:
         self.manifest.update(fields)
         self.manifest["updated_at"] = utc_now()
         write_json_atomic(self.run_dir / MANIFEST, self.manifest)
+
+
+def _shard_info(path: Path) -> ShardInfo:
+    import pyarrow.parquet as pq
+
+    errors = pq.read_table(path, columns=["error"]).column("error")
+    return ShardInfo(path.name, len(errors), len(errors) - errors.null_count)
 
 
 # -- export shards ----------------------------------------------------------------------

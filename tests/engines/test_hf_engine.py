@@ -338,13 +338,7 @@ def test_score_matches_a_forward_pass(engine):
     candidates = ["<positive_rating>", "<negative_rating>", "yes", " no"]
     prompts = PROMPTS[:6]
     rows = asyncio.run(engine.score(prompts, candidates))
-    for prompt, row in zip(prompts, rows, strict=True):
-        ids = torch.tensor([engine.tokenizer.encode(prompt)])
-        with torch.inference_mode():
-            lp = torch.log_softmax(engine.model(input_ids=ids).logits[0, -1].float(), dim=-1)
-        for c in candidates:
-            first = engine.tokenizer.encode(c, add_special_tokens=False)[0]
-            assert row[c] == pytest.approx(lp[first].item(), abs=1e-4)
+    assert_scores_match_a_forward_pass(engine, prompts, rows, candidates)
 
 
 def test_chat_and_tokens(engine):
@@ -386,7 +380,11 @@ def test_score_with_a_shared_prefix_matches_a_forward_pass(engine, monkeypatch):
     before = engine.stats.score_batches
     rows, again = asyncio.run(main())
     assert engine.stats.score_batches - before == 1 and shared_runs == [1]  # the prefixes ran once
-    for prompt, row in zip(prompts + prompts[:2], rows + again, strict=True):
+    assert_scores_match_a_forward_pass(engine, prompts + prompts[:2], rows + again, candidates)
+
+
+def assert_scores_match_a_forward_pass(engine, prompts, rows, candidates):
+    for prompt, row in zip(prompts, rows, strict=True):
         ids = torch.tensor([engine.tokenizer.encode(prompt)])
         with torch.inference_mode():
             lp = torch.log_softmax(engine.model(input_ids=ids).logits[0, -1].float(), dim=-1)

@@ -129,3 +129,18 @@ def test_manifest_is_valid_json_after_each_shard(tmp_path: Path):
     for i in range(3):
         w.write(trees(1, start=i))
         json.loads((tmp_path / "manifest.json").read_text())
+
+
+def test_a_shard_the_manifest_missed_is_counted_on_resume(tmp_path: Path):
+    # A kill between a shard's rename and the manifest's rewrite leaves such a shard.
+    TreeShardWriter(tmp_path).write(trees(2))
+    manifest = read_manifest(tmp_path)
+    ts = trees(1, start=2)
+    ts[0].error = "engine failed"
+    TreeShardWriter(tmp_path).write(ts)
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    w = TreeShardWriter(tmp_path)
+    assert read_manifest(tmp_path)["counts"] == {"trees": 3, "failed": 1}
+    w.write(trees(1, start=3))
+    assert [s["name"] for s in read_manifest(tmp_path)["shards"]] == [p.name for p in shard_paths(tmp_path)]
+    assert read_manifest(tmp_path)["counts"]["trees"] == 4

@@ -112,30 +112,20 @@ class HFEngine:
 
     # --- the Engine interface -------------------------------------------------------
 
-    async def generate(
-        self,
-        prompts: list[str],
-        n: int = 1,
-        max_tokens: int = 256,
-        temperature: float = 0.7,
-        top_p: float = 1.0,
-        stop: list[str] | None = None,
-        seed: int | None = None,
-        ignore_eos: bool = False,
-    ) -> list[list[Completion]]:
-        """`ignore_eos` makes every sequence run to max_tokens (benchmarks)."""
+    async def generate(self, prompts: list[str], **sampling: Any) -> list[list[Completion]]:
+        params = GenerationParams(**sampling)
         if not prompts:
             return []
-        params = GenerationParams(n, max_tokens, temperature, top_p, stop or (), seed, ignore_eos)
-        encoded = self._encode(prompts, room=max_tokens)
-        base = seed if seed is not None else self._rng.getrandbits(63)
+        n = params.n
+        encoded = self._encode(prompts, room=params.max_tokens)
+        base = params.seed if params.seed is not None else self._rng.getrandbits(63)
         requests = []
         for p, ids in enumerate(encoded):
             seeds = [hash((base, p, j)) & (2**63 - 1) for j in range(n)]
             requests.append(
                 self._new_request(
-                    "gen", ids, n=n, max_tokens=max_tokens, temperature=params.temperature,
-                    top_p=params.top_p, stop=params.stop, ignore_eos=ignore_eos,
+                    "gen", ids, n=n, max_tokens=params.max_tokens, temperature=params.temperature,
+                    top_p=params.top_p, stop=params.stop, ignore_eos=params.ignore_eos,
                     seeds=seeds, results=[None] * n,
                 )
             )
