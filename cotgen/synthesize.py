@@ -5,13 +5,10 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-from rich.table import Table
 
 from cotgen.config import EngineConfig
 from cotgen.engines.base import Engine
@@ -23,8 +20,7 @@ from cotgen.errors import (
     environment_error,
     first_line,
 )
-from cotgen.policy import EnginePolicy, EngineValuer, load_prompts
-from cotgen.runfolder import (
+from cotgen.io.runfolder import (
     COMPLETE,
     INTERRUPTED,
     RUNNING,
@@ -33,15 +29,17 @@ from cotgen.runfolder import (
     crash_point,
     reconcile,
 )
+from cotgen.io.writers import TreeShardWriter, read_manifest
+from cotgen.policy import EnginePolicy, EngineValuer, load_prompts
 from cotgen.search.config import SearchConfig
-from cotgen.search.mcts import TreeSearch
+from cotgen.search.mcts import run_search
 from cotgen.search.ratings import assign_ratings
-from cotgen.shards import TreeShardWriter, read_manifest
 from cotgen.stopping import StopRequest, held_signals, terminate_as_interrupt
 from cotgen.tree import Tree, tree_id
 
 # Settings a resumed run must share with the run that started the folder: they shape trees.
-_SHAPING = ("search", "model", "prompts", "hint_answer")
+# Of the search settings, SearchConfig.shaping says which.
+SHAPING = ("search", "model", "prompts", "hint_answer")
 
 
 @dataclass(frozen=True)
@@ -85,9 +83,68 @@ class _Live:
     correct_leaves: int = 0
     terminal_leaves: int = 0
     solved: int = 0  # trees with at least one correct leaf
-    searches: dict[str, TreeSearch] = field(default_factory=dict)  # in flight
+    running_simulations: dict[str, int] = field(default_factory=dict)  # tree id -> finished, in flight
     shards: list[str] = field(default_factory=list)
     first_error: str | None = None
+
+
+@dataclass(frozen=True)
+class RunProgress:
+    """What a run has done so far, handed to the progress callback after every finished tree
+    and about twice a second."""
+
+    total: int  # trees this run searches (problems not yet in the folder)
+    done: int  # trees finished
+    simulations: int  # finished simulations, counting those of trees still in flight
+    generated_tokens: int
+    seconds: float
+    correct_leaves: int  # over graded terminal leaves of finished trees
+    terminal_leaves: int
+
+
+ProgressCallback = Callable[[RunProgress], None]
+
+
+@dataclass
+class SynthesizeReport:
+    """What a synthesize run did; `as_json()` is what --json prints and the manifest keeps."""
+
+    out: str
+    problems: int  # problems the source gave (after --skip / --limit)
+    dropped_rows: int  # rows of the source that made no problem
+    already_done: int  # problems whose tree was in the folder already
+    too_long: int = 0  # problems longer than max_problem_chars: not searched
+    no_answer: int = 0  # problems to search that have no answer: their leaves cannot be graded
+    retried_failed: int = 0  # failed trees taken out of the shards to be searched again
+    ran: bool = False  # False when there was nothing to do: the figures below stay unset
+    trees: int = 0
+    failed: int = 0
+    simulations: int = 0
+    generated_tokens: int = 0
+    seconds: float = 0.0
+    tokens_per_s: float = 0.0
+    simulations_per_s: float = 0.0
+    correct_leaves: int = 0
+    terminal_leaves: int = 0
+    solved_trees: int = 0  # trees with at least one correct leaf
+    shards: list[str] = field(default_factory=list)
+    model: str = ""
+
+    def as_json(self) -> dict[str, Any]:
+        keys = ["out", "problems", "dropped_rows", "already_done", "too_long", "no_answer", "retried_failed",
+                "trees", "failed"]
+        if self.ran:
+            keys += ["simulations", "generated_tokens", "seconds", "tokens_per_s", "simulations_per_s",
+                     "correct_leaves", "terminal_leaves", "solved_trees", "shards", "model"]
+        return {k: getattr(self, k) for k in keys}
+
+
+class AllTreesFailed(RunError):
+    """Every tree of the run failed; `report` says what the run did all the same."""
+
+    def __init__(self, message: str, report: SynthesizeReport) -> None:
+        super().__init__(message)
+        self.report = report
 
 
 def _grade(text: str, gold: str) -> bool | None:
@@ -106,16 +163,25 @@ def _settings(search: SearchConfig, engine_cfg: EngineConfig, prompts_digest: st
     }
 
 
+def shaping_settings(settings: dict[str, Any]) -> dict[str, Any]:
+    """The part of a run's settings that shapes its trees: the one rule resume checks."""
+    out = {key: settings.get(key) for key in SHAPING}
+    if isinstance(out["search"], dict):
+        out["search"] = SearchConfig.shaping(out["search"])
+    return out
+
+
 def _refuse_changed_settings(out: Path, new: dict[str, Any]) -> None:
     old = read_manifest(out).get("settings")
     if not old:
         return
+    a_all, b_all = shaping_settings(old), shaping_settings(new)
     changed = []
-    for key in _SHAPING:
-        a, b = old.get(key), new.get(key)
+    for key in SHAPING:
+        a, b = a_all[key], b_all[key]
         if key == "search" and isinstance(a, dict) and isinstance(b, dict):
             for name in sorted(set(a) | set(b)):
-                if name != "parallel" and a.get(name) != b.get(name):
+                if a.get(name) != b.get(name):
                     changed.append(f"{name}: {a.get(name)!r} -> {b.get(name)!r}")
         elif a != b:
             changed.append(f"{key}: {a!r} -> {b!r}")
@@ -126,24 +192,30 @@ def _refuse_changed_settings(out: Path, new: dict[str, Any]) -> None:
         )
 
 
+WarnCallback = Callable[[str], None]
+
+
 def run(
     opts: RunOptions,
     search: SearchConfig,
     engine_cfg: EngineConfig,
     *,
     engine: Engine | None = None,
-    console: Console | None = None,
-    quiet: bool = False,
-) -> dict[str, Any]:
-    """Search a tree for every problem not yet in `opts.out`; returns the run's summary.
+    progress: ProgressCallback | None = None,
+    warn: WarnCallback | None = None,
+) -> SynthesizeReport:
+    """Search a tree for every problem not yet in `opts.out`; returns what the run did.
 
-    `engine` replaces the one `engine_cfg` describes (tests, benchmarks). The run holds the
-    folder's lock throughout (cotgen.runfolder: one writer per run folder). Ctrl-C and
-    SIGTERM save the finished trees and raise Interrupted; a tree whose own input fails
-    (DataError) is saved with its error; any other failure is the engine's: the run stops,
-    saves the finished trees and records none of those in flight.
+    `engine` replaces the one `engine_cfg` describes (tests, benchmarks); `progress` is called
+    with a RunProgress as trees finish; `warn` with what a user should know at start (problems
+    too long to search, problems without an answer, what a resume repaired).
+
+    The run holds the folder's lock throughout (cotgen.io.runfolder: one writer per run
+    folder). Ctrl-C and SIGTERM save the finished trees and raise Interrupted; a tree whose
+    own input fails (a DataError) is saved with its error; any other failure is the
+    engine's: the run stops, saves the finished trees and records none of those in flight.
+    When every tree failed, AllTreesFailed carries the report.
     """
-    console = console or Console(stderr=True)
     prompts = load_prompts(opts.prompts)  # broken templates fail here, before any model loads
     settings = _settings(search, engine_cfg, prompts.digest(), opts)
     out = Path(opts.out)
@@ -154,7 +226,7 @@ def run(
         try:
             lock.acquire()  # creates the folder: an unwritable --out fails here, before the model loads
             crash_point("lock-taken")
-            return _run_locked(opts, search, engine_cfg, settings, prompts, out, engine, console, quiet, stop)
+            return _run_locked(opts, search, engine_cfg, settings, prompts, out, engine, progress, warn, stop)
         except KeyboardInterrupt:
             # Stopped before the search started (loading problems or the model): nothing to save.
             raise Interrupted(f"interrupted ({stop.name}) before any tree was searched", exit_code=stop.exit_code) from None
@@ -162,8 +234,9 @@ def run(
             lock.release()
 
 
-def _run_locked(opts, search, engine_cfg, settings, prompts, out: Path, engine, console, quiet: bool,
-                stop: StopRequest) -> dict[str, Any]:
+def _run_locked(opts: RunOptions, search: SearchConfig, engine_cfg: EngineConfig, settings: dict[str, Any],
+                prompts, out: Path, engine: Engine | None, progress: ProgressCallback | None,
+                warn: WarnCallback | None, stop: StopRequest) -> SynthesizeReport:
     from cotgen.problems import load_problems
 
     _refuse_changed_settings(out, settings)
@@ -177,26 +250,21 @@ def _run_locked(opts, search, engine_cfg, settings, prompts, out: Path, engine, 
     writer = TreeShardWriter(out, settings)
     writer.reconciled(rec.shards, status=RUNNING, problems_source=problem_set.source)
     todo = [p for p in problems if tree_id(p.question, p.answer) not in rec.done_ids]
-    no_answer = sum(p.answer is None for p in todo)
-    summary: dict[str, Any] = {
-        "out": str(out),
-        "problems": len(problem_set.problems),
-        "dropped_rows": len(problem_set.skipped),
-        "too_long": len(too_long),
-        "no_answer": no_answer,
-        "already_done": len(problems) - len(todo),
-        "retried_failed": rec.dropped_failed,
-        "trees": 0,
-        "failed": 0,
-    }
-    if not quiet:
-        _say_what_is_odd(console, too_long, no_answer, len(todo), rec, opts)
+    report = SynthesizeReport(
+        out=str(out),
+        problems=len(problem_set.problems),
+        dropped_rows=len(problem_set.skipped),
+        already_done=len(problems) - len(todo),
+        too_long=len(too_long),
+        no_answer=sum(p.answer is None for p in todo),
+        retried_failed=rec.dropped_failed,
+    )
+    if warn is not None:
+        _say_what_is_odd(warn, too_long, report, len(todo), rec, opts)
     if not todo:
         writer.update_manifest(status=COMPLETE)
         crash_point("run-complete")
-        if not quiet:
-            console.print(f"{out}: all {len(problems)} problems already have trees; nothing to do", markup=False)
-        return summary
+        return report
 
     own_engine = engine is None
     if engine is None:
@@ -212,8 +280,21 @@ def _run_locked(opts, search, engine_cfg, settings, prompts, out: Path, engine, 
     valuer = EngineValuer(engine, prompts, search, grade=_grade)
     live = _Live()
     t0 = time.perf_counter()
+
+    def snapshot() -> RunProgress:
+        return RunProgress(
+            total=len(todo),
+            done=live.written + len(live.buffer),
+            simulations=live.simulations + sum(live.running_simulations.values()),
+            generated_tokens=policy.generated_tokens + valuer.generated_tokens,
+            seconds=time.perf_counter() - t0,
+            correct_leaves=live.correct_leaves,
+            terminal_leaves=live.terminal_leaves,
+        )
+
+    report_progress = (lambda: progress(snapshot())) if progress is not None else None
     try:
-        asyncio.run(_run_all(todo, engine, policy, valuer, search, opts, writer, live, console, quiet, own_engine))
+        asyncio.run(_run_all(todo, engine, policy, valuer, search, opts, writer, live, report_progress, own_engine))
     except (KeyboardInterrupt, asyncio.CancelledError):
         with held_signals(deliver=False):  # a second Ctrl-C must not cut the last save short
             _flush(writer, live, everything=True)
@@ -224,7 +305,7 @@ def _run_locked(opts, search, engine_cfg, settings, prompts, out: Path, engine, 
             exit_code=stop.exit_code,
         ) from None
     except OSError as exc:
-        known = environment_error(exc, "write the run")
+        known = environment_error(exc, "write the run", where=out)
         if known is None:
             raise
         _mark_interrupted(writer)
@@ -240,40 +321,35 @@ def _run_locked(opts, search, engine_cfg, settings, prompts, out: Path, engine, 
         ) from None
     seconds = time.perf_counter() - t0
     tokens = policy.generated_tokens + valuer.generated_tokens
-    summary.update(
-        trees=live.written,
-        failed=live.failed,
-        simulations=live.simulations,
-        generated_tokens=tokens,
-        seconds=round(seconds, 3),
-        tokens_per_s=round(tokens / seconds, 1) if seconds else 0.0,
-        simulations_per_s=round(live.simulations / seconds, 2) if seconds else 0.0,
-        correct_leaves=live.correct_leaves,
-        terminal_leaves=live.terminal_leaves,
-        solved_trees=live.solved,
-        shards=live.shards,
-        model=engine.model_id,
-    )
-    writer.update_manifest(last_run=summary, status=COMPLETE)
+    report.ran = True
+    report.trees = live.written
+    report.failed = live.failed
+    report.simulations = live.simulations
+    report.generated_tokens = tokens
+    report.seconds = round(seconds, 3)
+    report.tokens_per_s = round(tokens / seconds, 1) if seconds else 0.0
+    report.simulations_per_s = round(live.simulations / seconds, 2) if seconds else 0.0
+    report.correct_leaves = live.correct_leaves
+    report.terminal_leaves = live.terminal_leaves
+    report.solved_trees = live.solved
+    report.shards = live.shards
+    report.model = engine.model_id
+    writer.update_manifest(last_run=report.as_json(), status=COMPLETE)
     crash_point("run-complete")
-    if not quiet:
-        _print_summary(console, summary)
     if live.written and live.failed == live.written:
-        raise RunError(f"every tree failed ({live.failed}); the first error: {live.first_error}")
-    return summary
+        raise AllTreesFailed(f"every tree failed ({live.failed}); the first error: {live.first_error}", report)
+    return report
 
 
-def _say_what_is_odd(console: Console, too_long, no_answer: int, todo: int, rec: Reconciled, opts: RunOptions) -> None:
-    """Warnings at start: what the run will not search, and what it cannot grade."""
-    def warn(text: str) -> None:
-        console.print(f"warning: {text}", markup=False, highlight=False, soft_wrap=True)
-
+def _say_what_is_odd(warn: WarnCallback, too_long, report: SynthesizeReport, todo: int, rec: Reconciled,
+                     opts: RunOptions) -> None:
+    """Warnings at start: what the run will not search, what it cannot grade, what it repaired."""
     if too_long:
         warn(f"{len(too_long)} problem(s) longer than {opts.max_problem_chars:,} characters are not searched "
              f"(the first: {too_long[0].source}, {len(too_long[0].question):,} characters); "
              "raise --max-problem-chars to search them")
-    if no_answer:
-        warn(f"{no_answer} of the {todo} problem(s) to search have no answer: their leaves cannot be "
+    if report.no_answer:
+        warn(f"{report.no_answer} of the {todo} problem(s) to search have no answer: their leaves cannot be "
              "graded, so their ratings rest on the value head alone")
     if rec.removed_temporaries:
         warn(f"removed {len(rec.removed_temporaries)} temporary file(s) left by a stopped run")
@@ -294,73 +370,65 @@ def _mark_interrupted(writer: TreeShardWriter) -> None:
 
 async def _run_all(
     todo, engine, policy, valuer, search: SearchConfig, opts: RunOptions, writer, live: _Live,
-    console: Console, quiet: bool, own_engine: bool,
+    report_progress: Callable[[], None] | None, own_engine: bool,
 ) -> None:
     """Keep `opts.concurrency` trees in flight; a new problem starts as each tree finishes."""
     pending = iter(todo)
     tasks: set[asyncio.Task] = set()
-    progress = Progress(
-        TextColumn("trees"), BarColumn(), MofNCompleteColumn(),
-        TextColumn("{task.fields[rates]}"), TimeRemainingColumn(),
-        console=console, disable=quiet, transient=False,
-    )
-    task_id = progress.add_task("synthesize", total=len(todo), rates="")
-    t0 = time.perf_counter()
-
-    def refresh() -> None:
-        elapsed = max(time.perf_counter() - t0, 1e-9)
-        sims = live.simulations + sum(s.finished for s in live.searches.values())
-        tokens = policy.generated_tokens + valuer.generated_tokens
-        rate = f"{live.correct_leaves / live.terminal_leaves:.0%}" if live.terminal_leaves else "-"
-        progress.update(task_id, rates=f"{sims / elapsed:.1f} sim/s  {tokens / elapsed:,.0f} tok/s  correct leaves {rate}")
 
     async def ticker() -> None:
+        # Rates move while trees are in flight; the callback hears of it twice a second.
         while True:
             await asyncio.sleep(0.5)
-            refresh()
+            report_progress()
 
     def start(problem) -> None:
         tree = Tree.new(problem.question, problem.answer, source=problem.source, model=engine.model_id,
                         config=search.to_dict())
         # The tree's own rng: the same seed and problem give the same meta actions and engine seeds.
         rng = random.Random(search.seed ^ int(tree.id, 16))
-        ts = TreeSearch(tree, policy, valuer, _grade, search, rng)
-        live.searches[tree.id] = ts
-        tasks.add(asyncio.ensure_future(_search_one(ts)))
+        live.running_simulations[tree.id] = 0
 
-    with progress:
-        tick = asyncio.ensure_future(ticker())
-        try:
-            for problem in pending:
-                start(problem)
-                if len(tasks) >= opts.concurrency:
-                    break
-            while tasks:
-                done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-                for task in done:
-                    tasks.discard(task)
-                    failure = None if task.cancelled() else task.exception()
-                    if failure is not None and not isinstance(failure, (KeyboardInterrupt, asyncio.CancelledError)):
-                        raise EngineFailure(f"{type(failure).__name__}: {first_line(failure)}", len(tasks) + 1) from failure
-                    tree = task.result()
-                    live.searches.pop(tree.id, None)
-                    _account(live, tree)
-                    progress.advance(task_id)
-                    nxt = next(pending, None)
-                    if nxt is not None:
-                        start(nxt)
-                if len(live.buffer) >= opts.shard_trees:
-                    _flush(writer, live, everything=False, shard_trees=opts.shard_trees)
-                refresh()
-            crash_point("final-flush")
-            _flush(writer, live, everything=True)
-        finally:
+        def on_simulation(finished: int, tid: str = tree.id) -> None:
+            live.running_simulations[tid] = finished
+
+        tasks.add(asyncio.ensure_future(_search_one(tree, policy, valuer, search, rng, on_simulation)))
+
+    tick = asyncio.ensure_future(ticker()) if report_progress is not None else None
+    try:
+        for problem in pending:
+            start(problem)
+            if len(tasks) >= opts.concurrency:
+                break
+        if report_progress is not None:
+            report_progress()
+        while tasks:
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                tasks.discard(task)
+                failure = None if task.cancelled() else task.exception()
+                if failure is not None and not isinstance(failure, (KeyboardInterrupt, asyncio.CancelledError)):
+                    raise EngineFailure(f"{type(failure).__name__}: {first_line(failure)}", len(tasks) + 1) from failure
+                tree = task.result()
+                live.running_simulations.pop(tree.id, None)
+                _account(live, tree)
+                nxt = next(pending, None)
+                if nxt is not None:
+                    start(nxt)
+            if len(live.buffer) >= opts.shard_trees:
+                _flush(writer, live, everything=False, shard_trees=opts.shard_trees)
+            if report_progress is not None:
+                report_progress()
+        crash_point("final-flush")
+        _flush(writer, live, everything=True)
+    finally:
+        if tick is not None:
             tick.cancel()
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(tick, *tasks, return_exceptions=True)
-            if own_engine:
-                await engine.close()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*([tick] if tick else []), *tasks, return_exceptions=True)
+        if own_engine:
+            await engine.close()
 
 
 class EngineFailure(Exception):
@@ -371,16 +439,17 @@ class EngineFailure(Exception):
         self.reason, self.in_flight = reason, in_flight
 
 
-async def _search_one(ts: TreeSearch) -> Tree:
+async def _search_one(tree: Tree, policy, valuer, search: SearchConfig, rng: random.Random,
+                      on_simulation: Callable[[int], None]) -> Tree:
     """Search one tree. A DataError is this tree's own failure (a prompt longer than the
     context, a request the server refused): recorded on the tree, the run goes on. Anything
     else (a server gone, an engine process dead) propagates and stops the run."""
     try:
-        await ts.run()
+        await run_search(tree, policy, valuer, _grade, search, rng, on_simulation=on_simulation)
     except DataError as exc:
-        ts.tree.error = f"{type(exc).__name__}: {exc}"
-    assign_ratings(ts.tree)
-    return ts.tree
+        tree.error = f"{type(exc).__name__}: {exc}"
+        assign_ratings(tree)
+    return tree
 
 
 def _account(live: _Live, tree: Tree) -> None:
@@ -409,27 +478,3 @@ def _flush(writer: TreeShardWriter, live: _Live, everything: bool, shard_trees: 
         live.written += len(batch)
         if path is not None:
             live.shards.append(path.name)
-
-
-def _print_summary(console: Console, s: dict[str, Any]) -> None:
-    table = Table(title=f"synthesize: {s['out']}", show_header=False)
-    table.add_column("what")
-    table.add_column("value", justify="right")
-    rate = f"{s['correct_leaves'] / s['terminal_leaves']:.1%}" if s["terminal_leaves"] else "-"
-    rows = [
-        ("problems", s["problems"]),
-        ("already done (skipped)", s["already_done"]),
-        ("trees written", s["trees"]),
-        ("failed trees", s["failed"]),
-        ("trees with a correct leaf", s["solved_trees"]),
-        ("simulations", s["simulations"]),
-        ("correct / graded leaves", f"{s['correct_leaves']} / {s['terminal_leaves']} ({rate})"),
-        ("generated tokens", f"{s['generated_tokens']:,}"),
-        ("tokens/s", f"{s['tokens_per_s']:,.1f}"),
-        ("simulations/s", f"{s['simulations_per_s']:,.2f}"),
-        ("seconds", f"{s['seconds']:,.1f}"),
-        ("shards", ", ".join(s["shards"]) or "-"),
-    ]
-    for k, v in rows:
-        table.add_row(k, str(v))
-    console.print(table)

@@ -90,7 +90,7 @@ class Tree:
     error: str | None = None
 
     def __post_init__(self) -> None:
-        # A record read from a file may hold nulls or other types here; tree_problems names
+        # A record read from a file may hold nulls or other types here; broken_invariants names
         # them, so only a well-typed record gets its id filled in.
         if self.id == "" and isinstance(self.problem, str) and isinstance(self.answer, (str, type(None))):
             self.id = tree_id(self.problem, self.answer)
@@ -151,9 +151,9 @@ class Tree:
     # -- invariants -----------------------------------------------------------------
     def check(self) -> None:
         """Raise InvalidTree naming every broken invariant."""
-        problems = tree_problems(self)
-        if problems:
-            raise InvalidTree(f"tree {self.id}: " + "; ".join(problems))
+        broken = broken_invariants(self)
+        if broken:
+            raise InvalidTree(f"tree {self.id}: " + "; ".join(broken))
 
     # -- rows -----------------------------------------------------------------------
     def to_row(self) -> dict[str, Any]:
@@ -174,7 +174,7 @@ class Tree:
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Tree:
         """Inverse of to_row. Raises InvalidTree naming the field that is missing or mistyped;
-        the values of a well-shaped record are then checked by tree_problems."""
+        the values of a well-shaped record are then checked by broken_invariants."""
         if not isinstance(row, dict):
             raise InvalidTree(f"not a tree record: a {_type_name(row)}, expected an object")
         for name in ("id", "problem", "nodes"):
@@ -327,7 +327,7 @@ def record_problems(tree: Tree) -> list[str]:
 _TYPE_WORDS = {int: "an integer", float: "a number", str: "a string", bool: "a boolean"}
 
 
-def tree_problems(tree: Tree) -> list[str]:
+def broken_invariants(tree: Tree) -> list[str]:
     """Every broken invariant of `tree`, as messages; [] when the tree is sound.
 
     The one place the invariants of DESIGN.md (The Tree) are written down.

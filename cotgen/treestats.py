@@ -7,11 +7,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from cotgen.tree import KINDS, RATINGS, Tree, tree_problems
+from cotgen.tree import KINDS, RATINGS, Tree, broken_invariants
 
 
 @dataclass
-class TreeStatsSummary:
+class TreeSetSummary:
     """Running totals; memory is constant in the number of trees, but for their ids."""
 
     trees: int = 0
@@ -45,7 +45,7 @@ class TreeStatsSummary:
             self.first_invalid = f"{where}: {reason}"
 
     def add(self, tree: Tree, where: str | None = None) -> None:
-        problems = tree_problems(tree)
+        problems = broken_invariants(tree)
         if not problems and tree.id in self.seen_ids:
             problems = ["duplicate tree id: an earlier row holds the same tree"]
         if problems:
@@ -108,8 +108,8 @@ class TreeStatsSummary:
         }
 
 
-def summarize(trees: Iterable[Tree]) -> TreeStatsSummary:
-    summary = TreeStatsSummary()
+def summarize(trees: Iterable[Tree]) -> TreeSetSummary:
+    summary = TreeSetSummary()
     for tree in trees:
         summary.add(tree)
     return summary

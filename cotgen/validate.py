@@ -7,19 +7,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cotgen.errors import DataError, InvalidTree, UsageError
-from cotgen.formats import FORMATS, Finding, make_format
-from cotgen.rowsources import TREES, RowSource, open_rows
-from cotgen.shards import (
-    EXPORT_SHARD,
-    BadRow,
-    expand_tree_inputs,
-    is_run_dir,
-    iter_shard_trees,
-    missing_export_shards,
-    unfinished_export,
-)
-from cotgen.tree import Tree, tree_problems
+from cotgen.errors import DataError, InvalidTree
+from cotgen.formats import Finding, make_format
+from cotgen.io.inputs import expand_inputs
+from cotgen.io.readers import TREES, BadRow, Reader, TreeShardReader, check_format_name, open_rows
+from cotgen.tree import Tree, broken_invariants
 
 MAX_MESSAGE_CHARS = 1000  # a finding may quote row text; a 50 MB row must not become a 50 MB line
 DEFAULT_MAX_ERRORS = 100  # findings kept per file; the counts stay exact beyond it
@@ -65,14 +57,14 @@ def check_tree_row(row: dict[str, Any]) -> list[Finding]:
 
 def tree_findings(tree: Tree) -> list[Finding]:
     """Every broken invariant of a tree as an error; a failed search as a warning."""
-    out = [Finding("error", problem) for problem in tree_problems(tree)]
+    out = [Finding("error", invariant) for invariant in broken_invariants(tree)]
     if tree.error is not None:
         out.append(Finding("warning", f"the search failed for this tree: {tree.error}"))
     return out
 
 
 def iter_findings(
-    source: RowSource | Path | str, format: str | None = None, seen_ids: set[str] | None = None,
+    source: Reader | Path | str, format: str | None = None, seen_ids: set[str] | None = None,
     check_ids: bool = True,
 ) -> Iterator[tuple[int, list[Finding]]]:
     """(row index, findings) for every row of one file, streamed batch by batch; the
@@ -83,13 +75,13 @@ def iter_findings(
     tree twice). Only formats with an `id` column have tree ids. The set is the one thing
     validate keeps per row (about 70 bytes a row); the rest of its memory is flat.
     """
-    if not isinstance(source, RowSource):
+    if not isinstance(source, Reader):
         source = open_rows(source, format)
     seen = seen_ids if seen_ids is not None else set()
     if not check_ids:
         seen = _Forgetful()
-    if source.format == TREES and source.kind == "parquet":
-        for index, tree in iter_shard_trees(source.path):
+    if isinstance(source, TreeShardReader):
+        for index, tree in source.trees():
             if isinstance(tree, BadRow):
                 yield index, [Finding("error", tree.message)]
                 continue
@@ -172,30 +164,17 @@ def _finding_json(finding: Finding, row: int) -> dict[str, Any]:
     return out
 
 
-def expand_validate_inputs(paths: Iterable[Path | str], format: str | None = None) -> list[Path]:
-    """Files to validate: run folders become their tree shards, export folders their shard
-    files. Raises UsageError for a missing path, a folder holding neither, or an unknown
-    format, before any work."""
-    return [f for group in _input_groups(paths, format) for f in group if isinstance(f, Path)]
-
-
-def _input_groups(paths: Iterable[Path | str], format: str | None) -> list[list[Path | _Refused]]:
+def _input_groups(paths: Iterable[Path | str]) -> list[list[Path | _Refused]]:
     """The files of each input: one group per run folder, export folder or file. Tree ids
-    must be unique within a group (two runs of the same problems may share ids)."""
-    if format is not None and format != TREES and format not in FORMATS:
-        raise UsageError(f"unknown format '{format}' (expected one of: {', '.join([TREES, *FORMATS])})")
+    must be unique within a group (two runs of the same problems may share ids). An input
+    that cannot be read at all (an unfinished run or export) stands as one refusal, so the
+    other inputs are still validated; a missing path stops everything (UsageError)."""
     groups: list[list[Path | _Refused]] = []
     for path in map(Path, paths):
-        if path.is_dir() and not is_run_dir(path):
-            exported = sorted(f for f in path.iterdir() if f.is_file() and EXPORT_SHARD.match(f.name))
-            if not exported:
-                raise UsageError(f"{path}: not a run folder (no manifest.json, no trees/) and holds no exported shards")
-            groups.append(exported)
-        else:
-            try:
-                groups.append(expand_tree_inputs([path]))
-            except DataError as exc:  # an unfinished run folder: reported, the others still validated
-                groups.append([_Refused(path, str(exc))])
+        try:
+            groups.append(list(expand_inputs([path])))
+        except DataError as exc:
+            groups.append([_Refused(path, str(exc))])
     return groups
 
 
@@ -209,17 +188,10 @@ class _Refused:
 
 def validate_paths(paths: Iterable[Path | str], format: str | None = None, max_errors: int | None = DEFAULT_MAX_ERRORS) -> Iterator[FileReport]:
     """A report per file. A file that cannot be read is reported (one error, row None) and
-    the others are still validated; usage errors stop everything first. An export folder
-    missing one of its numbered shards gets a report for the missing file."""
-    for group in _input_groups(paths, format):
+    the others are still validated; usage errors stop everything first."""
+    check_format_name(format)
+    for group in _input_groups(paths):
         seen_ids: set[str] = set()
-        files = [f for f in group if isinstance(f, Path)]
-        for name in missing_export_shards(files):
-            missing = files[0].parent / name
-            yield FileReport(file=str(missing), format=None, error_count=1, errors=[{
-                "row": None, "severity": "error",
-                "message": str(unfinished_export(missing.parent, [name])).removeprefix(f"{missing.parent}: "),
-            }])
         for path in group:
             try:
                 if isinstance(path, _Refused):

@@ -11,7 +11,7 @@ from rich.tree import Tree as RichTree
 
 from cotgen.cli.app import app, emit_json, out
 from cotgen.errors import DataError, UsageError
-from cotgen.tree import Node, Tree, tree_problems
+from cotgen.tree import Node, Tree, broken_invariants
 
 RATING_STYLE = {"positive": "green", "negative": "red", "unknown": "dim"}
 KIND_STYLE = {"problem": "bold", "step": "cyan", "critic": "magenta", "refine": "yellow", "conclusion": "bold blue"}
@@ -54,7 +54,7 @@ def pick(trees, row: int | None, tree_id: str | None, source: str) -> Tree:
     (a cyclic or orphaned tree would be drawn as a silent subset of its nodes)."""
     for index, (tree, where) in enumerate(trees):
         if (tree_id is not None and tree.id == tree_id) or (tree_id is None and index == (row or 0)):
-            problems = tree_problems(tree)
+            problems = broken_invariants(tree)
             if problems:
                 raise DataError(f"{where}: an invalid tree, not drawn: {'; '.join(problems[:3])}"
                                 f"{' ...' if len(problems) > 3 else ''}")
@@ -72,13 +72,13 @@ def inspect(
     as_json: Annotated[bool, typer.Option("--json", help="Print the tree record as JSON instead.")] = False,
 ) -> None:
     """Draw one tree: kind, rating, value, visits and a text preview of every node."""
-    from cotgen.treesources import iter_located_trees
+    from cotgen.io.trees import iter_located_trees, tree_inputs
 
     if row is not None and tree_id is not None:
         raise UsageError("give --row or --id, not both")
     if row is not None and row < 0:
         raise UsageError("--row must be >= 0")
-    tree = pick(iter_located_trees([path]), row, tree_id, str(path))
+    tree = pick(iter_located_trees(tree_inputs([path])), row, tree_id, str(path))
     if as_json:
         emit_json(tree.to_row())
     else:

@@ -18,11 +18,11 @@ def stats(
     as_json: JsonFlag = False,
 ) -> None:
     """Rows, nodes per tree, depth, branching, share of each kind and rating, correct leaves."""
-    from cotgen.treesources import iter_located_trees
-    from cotgen.treestats import TreeStatsSummary
+    from cotgen.io.trees import iter_located_trees, tree_inputs
+    from cotgen.treestats import TreeSetSummary
 
-    summary = TreeStatsSummary()
-    for tree, where in iter_located_trees(paths, on_skip=summary.unreadable):
+    summary = TreeSetSummary()
+    for tree, where in iter_located_trees(tree_inputs(paths), on_skip=summary.unreadable):
         summary.add(tree, where)
     figures = summary.as_dict()
     if summary.invalid:

@@ -26,7 +26,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from cotgen.formats import make_format
-from cotgen.shards import TreeShardWriter
+from cotgen.io.writers import TreeShardWriter
 from cotgen.tree import Tree, arrow_schema
 
 

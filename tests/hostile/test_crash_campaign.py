@@ -1,7 +1,7 @@
 """The crash campaign: a small real run on the tiny model, killed at many moments, then rerun.
 
 SIGKILL at ten moments spread over a run (the exact ones are forced with the
-COTGEN_CRASH_AT test hook, cotgen.runfolder.crash_point: it kills the process at the N-th
+COTGEN_CRASH_AT test hook, cotgen.io.runfolder.crash_point: it kills the process at the N-th
 pass of a named point, e.g. between a shard's rename and the manifest write); SIGTERM
 and SIGINT; two writers on one folder; a disk that fills up. After each, a rerun of the
 same command completes, and then: every problem has exactly one tree, no tree id twice,
@@ -21,8 +21,10 @@ from pathlib import Path
 
 import pytest
 
+from cotgen.io.inputs import shard_paths
+from cotgen.io.trees import iter_input_trees
+from cotgen.io.writers import read_manifest
 from cotgen.problems import load_problems
-from cotgen.shards import iter_trees, read_manifest, shard_paths
 from cotgen.tree import tree_id
 
 pytestmark = pytest.mark.slow
@@ -66,7 +68,7 @@ def wait_for_shards(proc: subprocess.Popen, out: Path, n: int, timeout: float = 
 
 def check_complete(out: Path) -> None:
     """The state every crash must end in once rerun: nothing lost, nothing doubled."""
-    ids = [t.id for t in iter_trees(shard_paths(out))]
+    ids = [t.id for t in iter_input_trees(shard_paths(out))]
     assert len(ids) == len(set(ids)), "a tree id twice"
     assert set(ids) == expected_ids(), "a problem without its tree"
     manifest = read_manifest(out)
@@ -83,7 +85,7 @@ def check_consistent_after_crash(out: Path) -> None:
     """Right after a crash: shards under final names are complete and hold no tree twice."""
     if not out.exists():
         return
-    ids = [t.id for t in iter_trees(shard_paths(out))]
+    ids = [t.id for t in iter_input_trees(shard_paths(out))]
     assert len(ids) == len(set(ids))
 
 
@@ -140,7 +142,7 @@ def test_term_and_ctrl_c_save_finished_trees(sig, code, tiny_model_dir: Path, tm
     got, err = finish(proc, timeout=120)
     assert got == code, (got, err[-3000:])
     assert "Traceback" not in err and "saved" in err and "run the same command again" in err
-    saved = [t.id for t in iter_trees(shard_paths(out))]
+    saved = [t.id for t in iter_input_trees(shard_paths(out))]
     assert len(saved) >= 2 and len(saved) == len(set(saved))
     manifest = read_manifest(out)
     assert manifest["status"] == "interrupted" and manifest["counts"]["trees"] == len(saved)

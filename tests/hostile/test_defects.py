@@ -22,8 +22,10 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 from corpus import good_tree, record, rows, run_folder, shard  # noqa: E402
 
-from cotgen.runfolder import RunLock  # noqa: E402
-from cotgen.shards import iter_trees, read_manifest, shard_paths  # noqa: E402
+from cotgen.io.inputs import shard_paths  # noqa: E402
+from cotgen.io.runfolder import RunLock  # noqa: E402
+from cotgen.io.trees import iter_input_trees  # noqa: E402
+from cotgen.io.writers import read_manifest  # noqa: E402
 from cotgen.tree import arrow_schema  # noqa: E402
 
 # A small, quick search on the tiny model (seconds).
@@ -238,7 +240,7 @@ def test_08_resume_reconciles_the_manifest_and_removes_stale_temporaries(cli, tm
     manifest = read_manifest(out)
     on_disk = sorted(p.name for p in shard_paths(out))
     assert [s["name"] for s in manifest["shards"]] == on_disk
-    trees = list(iter_trees([out]))
+    trees = list(iter_input_trees([out]))
     assert manifest["counts"]["trees"] == len(trees) == 4  # 3 problems + the extra tree
     assert not list(out.rglob("*.tmp-*"))
     assert cli("validate", out).code == 0
@@ -298,12 +300,12 @@ def test_10_a_dead_engine_stops_the_run_without_recording_trees_in_flight(cli, t
             "--problems", "builtin:arith", "--limit", "3", "--out", out, *QUICK)
     assert r.code == 1
     error_line(r, "engine", "127.0.0.1:9")
-    assert not [t for t in iter_trees(shard_paths(out)) if t.error is not None]
+    assert not [t for t in iter_input_trees(shard_paths(out)) if t.error is not None]
     assert read_manifest(out)["status"] == "interrupted"
     # A rerun on a working engine (the engine is not a setting that shapes trees) finishes it.
     r = cli("synthesize", "--model", tiny_model_dir, "--problems", "builtin:arith", "--limit", "3", "--out", out, *QUICK)
     assert r.code == 0, r.err
-    trees = list(iter_trees([out]))
+    trees = list(iter_input_trees([out]))
     assert len(trees) == len({t.id for t in trees}) == 3 and all(t.error is None for t in trees)
     assert read_manifest(out)["status"] == "complete"
 
@@ -319,10 +321,10 @@ def test_10_a_rerun_retries_failed_trees_unless_asked_to_keep_them(cli, tmp_path
     table[0]["error"] = "DataError: prompt 0 is longer than the context"
     pq.write_table(pa.Table.from_pylist(table, schema=arrow_schema()), path)
     r = cli(*args, "--keep-failed")
-    assert r.code == 0 and [t.id for t in iter_trees([out]) if t.error] == [failed_id]
+    assert r.code == 0 and [t.id for t in iter_input_trees([out]) if t.error] == [failed_id]
     r = cli(*args)
     assert r.code == 0, r.err
-    trees = list(iter_trees([out]))
+    trees = list(iter_input_trees([out]))
     assert len(trees) == len({t.id for t in trees}) == 3
     assert all(t.error is None for t in trees)
     assert read_manifest(out)["counts"] == {"trees": 3, "failed": 0}
@@ -383,7 +385,7 @@ def test_13_14_a_huge_problem_fails_fast_and_unanswered_problems_are_counted(tmp
     assert "longer than" in proc.stderr and "p.jsonl" in proc.stderr
     peak_kb = int(next(line.split()[-1] for line in proc.stderr.splitlines() if "Maximum resident" in line))
     assert peak_kb < 2_500_000, peak_kb  # the 50 MB question is refused by size, never tokenized
-    trees = list(iter_trees([tmp_path / "run"]))
+    trees = list(iter_input_trees([tmp_path / "run"]))
     assert len(trees) == 3 and all(len(t.problem) < 100 for t in trees)
 
 

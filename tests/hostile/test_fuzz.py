@@ -18,8 +18,8 @@ from cotgen.errors import CotgenError
 from cotgen.formats import make_format
 from cotgen.formats.marco import check_marco_record, dumps_marco, loads_marco
 from cotgen.formats.openlongcot import TAGS, check_openlongcot, parse_openlongcot
-from cotgen.shards import iter_shard_trees
-from cotgen.tree import KINDS, RATINGS, Tree, arrow_schema, tree_problems
+from cotgen.io.readers import TreeShardReader
+from cotgen.tree import KINDS, RATINGS, Tree, arrow_schema, broken_invariants
 from cotgen.validate import validate_path
 
 FUZZ = settings(max_examples=400, deadline=None, suppress_health_check=list(HealthCheck))
@@ -191,9 +191,9 @@ def test_tree_shard_reader_raises_only_cotgen_errors(batch, tmp_path_factory):
     path = Path(tmp_path_factory.mktemp("fuzz")) / "part-00000.parquet"
     pq.write_table(table, path)
     try:
-        for _, tree in iter_shard_trees(path):
+        for _, tree in TreeShardReader(path).trees():
             if isinstance(tree, Tree):
-                problems = tree_problems(tree)  # must not raise on any field of any type
+                problems = broken_invariants(tree)  # must not raise on any field of any type
                 if not problems:
                     assert all(isinstance(n.text, str) and isinstance(n.id, int) for n in tree.nodes)
                     assert not any(isinstance(n.value, float) and math.isnan(n.value) for n in tree.nodes)

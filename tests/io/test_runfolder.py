@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from cotgen.errors import DataError, RunError, UsageError
-from cotgen.runfolder import COMPLETE, INTERRUPTED, RUNNING, RunLock, check_finished, is_locked
+from cotgen.io.runfolder import COMPLETE, INTERRUPTED, RUNNING, RunLock, check_finished, is_locked
 
 
 def test_a_second_writer_is_refused_with_the_holder_named(tmp_path: Path):
@@ -34,7 +34,7 @@ def test_a_second_writer_is_refused_with_the_holder_named(tmp_path: Path):
 def test_a_lock_left_by_a_killed_process_does_not_block(tmp_path: Path):
     code = textwrap.dedent(f"""
         import os, signal
-        from cotgen.runfolder import RunLock
+        from cotgen.io.runfolder import RunLock
         RunLock({str(tmp_path / "run")!r}).acquire()
         os.kill(os.getpid(), signal.SIGKILL)
     """)
@@ -71,7 +71,7 @@ def test_check_finished(tmp_path: Path):
 
 
 def test_crash_point_kills_at_the_nth_pass(tmp_path: Path):
-    code = "from cotgen.runfolder import crash_point\nfor i in range(5):\n    print(i, flush=True)\n    crash_point('here')\n"
+    code = "from cotgen.io.runfolder import crash_point\nfor i in range(5):\n    print(i, flush=True)\n    crash_point('here')\n"
     env = {**os.environ, "COTGEN_CRASH_AT": "here:3"}
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
     assert proc.returncode == -signal.SIGKILL and proc.stdout.split() == ["0", "1", "2"]
@@ -91,7 +91,7 @@ def _write(path: Path, trees) -> None:
 
 
 def test_reconcile_makes_the_shards_the_whole_truth(tmp_path: Path):
-    from cotgen.runfolder import reconcile
+    from cotgen.io.runfolder import reconcile
     from cotgen.tree import Tree
 
     run = tmp_path / "run"
@@ -119,7 +119,7 @@ def test_reconcile_makes_the_shards_the_whole_truth(tmp_path: Path):
 
 
 def test_reconcile_names_a_shard_it_cannot_read(tmp_path: Path):
-    from cotgen.runfolder import reconcile
+    from cotgen.io.runfolder import reconcile
 
     run = tmp_path / "run"
     (run / "trees").mkdir(parents=True)

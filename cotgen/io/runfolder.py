@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from cotgen.errors import DataError, RunError, UsageError, first_line
+from cotgen.io.inputs import TREES_DIR, shard_paths
 
 LOCK_NAME = ".lock"
 RUNNING, COMPLETE, INTERRUPTED = "running", "complete", "interrupted"
@@ -207,8 +208,6 @@ class Reconciled:
 
 def remove_temporaries(run_dir: Path) -> list[str]:
     """Remove every temporary file (`.NAME.tmp-PID`) of the run; only the lock holder may."""
-    from cotgen.shards import TREES_DIR
-
     removed = []
     for folder in (Path(run_dir), Path(run_dir) / TREES_DIR):
         if folder.is_dir():
@@ -229,7 +228,7 @@ def reconcile(run_dir: Path, *, drop_failed: bool = True) -> Reconciled:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from cotgen.shards import shard_paths
+    from cotgen.io.writers import atomic_file
 
     crash_point("reconcile-start")
     result = Reconciled(removed_temporaries=remove_temporaries(run_dir))
@@ -258,16 +257,8 @@ def reconcile(run_dir: Path, *, drop_failed: bool = True) -> Reconciled:
             if kept.num_rows == 0:
                 path.unlink()
                 continue
-            tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-            try:
-                with open(tmp, "wb") as f:
-                    pq.write_table(kept, f, compression="zstd")
-                    f.flush()
-                    os.fsync(f.fileno())
-            except BaseException:
-                tmp.unlink(missing_ok=True)
-                raise
-            os.replace(tmp, path)
+            with atomic_file(path) as f:
+                pq.write_table(kept, f, compression="zstd")
             failed = [f for f, k in zip(failed, keep, strict=True) if k]
         result.shards.append({"name": path.name, "rows": sum(keep), "failed": sum(failed)})
     crash_point("reconciled")
