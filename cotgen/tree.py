@@ -33,9 +33,11 @@ def may_be_terminal(kind: str, text: str) -> bool:
 def tree_id(problem: str, answer: str | None) -> str:
     """Stable id of a tree: the same problem text and ground truth always give the same id."""
     h = hashlib.sha256()
-    h.update(problem.encode("utf-8"))
+    # surrogatepass: text read from JSON may hold a lone surrogate, which validate reports;
+    # the id must still be computable (valid text encodes the same either way).
+    h.update(problem.encode("utf-8", "surrogatepass"))
     h.update(b"\x00")
-    h.update((answer if answer is not None else "\x00<none>").encode("utf-8"))
+    h.update((answer if answer is not None else "\x00<none>").encode("utf-8", "surrogatepass"))
     return h.hexdigest()[:16]
 
 

@@ -206,7 +206,8 @@ def test_the_library_run_reports_progress_and_prints_nothing(tmp_path, capfd):
     assert seen[-1].simulations == report.simulations
     assert capfd.readouterr() == ("", "")
     again = run(_opts(tmp_path / "run"), SearchConfig(simulations=3), EngineConfig(), engine=ScriptedEngine())
-    assert not again.ran and set(again.as_json()) == {"out", "problems", "dropped_rows", "already_done", "trees", "failed"}
+    assert not again.ran and set(again.as_json()) == {"out", "problems", "dropped_rows", "already_done", "too_long",
+                                                     "no_answer", "retried_failed", "trees", "failed"}
 
 
 def test_a_timing_only_setting_may_change_on_resume(tmp_path):

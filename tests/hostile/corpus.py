@@ -510,7 +510,7 @@ def crlf_and_blank_lines(d: Path) -> Path:
     return text_file(d / "ol.txt", ("\r\n\r\n" + ol_text(0, " ") + "\r\n\r\n" + ol_text(1, " ") + "\r\n").encode())
 
 
-@case("invalid", "expected <start_of_father_id>, found '\\ufeff")
+@case("valid")  # a byte order mark before the first row is read past, as editors write it
 def utf8_bom(d: Path) -> Path:
     return text_file(d / "ol.txt", "\ufeff" + ol_text(0, " ") + "\n")
 
@@ -541,7 +541,7 @@ def jsonl_line_nested_too_deep(d: Path) -> Path:
     return text_file(d / "ol.jsonl", json.dumps({"text": ol_text()}) + "\n" + "[" * 100_000 + "]" * 100_000 + "\n")
 
 
-@case("invalid", "not JSON")
+@case("invalid", "not valid JSON")
 def jsonl_truncated_line(d: Path) -> Path:
     return text_file(d / "ol.jsonl", json.dumps({"text": ol_text()}) + '\n{"text": "<start_of\n')
 
