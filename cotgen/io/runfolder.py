@@ -10,7 +10,9 @@ a driver handing problems to remote workers, must follow them too):
    never blocks the next run. The file names its holder (pid, host, command, start time)
    so that a second writer is refused with a message saying who holds the folder. Workers
    of one run that write shards for the holder are part of the holder: they write under
-   temporary names, and only the holder renames into `trees/` and writes the manifest.
+   temporary names, and only the holder renames into `trees/` and writes the manifest. On
+   a network filesystem `flock` may not lock across machines: take the lock on one machine
+   (the driver) only, never from the workers.
 2. The shards are the truth. Every shard is written to a temporary name
    (`.part-NNNNN.parquet.tmp-PID`) and renamed once complete; the manifest is written after
    the rename. On taking the lock a writer removes every temporary file in the folder (no
