@@ -83,7 +83,7 @@ def check_complete(out: Path) -> None:
 
 def check_consistent_after_crash(out: Path) -> None:
     """Right after a crash: shards under final names are complete and hold no tree twice."""
-    if not out.exists():
+    if not shard_paths(out):
         return
     ids = [t.id for t in iter_input_trees(shard_paths(out))]
     assert len(ids) == len(set(ids))
