@@ -5,6 +5,7 @@
 // must stay a few small files that open from disk with no network.
 "use strict";
 (function () {
+  const startMs = performance.now();
   const DX = 270, DY = 22, LABEL = 34;  // column width, row height, label characters
   const data = JSON.parse(document.getElementById("tree-data").textContent);
   const nodes = data.nodes.map((row) => {
@@ -76,8 +77,15 @@
     return mark + esc(short(n.text, LABEL)) + more;
   }
 
-  // -- drawing: every node gets its element once; collapsing hides and moves them ----------
+  // -- drawing: every node gets its element (with data-node-id) at once; what a node
+  // draws (shape, label, edge) is made when it is first shown, so a big tree opened with
+  // most subtrees collapsed costs what its visible part costs.
   const elements = new Map(), edges = new Map();
+  let edgeLayer = null;
+  const inner = (n) => (SHAPES[n.kind] || SHAPES.step)
+    + (n.kids.length ? '<g class="knob"><circle cx="13" r="5"/><path d="M10,0H16M13,-3V3"/></g>' : "")
+    + `<text class="label" x="${n.kids.length ? 22 : 11}" dy="4">${label(n)}</text>`;
+  const edgeMarkup = (n) => `<path class="edge${best.has(n.id) && best.has(n.up.id) ? " best" : ""}" data-edge-to="${n.id}" d="${edgePath(n)}"/>`;
   function draw() {
     layout();
     const e = [], g = [], shown = new Set(visible);
@@ -87,25 +95,31 @@
       if (v) cls.push(v);
       if (best.has(n.id)) cls.push("best");
       if (n.collapsed) cls.push("collapsed");
-      if (!shown.has(n)) { cls.push("gone"); n.x = n.y = 0; }
-      const knob = n.kids.length ? '<g class="knob"><circle cx="13" r="5"/><path d="M10,0H16M13,-3V3"/></g>' : "";
-      g.push(`<g class="${cls.join(" ")}" data-node-id="${n.id}" transform="translate(${n.x},${n.y})" fill="${colour(n.value)}">`
-        + (SHAPES[n.kind] || SHAPES.step) + knob
-        + `<text class="label" x="${n.kids.length ? 22 : 11}" dy="4">${label(n)}</text></g>`);
-      if (n.up) e.push(`<path class="edge${best.has(n.id) && best.has(n.up.id) ? " best" : ""}${shown.has(n) ? "" : " gone"}" data-edge-to="${n.id}" d="${edgePath(n)}"/>`);
+      const on = shown.has(n);
+      if (!on) cls.push("gone");
+      g.push(`<g class="${cls.join(" ")}" data-node-id="${n.id}"${on ? ` transform="translate(${n.x},${n.y})"` : ""} fill="${colour(n.value)}">`
+        + (on ? inner(n) : "") + "</g>");
+      if (n.up && on) e.push(edgeMarkup(n));
     }
     viewport.innerHTML = `<g class="edges">${e.join("")}</g><g class="nodes">${g.join("")}</g>`;
+    edgeLayer = viewport.firstChild;
     for (const el of viewport.querySelectorAll(".node")) elements.set(+el.dataset.nodeId, el);
-    for (const el of viewport.querySelectorAll(".edge")) edges.set(+el.dataset.edgeTo, el);
+    for (const el of edgeLayer.children) edges.set(+el.dataset.edgeTo, el);
   }
   function redraw() {
     layout();
     const shown = new Set(visible);
     for (const n of nodes) {
-      const el = elements.get(n.id), edge = edges.get(n.id), on = shown.has(n);
+      const el = elements.get(n.id), on = shown.has(n);
+      let edge = edges.get(n.id);
       el.classList.toggle("gone", !on);
       if (edge) edge.classList.toggle("gone", !on);
       if (!on) continue;
+      if (!el.firstChild) el.innerHTML = inner(n);
+      if (n.up && !edge) {
+        edgeLayer.insertAdjacentHTML("beforeend", edgeMarkup(n));
+        edges.set(n.id, (edge = edgeLayer.lastChild));
+      }
       el.setAttribute("transform", `translate(${n.x},${n.y})`);
       el.classList.toggle("collapsed", n.collapsed);
       el.querySelector(".label").innerHTML = label(n);
@@ -309,7 +323,7 @@
   else { view.k = 0.6; view.tx = 20; view.ty = canvas.clientHeight / 2 - root.y * view.k; apply(); }
   select(root, false);
   // Timings for tests and `make bench`: ms since navigation start, once laid out and painted.
-  window.cotgenView = { nodes: nodes.length, drawnMs: (svg.getBBox(), performance.now()) };
+  window.cotgenView = { nodes: nodes.length, startMs, drawnMs: (svg.getBBox(), performance.now()) };
   requestAnimationFrame(() => setTimeout(() => {
     window.cotgenView.paintedMs = performance.now();
     document.body.dataset.drawn = "1";
