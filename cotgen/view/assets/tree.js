@@ -6,7 +6,7 @@
 "use strict";
 (function () {
   const startMs = performance.now();
-  const DX = 270, DY = 22, LABEL = 34;  // column width, row height, label characters
+  const DX = 230, DY = 22, LABEL = 28;  // column width, row height, label characters
   const data = JSON.parse(document.getElementById("tree-data").textContent);
   const nodes = data.nodes.map((row) => {
     const n = {};
@@ -58,23 +58,31 @@
       visible.push(n);
       if (!n.collapsed) for (let i = n.kids.length - 1; i >= 0; i--) stack.push(n.kids[i]);
     }
+    let rows = 0;
+    for (const n of visible) if (n.collapsed || !n.kids.length) rows++;
+    // Few rows spread out to use the height (up to 2x); many keep the compact row height.
+    const dy = Math.max(DY, Math.min(2 * DY, (canvas.clientHeight - 60) / Math.max(rows, 1)));
     let row = 0;
-    for (const n of visible) if (n.collapsed || !n.kids.length) n.y = row++ * DY;
+    for (const n of visible) if (n.collapsed || !n.kids.length) n.y = row++ * dy;
     for (let i = visible.length - 1; i >= 0; i--) {
       const n = visible[i];
       if (!n.collapsed && n.kids.length) n.y = (n.kids[0].y + n.kids[n.kids.length - 1].y) / 2;
       n.x = n.depth * DX;
     }
   }
+  // Edges leave a parent where its label ends (estimated from its length: measuring every
+  // label would force a layout per node), so they never run through the text.
   const edgePath = (n) => {
-    const p = n.up, mx = p.x + DX / 2;
-    return `M${p.x},${p.y}C${mx},${p.y} ${mx},${n.y} ${n.x},${n.y}`;
+    const p = n.up, x0 = p.x + Math.min(p.tail || 12, DX - 30), mx = (x0 + n.x) / 2;
+    return `M${x0},${p.y}C${mx},${p.y} ${mx},${n.y} ${n.x - 8},${n.y}H${n.x}`;
   };
   function label(n) {
     const v = verdict(n);
     const mark = v === "correct" ? '<tspan class="verdict ok">✓ </tspan>' : v === "wrong" ? '<tspan class="verdict bad">✗ </tspan>' : "";
     const more = n.collapsed ? ` <tspan class="more">(+${n.size - 1})</tspan>` : "";
-    return mark + esc(short(n.text, LABEL)) + more;
+    const text = short(n.text, LABEL);
+    n.tail = (n.kids.length ? 22 : 11) + (best.has(n.id) ? 7.7 : 7) * (text.length + (mark ? 2 : 0) + (more ? String(n.size).length + 4 : 0)) + 6;
+    return mark + esc(text) + more;
   }
 
   // -- drawing: every node gets its element (with data-node-id) at once; what a node
@@ -319,8 +327,16 @@
   openCollapsed();
   draw();
   setColour(colourBy.value);
-  if (fitScale() >= 0.5) fit();
-  else { view.k = 0.6; view.tx = 20; view.ty = canvas.clientHeight / 2 - root.y * view.k; apply(); }
+  // Fit when labels stay readable at that scale; else open at a readable scale, root at left.
+  if (fitScale() >= 0.75) fit();
+  else {
+    const b = bounds();
+    view.k = 0.75;
+    view.tx = 20;
+    view.ty = canvas.clientHeight / 2 - ((b.y1 + b.y2) / 2) * view.k;
+    if ((b.y2 - b.y1) * view.k > canvas.clientHeight) view.ty = canvas.clientHeight / 2 - root.y * view.k;
+    apply();
+  }
   select(root, false);
   // Timings for tests and `make bench`: ms since navigation start, once laid out and painted.
   window.cotgenView = { nodes: nodes.length, startMs, drawnMs: (svg.getBBox(), performance.now()) };
