@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 from pathlib import Path
 
 import pytest
@@ -138,3 +139,25 @@ def test_the_guard_sees_a_request_leaving_the_page(offline, tmp_path: Path):
     offline.open(page)
     assert "http://127.0.0.1:9/x.png" in offline.outside
     assert "https://example.invalid/x.js" in offline.outside
+
+
+def test_wheel_zooms_and_dragging_pans(offline, site: Path):
+    offline.open(site / "trees" / "00000.html")
+    page = offline.page
+    page.wait_for_function(DRAWN)
+    def view() -> tuple[float, float, float]:
+        m = re.fullmatch(r"translate\(([-\d.e]+),([-\d.e]+)\) scale\(([-\d.e]+)\)",
+                         page.locator("#viewport").get_attribute("transform"))
+        return float(m[1]), float(m[2]), float(m[3])
+
+    box = page.locator("#canvas").bounding_box()
+    page.mouse.move(box["x"] + 40, box["y"] + 40)  # an empty corner of the canvas
+    tx, ty, k = view()
+    page.mouse.wheel(0, -400)
+    page.wait_for_function(f"!document.querySelector('#viewport').getAttribute('transform').endsWith('scale({k})')")
+    tx, ty, zoomed = view()
+    assert zoomed > k * 1.5
+    page.mouse.down()
+    page.mouse.move(box["x"] + 140, box["y"] + 90, steps=5)
+    page.mouse.up()
+    assert view() == pytest.approx((tx + 100, ty + 50, zoomed))
