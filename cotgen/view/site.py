@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html
 import json
+import math
 import os
 import shutil
 from collections import Counter
@@ -145,8 +146,20 @@ def _node_row(node: Node) -> list[Any]:
 
 
 def script_json(obj: Any) -> str:
-    """JSON safe inside a <script> element: no '<' can close it or open a comment."""
-    return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).replace("<", "\\u003c")
+    """JSON safe inside a <script> element: no '<' can close it or open a comment, and no
+    NaN or Infinity, which JSON.parse refuses (a -inf logprob is shown as the text "-inf")."""
+    text = json.dumps(_finite(obj), ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    return text.replace("<", "\\u003c")
+
+
+def _finite(obj: Any) -> Any:
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else str(obj)
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    return obj
 
 
 def _e(text: object) -> str:

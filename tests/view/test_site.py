@@ -136,3 +136,17 @@ def test_a_failed_build_leaves_no_site(tmp_path: Path):
     with pytest.raises(RuntimeError):
         write_site(trees(), tmp_path / "site")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_non_finite_numbers_keep_the_page_parseable(tmp_path: Path):
+    t = small_tree()
+    t.nodes[1].logprob = float("-inf")
+    t.nodes[2].q_estimate = float("nan")
+    t.config = {"temperature": float("inf")}
+    write_site([(t, "x")], tmp_path / "site")
+    text = (tmp_path / "site" / "trees" / "00000.html").read_text()
+    data = json.loads(re.search(r'type="application/json">(.*?)</script>', text, re.S).group(1),
+                      parse_constant=lambda c: pytest.fail(f"{c} in the page's JSON"))
+    assert data["nodes"][1][NODE_FIELDS.index("logprob")] == "-inf"
+    assert data["nodes"][2][NODE_FIELDS.index("q_estimate")] == "nan"
+    assert data["config"] == {"temperature": "inf"}
