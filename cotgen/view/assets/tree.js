@@ -170,6 +170,7 @@
     apply();
   }
   function reveal(n) {
+    if (view.k < 0.45) { view.k = 1; centreOn(n); return; }  // zoomed out too far to read it
     const sx = n.x * view.k + view.tx, sy = n.y * view.k + view.ty;
     if (sx < 10 || sy < 10 || sx > canvas.clientWidth - 60 || sy > canvas.clientHeight - 10) centreOn(n);
   }
@@ -280,6 +281,7 @@
   document.getElementById("best-leaf").addEventListener("click", () => select(bestLeaf, true));
   document.addEventListener("keydown", (ev) => {
     if (ev.target.closest("input, select, textarea") || ev.ctrlKey || ev.metaKey || ev.altKey) return;
+    if (ev.target.closest("button") && (ev.key === " " || ev.key === "Enter")) return;  // the button's own
     const n = selected || root;
     const sib = n.up ? n.up.kids : [n], i = sib.indexOf(n);
     const keys = {
