@@ -11,6 +11,7 @@ import html
 import json
 import math
 import os
+import re
 import shutil
 from collections import Counter
 from collections.abc import Iterable
@@ -44,8 +45,10 @@ class SiteSummary:
     examples: dict[str, str] = field(default_factory=dict)  # reason -> first row it hit
 
     def skip(self, reason: str, where: str) -> None:
-        self.skipped[reason] += 1
-        self.examples.setdefault(reason, f"{where}: {reason}"[:500])
+        # Reasons differ between rows only by ids and counts: count them as one, as export does.
+        key = re.sub(r"\b\d+\b", "N", reason.splitlines()[0] if reason.strip() else "no reason given")[:200]
+        self.skipped[key] += 1
+        self.examples.setdefault(key, f"{where}: {reason}"[:500])
 
     def as_json(self) -> dict[str, Any]:
         return {

@@ -110,7 +110,8 @@ def test_a_tree_that_cannot_be_drawn_is_skipped_with_its_reason(tmp_path: Path):
     broken.nodes.append(Node(id=1, parent=9, kind="step", text="orphan"))
     summary = write_site([(broken, "f: row 0"), (small_tree(), "f: row 1")], tmp_path / "site")
     assert summary.pages == 1 and summary.rows_read == 2
-    assert summary.skipped == {"cannot be drawn: node 1: parent 9 does not exist before it": 1}
+    assert summary.skipped == {"cannot be drawn: node N: parent N does not exist before it": 1}
+    assert summary.examples[next(iter(summary.skipped))] == "f: row 0: cannot be drawn: node 1: parent 9 does not exist before it"
     assert "skipped rows: 1 × cannot be drawn" in (tmp_path / "site" / "index.html").read_text()
 
 
