@@ -133,7 +133,7 @@ def _seconds_to_draw(page_path: Path) -> tuple[float, float] | None:
 
 
 def run(work: Path) -> dict[str, float]:
-    from cotgen.shards import TreeShardWriter
+    from cotgen.io.writers import TreeShardWriter
     from cotgen.view.site import build_site
 
     shutil.rmtree(work, ignore_errors=True)

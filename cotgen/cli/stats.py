@@ -23,7 +23,7 @@ def stats(
     ] = None,
 ) -> None:
     """Rows, nodes per tree, depth, branching, share of each kind and rating, correct leaves."""
-    from cotgen.treesources import iter_input_trees
+    from cotgen.io.trees import iter_input_trees
 
     trees = iter_input_trees(paths)
     if plot is not None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from cotgen.errors import MissingExtraError, UsageError
-from cotgen.treestats import VALUE_BINS, TreeHistograms, TreeStatsSummary
+from cotgen.treestats import VALUE_BINS, TreeHistograms, TreeSetSummary
 
 
 def _matplotlib():
@@ -28,7 +28,7 @@ def check_plot_path(path: Path) -> None:
         raise UsageError(f"--plot {path}: folder {path.parent} does not exist")
 
 
-def plot_stats(hist: TreeHistograms, summary: TreeStatsSummary, path: Path) -> None:
+def plot_stats(hist: TreeHistograms, summary: TreeSetSummary, path: Path) -> None:
     """Six panels: tree depth, branching, leaf values (correct vs wrong), correct-leaf share
     by depth, tokens per tree, and the headline figures."""
     _matplotlib()

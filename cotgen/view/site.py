@@ -22,7 +22,7 @@ from typing import Any
 
 from cotgen.errors import UsageError
 from cotgen.formats.paths import best_correct_path
-from cotgen.tree import Node, Tree, tree_problems
+from cotgen.tree import Node, Tree, broken_invariants
 
 MARKER = "cotgen-site.json"  # written last: its presence marks a folder as a finished site
 ASSETS = ("view.css", "tree.js", "index.js")
@@ -136,7 +136,7 @@ def page_data(tree: Tree, index: int, where: str, best: list[int], best_kind: st
         "created_at": tree.created_at,
         "error": tree.error,
         "where": where,
-        "warnings": tree_problems(tree),
+        "warnings": broken_invariants(tree),
         "best": best,
         "best_kind": best_kind,
         "fields": NODE_FIELDS,
@@ -277,9 +277,9 @@ def build_site(inputs: Iterable[Path | str], out: Path | str, *, overwrite: bool
     An input row that yields no tree, or a tree that cannot be drawn, is skipped and
     counted by reason, as export does.
     """
-    from cotgen.treesources import iter_located_trees, tree_inputs
+    from cotgen.io.trees import iter_located_trees, tree_inputs
 
-    paths = [path for path, _ in tree_inputs([Path(p) for p in inputs])]  # checked before writing
+    readers = tree_inputs([Path(p) for p in inputs])  # checked before anything is written
     _prepare_out(Path(out), overwrite)
     summary = SiteSummary(out=str(out))
 
@@ -287,7 +287,7 @@ def build_site(inputs: Iterable[Path | str], out: Path | str, *, overwrite: bool
         summary.rows_read += 1
         summary.skip(reason, where)
 
-    return write_site(iter_located_trees(paths, on_skip=unreadable), out, overwrite=overwrite, summary=summary)
+    return write_site(iter_located_trees(readers, on_skip=unreadable), out, overwrite=overwrite, summary=summary)
 
 
 def write_site(

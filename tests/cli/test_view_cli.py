@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from cotgen.formats.openlongcot import OpenLongCoTFormat
-from cotgen.shards import TreeShardWriter
+from cotgen.io.writers import TreeShardWriter
 from cotgen.tree import Tree
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from view_sample_trees import big_tree, small_tree
 
-from cotgen.shards import TreeShardWriter
+from cotgen.io.writers import TreeShardWriter
 from cotgen.treestats import TreeHistograms, _two_digits
 
 

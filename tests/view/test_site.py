@@ -10,7 +10,7 @@ import pytest
 from view_sample_trees import big_tree, small_tree
 
 from cotgen.errors import UsageError
-from cotgen.shards import TreeShardWriter
+from cotgen.io.writers import TreeShardWriter
 from cotgen.tree import Node, Tree
 from cotgen.view.site import MARKER, NODE_FIELDS, best_path, build_site, write_site
 
