@@ -6,7 +6,7 @@
 "use strict";
 (function () {
   const startMs = performance.now();
-  const DX = 230, DY = 22, LABEL = 28;  // column width, row height, label characters
+  const DX = 230, DY = 22, LABEL = 26;  // column width, row height, label characters
   const data = JSON.parse(document.getElementById("tree-data").textContent);
   const nodes = data.nodes.map((row) => {
     const n = {};
@@ -81,7 +81,7 @@
     const mark = v === "correct" ? '<tspan class="verdict ok">✓ </tspan>' : v === "wrong" ? '<tspan class="verdict bad">✗ </tspan>' : "";
     const more = n.collapsed ? ` <tspan class="more">(+${n.size - 1})</tspan>` : "";
     const text = short(n.text, LABEL);
-    n.tail = (n.kids.length ? 22 : 11) + (best.has(n.id) ? 7.7 : 7) * (text.length + (mark ? 2 : 0) + (more ? String(n.size).length + 4 : 0)) + 6;
+    n.tail = (n.kids.length ? 22 : 11) + 7.3 * (text.length + (mark ? 2 : 0) + (more ? String(n.size).length + 4 : 0)) + 6;
     return mark + esc(text) + more;
   }
 
