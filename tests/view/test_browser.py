@@ -81,6 +81,11 @@ def test_keys_move_between_parent_child_and_siblings(offline, site: Path):
     page.keyboard.press("ArrowRight")
     page.keyboard.press(" ")  # space collapses the selected node
     assert node(page, 3).is_hidden()
+    page.keyboard.press(" ")
+    page.keyboard.press("ArrowRight")
+    assert selected() == "3"
+    node(page, 1).locator(".knob").click()  # folding away the selection selects the folded node
+    assert selected() == "1" and node(page, 3).is_hidden()
     page.keyboard.press("b")  # b jumps to the best leaf, opening what hides it
     assert selected() == "4" and node(page, 4).is_visible()
 

@@ -199,7 +199,10 @@
     if (!n.kids.length) return;
     n.collapsed = collapse === undefined ? !n.collapsed : collapse;
     redraw();
-    if (selected) showDetails(selected);
+    let a = selected && selected.up;
+    while (a && a !== n) a = a.up;
+    if (a === n && n.collapsed) select(n, false);  // the selection was folded away: keep it visible
+    else if (selected) showDetails(selected);
   }
   function select(n, move) {
     if (!n) return;
