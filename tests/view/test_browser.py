@@ -53,6 +53,9 @@ def test_click_a_node_to_read_it_then_collapse_and_expand(offline, site: Path):
     node(page, 3).locator(".shape").click()
     assert page.locator("#details .node-text").inner_text() == "Then 2 + 12 = 14."
     assert "q_estimate" in page.locator("#details .fields").inner_text()
+    assert page.locator("#details .path").inner_text() == "0 › 1 › 3"
+    page.locator("#details .crumb", has_text="1").click()  # the path's ids select their node
+    assert page.locator("#details h2").inner_text() == "node 1 · step"
     node(page, 2).locator(".shape").hover()
     assert "visits 3" in page.locator("#tooltip").inner_text()
 

@@ -229,6 +229,17 @@
     if (v) tags.append(Object.assign(document.createElement("span"), { className: "tag " + v, textContent: v }));
     if (best.has(n.id)) tags.append(Object.assign(document.createElement("span"), { className: "tag best", textContent: data.best_kind === "correct" ? "best correct path" : "highest-value path" }));
     details.append(tags);
+    const path = document.createElement("p");  // root to this node; each id selects its node
+    path.className = "path";
+    const chain = [];
+    for (let a = n; a; a = a.up) chain.unshift(a);
+    chain.forEach((a, i) => {
+      if (i) path.append(" › ");
+      const b = Object.assign(document.createElement("button"), { className: "crumb", textContent: String(a.id), title: a.kind });
+      b.addEventListener("click", () => select(a, true));
+      path.append(b);
+    });
+    details.append(path);
     if (n.kids.length) {
       const b = document.createElement("button");
       b.id = "toggle-collapse";
