@@ -24,7 +24,7 @@ from corpus import CASES, VALID_FOR_EXPORT, Case  # noqa: E402
 from cotgen import hub  # noqa: E402
 from cotgen.errors import UsageError  # noqa: E402
 
-COMMANDS = ("validate", "export-openlongcot", "export-marco", "stats", "inspect", "dedupe", "push")
+COMMANDS = ("validate", "export-openlongcot", "export-marco", "stats", "inspect", "view", "dedupe", "push")
 STOP = "test: stop before the network"
 
 
@@ -95,6 +95,8 @@ def test_hostile_input(c: Case, command: str, built, cli, tmp_path, monkeypatch)
         r = cli("stats", path, "--json")
     elif command == "inspect":
         r = cli("inspect", path, "--json")
+    elif command == "view":
+        r = cli("view", path, "-o", out)
     elif command == "dedupe":
         r = cli("dedupe", path, "-o", out, "--json", "--quiet")
     else:
