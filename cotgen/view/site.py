@@ -22,7 +22,7 @@ from typing import Any
 
 from cotgen.errors import UsageError
 from cotgen.formats.paths import best_correct_path
-from cotgen.tree import Node, Tree, broken_invariants
+from cotgen.tree import Node, Tree, broken_invariants, record_problems
 
 MARKER = "cotgen-site.json"  # written last: its presence marks a folder as a finished site
 ASSETS = ("view.css", "tree.js", "index.js")
@@ -81,7 +81,11 @@ class TreeRow:
 
 def drawing_problem(tree: Tree) -> str | None:
     """Why the tree cannot be laid out (a root at position 0, each parent before its
-    children, unique ids), or None. Other broken invariants are shown on the page instead."""
+    children, unique ids, every field of its type), or None. Other broken invariants are
+    shown on the page instead."""
+    mistyped = record_problems(tree)  # a null value or text cannot be laid out or summed
+    if mistyped:
+        return mistyped[0]
     if not tree.nodes or tree.nodes[0].parent != -1:
         return "no root node (the first node must have parent -1)"
     seen: set[int] = set()
