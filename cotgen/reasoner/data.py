@@ -6,6 +6,7 @@ from __future__ import annotations
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import lru_cache
 
 from cotgen.policy import NO_STEPS, STEP_STOP, Prompts, load_prompts
 from cotgen.problems import load_problems
@@ -42,12 +43,13 @@ class Example:
     response: str  # ends with <|im_end|> where the model should stop
 
 
-def held_out_questions() -> set[str]:
+@lru_cache(maxsize=1)
+def held_out_questions() -> frozenset[str]:
     """The question texts training must never contain: the first 500 problems of seeds 1000-1099."""
     out: set[str] = set()
     for seed in HELD_OUT_SEEDS:
         out.update(p.question for p in load_problems("builtin:arith", seed=seed, limit=HELD_OUT_PER_SEED))
-    return out
+    return frozenset(out)
 
 
 def training_problems(per_seed: int, seeds: range = TRAIN_SEEDS) -> list[ArithProblem]:

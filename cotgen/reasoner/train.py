@@ -11,7 +11,14 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from cotgen.reasoner.data import Example, ExampleMaker, batch_stream, example_stream, training_problems
+from cotgen.reasoner.data import (
+    TRAIN_SEEDS,
+    Example,
+    ExampleMaker,
+    batch_stream,
+    example_stream,
+    training_problems,
+)
 
 CHATML_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]  # <|endoftext|> is id 0, as in Qwen2
 CHAT_TEMPLATE = (
@@ -47,7 +54,8 @@ class TrainConfig:
     weight_decay: float = 0.01  # AdamW decay (embeddings are tied; decay kept small)
     vocab_size: int = 512  # BPE vocabulary, special tokens included
     tokenizer_texts: int = 20000  # examples the BPE is trained on
-    per_seed: int = 60  # problems drawn from each training seed (0-999)
+    per_seed: int = 60  # problems drawn from each training seed
+    train_seeds: int = 1000  # the data draws from builtin:arith seeds 0 .. train_seeds-1 (at most 1000)
     max_len: int = 384  # examples longer than this (in tokens) are cut
     seed: int = 0  # seeds the weights, the data stream and the dropout-free training
     # torch threads; results are bit-identical only at the same count. 1: on a shared
@@ -55,11 +63,13 @@ class TrainConfig:
     threads: int = 1
 
     def __post_init__(self) -> None:
-        for name in ("steps", "batch_size", "vocab_size", "tokenizer_texts", "per_seed", "max_len", "threads"):
+        for name in ("steps", "batch_size", "vocab_size", "tokenizer_texts", "per_seed", "train_seeds", "max_len", "threads"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, not {getattr(self, name)}")
         if not 0 < self.lr < 1 or not 0 <= self.lr_floor <= 1:
             raise ValueError("lr must be in (0, 1) and lr_floor in [0, 1]")
+        if self.train_seeds > TRAIN_SEEDS.stop:
+            raise ValueError(f"train_seeds must be <= {TRAIN_SEEDS.stop}: seeds from 1000 up are held out")
 
 
 def train_tokenizer(texts: list[str], vocab_size: int):
@@ -177,7 +187,7 @@ def train(
     out.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(cfg.threads)
     t0 = time.perf_counter()
-    problems = training_problems(cfg.per_seed)
+    problems = training_problems(cfg.per_seed, range(cfg.train_seeds))
     maker = ExampleMaker()
     # The BPE sees a stream of its own seed: the same texts the model trains on, not the same draws.
     sample = example_stream(problems, cfg.seed + 1, maker)
