@@ -133,39 +133,50 @@ class StepTruth:
     reason: str  # "ok", or what is wrong: "arithmetic", "operand", "unparsed", "answer", "early answer"
 
 
+_OP_IN_TEXT = re.compile(r"(-?\d+)\s*([-+*/x×÷])\s*(-?\d+)\s*=\s*(-?\d+)")
+
+
 def label_path(question: str, steps: list[str]) -> list[StepTruth]:
     """The exact truth of each step of a path, ProcessBench-style: a step is correct when its
     arithmetic is right and it follows from its parent: it is the next operation of the
     problem's plan, applied to the numbers of the question and the results of the steps
-    before (as they were written: an earlier error is that step's, not this one's). An answer
-    step is correct when it states the last step's result after the plan's last operation."""
+    before (as they were written: an earlier error is that step's, not this one's). A step
+    that states a final answer is correct when the plan is done and the answer is the last
+    result. A conclusion may do several operations and then answer: each must hold."""
     problem = parse_problem(question)
     if problem is None:
         raise ValueError(f"not a builtin:arith question: {question[:60]!r}")
     verdicts: list[StepTruth] = []
     stated: list[int] = []
     for text in steps:
+        verdicts.append(_label(problem, stated, text))
+    return verdicts
+
+
+def _label(problem: ArithProblem, stated: list[int], text: str) -> StepTruth:
+    """The verdict on one step; appends the results it states to `stated`."""
+    ops = [Op(int(a), _SYMBOLS.get(op, op), int(b), int(c)) for a, op, b, c in _OP_IN_TEXT.findall(text)]
+    boxed = _BOXED.search(text)
+    if not ops and boxed is None:
+        return StepTruth(False, "unparsed")
+    verdict = StepTruth(True, "ok")
+    for op in ops:
         k = len(stated)
-        boxed = _BOXED.search(text)
-        if boxed is not None and parse_step(text) is None:
-            if k < len(problem.plan):
-                verdicts.append(StepTruth(False, "early answer"))
-            else:
-                ok = int(boxed.group(1)) == stated[-1]
-                verdicts.append(StepTruth(ok, "ok" if ok else "answer"))
-            continue
-        op = parse_step(text)
-        if op is None or k >= len(problem.plan):
-            verdicts.append(StepTruth(False, "unparsed"))
-            continue
+        if k >= len(problem.plan):
+            return StepTruth(False, "unparsed") if verdict.correct else verdict
         expected = problem.run(stated)[k]
         stated.append(op.c)
-        if {op.a, op.b} != {expected.a, expected.b} or op.op != expected.op or (
-            op.op in "-/" and (op.a, op.b) != (expected.a, expected.b)
+        if not verdict.correct:
+            continue  # the first fault of the step is its reason; later ops still set results
+        if op.op != expected.op or (op.a, op.b) != (expected.a, expected.b) and not (
+            op.op in "+*" and (op.b, op.a) == (expected.a, expected.b)
         ):
-            verdicts.append(StepTruth(False, "operand"))
+            verdict = StepTruth(False, "operand")
         elif op.value() != op.c:
-            verdicts.append(StepTruth(False, "arithmetic"))
-        else:
-            verdicts.append(StepTruth(True, "ok"))
-    return verdicts
+            verdict = StepTruth(False, "arithmetic")
+    if boxed is not None and verdict.correct:
+        if len(stated) < len(problem.plan):
+            return StepTruth(False, "early answer")
+        if int(boxed.group(1)) != stated[-1]:
+            return StepTruth(False, "answer")
+    return verdict

@@ -51,6 +51,12 @@ def test_hand_made_paths():
     assert reasons(Q3, ["9 * 8 = 72", "The answer is \\boxed{72}."]) == [ok, (False, "early answer")]
     assert reasons(Q3, ["9 * 8 = 72", "72 + 10 = 82", "82 - 2 = 80", "The answer is \\boxed{81}."])[-1] == (False, "answer")
     assert reasons(Q3, ["Let us think about it."]) == [(False, "unparsed")]
+    # A conclusion finishes the plan in one go: each of its operations must hold.
+    assert reasons(Q3, ["9 * 8 = 72", "Then 72 + 10 = 82, 82 - 2 = 80. The answer is \\boxed{80}."]) == [ok, ok]
+    assert reasons(Q3, ["9 * 8 = 72", "Then 72 + 10 = 83, 83 - 2 = 81. The answer is \\boxed{81}."])[-1] == (
+        False, "arithmetic")
+    assert reasons(Q3, ["9 * 8 = 72", "72 + 10 = 82", "82 - 2 = 80", "The last step gives 80. The answer is \\boxed{80}."])[-1] == ok
+    assert reasons(Q3, ["9 * 8 = 72", "Then 72 + 10 = 82. The answer is \\boxed{82}."])[-1] == (False, "early answer")
     # Right arithmetic, wrong operation.
     assert reasons(Q3, ["9 + 8 = 17"]) == [(False, "operand")]
 
