@@ -57,6 +57,9 @@ def train_tiny_reasoner(
     threads: Annotated[int, typer.Option(help="torch threads; bit-identical only at the same count.")] = 1,
     batch_size: Annotated[int, typer.Option("--batch-size", help="Examples per step.")] = 32,
     save_every: Annotated[int, typer.Option("--save-every", help="Also write OUT/checkpoint-N every N steps; 0: off.")] = 0,
+    lr: Annotated[float, typer.Option(help="Peak learning rate (cosine decay).")] = 3e-3,
+    warmup: Annotated[int, typer.Option(help="Linear warm-up steps.")] = 100,
+    init_from: Annotated[Path | None, typer.Option("--init-from", help="Continue from this model folder (a second phase).")] = None,
 ) -> None:
     """Train tiny-reasoner (~1M-parameter Qwen2) on builtin:arith problems of seeds below 1000:
     steps in the policy's format, conclusions, critic, refine and the judge's Yes/No."""
@@ -64,9 +67,14 @@ def train_tiny_reasoner(
     from cotgen.reasoner.train import TrainConfig, train
 
     try:
-        cfg = TrainConfig(steps=steps, seed=seed, threads=threads, batch_size=batch_size)
+        cfg = TrainConfig(
+            steps=steps, seed=seed, threads=threads, batch_size=batch_size, lr=lr, warmup=warmup,
+            init_from=str(init_from) if init_from else None,
+        )
     except ValueError as exc:
         raise UsageError(str(exc)) from None
+    if init_from is not None and not (init_from / "config.json").is_file():
+        raise UsageError(f"--init-from {init_from}: not a model folder (no config.json)")
     if save_every < 0:
         raise UsageError(f"--save-every must be >= 0, not {save_every}")
     record = train(out_dir, cfg, log=lambda line: err.print(line, markup=False), save_every=save_every)

@@ -61,6 +61,9 @@ class TrainConfig:
     # torch threads; results are bit-identical only at the same count. 1: on a shared
     # 2-core machine two threads measured slower and erratic (one of them waits at every op).
     threads: int = 1
+    # Continue from a model folder (its weights and tokenizer) instead of starting fresh:
+    # a second phase of training, with its own seed so it draws new examples.
+    init_from: str | None = None
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size", "vocab_size", "tokenizer_texts", "per_seed", "train_seeds", "max_len", "threads"):
@@ -191,12 +194,19 @@ def train(
     maker = ExampleMaker()
     # The BPE sees a stream of its own seed: the same texts the model trains on, not the same draws.
     sample = example_stream(problems, cfg.seed + 1, maker)
-    texts = []
-    for _ in range(cfg.tokenizer_texts):
-        e = next(sample)
-        texts.append(e.prompt + e.response)
-    tokenizer = hf_tokenizer(train_tokenizer(texts, cfg.vocab_size))
-    model = build_model(tokenizer.get_vocab(), cfg.seed)
+    if cfg.init_from:
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(cfg.init_from)
+        torch.manual_seed(cfg.seed)
+        model = AutoModelForCausalLM.from_pretrained(cfg.init_from, dtype=torch.float32)
+    else:
+        texts = []
+        for _ in range(cfg.tokenizer_texts):
+            e = next(sample)
+            texts.append(e.prompt + e.response)
+        tokenizer = hf_tokenizer(train_tokenizer(texts, cfg.vocab_size))
+        model = build_model(tokenizer.get_vocab(), cfg.seed)
     n_params = sum(p.numel() for p in model.parameters())
     log(f"{len(problems)} training problems, vocab {len(tokenizer)}, {n_params} parameters, "
         f"setup {time.perf_counter() - t0:.1f}s")
@@ -237,9 +247,16 @@ def _save(folder: Path, model, tokenizer, cfg: TrainConfig, steps: int, losses: 
     folder.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
+    config = asdict(cfg)
+    earlier = None
+    if cfg.init_from:
+        config["init_from"] = Path(cfg.init_from).name  # not the machine-local path
+        marker = Path(cfg.init_from) / MARKER
+        earlier = json.loads(marker.read_text()) if marker.is_file() else None
     record = {
         "model": "tiny-reasoner",
-        "config": asdict(cfg),
+        "config": config,
+        "continued_from": earlier,
         "steps_done": steps,
         "final_loss": sum(losses[-25:]) / max(1, len(losses[-25:])),
         "seconds": round(time.perf_counter() - t0, 1),
