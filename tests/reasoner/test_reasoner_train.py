@@ -51,3 +51,15 @@ def test_schedule_and_settings():
 def test_cli_refuses_bad_settings(cli, tmp_path):
     r = cli("model", "train-tiny-reasoner", "--out", tmp_path, "--steps", "0")
     assert r.code == 2 and "steps must be >= 1" in r.err
+
+
+def test_a_second_phase_continues_from_a_folder_and_is_bit_identical(tmp_path):
+    train(tmp_path / "a", TrainConfig(**SMALL), log=lambda _: None)
+    second = TrainConfig(**{**SMALL, "steps": 2, "seed": 2, "init_from": str(tmp_path / "a")})
+    train(tmp_path / "b", second, log=lambda _: None)
+    train(tmp_path / "c", second, log=lambda _: None)
+    weights = [(tmp_path / x / "model.safetensors").read_bytes() for x in "abc"]
+    assert weights[1] == weights[2] != weights[0]
+    assert (tmp_path / "b" / "tokenizer.json").read_bytes() == (tmp_path / "a" / "tokenizer.json").read_bytes()
+    record = json.loads((tmp_path / "b" / MARKER).read_text())
+    assert record["config"]["init_from"] == "a" and record["continued_from"]["steps_done"] == 3
