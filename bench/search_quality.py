@@ -51,8 +51,12 @@ class MeteredEngine:
         self.name, self.model_id = engine.name, engine.model_id
         self.tokens = 0
 
-    async def generate(self, prompts: list[str], n: int = 1, **kw: Any) -> list[list[Completion]]:
-        out = await self.engine.generate(prompts, n=n, **kw)
+    @property
+    def stats(self):
+        return self.engine.stats
+
+    async def generate(self, prompts: list[str], **sampling: Any) -> list[list[Completion]]:
+        out = await self.engine.generate(prompts, **sampling)
         self.tokens += sum(c.tokens for row in out for c in row)
         return out
 

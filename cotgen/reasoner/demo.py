@@ -13,8 +13,9 @@ from rich.console import Console
 from rich.table import Table
 
 from cotgen.config import EngineConfig
+from cotgen.io.trees import iter_input_trees
 from cotgen.problems import Problem
-from cotgen.shards import iter_trees, shard_paths
+from cotgen.reasoner.arith import label_path
 from cotgen.tree import Tree, solution_steps
 
 
@@ -28,12 +29,19 @@ def best_correct_path(tree: Tree) -> list[str]:
     return [n.text for n in solution_steps(tree.path_to(leaf))]
 
 
+def sound(tree: Tree, leaf: int) -> bool:
+    """Every step on the path to `leaf` is right by exact step truth: not a right answer
+    reached through wrong arithmetic (which the grader, seeing only the answer, accepts)."""
+    steps = [n.text for n in solution_steps(tree.path_to(leaf))]
+    return all(v.correct for v in label_path(tree.problem, steps))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("run", type=Path)
     args = parser.parse_args(argv)
     err = Console(stderr=True, highlight=False)
-    trees = list(iter_trees(shard_paths(args.run)))
+    trees = list(iter_input_trees([args.run]))
     if not trees:
         err.print(f"{args.run}: no trees")
         return 1
@@ -58,17 +66,23 @@ def main(argv: list[str] | None = None) -> int:
     table.add_column("share", justify="right")
     table.add_row("greedy chain of thought", str(sum(greedy_ok)), f"{sum(greedy_ok) / len(trees):.0%}")
     table.add_row("MCTS: a correct leaf in the tree", str(len(found)), f"{len(found) / len(trees):.0%}")
+    clean = [t for t in found if any(sound(t, leaf) for leaf in correct_leaves(t))]
+    table.add_row("  of which a path with every step right", str(len(clean)), f"{len(clean) / len(trees):.0%}")
     tokens = sum(t.stats.generated_tokens for t in trees)
     err.print(table)
     err.print(f"search: {tokens} generated tokens in all ({tokens / len(trees):.0f} per tree)")
     if not found:
         err.print("no tree has a correct leaf")
         return 1
-    shown = max(found, key=lambda t: len(correct_leaves(t)))
+    # Show a tree whose correct path is sound, where there is one.
+    shown = max(found, key=lambda t: (t in clean, len(correct_leaves(t))))
     err.print(f"\na correct path of tree {shown.id} ({len(correct_leaves(shown))} correct leaves):")
     err.print(f"  problem: {shown.problem}", markup=False)
-    for i, step in enumerate(best_correct_path(shown), 1):
-        err.print(f"  {i}. {step}", markup=False)
+    steps = best_correct_path(shown)
+    verdicts = label_path(shown.problem, steps)
+    for i, (step, v) in enumerate(zip(steps, verdicts, strict=True), 1):
+        note = "" if v.correct else f"   <- wrong ({v.reason}): the answer is right, this step is not"
+        err.print(f"  {i}. {step}{note}", markup=False)
     sys.stdout.write(shown.id + "\n")
     return 0
 
