@@ -3,7 +3,7 @@ held-out builtin:arith problems with tiny-reasoner, compute-matched by generated
 step ratings against exact step truth. Writes bench/search_quality.json and
 bench/search_quality.png; returns the sq_* headline figures.
 
-Size: SQ_PROBLEMS (default 200) problems x SQ_SEEDS (default 3) seeds; SQ_MODES picks value
+Size: SQ_PROBLEMS (default 100) problems x SQ_SEEDS (default 3) seeds; SQ_MODES picks value
 modes (default judge,confidence,rollout). The issue's full size does not fit a shared 2-core
 machine in minutes: the README says which size produced its table.
 """
@@ -32,7 +32,7 @@ def run(work: Path) -> dict[str, float]:
     from cotgen.reasoner.evaluate import held_out_problems
     from cotgen.search.config import SearchConfig
 
-    n = int(os.environ.get("SQ_PROBLEMS", "200"))
+    n = int(os.environ.get("SQ_PROBLEMS", "100"))
     seeds = list(range(int(os.environ.get("SQ_SEEDS", "3"))))
     modes = tuple(m for m in os.environ.get("SQ_MODES", ",".join(VALUE_MODES)).split(",") if m)
     work.mkdir(parents=True, exist_ok=True)

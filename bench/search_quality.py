@@ -310,6 +310,16 @@ def headline(figures: dict[str, Any]) -> dict[str, float]:
     return out
 
 
+def load_figures(path) -> dict[str, Any]:
+    """search_quality.json read back, its budget keys (strings in JSON) as ints again."""
+    import json
+
+    figures = json.loads(open(path).read())
+    figures["bon"] = {int(k): v for k, v in figures["bon"].items()}
+    figures["mcts"] = {m: {int(k): v for k, v in per.items()} for m, per in figures["mcts"].items()}
+    return figures
+
+
 def plot(figures: dict[str, Any], path) -> None:
     import matplotlib
 
@@ -333,7 +343,9 @@ def plot(figures: dict[str, Any], path) -> None:
     ax.set_xscale("log", base=2)
     ax.set_xlabel("generated tokens per problem (judge and rollout tokens included)")
     ax.set_ylabel("share of problems")
-    ax.set_ylim(0, 1)
+    top = max([figures["greedy_acc"]] + [bon[k]["pass"] for k in ks]
+              + [per[k]["pass"] for per in figures["mcts"].values() for k in ks])
+    ax.set_ylim(0, min(1.0, max(0.1, 1.3 * top)))
     ax.set_title(f"tiny-reasoner, {figures['problems']} held-out builtin:arith problems x {len(figures['seeds'])} seeds")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="upper left")

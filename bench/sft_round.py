@@ -1,4 +1,5 @@
-"""One round of the loop the data is for: SFT tiny-reasoner with TRL on its own MCTS export
+"""`python -m bench.sft_round` (not part of `make bench`: it takes tens of minutes here).
+One round of the loop the data is for: SFT tiny-reasoner with TRL on its own MCTS export
 (the correct paths, `cotgen export --format sft --reasoning-tags none`) and, as the control, on
 the same number of its own correct best-of-N samples written the same way; greedy accuracy
 on held-out problems before and after each (sq_sft_base_acc, sq_sft_mcts_acc, sq_sft_bon_acc).
@@ -111,6 +112,8 @@ def run(work: Path) -> dict[str, float]:
     subprocess.run([*cotgen, "export", str(work / "run"), "--format", "sft", "--reasoning-tags", "none",
                     "--out", str(work / "sft")], check=True)
     mcts_rows = [r for f in sorted((work / "sft").glob("*.parquet")) for r in pq.read_table(f).to_pylist()]
+    if not mcts_rows:
+        raise SystemExit(f"the search found no correct path in {n} problems: raise SFT_PROBLEMS")
     bon_rows = _bon_rows(len(mcts_rows), n, DEFAULT_SYSTEM_PROMPT)
     base = _greedy("tiny-reasoner", n_eval)
     _sft(mcts_rows, work / "mcts-model", steps)
@@ -124,3 +127,7 @@ def run(work: Path) -> dict[str, float]:
               "eval_problems": n_eval, "steps": steps, "seconds": round(time.perf_counter() - t0, 1)}
     (HERE / "sft_round.json").write_text(json.dumps(record, indent=2) + "\n")
     return figures
+
+
+if __name__ == "__main__":
+    print(json.dumps(run(HERE / "work" / "sft_round"), indent=2))
