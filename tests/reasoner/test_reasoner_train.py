@@ -11,6 +11,7 @@ from cotgen.reasoner.train import MARKER, TrainConfig, lr_at, train
 SMALL = dict(steps=3, batch_size=4, tokenizer_texts=400, per_seed=3, train_seeds=40, warmup=2, threads=1)
 
 
+@pytest.mark.slow
 def test_a_few_seeded_steps_are_bit_identical(tmp_path):
     cfg = TrainConfig(**SMALL)
     logs: list[str] = []
@@ -53,6 +54,7 @@ def test_cli_refuses_bad_settings(cli, tmp_path):
     assert r.code == 2 and "steps must be >= 1" in r.err
 
 
+@pytest.mark.slow
 def test_a_second_phase_continues_from_a_folder_and_is_bit_identical(tmp_path):
     train(tmp_path / "a", TrainConfig(**SMALL), log=lambda _: None)
     second = TrainConfig(**{**SMALL, "steps": 2, "seed": 2, "init_from": str(tmp_path / "a")})
