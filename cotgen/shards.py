@@ -217,13 +217,31 @@ def expand_tree_inputs(paths: Iterable[Path]) -> list[Path]:
     return out
 
 
-def finished_tree_ids(run_dir: Path) -> set[str]:
-    """Ids of every tree already in a complete shard of the run (reads only the id column)."""
+def finished_tree_ids(run_dir: Path, *, failed: bool = True) -> set[str]:
+    """Ids of every tree already in a complete shard of the run (reads only the id and error
+    columns). `failed=False` leaves out trees recorded only with an error: a rerun retries them."""
     ids: set[str] = set()
     for path in shard_paths(run_dir):
-        for row in iter_tree_rows(path, columns=["id"]):
-            ids.add(row["id"])
+        columns = ["id"] if failed or not _has_error_column(path) else ["id", "error"]
+        for row in iter_tree_rows(path, columns=columns):
+            if failed or row.get("error") is None:
+                ids.add(row["id"])
     return ids
+
+
+def _string_array(values: Iterable[str]):
+    import pyarrow as pa
+
+    return pa.array(sorted(values), type=pa.string())
+
+
+def _has_error_column(path: Path) -> bool:
+    import pyarrow.parquet as pq
+
+    try:
+        return "error" in pq.read_schema(path).names
+    except Exception:
+        return False
 
 
 @dataclass
@@ -276,6 +294,9 @@ class TreeShardWriter:
         shards = [s for s in self.manifest.get("shards", []) if s["name"] != info.name]
         shards.append({"name": info.name, "rows": info.rows, "failed": info.failed})
         self.manifest["shards"] = sorted(shards, key=lambda s: s["name"])
+        self._record_counts()
+
+    def _record_counts(self) -> None:
         self.manifest["counts"] = {
             "trees": sum(s["rows"] for s in self.manifest["shards"]),
             "failed": sum(s["failed"] for s in self.manifest["shards"]),
@@ -283,6 +304,41 @@ class TreeShardWriter:
         self.manifest["cotgen_version"] = __version__
         self.manifest["updated_at"] = utc_now()
         write_json_atomic(self.run_dir / MANIFEST, self.manifest)
+
+    def drop_retried_failures(self) -> int:
+        """Remove failed tree records whose problem now also has a good tree (a rerun retried
+        it), rewriting each shard concerned atomically; returns how many were removed. Run at
+        the start and the end of a run, so a crash between the good write and this one is
+        mended by the next run and the folder never keeps two trees of one id for long."""
+        import pyarrow.compute as pc
+        import pyarrow.parquet as pq
+
+        good = finished_tree_ids(self.run_dir, failed=False)
+        removed = 0
+        for path in shard_paths(self.run_dir):
+            if not _has_error_column(path):
+                continue
+            table = pq.read_table(path)
+            superseded = pc.and_(pc.is_valid(table["error"]), pc.is_in(table["id"], value_set=_string_array(good)))
+            drop = int(pc.sum(superseded).as_py() or 0)
+            if not drop:
+                continue
+            kept = table.filter(pc.invert(superseded))
+            if kept.num_rows:
+                tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+                with open(tmp, "wb") as f:
+                    pq.write_table(kept, f, compression="zstd")
+                    f.flush()
+                    os.fsync(f.fileno())
+                os.replace(tmp, path)
+                failed = int(pc.sum(pc.is_valid(kept["error"])).as_py() or 0)
+                self._record(ShardInfo(path.name, kept.num_rows, failed))
+            else:
+                path.unlink()
+                self.manifest["shards"] = [s for s in self.manifest.get("shards", []) if s["name"] != path.name]
+                self._record_counts()
+            removed += drop
+        return removed
 
     def update_manifest(self, **fields: Any) -> None:
         """Merge `fields` into the manifest and rewrite it atomically."""

@@ -15,7 +15,7 @@ from rich.table import Table
 
 from cotgen.config import EngineConfig
 from cotgen.engines.base import Engine
-from cotgen.errors import Interrupted, RunError, UsageError
+from cotgen.errors import EngineFailed, Interrupted, RunError, UsageError
 from cotgen.policy import EnginePolicy, EngineValuer, load_prompts
 from cotgen.search.config import SearchConfig
 from cotgen.search.mcts import TreeSearch
@@ -130,7 +130,8 @@ def run(
         opts.problems, split=opts.split, question_field=opts.question_field, answer_field=opts.answer_field,
         limit=opts.limit, skip=opts.skip, seed=opts.problem_seed,
     )
-    done_ids = finished_tree_ids(out) if out.is_dir() else set()
+    # A tree recorded with an error is searched again; its old record goes once the new one is written.
+    done_ids = finished_tree_ids(out, failed=False) if out.is_dir() else set()
     todo = [p for p in problem_set.problems if tree_id(p.question, p.answer) not in done_ids]
     summary: dict[str, Any] = {
         "out": str(out),
@@ -152,6 +153,7 @@ def run(
         engine = build_engine(engine_cfg)
     writer = TreeShardWriter(out, settings)
     writer.update_manifest(problems_source=problem_set.source)
+    writer.drop_retried_failures()  # a crash may have left one after the retry was written
     policy = EnginePolicy(engine, prompts, search, hint_answer=opts.hint_answer)
     valuer = EngineValuer(engine, prompts, search, grade=_grade)
     live = _Live()
@@ -160,9 +162,19 @@ def run(
         asyncio.run(_run_all(todo, engine, policy, valuer, search, opts, writer, live, console, quiet, own_engine))
     except (KeyboardInterrupt, asyncio.CancelledError):
         _flush(writer, live, everything=True)
+        writer.drop_retried_failures()
         raise Interrupted(
             f"interrupted: {live.written} finished tree(s) are saved in {out}; "
             "run the same command again to finish the rest"
+        ) from None
+    except EngineFailed as exc:
+        # Every tree in flight failed because the engine did, not because of its problem:
+        # none is recorded, so the same command searches them again.
+        _flush(writer, live, everything=True)
+        writer.drop_retried_failures()
+        raise EngineFailed(
+            f"{exc}. The run stopped: {live.written} finished tree(s) are saved in {out}, "
+            f"the {len(live.searches)} in flight are not; run the same command again to finish"
         ) from None
     seconds = time.perf_counter() - t0
     tokens = policy.generated_tokens + valuer.generated_tokens
@@ -180,6 +192,7 @@ def run(
         shards=live.shards,
         model=engine.model_id,
     )
+    writer.drop_retried_failures()
     writer.update_manifest(last_run=summary)
     if not quiet:
         _print_summary(console, summary)
@@ -233,15 +246,21 @@ async def _run_all(
                     break
             while tasks:
                 done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+                failure = None
                 for task in done:
                     tasks.discard(task)
+                    if task.exception() is not None:  # only EngineFailed gets out of _search_one
+                        failure = failure or task.exception()
+                        continue
                     tree = task.result()
                     live.searches.pop(tree.id, None)
                     _account(live, tree)
                     progress.advance(task_id)
                     nxt = next(pending, None)
-                    if nxt is not None:
+                    if nxt is not None and failure is None:
                         start(nxt)
+                if failure is not None:
+                    raise failure
                 if len(live.buffer) >= opts.shard_trees:
                     _flush(writer, live, everything=False, shard_trees=opts.shard_trees)
                 refresh()
@@ -259,6 +278,8 @@ async def _search_one(ts: TreeSearch) -> Tree:
     """Search one tree; a failure is recorded on the tree and does not stop the run."""
     try:
         await ts.run()
+    except EngineFailed:
+        raise  # not this tree's fault: the run stops (see run())
     except Exception as exc:  # any failure of this tree's generation: record it, go on
         ts.tree.error = f"{type(exc).__name__}: {exc}"
     assign_ratings(ts.tree)
