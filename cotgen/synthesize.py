@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import random
 import time
 from dataclasses import dataclass, field
@@ -149,6 +150,9 @@ def run(
     own_engine = engine is None
     if engine is None:
         from cotgen.engines import build_engine
+
+        if quiet:  # vLLM reads this when first imported, and so does its engine core process
+            os.environ.setdefault("VLLM_LOGGING_LEVEL", "ERROR")
 
         engine = build_engine(engine_cfg)
     writer = TreeShardWriter(out, settings)

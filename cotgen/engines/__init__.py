@@ -22,11 +22,18 @@ class EngineStats:
     busy_seconds: float = 0.0  # hf: wall time inside generate/forward; others: in requests
     decode_steps: int = 0  # hf: forward passes of the decode loop (one token per active row)
     decode_rows: int = 0  # hf: active rows summed over those passes
+    prompt_tokens: int = 0  # vllm: prompt tokens of every request sent
+    cached_prompt_tokens: int = 0  # vllm: of those, served from the prefix cache (num_cached_tokens)
 
     @property
     def mean_batch_size(self) -> float:
         """Sequences per admission round (hf) or per request (others)."""
         return self.sequences / self.batches if self.batches else 0.0
+
+    @property
+    def prefix_cache_hit_rate(self) -> float | None:
+        """Share of prompt tokens served from the prefix cache; None where not measured."""
+        return self.cached_prompt_tokens / self.prompt_tokens if self.prompt_tokens else None
 
     @property
     def mean_active_rows(self) -> float:
