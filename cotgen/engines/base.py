@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -95,3 +96,22 @@ def encode_prompts(tokenizer: Any, prompts: list[str], room: int, context_len: i
             )
         encoded.append(ids)
     return encoded
+
+
+class BusyClock:
+    """Adds to `stats.busy_seconds` the wall time during which at least one request is in
+    flight, overlapping requests counted once (engines whose work happens elsewhere: a
+    vLLM engine core, a server)."""
+
+    def __init__(self, stats: Any) -> None:
+        self.stats, self.active, self.since = stats, 0, 0.0
+
+    def enter(self) -> None:
+        if self.active == 0:
+            self.since = time.perf_counter()
+        self.active += 1
+
+    def leave(self) -> None:
+        self.active -= 1
+        if self.active == 0:
+            self.stats.busy_seconds += time.perf_counter() - self.since

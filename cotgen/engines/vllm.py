@@ -28,13 +28,18 @@ import itertools
 import logging
 import os
 import threading
-import time
 import weakref
 from typing import Any
 
 from cotgen.config import EngineConfig
 from cotgen.engines import EngineStats
-from cotgen.engines.base import Completion, encode_prompts, render_chat_template, single_tokens
+from cotgen.engines.base import (
+    BusyClock,
+    Completion,
+    encode_prompts,
+    render_chat_template,
+    single_tokens,
+)
 from cotgen.errors import DataError, EngineFailed, MissingExtraError, RunError, UsageError
 from cotgen.models import ResolvedModel
 
@@ -115,7 +120,7 @@ class VLLMEngine:
         self._ids = itertools.count()
         self._exact_scores: bool | None = None  # None until the first score() finds out
         self.stats = EngineStats()
-        self._busy = _BusyClock(self.stats)
+        self._busy = BusyClock(self.stats)
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="cotgen-vllm", daemon=True)
         self._thread.start()
@@ -335,20 +340,3 @@ def _eos_ids(tokenizer: Any, config: Any) -> set[int]:
     ids = set(eos if isinstance(eos, list) else [eos]) | {tokenizer.eos_token_id}
     return {i for i in ids if i is not None}
 
-
-class _BusyClock:
-    """Adds to stats.busy_seconds the wall time during which at least one request is in
-    flight (overlapping requests count once)."""
-
-    def __init__(self, stats: EngineStats) -> None:
-        self.stats, self.active, self.since = stats, 0, 0.0
-
-    def enter(self) -> None:
-        if self.active == 0:
-            self.since = time.perf_counter()
-        self.active += 1
-
-    def leave(self) -> None:
-        self.active -= 1
-        if self.active == 0:
-            self.stats.busy_seconds += time.perf_counter() - self.since
