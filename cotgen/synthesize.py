@@ -161,6 +161,7 @@ def run(
     policy = EnginePolicy(engine, prompts, search, hint_answer=opts.hint_answer)
     valuer = EngineValuer(engine, prompts, search, grade=_grade)
     live = _Live()
+    cache_before = _prompt_cache(engine)
     t0 = time.perf_counter()
     try:
         asyncio.run(_run_all(todo, engine, policy, valuer, search, opts, writer, live, console, quiet, own_engine))
@@ -196,6 +197,10 @@ def run(
         shards=live.shards,
         model=engine.model_id,
     )
+    prompt, cached = (now - then for now, then in zip(_prompt_cache(engine), cache_before, strict=True))
+    if prompt:  # engines that measure it (vllm; openai where the server reports cached tokens)
+        summary.update(prompt_tokens=prompt, cached_prompt_tokens=cached,
+                       prefix_cache_hit_rate=round(cached / prompt, 4))
     writer.drop_retried_failures()
     writer.update_manifest(last_run=summary)
     if not quiet:
@@ -290,6 +295,12 @@ async def _search_one(ts: TreeSearch) -> Tree:
     return ts.tree
 
 
+def _prompt_cache(engine: Engine) -> tuple[int, int]:
+    """(prompt tokens sent, of them served from the prefix cache) so far, 0s if not measured."""
+    stats = getattr(engine, "stats", None)
+    return getattr(stats, "prompt_tokens", 0), getattr(stats, "cached_prompt_tokens", 0)
+
+
 def _account(live: _Live, tree: Tree) -> None:
     live.buffer.append(tree)
     live.simulations += tree.stats.simulations
@@ -332,6 +343,9 @@ def _print_summary(console: Console, s: dict[str, Any]) -> None:
         ("seconds", f"{s['seconds']:,.1f}"),
         ("shards", ", ".join(s["shards"]) or "-"),
     ]
+    if s.get("prompt_tokens"):
+        rows.append(("prompt tokens from the prefix cache",
+                     f"{s['cached_prompt_tokens']:,} / {s['prompt_tokens']:,} ({s['prefix_cache_hit_rate']:.1%})"))
     for k, v in rows:
         table.add_row(k, str(v))
     console.print(table)

@@ -28,6 +28,7 @@ import time
 import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from typing import Any
 
 from cotgen.config import EngineConfig
@@ -144,6 +145,8 @@ class OpenAIEngine:
             raise UsageError(f"generate needs n >= 1 and max_tokens >= 1 (got n={n}, max_tokens={max_tokens})")
         if not prompts:
             return []
+        # vLLM refuses n > 1 when greedy; the n greedy samples are one sample n times (as hf's agree).
+        copies, n = (n, 1) if temperature == 0 else (1, n)
         body: dict[str, Any] = {
             "model": self.model_id,
             "prompt": list(prompts),
@@ -169,7 +172,7 @@ class OpenAIEngine:
             index = int(choice.get("index", 0))
             completion = self._completion(choice, stop or [])
             self.stats.generated_tokens += completion.tokens
-            out[index // n].append(completion)
+            out[index // n].extend(replace(completion) for _ in range(copies))
         return out
 
     def _choices(self, reply: dict[str, Any], expected: int) -> list[dict[str, Any]]:

