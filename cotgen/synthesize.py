@@ -3,29 +3,27 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-from rich.table import Table
-
 from cotgen.config import EngineConfig
 from cotgen.engines.base import Engine
 from cotgen.errors import EngineFailed, Interrupted, RunError, UsageError
+from cotgen.io.trees import finished_tree_ids
+from cotgen.io.writers import TreeShardWriter, read_manifest
 from cotgen.policy import EnginePolicy, EngineValuer, load_prompts
 from cotgen.search.config import SearchConfig
-from cotgen.search.mcts import TreeSearch
+from cotgen.search.mcts import run_search
 from cotgen.search.ratings import assign_ratings
-from cotgen.shards import TreeShardWriter, finished_tree_ids, read_manifest
 from cotgen.tree import Tree, tree_id
 
 # Settings a resumed run must share with the run that started the folder: they shape trees.
-_SHAPING = ("search", "model", "prompts", "hint_answer")
+# Of the search settings, SearchConfig.shaping says which.
+SHAPING = ("search", "model", "prompts", "hint_answer")
 
 
 @dataclass(frozen=True)
@@ -63,9 +61,71 @@ class _Live:
     correct_leaves: int = 0
     terminal_leaves: int = 0
     solved: int = 0  # trees with at least one correct leaf
-    searches: dict[str, TreeSearch] = field(default_factory=dict)  # in flight
+    running_simulations: dict[str, int] = field(default_factory=dict)  # tree id -> finished, in flight
     shards: list[str] = field(default_factory=list)
     first_error: str | None = None
+
+
+@dataclass(frozen=True)
+class RunProgress:
+    """What a run has done so far, handed to the progress callback after every finished tree
+    and about twice a second."""
+
+    total: int  # trees this run searches (problems not yet in the folder)
+    done: int  # trees finished
+    simulations: int  # finished simulations, counting those of trees still in flight
+    generated_tokens: int
+    seconds: float
+    correct_leaves: int  # over graded terminal leaves of finished trees
+    terminal_leaves: int
+
+
+ProgressCallback = Callable[[RunProgress], None]
+
+
+@dataclass
+class SynthesizeReport:
+    """What a synthesize run did; `as_json()` is what --json prints and the manifest keeps."""
+
+    out: str
+    problems: int  # problems the source gave (after --skip / --limit)
+    dropped_rows: int  # rows of the source that made no problem
+    already_done: int  # problems whose tree was in the folder already
+    ran: bool = False  # False when there was nothing to do: the figures below stay unset
+    trees: int = 0
+    failed: int = 0
+    simulations: int = 0
+    generated_tokens: int = 0
+    seconds: float = 0.0
+    tokens_per_s: float = 0.0
+    simulations_per_s: float = 0.0
+    correct_leaves: int = 0
+    terminal_leaves: int = 0
+    solved_trees: int = 0  # trees with at least one correct leaf
+    shards: list[str] = field(default_factory=list)
+    model: str = ""
+    # Engines with a prefix cache (vllm; openai on a server that reports it): this run's
+    # prompt tokens and those the cache served. None where the engine does not measure it.
+    prompt_tokens: int | None = None
+    cached_prompt_tokens: int | None = None
+    prefix_cache_hit_rate: float | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        keys = ["out", "problems", "dropped_rows", "already_done", "trees", "failed"]
+        if self.ran:
+            keys += ["simulations", "generated_tokens", "seconds", "tokens_per_s", "simulations_per_s",
+                     "correct_leaves", "terminal_leaves", "solved_trees", "shards", "model"]
+            if self.prompt_tokens is not None:
+                keys += ["prompt_tokens", "cached_prompt_tokens", "prefix_cache_hit_rate"]
+        return {k: getattr(self, k) for k in keys}
+
+
+class AllTreesFailed(RunError):
+    """Every tree of the run failed; `report` says what the run did all the same."""
+
+    def __init__(self, message: str, report: SynthesizeReport) -> None:
+        super().__init__(message)
+        self.report = report
 
 
 def _grade(text: str, gold: str) -> bool | None:
@@ -84,16 +144,25 @@ def _settings(search: SearchConfig, engine_cfg: EngineConfig, prompts_digest: st
     }
 
 
+def shaping_settings(settings: dict[str, Any]) -> dict[str, Any]:
+    """The part of a run's settings that shapes its trees: the one rule resume checks."""
+    out = {key: settings.get(key) for key in SHAPING}
+    if isinstance(out["search"], dict):
+        out["search"] = SearchConfig.shaping(out["search"])
+    return out
+
+
 def _refuse_changed_settings(out: Path, new: dict[str, Any]) -> None:
     old = read_manifest(out).get("settings")
     if not old:
         return
+    a_all, b_all = shaping_settings(old), shaping_settings(new)
     changed = []
-    for key in _SHAPING:
-        a, b = old.get(key), new.get(key)
+    for key in SHAPING:
+        a, b = a_all[key], b_all[key]
         if key == "search" and isinstance(a, dict) and isinstance(b, dict):
             for name in sorted(set(a) | set(b)):
-                if name != "parallel" and a.get(name) != b.get(name):
+                if a.get(name) != b.get(name):
                     changed.append(f"{name}: {a.get(name)!r} -> {b.get(name)!r}")
         elif a != b:
             changed.append(f"{key}: {a!r} -> {b!r}")
@@ -110,17 +179,17 @@ def run(
     engine_cfg: EngineConfig,
     *,
     engine: Engine | None = None,
-    console: Console | None = None,
-    quiet: bool = False,
-) -> dict[str, Any]:
-    """Search a tree for every problem not yet in `opts.out`; returns the run's summary.
+    progress: ProgressCallback | None = None,
+) -> SynthesizeReport:
+    """Search a tree for every problem not yet in `opts.out`; returns what the run did.
 
-    `engine` replaces the one `engine_cfg` describes (tests, benchmarks). Ctrl-C saves the
-    finished trees and raises Interrupted; a tree whose search fails is saved with its error.
+    `engine` replaces the one `engine_cfg` describes (tests, benchmarks); `progress` is called
+    with a RunProgress as trees finish. Ctrl-C saves the finished trees and raises
+    Interrupted; a tree whose search fails is saved with its error; when every tree failed,
+    AllTreesFailed carries the report.
     """
     from cotgen.problems import load_problems
 
-    console = console or Console(stderr=True)
     prompts = load_prompts(opts.prompts)  # broken templates fail here, before any model loads
     settings = _settings(search, engine_cfg, prompts.digest(), opts)
     out = Path(opts.out)
@@ -134,25 +203,18 @@ def run(
     # A tree recorded with an error is searched again; its old record goes once the new one is written.
     done_ids = finished_tree_ids(out, failed=False) if out.is_dir() else set()
     todo = [p for p in problem_set.problems if tree_id(p.question, p.answer) not in done_ids]
-    summary: dict[str, Any] = {
-        "out": str(out),
-        "problems": len(problem_set.problems),
-        "dropped_rows": len(problem_set.skipped),
-        "already_done": len(problem_set.problems) - len(todo),
-        "trees": 0,
-        "failed": 0,
-    }
+    report = SynthesizeReport(
+        out=str(out),
+        problems=len(problem_set.problems),
+        dropped_rows=len(problem_set.skipped),
+        already_done=len(problem_set.problems) - len(todo),
+    )
     if not todo:
-        if not quiet:
-            console.print(f"{out}: all {len(problem_set.problems)} problems already have trees; nothing to do", markup=False)
-        return summary
+        return report
 
     own_engine = engine is None
     if engine is None:
         from cotgen.engines import build_engine
-
-        if quiet:  # vLLM reads this when first imported, and so does its engine core process
-            os.environ.setdefault("VLLM_LOGGING_LEVEL", "ERROR")
 
         engine = build_engine(engine_cfg)
     writer = TreeShardWriter(out, settings)
@@ -163,8 +225,21 @@ def run(
     live = _Live()
     cache_before = _prompt_cache(engine)
     t0 = time.perf_counter()
+
+    def snapshot() -> RunProgress:
+        return RunProgress(
+            total=len(todo),
+            done=live.written + len(live.buffer),
+            simulations=live.simulations + sum(live.running_simulations.values()),
+            generated_tokens=policy.generated_tokens + valuer.generated_tokens,
+            seconds=time.perf_counter() - t0,
+            correct_leaves=live.correct_leaves,
+            terminal_leaves=live.terminal_leaves,
+        )
+
+    report_progress = (lambda: progress(snapshot())) if progress is not None else None
     try:
-        asyncio.run(_run_all(todo, engine, policy, valuer, search, opts, writer, live, console, quiet, own_engine))
+        asyncio.run(_run_all(todo, engine, policy, valuer, search, opts, writer, live, report_progress, own_engine))
     except (KeyboardInterrupt, asyncio.CancelledError):
         _flush(writer, live, everything=True)
         writer.drop_retried_failures()
@@ -179,124 +254,114 @@ def run(
         writer.drop_retried_failures()
         raise EngineFailed(
             f"{exc}. The run stopped: {live.written} finished tree(s) are saved in {out}, "
-            f"the {len(live.searches)} in flight are not; run the same command again to finish"
+            f"the {len(live.running_simulations)} in flight are not; run the same command again to finish"
         ) from None
     seconds = time.perf_counter() - t0
     tokens = policy.generated_tokens + valuer.generated_tokens
-    summary.update(
-        trees=live.written,
-        failed=live.failed,
-        simulations=live.simulations,
-        generated_tokens=tokens,
-        seconds=round(seconds, 3),
-        tokens_per_s=round(tokens / seconds, 1) if seconds else 0.0,
-        simulations_per_s=round(live.simulations / seconds, 2) if seconds else 0.0,
-        correct_leaves=live.correct_leaves,
-        terminal_leaves=live.terminal_leaves,
-        solved_trees=live.solved,
-        shards=live.shards,
-        model=engine.model_id,
-    )
-    prompt, cached = (now - then for now, then in zip(_prompt_cache(engine), cache_before, strict=True))
-    if prompt:  # engines that measure it (vllm; openai where the server reports cached tokens)
-        summary.update(prompt_tokens=prompt, cached_prompt_tokens=cached,
-                       prefix_cache_hit_rate=round(cached / prompt, 4))
+    report.ran = True
+    report.trees = live.written
+    report.failed = live.failed
+    report.simulations = live.simulations
+    report.generated_tokens = tokens
+    report.seconds = round(seconds, 3)
+    report.tokens_per_s = round(tokens / seconds, 1) if seconds else 0.0
+    report.simulations_per_s = round(live.simulations / seconds, 2) if seconds else 0.0
+    report.correct_leaves = live.correct_leaves
+    report.terminal_leaves = live.terminal_leaves
+    report.solved_trees = live.solved
+    report.shards = live.shards
+    report.model = engine.model_id
+    if getattr(getattr(engine, "stats", None), "prefix_cache", False):
+        prompt, cached = (now - then for now, then in zip(_prompt_cache(engine), cache_before, strict=True))
+        report.prompt_tokens, report.cached_prompt_tokens = prompt, cached
+        report.prefix_cache_hit_rate = round(cached / prompt, 4) if prompt else None
     writer.drop_retried_failures()
-    writer.update_manifest(last_run=summary)
-    if not quiet:
-        _print_summary(console, summary)
+    writer.update_manifest(last_run=report.as_json())
     if live.written and live.failed == live.written:
-        raise RunError(f"every tree failed ({live.failed}); the first error: {live.first_error}")
-    return summary
+        raise AllTreesFailed(f"every tree failed ({live.failed}); the first error: {live.first_error}", report)
+    return report
 
 
 async def _run_all(
     todo, engine, policy, valuer, search: SearchConfig, opts: RunOptions, writer, live: _Live,
-    console: Console, quiet: bool, own_engine: bool,
+    report_progress: Callable[[], None] | None, own_engine: bool,
 ) -> None:
     """Keep `opts.concurrency` trees in flight; a new problem starts as each tree finishes."""
     pending = iter(todo)
     tasks: set[asyncio.Task] = set()
-    progress = Progress(
-        TextColumn("trees"), BarColumn(), MofNCompleteColumn(),
-        TextColumn("{task.fields[rates]}"), TimeRemainingColumn(),
-        console=console, disable=quiet, transient=False,
-    )
-    task_id = progress.add_task("synthesize", total=len(todo), rates="")
-    t0 = time.perf_counter()
-
-    def refresh() -> None:
-        elapsed = max(time.perf_counter() - t0, 1e-9)
-        sims = live.simulations + sum(s.finished for s in live.searches.values())
-        tokens = policy.generated_tokens + valuer.generated_tokens
-        rate = f"{live.correct_leaves / live.terminal_leaves:.0%}" if live.terminal_leaves else "-"
-        progress.update(task_id, rates=f"{sims / elapsed:.1f} sim/s  {tokens / elapsed:,.0f} tok/s  correct leaves {rate}")
 
     async def ticker() -> None:
+        # Rates move while trees are in flight; the callback hears of it twice a second.
         while True:
             await asyncio.sleep(0.5)
-            refresh()
+            report_progress()
 
     def start(problem) -> None:
         tree = Tree.new(problem.question, problem.answer, source=problem.source, model=engine.model_id,
                         config=search.to_dict())
         # The tree's own rng: the same seed and problem give the same meta actions and engine seeds.
         rng = random.Random(search.seed ^ int(tree.id, 16))
-        ts = TreeSearch(tree, policy, valuer, _grade, search, rng)
-        live.searches[tree.id] = ts
-        tasks.add(asyncio.ensure_future(_search_one(ts)))
+        live.running_simulations[tree.id] = 0
 
-    with progress:
-        tick = asyncio.ensure_future(ticker())
-        try:
-            for problem in pending:
-                start(problem)
-                if len(tasks) >= opts.concurrency:
-                    break
-            while tasks:
-                done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-                failure = None
-                for task in done:
-                    tasks.discard(task)
-                    if task.exception() is not None:  # only EngineFailed gets out of _search_one
-                        failure = failure or task.exception()
-                        continue
-                    tree = task.result()
-                    live.searches.pop(tree.id, None)
-                    _account(live, tree)
-                    progress.advance(task_id)
-                    nxt = next(pending, None)
-                    if nxt is not None and failure is None:
-                        start(nxt)
-                if failure is not None:
-                    raise failure
-                if len(live.buffer) >= opts.shard_trees:
-                    _flush(writer, live, everything=False, shard_trees=opts.shard_trees)
-                refresh()
-            _flush(writer, live, everything=True)
-        finally:
+        def on_simulation(finished: int, tid: str = tree.id) -> None:
+            live.running_simulations[tid] = finished
+
+        tasks.add(asyncio.ensure_future(_search_one(tree, policy, valuer, search, rng, on_simulation)))
+
+    tick = asyncio.ensure_future(ticker()) if report_progress is not None else None
+    try:
+        for problem in pending:
+            start(problem)
+            if len(tasks) >= opts.concurrency:
+                break
+        if report_progress is not None:
+            report_progress()
+        while tasks:
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            failure = None
+            for task in done:
+                tasks.discard(task)
+                if task.exception() is not None:  # only EngineFailed gets out of _search_one
+                    failure = failure or task.exception()
+                    continue
+                tree = task.result()
+                live.running_simulations.pop(tree.id, None)
+                _account(live, tree)
+                nxt = next(pending, None)
+                if nxt is not None and failure is None:
+                    start(nxt)
+            if failure is not None:
+                raise failure
+            if len(live.buffer) >= opts.shard_trees:
+                _flush(writer, live, everything=False, shard_trees=opts.shard_trees)
+            if report_progress is not None:
+                report_progress()
+        _flush(writer, live, everything=True)
+    finally:
+        if tick is not None:
             tick.cancel()
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(tick, *tasks, return_exceptions=True)
-            if own_engine:
-                await engine.close()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*([tick] if tick else []), *tasks, return_exceptions=True)
+        if own_engine:
+            await engine.close()
 
 
-async def _search_one(ts: TreeSearch) -> Tree:
+async def _search_one(tree: Tree, policy, valuer, search: SearchConfig, rng: random.Random,
+                      on_simulation: Callable[[int], None]) -> Tree:
     """Search one tree; a failure is recorded on the tree and does not stop the run."""
     try:
-        await ts.run()
+        await run_search(tree, policy, valuer, _grade, search, rng, on_simulation=on_simulation)
     except EngineFailed:
         raise  # not this tree's fault: the run stops (see run())
     except Exception as exc:  # any failure of this tree's generation: record it, go on
-        ts.tree.error = f"{type(exc).__name__}: {exc}"
-    assign_ratings(ts.tree)
-    return ts.tree
+        tree.error = f"{type(exc).__name__}: {exc}"
+        assign_ratings(tree)
+    return tree
 
 
 def _prompt_cache(engine: Engine) -> tuple[int, int]:
-    """(prompt tokens sent, of them served from the prefix cache) so far, 0s if not measured."""
+    """(prompt tokens sent, of them served from the prefix cache) so far."""
     stats = getattr(engine, "stats", None)
     return getattr(stats, "prompt_tokens", 0), getattr(stats, "cached_prompt_tokens", 0)
 
@@ -322,30 +387,3 @@ def _flush(writer: TreeShardWriter, live: _Live, everything: bool, shard_trees: 
         live.written += len(batch)
         if path is not None:
             live.shards.append(path.name)
-
-
-def _print_summary(console: Console, s: dict[str, Any]) -> None:
-    table = Table(title=f"synthesize: {s['out']}", show_header=False)
-    table.add_column("what")
-    table.add_column("value", justify="right")
-    rate = f"{s['correct_leaves'] / s['terminal_leaves']:.1%}" if s["terminal_leaves"] else "-"
-    rows = [
-        ("problems", s["problems"]),
-        ("already done (skipped)", s["already_done"]),
-        ("trees written", s["trees"]),
-        ("failed trees", s["failed"]),
-        ("trees with a correct leaf", s["solved_trees"]),
-        ("simulations", s["simulations"]),
-        ("correct / graded leaves", f"{s['correct_leaves']} / {s['terminal_leaves']} ({rate})"),
-        ("generated tokens", f"{s['generated_tokens']:,}"),
-        ("tokens/s", f"{s['tokens_per_s']:,.1f}"),
-        ("simulations/s", f"{s['simulations_per_s']:,.2f}"),
-        ("seconds", f"{s['seconds']:,.1f}"),
-        ("shards", ", ".join(s["shards"]) or "-"),
-    ]
-    if s.get("prompt_tokens"):
-        rows.append(("prompt tokens from the prefix cache",
-                     f"{s['cached_prompt_tokens']:,} / {s['prompt_tokens']:,} ({s['prefix_cache_hit_rate']:.1%})"))
-    for k, v in rows:
-        table.add_row(k, str(v))
-    console.print(table)

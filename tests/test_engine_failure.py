@@ -10,9 +10,11 @@ import pytest
 from cotgen.config import EngineConfig
 from cotgen.engines.base import Completion
 from cotgen.errors import EngineFailed, RunError
+from cotgen.io.inputs import shard_paths
+from cotgen.io.trees import iter_input_trees as iter_trees
+from cotgen.io.writers import read_manifest
 from cotgen.problems import load_problems
 from cotgen.search import SearchConfig
-from cotgen.shards import iter_trees, read_manifest, shard_paths
 from cotgen.synthesize import RunOptions, run
 
 CFG = SearchConfig(simulations=3, parallel=1, critic_rate=0.0, conclude_rate=0.0)
@@ -27,7 +29,7 @@ class Engine:
     def __init__(self, die_after=None, fail_on=None):
         self.die_after, self.fail_on, self.calls = die_after, fail_on, 0
 
-    async def generate(self, prompts, n=1, max_tokens=256, temperature=0.7, top_p=1.0, stop=None, seed=None):
+    async def generate(self, prompts, n=1, seed=None, **sampling):
         self.calls += 1
         await asyncio.sleep(0)
         if self.die_after is not None and self.calls > self.die_after:
@@ -57,12 +59,12 @@ def _opts(out):
 def test_a_dead_engine_stops_the_run_and_records_no_tree_in_flight(tmp_path):
     out = tmp_path / "run"
     with pytest.raises(EngineFailed, match=r"the engine died\. The run stopped: \d+ finished tree\(s\) are saved"):
-        run(_opts(out), CFG, EngineConfig(), engine=Engine(die_after=10), quiet=True)
+        run(_opts(out), CFG, EngineConfig(), engine=Engine(die_after=10))
     saved = list(iter_trees([out]))
     assert 1 <= len(saved) < 6
     assert all(t.error is None for t in saved)  # the trees the failure hit were not recorded
-    summary = run(_opts(out), CFG, EngineConfig(), engine=Engine(), quiet=True)
-    assert summary["already_done"] == len(saved) and summary["trees"] == 6 - len(saved)
+    summary = run(_opts(out), CFG, EngineConfig(), engine=Engine())
+    assert summary.already_done == len(saved) and summary.trees == 6 - len(saved)
     ids = [t.id for t in iter_trees([out])]
     assert len(ids) == len(set(ids)) == 6
 
@@ -70,13 +72,13 @@ def test_a_dead_engine_stops_the_run_and_records_no_tree_in_flight(tmp_path):
 def test_a_rerun_retries_failed_trees_and_drops_their_old_records(tmp_path):
     out = tmp_path / "run"
     bad = load_problems("builtin:arith", limit=6).problems[2]
-    first = run(_opts(out), CFG, EngineConfig(), engine=Engine(fail_on=bad.question), quiet=True)
-    assert first["trees"] == 6 and first["failed"] == 1
+    first = run(_opts(out), CFG, EngineConfig(), engine=Engine(fail_on=bad.question))
+    assert first.trees == 6 and first.failed == 1
     assert read_manifest(out)["counts"] == {"trees": 6, "failed": 1}
     shards = len(shard_paths(out))
 
-    again = run(_opts(out), CFG, EngineConfig(), engine=Engine(), quiet=True)
-    assert again["already_done"] == 5 and again["trees"] == 1 and again["failed"] == 0
+    again = run(_opts(out), CFG, EngineConfig(), engine=Engine())
+    assert again.already_done == 5 and again.trees == 1 and again.failed == 0
     trees = list(iter_trees([out]))
     assert len(trees) == len({t.id for t in trees}) == 6
     assert all(t.error is None for t in trees)
@@ -85,5 +87,5 @@ def test_a_rerun_retries_failed_trees_and_drops_their_old_records(tmp_path):
     assert len(shard_paths(out)) == shards
     assert sum(s["rows"] for s in read_manifest(out)["shards"]) == 6
 
-    third = run(_opts(out), CFG, EngineConfig(), engine=Engine(), quiet=True)
-    assert third["trees"] == 0 and third["already_done"] == 6
+    third = run(_opts(out), CFG, EngineConfig(), engine=Engine())
+    assert third.trees == 0 and third.already_done == 6

@@ -32,8 +32,14 @@ from dataclasses import replace
 from typing import Any
 
 from cotgen.config import EngineConfig
-from cotgen.engines import EngineStats
-from cotgen.engines.base import BusyClock, Completion, render_chat_template, single_tokens
+from cotgen.engines.base import (
+    BusyClock,
+    Completion,
+    EngineStats,
+    GenerationParams,
+    render_chat_template,
+    single_tokens,
+)
 from cotgen.errors import DataError, EngineFailed, RunError, UsageError
 
 TOP_K = 5  # alternatives reported per position
@@ -109,6 +115,7 @@ class OpenAIEngine:
         usage = reply.get("usage") or {}
         details = usage.get("prompt_tokens_details") or {}
         if "cached_tokens" in details:  # vLLM with --enable-prompt-tokens-details
+            self.stats.prefix_cache = True
             self.stats.prompt_tokens += int(usage.get("prompt_tokens") or 0)
             self.stats.cached_prompt_tokens += int(details.get("cached_tokens") or 0)
         return reply
@@ -128,36 +135,26 @@ class OpenAIEngine:
 
     # --- the Engine interface -------------------------------------------------------
 
-    async def generate(
-        self,
-        prompts: list[str],
-        n: int = 1,
-        max_tokens: int = 256,
-        temperature: float = 0.7,
-        top_p: float = 1.0,
-        stop: list[str] | None = None,
-        seed: int | None = None,
-        ignore_eos: bool = False,
-    ) -> list[list[Completion]]:
+    async def generate(self, prompts: list[str], **sampling: Any) -> list[list[Completion]]:
         if isinstance(prompts, str):
             raise UsageError("prompts must be a list of strings, not one string")
-        if n < 1 or max_tokens < 1:
-            raise UsageError(f"generate needs n >= 1 and max_tokens >= 1 (got n={n}, max_tokens={max_tokens})")
+        params = GenerationParams(**sampling)
+        n, max_tokens, seed, ignore_eos = params.n, params.max_tokens, params.seed, params.ignore_eos
         if not prompts:
             return []
         # vLLM refuses n > 1 when greedy; the n greedy samples are one sample n times (as hf's agree).
-        copies, n = (n, 1) if temperature == 0 else (1, n)
+        copies, n = (n, 1) if params.temperature == 0 else (1, n)
         body: dict[str, Any] = {
             "model": self.model_id,
             "prompt": list(prompts),
             "n": n,
             "max_tokens": max_tokens,
-            "temperature": temperature,
-            "top_p": top_p,
+            "temperature": params.temperature,
+            "top_p": params.top_p,
             "logprobs": TOP_K,
         }
-        if stop:
-            body["stop"] = list(stop)
+        if params.stop:
+            body["stop"] = list(params.stop)
         if seed is not None:
             body["seed"] = seed
         if ignore_eos:
@@ -170,7 +167,7 @@ class OpenAIEngine:
         # OpenAI numbers choices prompt-major: choice i*n + j is sample j of prompt i.
         for choice in sorted(choices, key=lambda c: c.get("index", 0)):
             index = int(choice.get("index", 0))
-            completion = self._completion(choice, stop or [])
+            completion = self._completion(choice, list(params.stop))
             self.stats.generated_tokens += completion.tokens
             out[index // n].extend(replace(completion) for _ in range(copies))
         return out

@@ -33,10 +33,11 @@ from dataclasses import replace
 from typing import Any
 
 from cotgen.config import EngineConfig
-from cotgen.engines import EngineStats
 from cotgen.engines.base import (
     BusyClock,
     Completion,
+    EngineStats,
+    GenerationParams,
     encode_prompts,
     render_chat_template,
     single_tokens,
@@ -125,7 +126,7 @@ class VLLMEngine:
         self.eos_ids = _eos_ids(self.tokenizer, config, model.load_from)
         self._ids = itertools.count()
         self._exact_scores: bool | None = None  # None until the first score() finds out
-        self.stats = EngineStats()
+        self.stats = EngineStats(prefix_cache=True)
         self._busy = BusyClock(self.stats)
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="cotgen-vllm", daemon=True)
@@ -176,37 +177,24 @@ class VLLMEngine:
 
     # --- the Engine interface -------------------------------------------------------
 
-    async def generate(
-        self,
-        prompts: list[str],
-        n: int = 1,
-        max_tokens: int = 256,
-        temperature: float = 0.7,
-        top_p: float = 1.0,
-        stop: list[str] | None = None,
-        seed: int | None = None,
-        ignore_eos: bool = False,
-    ) -> list[list[Completion]]:
+    async def generate(self, prompts: list[str], **sampling: Any) -> list[list[Completion]]:
         from vllm.sampling_params import RequestOutputKind
 
-        if n < 1 or max_tokens < 1:
-            raise UsageError(f"generate needs n >= 1 and max_tokens >= 1 (got n={n}, max_tokens={max_tokens})")
-        if temperature < 0 or not 0 < top_p <= 1:
-            raise UsageError(f"generate needs temperature >= 0 and 0 < top_p <= 1 (got {temperature}, {top_p})")
-        encoded = encode_prompts(self.tokenizer, prompts, max_tokens, self.context_len, self.model_id)
+        checked = GenerationParams(**sampling)
+        encoded = encode_prompts(self.tokenizer, prompts, checked.max_tokens, self.context_len, self.model_id)
         if not encoded:
             return []
         # vLLM refuses n > 1 when greedy; the n greedy samples are one sample n times (as hf's agree).
-        copies, n = (n, 1) if temperature == 0 else (1, n)
+        copies, n = (checked.n, 1) if checked.temperature == 0 else (1, checked.n)
         params = _sampling_params(
             n=n,
-            temperature=temperature,
-            top_p=top_p if temperature > 0 else 1.0,
-            max_tokens=max_tokens,
-            stop=sorted({s for s in (stop or []) if s}),
-            seed=seed,
+            temperature=checked.temperature,
+            top_p=checked.top_p,
+            max_tokens=checked.max_tokens,
+            stop=list(checked.stop),
+            seed=checked.seed,
             logprobs=TOP_K,
-            ignore_eos=ignore_eos,
+            ignore_eos=checked.ignore_eos,
             skip_special_tokens=False,  # the hf engine keeps them too (rating tokens are text here)
             spaces_between_special_tokens=False,
             output_kind=RequestOutputKind.FINAL_ONLY,

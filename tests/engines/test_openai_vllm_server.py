@@ -21,8 +21,9 @@ from cotgen.config import EngineConfig  # noqa: E402
 from cotgen.engines import build_engine  # noqa: E402
 from cotgen.engines.hf import HFEngine  # noqa: E402
 from cotgen.errors import EngineFailed  # noqa: E402
+from cotgen.io.trees import iter_input_trees as iter_trees  # noqa: E402
+from cotgen.io.writers import read_manifest  # noqa: E402
 from cotgen.models import resolve_model  # noqa: E402
-from cotgen.shards import iter_trees, read_manifest  # noqa: E402
 
 pytestmark = [pytest.mark.vllm, pytest.mark.slow]
 

@@ -23,9 +23,10 @@ from cotgen.config import EngineConfig  # noqa: E402
 from cotgen.engines import build_engine  # noqa: E402
 from cotgen.engines.hf import HFEngine  # noqa: E402
 from cotgen.errors import EngineFailed  # noqa: E402
+from cotgen.io.trees import iter_input_trees as iter_trees  # noqa: E402
+from cotgen.io.writers import read_manifest  # noqa: E402
 from cotgen.models import resolve_model  # noqa: E402
 from cotgen.search import SearchConfig  # noqa: E402
-from cotgen.shards import iter_trees, read_manifest  # noqa: E402
 from cotgen.synthesize import RunOptions, run  # noqa: E402
 
 pytestmark = [pytest.mark.vllm, pytest.mark.slow]
@@ -82,7 +83,7 @@ def test_synthesize_with_the_vllm_engine(vllm_engine, tiny_model_dir, tmp_path, 
     search = SearchConfig(simulations=6, branch=2, max_depth=5, max_step_tokens=12, critic_rate=0.5,
                           conclude_rate=0.3, parallel=2, seed=3)
     summary = run(opts, search, EngineConfig(engine="vllm", model=str(tiny_model_dir), max_model_len=CONTEXT),
-                  engine=vllm_engine, quiet=True)
+                  engine=vllm_engine).as_json()
     assert summary["trees"] == 4 and summary["failed"] == 0
     assert summary["prompt_tokens"] > 0 and 0 < summary["prefix_cache_hit_rate"] < 1
     trees = list(iter_trees([out]))
