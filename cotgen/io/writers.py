@@ -125,21 +125,30 @@ class TreeShardWriter:
         """Remove failed tree records whose problem now also has a good tree (a rerun retried
         it), rewriting each shard concerned atomically; returns how many were removed. Run at
         the start and the end of a run, so a crash between the good write and this one is
-        mended by the next run and the folder never keeps two trees of one id for long."""
+        mended by the next run and the folder never keeps two trees of one id for long.
+        Reads only the id and error columns unless a shard has a record to drop."""
         import pyarrow as pa
         import pyarrow.compute as pc
         import pyarrow.parquet as pq
 
-        from cotgen.io.trees import finished_tree_ids
-
-        good = pa.array(sorted(finished_tree_ids(self.run_dir, failed=False)), type=pa.string())
-        removed = 0
+        good: set[str] = set()
+        failed: dict[Path, set[str]] = {}
         for path in shard_paths(self.run_dir):
-            table = pq.read_table(path)
-            superseded = pc.and_(pc.is_valid(table["error"]), pc.is_in(table["id"], value_set=good))
-            drop = int(pc.sum(superseded).as_py() or 0)
-            if not drop:
+            table = pq.read_table(path, columns=["id", "error"])
+            errors = table["error"].to_pylist()
+            for tid, error in zip(table["id"].to_pylist(), errors, strict=True):
+                if error is None:
+                    good.add(tid)
+                else:
+                    failed.setdefault(path, set()).add(tid)
+        removed = 0
+        for path, ids in failed.items():
+            retried = ids & good
+            if not retried:
                 continue
+            table = pq.read_table(path)
+            superseded = pc.and_(pc.is_valid(table["error"]),
+                                 pc.is_in(table["id"], value_set=pa.array(sorted(retried), type=pa.string())))
             kept = table.filter(pc.invert(superseded))
             if kept.num_rows:
                 with atomic_file(path) as f:
@@ -149,7 +158,7 @@ class TreeShardWriter:
                 path.unlink()
                 self.manifest["shards"] = [s for s in self.manifest.get("shards", []) if s["name"] != path.name]
                 self._record_counts()
-            removed += drop
+            removed += table.num_rows - kept.num_rows
         return removed
 
     def update_manifest(self, **fields: Any) -> None:
