@@ -63,7 +63,7 @@ def _engine_figures(engine, work: Path, search, trees: int, batch: int, repeats:
         t0 = time.perf_counter()
         s = _search(engine, work / "search", trees, trees, search)
         searched.append(s.generated_tokens / (time.perf_counter() - t0))
-        if getattr(stats, "prompt_tokens", 0) > p0:
+        if getattr(stats, "prefix_cache", False) and stats.prompt_tokens > p0:
             hit.append((stats.cached_prompt_tokens - c0) / (stats.prompt_tokens - p0))
     plain.append(_plain_job(engine, recorder.calls, batch))
     figures = {
