@@ -13,7 +13,8 @@ from typing import Any
 from cotgen.config import EngineConfig
 from cotgen.engines.base import Engine
 from cotgen.errors import (
-    DataError,
+    CotgenError,
+    EngineFailed,
     Interrupted,
     RunError,
     UsageError,
@@ -129,6 +130,11 @@ class SynthesizeReport:
     solved_trees: int = 0  # trees with at least one correct leaf
     shards: list[str] = field(default_factory=list)
     model: str = ""
+    # Engines with a prefix cache (vllm; openai on a server that reports it): this run's
+    # prompt tokens and those the cache served. None where the engine does not measure it.
+    prompt_tokens: int | None = None
+    cached_prompt_tokens: int | None = None
+    prefix_cache_hit_rate: float | None = None
 
     def as_json(self) -> dict[str, Any]:
         keys = ["out", "problems", "dropped_rows", "already_done", "too_long", "no_answer", "retried_failed",
@@ -136,6 +142,8 @@ class SynthesizeReport:
         if self.ran:
             keys += ["simulations", "generated_tokens", "seconds", "tokens_per_s", "simulations_per_s",
                      "correct_leaves", "terminal_leaves", "solved_trees", "shards", "model"]
+            if self.prompt_tokens is not None:
+                keys += ["prompt_tokens", "cached_prompt_tokens", "prefix_cache_hit_rate"]
         return {k: getattr(self, k) for k in keys}
 
 
@@ -212,8 +220,9 @@ def run(
 
     The run holds the folder's lock throughout (cotgen.io.runfolder: one writer per run
     folder). Ctrl-C and SIGTERM save the finished trees and raise Interrupted; a tree whose
-    own input fails (a DataError) is saved with its error; any other failure is the
-    engine's: the run stops, saves the finished trees and records none of those in flight.
+    own request fails (a CotgenError from the engine) is saved with its error and searched
+    again by the next run; a failed engine (EngineFailed, or any other error) stops the run,
+    saves the finished trees, records none of those in flight and raises EngineFailed.
     When every tree failed, AllTreesFailed carries the report.
     """
     prompts = load_prompts(opts.prompts)  # broken templates fail here, before any model loads
@@ -246,7 +255,7 @@ def _run_locked(opts: RunOptions, search: SearchConfig, engine_cfg: EngineConfig
     )
     too_long = [p for p in problem_set.problems if len(p.question) > opts.max_problem_chars]
     problems = [p for p in problem_set.problems if len(p.question) <= opts.max_problem_chars]
-    rec = reconcile(out, drop_failed=not opts.keep_failed)
+    rec = reconcile(out, keep_failed=opts.keep_failed)
     writer = TreeShardWriter(out, settings)
     writer.reconciled(rec.shards, status=RUNNING, problems_source=problem_set.source)
     todo = [p for p in problems if tree_id(p.question, p.answer) not in rec.done_ids]
@@ -257,7 +266,7 @@ def _run_locked(opts: RunOptions, search: SearchConfig, engine_cfg: EngineConfig
         already_done=len(problems) - len(todo),
         too_long=len(too_long),
         no_answer=sum(p.answer is None for p in todo),
-        retried_failed=rec.dropped_failed,
+        retried_failed=rec.retried_failed,
     )
     if warn is not None:
         _say_what_is_odd(warn, too_long, report, len(todo), rec, opts)
@@ -279,6 +288,7 @@ def _run_locked(opts: RunOptions, search: SearchConfig, engine_cfg: EngineConfig
     policy = EnginePolicy(engine, prompts, search, hint_answer=opts.hint_answer)
     valuer = EngineValuer(engine, prompts, search, grade=_grade)
     live = _Live()
+    cache_before = _prompt_cache(engine)
     t0 = time.perf_counter()
 
     def snapshot() -> RunProgress:
@@ -298,6 +308,7 @@ def _run_locked(opts: RunOptions, search: SearchConfig, engine_cfg: EngineConfig
     except (KeyboardInterrupt, asyncio.CancelledError):
         with held_signals(deliver=False):  # a second Ctrl-C must not cut the last save short
             _flush(writer, live, everything=True)
+            writer.drop_retried_failures()
             writer.update_manifest(status=INTERRUPTED)
         raise Interrupted(
             f"interrupted ({stop.name}): {live.written} finished tree(s) are saved in {out}; "
@@ -312,12 +323,15 @@ def _run_locked(opts: RunOptions, search: SearchConfig, engine_cfg: EngineConfig
         raise RunError(f"{known}; {live.written} finished tree(s) are saved in {out}: "
                        "run the same command again once it can write") from None
     except EngineFailure as exc:
+        # Every tree in flight failed because the engine did, not because of its problem:
+        # none is recorded, so the same command searches them again.
         with held_signals(deliver=False):
             _flush(writer, live, everything=True)
+            writer.drop_retried_failures()
             writer.update_manifest(status=INTERRUPTED)
-        raise RunError(
-            f"the engine failed ({exc.reason}); the run stopped: {live.written} finished tree(s) are saved in "
-            f"{out} and the {exc.in_flight} in flight are not recorded; run the same command again to finish"
+        raise EngineFailed(
+            f"{exc.reason}. The run stopped: {live.written} finished tree(s) are saved in {out}, "
+            f"the {exc.in_flight} in flight are not; run the same command again to finish"
         ) from None
     seconds = time.perf_counter() - t0
     tokens = policy.generated_tokens + valuer.generated_tokens
@@ -334,6 +348,11 @@ def _run_locked(opts: RunOptions, search: SearchConfig, engine_cfg: EngineConfig
     report.solved_trees = live.solved
     report.shards = live.shards
     report.model = engine.model_id
+    if getattr(getattr(engine, "stats", None), "prefix_cache", False):
+        prompt, cached = (now - then for now, then in zip(_prompt_cache(engine), cache_before, strict=True))
+        report.prompt_tokens, report.cached_prompt_tokens = prompt, cached
+        report.prefix_cache_hit_rate = round(cached / prompt, 4) if prompt else None
+    writer.drop_retried_failures()
     writer.update_manifest(last_run=report.as_json(), status=COMPLETE)
     crash_point("run-complete")
     if live.written and live.failed == live.written:
@@ -353,8 +372,8 @@ def _say_what_is_odd(warn: WarnCallback, too_long, report: SynthesizeReport, tod
              "graded, so their ratings rest on the value head alone")
     if rec.removed_temporaries:
         warn(f"removed {len(rec.removed_temporaries)} temporary file(s) left by a stopped run")
-    if rec.dropped_failed:
-        warn(f"{rec.dropped_failed} tree(s) whose generation failed are searched again (--keep-failed keeps them)")
+    if rec.retried_failed:
+        warn(f"{rec.retried_failed} tree(s) whose generation failed are searched again (--keep-failed keeps them)")
     if rec.dropped_duplicates:
         warn(f"{rec.dropped_duplicates} tree(s) found in two shards are kept once")
 
@@ -408,7 +427,9 @@ async def _run_all(
                 tasks.discard(task)
                 failure = None if task.cancelled() else task.exception()
                 if failure is not None and not isinstance(failure, (KeyboardInterrupt, asyncio.CancelledError)):
-                    raise EngineFailure(f"{type(failure).__name__}: {first_line(failure)}", len(tasks) + 1) from failure
+                    reason = str(failure) if isinstance(failure, EngineFailed) else (
+                        f"the engine failed ({type(failure).__name__}: {first_line(failure)})")
+                    raise EngineFailure(reason, len(tasks) + 1) from failure
                 tree = task.result()
                 live.running_simulations.pop(tree.id, None)
                 _account(live, tree)
@@ -432,7 +453,9 @@ async def _run_all(
 
 
 class EngineFailure(Exception):
-    """The engine failed, not one tree's input: the run stops and records no tree in flight."""
+    """Inside the run loop: the engine failed, not one tree's request (EngineFailed, or an
+    error that is no CotgenError: a dead engine process, a CUDA fault). The run stops and
+    records no tree in flight; run() raises EngineFailed for the user."""
 
     def __init__(self, reason: str, in_flight: int) -> None:
         super().__init__(reason)
@@ -441,15 +464,24 @@ class EngineFailure(Exception):
 
 async def _search_one(tree: Tree, policy, valuer, search: SearchConfig, rng: random.Random,
                       on_simulation: Callable[[int], None]) -> Tree:
-    """Search one tree. A DataError is this tree's own failure (a prompt longer than the
-    context, a request the server refused): recorded on the tree, the run goes on. Anything
-    else (a server gone, an engine process dead) propagates and stops the run."""
+    """Search one tree. A CotgenError an engine raises for one request (a prompt longer than
+    the context, a request the server refused) is this tree's own failure: recorded on the
+    tree, the run goes on. EngineFailed, and any error that is no CotgenError (a dead engine
+    process, a CUDA fault, a bug), propagate and stop the run."""
     try:
         await run_search(tree, policy, valuer, _grade, search, rng, on_simulation=on_simulation)
-    except DataError as exc:
+    except EngineFailed:
+        raise
+    except CotgenError as exc:
         tree.error = f"{type(exc).__name__}: {exc}"
         assign_ratings(tree)
     return tree
+
+
+def _prompt_cache(engine: Engine) -> tuple[int, int]:
+    """(prompt tokens sent, of them served from the prefix cache) so far."""
+    stats = getattr(engine, "stats", None)
+    return getattr(stats, "prompt_tokens", 0), getattr(stats, "cached_prompt_tokens", 0)
 
 
 def _account(live: _Live, tree: Tree) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -84,6 +85,8 @@ def synthesize(
         )
     except ValueError as exc:
         raise UsageError(f"synthesize: {exc}") from None
+    if quiet:  # vLLM reads this when first imported, and so does its engine core process
+        os.environ.setdefault("VLLM_LOGGING_LEVEL", "ERROR")
     bar = _ProgressBar()
 
     def warn(message: str) -> None:
@@ -155,6 +158,9 @@ def _print_report(s: SynthesizeReport) -> None:
         ("seconds", f"{s.seconds:,.1f}"),
         ("shards", ", ".join(s.shards) or "-"),
     ]
+    if s.prompt_tokens:
+        rows.append(("prompt tokens from the prefix cache",
+                     f"{s.cached_prompt_tokens:,} / {s.prompt_tokens:,} ({s.prefix_cache_hit_rate:.1%})"))
     for k, v in rows:
         table.add_row(k, str(v))
     err.print(table)

@@ -17,9 +17,10 @@ a driver handing problems to remote workers, must follow them too):
    (`.part-NNNNN.parquet.tmp-PID`) and renamed once complete; the manifest is written after
    the rename. On taking the lock a writer removes every temporary file in the folder (no
    other live process can own one) and rebuilds the manifest's shard list and counts from
-   the shards on disk (`reconcile`). A tree id found in two shards (left by two writers
-   before this rule) is kept in the first only; a failed tree is dropped so the run
-   searches it again, unless the user keeps failed trees.
+   the shards on disk (`reconcile`). A tree id found twice (two writers before this rule,
+   or a crash between a retry's write and the removal of the failed record it replaces)
+   keeps one record, a good one where there is one. A failed tree is searched again unless
+   the user keeps failed trees; its record stays until the retry is written.
 3. The manifest's `status` says whether the run finished: `running` from the moment a
    writer takes the folder, `complete` once every problem has a tree, `interrupted` when
    the writer stopped early and knew it (Ctrl-C, SIGTERM, a failed engine, a full disk).
@@ -201,10 +202,10 @@ def check_finished(run_dir: Path, manifest: dict[str, Any] | None, has_trees: bo
 class Reconciled:
     """What `reconcile` found and did."""
 
-    done_ids: set[str] = field(default_factory=set)  # trees in the shards now: not searched again
+    done_ids: set[str] = field(default_factory=set)  # trees the run does not search again
     removed_temporaries: list[str] = field(default_factory=list)
-    dropped_duplicates: int = 0  # trees also in an earlier shard
-    dropped_failed: int = 0  # failed trees taken out so that the run searches them again
+    dropped_duplicates: int = 0  # records of a tree id that another record of it supersedes
+    retried_failed: int = 0  # failed trees the run searches again (their record stays until then)
     shards: list[dict[str, Any]] = field(default_factory=list)  # the manifest's shard list
 
 
@@ -220,12 +221,16 @@ def remove_temporaries(run_dir: Path) -> list[str]:
     return removed
 
 
-def reconcile(run_dir: Path, *, drop_failed: bool = True) -> Reconciled:
+def reconcile(run_dir: Path, *, keep_failed: bool = False) -> Reconciled:
     """Make the shards on disk the whole truth of the run (rule 2); the caller holds the lock.
 
-    Removes temporaries, drops trees met twice and (with `drop_failed`) failed trees by
-    rewriting their shards atomically, and returns the shard list and the ids now done, for
-    the manifest. Reads only the `id` and `error` columns, except for a shard it rewrites.
+    Removes temporaries; keeps one record per tree id, rewriting the shards that hold the
+    others atomically (a good record beats a failed one, as after a crash between a retry's
+    write and TreeShardWriter.drop_retried_failures; else the first is kept); and returns
+    the shard list for the manifest and the ids the run need not search again: those with a
+    good record, and with `keep_failed` the failed ones too. A failed record stays on disk
+    until its retry is written. Reads only the `id` and `error` columns, except for a shard
+    it rewrites.
     """
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -234,6 +239,7 @@ def reconcile(run_dir: Path, *, drop_failed: bool = True) -> Reconciled:
 
     crash_point("reconcile-start")
     result = Reconciled(removed_temporaries=remove_temporaries(run_dir))
+    columns: dict[Path, tuple[list[Any], list[bool]]] = {}
     for path in shard_paths(run_dir):
         try:
             table = pq.read_table(path, columns=["id", "error"])
@@ -242,27 +248,31 @@ def reconcile(run_dir: Path, *, drop_failed: bool = True) -> Reconciled:
                 f"{path}: a shard of this run cannot be read ({first_line(exc)}); move it out of "
                 f"{path.parent} to resume without it"
             ) from None
-        ids = table.column("id").to_pylist()
-        failed = [e is not None for e in table.column("error").to_pylist()]
-        keep = []
-        for tid, bad in zip(ids, failed, strict=True):
-            duplicate = tid in result.done_ids
-            drop = duplicate or (bad and drop_failed)
-            keep.append(not drop)
-            result.dropped_duplicates += duplicate
-            result.dropped_failed += bool(bad and drop_failed and not duplicate)
-            if not drop:
-                result.done_ids.add(tid)
+        columns[path] = (table.column("id").to_pylist(), [e is not None for e in table.column("error").to_pylist()])
+    # The record each id keeps: the first good one, else the first failed one.
+    keeper: dict[Any, tuple[Path, int]] = {}
+    for path, (ids, failed) in columns.items():
+        for row, (tid, bad) in enumerate(zip(ids, failed, strict=True)):
+            held = keeper.get(tid)
+            if held is None or (columns[held[0]][1][held[1]] and not bad):
+                keeper[tid] = (path, row)
+    for path, (ids, failed) in columns.items():
+        keep = [keeper[tid] == (path, row) for row, tid in enumerate(ids)]
+        result.dropped_duplicates += keep.count(False)
         if not all(keep):
-            full = pq.read_table(path)
-            kept = full.filter(pa.array(keep))
+            kept = pq.read_table(path).filter(pa.array(keep))
             if kept.num_rows == 0:
                 path.unlink()
                 continue
             with atomic_file(path) as f:
                 pq.write_table(kept, f, compression="zstd")
-            failed = [f for f, k in zip(failed, keep, strict=True) if k]
-        result.shards.append({"name": path.name, "rows": sum(keep), "failed": sum(failed)})
+        kept_failed = [bad for bad, k in zip(failed, keep, strict=True) if k]
+        result.shards.append({"name": path.name, "rows": len(kept_failed), "failed": sum(kept_failed)})
+    for tid, (path, row) in keeper.items():
+        if columns[path][1][row] and not keep_failed:
+            result.retried_failed += 1
+        else:
+            result.done_ids.add(tid)
     crash_point("reconciled")
     return result
 

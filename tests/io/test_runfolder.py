@@ -98,24 +98,35 @@ def test_reconcile_makes_the_shards_the_whole_truth(tmp_path: Path):
     trees = [Tree.new(f"problem {i}", str(i)) for i in range(5)]
     failed = Tree.new("problem 5", "5")
     failed.error = "DataError: the prompt is longer than the context"
-    _write(run / "trees" / "part-00000.parquet", trees[:3])
+    failed_then_retried = Tree.new("problem 1", "1")
+    failed_then_retried.error = "DataError: a request the server refused"
+    _write(run / "trees" / "part-00000.parquet", [trees[0], failed_then_retried, trees[2]])
     _write(run / "trees" / "part-00001.parquet", [trees[2], trees[3], failed])  # tree 2 twice
-    _write(run / "trees" / "part-00002.parquet", [trees[0]])  # nothing but a duplicate
+    _write(run / "trees" / "part-00002.parquet", [trees[0], trees[1]])  # a duplicate, and the retry of 1
     (run / "trees" / ".part-00003.parquet.tmp-4242").write_bytes(b"half")
     (run / ".manifest.json.tmp-4242").write_text("{")
 
-    kept_failed = reconcile(run, drop_failed=False)
-    assert kept_failed.done_ids == {t.id for t in trees[:4]} | {failed.id}
-    assert kept_failed.dropped_duplicates == 2 and kept_failed.dropped_failed == 0
-    assert sorted(Path(p).name for p in kept_failed.removed_temporaries) == [".manifest.json.tmp-4242", ".part-00003.parquet.tmp-4242"]
-    assert kept_failed.shards == [{"name": "part-00000.parquet", "rows": 3, "failed": 0},
-                                  {"name": "part-00001.parquet", "rows": 2, "failed": 1}]
-    assert not (run / "trees" / "part-00002.parquet").exists()  # emptied, so removed
+    kept = reconcile(run, keep_failed=True)
+    assert kept.done_ids == {t.id for t in trees[:4]} | {failed.id}
+    # Tree 2's second record, tree 0's second, and the failed record of 1 its retry replaces.
+    assert kept.dropped_duplicates == 3 and kept.retried_failed == 0
+    assert sorted(Path(p).name for p in kept.removed_temporaries) == [".manifest.json.tmp-4242", ".part-00003.parquet.tmp-4242"]
+    assert kept.shards == [{"name": "part-00000.parquet", "rows": 2, "failed": 0},
+                           {"name": "part-00001.parquet", "rows": 2, "failed": 1},
+                           {"name": "part-00002.parquet", "rows": 1, "failed": 0}]
 
     retried = reconcile(run)
-    assert retried.done_ids == {t.id for t in trees[:4]} and retried.dropped_failed == 1
-    assert retried.shards[1] == {"name": "part-00001.parquet", "rows": 1, "failed": 0}
+    assert retried.done_ids == {t.id for t in trees[:4]} and retried.retried_failed == 1
+    assert retried.dropped_duplicates == 0  # the failed record stays until its retry is written
+    assert retried.shards == kept.shards
     assert not list(run.rglob("*.tmp-*"))
+
+    _write(run / "trees" / "part-00000.parquet", [trees[0]])
+    (run / "trees" / "part-00002.parquet").unlink()
+    _write(run / "trees" / "part-00002.parquet", [trees[0]])  # nothing but a duplicate
+    again = reconcile(run)
+    assert not (run / "trees" / "part-00002.parquet").exists()  # emptied, so removed
+    assert [s["name"] for s in again.shards] == ["part-00000.parquet", "part-00001.parquet"]
 
 
 def test_reconcile_names_a_shard_it_cannot_read(tmp_path: Path):
