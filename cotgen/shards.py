@@ -23,8 +23,13 @@ TREE_BATCH_ROWS = 256  # trees per Arrow record batch when streaming; a row hold
 TREE_COLUMNS = ("id", "problem", "nodes")  # the columns that make a Parquet file a tree shard
 
 
-def tree_shard_name(index: int) -> str:
-    return f"part-{index:05d}.parquet"
+# part-00000.parquet from a local run; part-00000-<tag>.parquet from a Ray worker, whose tag
+# is unique to that worker's lifetime, so workers writing to one folder never pick one name.
+TREE_SHARD = re.compile(r"^part-(?P<index>\d{5,})(?:-(?P<tag>[A-Za-z0-9]+))?\.parquet$")
+
+
+def tree_shard_name(index: int, tag: str | None = None) -> str:
+    return f"part-{index:05d}.parquet" if tag is None else f"part-{index:05d}-{tag}.parquet"
 
 
 def export_shard_name(split: str, index: int, count: int, ext: str) -> str:
@@ -233,6 +238,30 @@ class ShardInfo:
     failed: int
 
 
+def write_tree_shard(run_dir: Path, trees: list[Tree], name: str) -> ShardInfo:
+    """Write `trees` as `<run>/trees/<name>` atomically, never over an existing file.
+
+    The shard is written under a temporary name, fsynced, then hard-linked to its final name:
+    link() fails when the name exists (rename would silently replace it), so two writers
+    that pick one name cannot lose each other's trees. FileExistsError then.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.Table.from_pylist([t.to_row() for t in trees], schema=arrow_schema())
+    final = Path(run_dir) / TREES_DIR / name
+    tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}")
+    try:
+        with open(tmp, "wb") as f:
+            pq.write_table(table, f, compression="zstd")
+            f.flush()
+            os.fsync(f.fileno())
+        os.link(tmp, final)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return ShardInfo(final.name, len(trees), sum(t.error is not None for t in trees))
+
+
 class TreeShardWriter:
     """Writes trees to `<run>/trees/part-NNNNN.parquet`, each shard atomically, and keeps
     `<run>/manifest.json` in step with the shards that exist.
@@ -249,30 +278,25 @@ class TreeShardWriter:
         self.manifest.setdefault("created_at", utc_now())
         if settings is not None:
             self.manifest["settings"] = settings
-        existing = shard_paths(self.run_dir)
-        self._next = 1 + max((int(p.stem.split("-")[1]) for p in existing), default=-1)
-        self._schema = arrow_schema()
+        indexes = (TREE_SHARD.match(p.name) for p in shard_paths(self.run_dir))
+        self._next = 1 + max((int(m["index"]) for m in indexes if m), default=-1)
 
     def write(self, trees: list[Tree]) -> Path | None:
         """Write one shard holding `trees`; returns its path (None when `trees` is empty)."""
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
         if not trees:
             return None
-        table = pa.Table.from_pylist([t.to_row() for t in trees], schema=self._schema)
-        final = self.run_dir / TREES_DIR / tree_shard_name(self._next)
-        tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}")
-        with open(tmp, "wb") as f:
-            pq.write_table(table, f, compression="zstd")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, final)
+        while True:
+            try:
+                info = write_tree_shard(self.run_dir, trees, tree_shard_name(self._next))
+                break
+            except FileExistsError:  # a Ray worker's or an older run's name: take the next
+                self._next += 1
         self._next += 1
-        self._record(ShardInfo(final.name, len(trees), sum(t.error is not None for t in trees)))
-        return final
+        self.record(info)
+        return self.run_dir / TREES_DIR / info.name
 
-    def _record(self, info: ShardInfo) -> None:
+    def record(self, info: ShardInfo) -> None:
+        """Add a shard written elsewhere (by a Ray worker) to the manifest."""
         shards = [s for s in self.manifest.get("shards", []) if s["name"] != info.name]
         shards.append({"name": info.name, "rows": info.rows, "failed": info.failed})
         self.manifest["shards"] = sorted(shards, key=lambda s: s["name"])

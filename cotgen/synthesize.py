@@ -16,6 +16,7 @@ from rich.table import Table
 from cotgen.config import EngineConfig
 from cotgen.engines.base import Engine
 from cotgen.errors import Interrupted, RunError, UsageError
+from cotgen.executors.ray_cluster import RayOptions
 from cotgen.policy import EnginePolicy, EngineValuer, load_prompts
 from cotgen.search.config import SearchConfig
 from cotgen.search.mcts import TreeSearch
@@ -111,11 +112,13 @@ def run(
     engine: Engine | None = None,
     console: Console | None = None,
     quiet: bool = False,
+    ray: RayOptions | None = None,
 ) -> dict[str, Any]:
     """Search a tree for every problem not yet in `opts.out`; returns the run's summary.
 
     `engine` replaces the one `engine_cfg` describes (tests, benchmarks). Ctrl-C saves the
     finished trees and raises Interrupted; a tree whose search fails is saved with its error.
+    With `ray`, Ray workers search the trees, each on its own engine (cotgen.executors).
     """
     from cotgen.problems import load_problems
 
@@ -145,6 +148,8 @@ def run(
             console.print(f"{out}: all {len(problem_set.problems)} problems already have trees; nothing to do", markup=False)
         return summary
 
+    if ray is not None:
+        return _run_ray(todo, opts, search, engine_cfg, settings, problem_set.source, ray, summary, console, quiet)
     own_engine = engine is None
     if engine is None:
         from cotgen.engines import build_engine
@@ -286,6 +291,81 @@ def _flush(writer: TreeShardWriter, live: _Live, everything: bool, shard_trees: 
         live.written += len(batch)
         if path is not None:
             live.shards.append(path.name)
+
+
+def _run_ray(
+    todo, opts: RunOptions, search: SearchConfig, engine_cfg: EngineConfig, settings: dict[str, Any],
+    source: str, ray: RayOptions, summary: dict[str, Any], console: Console, quiet: bool,
+) -> dict[str, Any]:
+    """The same run on Ray workers: they write the shards, this process keeps the manifest."""
+    from cotgen.executors.ray_cluster import run_on_ray
+    from cotgen.executors.worker import WorkerSpec
+
+    out = Path(opts.out)
+    writer = TreeShardWriter(out, settings)
+    writer.update_manifest(problems_source=source)
+    spec = WorkerSpec(
+        engine=engine_cfg, search=search, out=str(out.resolve()), tag="", concurrency=opts.concurrency,
+        shard_trees=opts.shard_trees, prompts=str(opts.prompts.resolve()) if opts.prompts else None,
+        hint_answer=opts.hint_answer,
+    )
+    progress = Progress(
+        TextColumn("trees"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rates]}"),
+        TimeRemainingColumn(), console=console, disable=quiet, transient=False,
+    )
+    task_id = progress.add_task("synthesize", total=len(todo), rates="starting Ray workers")
+    t0 = time.perf_counter()
+
+    def on_progress(p: dict[str, Any]) -> None:
+        elapsed = max(time.perf_counter() - t0, 1e-9)
+        rate = f"{p['correct_leaves'] / p['terminal_leaves']:.0%}" if p["terminal_leaves"] else "-"
+        lost = f"  requeued {p['requeued']} ({p['deaths']} worker deaths)" if p["deaths"] else ""
+        progress.update(task_id, completed=p["done"], rates=(
+            f"workers {p['workers_up']}/{p['workers']}  saved {p['saved']}  "
+            f"{p['simulations'] / elapsed:.1f} sim/s  {p['generated_tokens'] / elapsed:,.0f} tok/s  "
+            f"correct leaves {rate}{lost}"
+        ))
+
+    try:
+        with progress:
+            result = run_on_ray(todo, spec, ray, writer.record, on_progress)
+    except KeyboardInterrupt:
+        saved = read_manifest(out).get("counts", {}).get("trees", 0)
+        raise Interrupted(
+            f"interrupted: {saved} finished tree(s) are saved in {out}; "
+            "run the same command again to finish the rest"
+        ) from None
+    seconds = time.perf_counter() - t0
+    trees = list(result.saved.values())
+    terminal = sum(t["terminal_leaves"] for t in trees)
+    correct = sum(t["correct_leaves"] for t in trees)
+    simulations = sum(t["simulations"] for t in trees)
+    failed = [t for t in trees if t["error"] is not None]
+    tokens = result.generated_tokens
+    summary.update(
+        trees=len(trees),
+        failed=len(failed),
+        simulations=simulations,
+        generated_tokens=tokens,
+        seconds=round(seconds, 3),
+        tokens_per_s=round(tokens / seconds, 1) if seconds else 0.0,
+        simulations_per_s=round(simulations / seconds, 2) if seconds else 0.0,
+        correct_leaves=correct,
+        terminal_leaves=terminal,
+        solved_trees=sum(1 for t in trees if t["correct_leaves"]),
+        shards=sorted(result.shards),
+        model=result.workers[0]["model"] if result.workers else engine_cfg.model,
+        executor="ray",
+        workers=ray.workers,
+        worker_deaths=result.worker_deaths,
+        requeued=result.requeued,
+    )
+    writer.update_manifest(last_run=summary)
+    if not quiet:
+        _print_summary(console, summary)
+    if trees and len(failed) == len(trees):
+        raise RunError(f"every tree failed ({len(failed)}); the first error: {failed[0]['error']}")
+    return summary
 
 
 def _print_summary(console: Console, s: dict[str, Any]) -> None:

@@ -10,6 +10,7 @@ import typer
 from cotgen.cli.app import app, emit_json, err
 from cotgen.cli.options import JsonFlag, OutDir, QuietFlag
 from cotgen.config import EngineConfig
+from cotgen.executors.ray_cluster import RayOptions
 from cotgen.errors import UsageError
 from cotgen.search.config import SearchConfig
 from cotgen.synthesize import RunOptions, run
@@ -17,6 +18,8 @@ from cotgen.synthesize import RunOptions, run
 _S = SearchConfig()  # the defaults live in the dataclasses, shown here in --help
 _E = EngineConfig()
 _R = RunOptions(problems="", out=Path("."))
+_RAY = RayOptions()
+EXECUTORS = ("local", "ray")
 
 
 @app.command()
@@ -57,6 +60,12 @@ def synthesize(
     virtual_loss: Annotated[float, typer.Option(help="Virtual loss of a simulation in flight.")] = _S.virtual_loss,
     parallel: Annotated[int, typer.Option(help="Simulations of one tree in flight at once.")] = _S.parallel,
     seed: Annotated[int, typer.Option(help="Search seed (with the tree id, seeds each tree).")] = _S.seed,
+    executor: Annotated[str, typer.Option(help="local (one engine in this process) | ray (one engine per Ray worker).")] = "local",
+    workers: Annotated[int, typer.Option(help="ray: workers, each a Ray actor with its own engine.")] = _RAY.workers,
+    ray_address: Annotated[str | None, typer.Option(help="ray: join this cluster (auto, HOST:PORT); default: start a local one on 127.0.0.1.")] = None,
+    gpus_per_worker: Annotated[float, typer.Option(help="ray: GPUs reserved for each worker.")] = _RAY.gpus_per_worker,
+    cpus_per_worker: Annotated[float, typer.Option(help="ray: CPUs reserved for each worker (and its torch threads).")] = _RAY.cpus_per_worker,
+    worker_restarts: Annotated[int, typer.Option(help="ray: deaths one worker may have before the run stops with an error.")] = _RAY.worker_restarts,
     json_out: JsonFlag = False,
     quiet: QuietFlag = False,
 ) -> None:
@@ -77,8 +86,16 @@ def synthesize(
             answer_field=answer_field, limit=limit, skip=skip, problem_seed=problem_seed,
             concurrency=concurrency, shard_trees=shard_trees, prompts=prompts, hint_answer=hint_answer,
         )
+        if executor not in EXECUTORS:
+            raise ValueError(f"executor must be one of {', '.join(EXECUTORS)}, not '{executor}'")
+        ray = None
+        if executor == "ray":
+            ray = RayOptions(workers=workers, address=ray_address, gpus_per_worker=gpus_per_worker,
+                             cpus_per_worker=cpus_per_worker, worker_restarts=worker_restarts)
+        elif ray_address is not None:
+            raise ValueError("--ray-address needs --executor ray")
     except ValueError as exc:
         raise UsageError(f"synthesize: {exc}") from None
-    summary = run(opts, search, engine_cfg, console=err, quiet=quiet)
+    summary = run(opts, search, engine_cfg, console=err, quiet=quiet, ray=ray)
     if json_out:
         emit_json(summary, sort_keys=True)
