@@ -10,8 +10,8 @@ import typer
 from cotgen.cli.app import app, emit_json, err
 from cotgen.cli.options import JsonFlag, OutDir, QuietFlag
 from cotgen.config import EngineConfig
-from cotgen.executors.ray_cluster import RayOptions
 from cotgen.errors import UsageError
+from cotgen.executors.ray_cluster import RayOptions
 from cotgen.search.config import SearchConfig
 from cotgen.synthesize import RunOptions, run
 
