@@ -137,7 +137,8 @@ def import_ray() -> Any:
 
 
 def connect(opts: RayOptions) -> bool:
-    """Join `opts.address`, or start a local cluster bound to 127.0.0.1; True when started here."""
+    """Join `opts.address`, or start a local cluster bound to 127.0.0.1. True when this call
+    connected (so the caller disconnects, which also stops a cluster it started)."""
     if opts.address is None:
         # A cluster this process starts serves only this machine: keep every Ray server on the
         # loopback address. Ray reads this when it is first imported; without it, Ray resolves
@@ -153,9 +154,9 @@ def connect(opts: RayOptions) -> bool:
     try:
         if opts.address is None:
             ray.init(include_dashboard=False, _node_ip_address="127.0.0.1", **common)
-            return True
-        ray.init(address=opts.address, **common)
-        return False
+        else:
+            ray.init(address=opts.address, **common)
+        return True
     except ConnectionError as exc:
         raise RunError(f"--ray-address {opts.address}: cannot join the Ray cluster ({exc})") from None
     except (ValueError, RuntimeError) as exc:
@@ -175,16 +176,22 @@ def run_on_ray(
     so the caller keeps the manifest. Ctrl-C / SIGTERM: workers stop, their finished trees are
     written and recorded, then KeyboardInterrupt propagates.
     """
+    import contextlib
+    import sys
+
     ray = import_ray()
-    started = connect(opts)
-    previous_term = _term_as_interrupt()
-    try:
-        return _Driver(ray, problems, spec, opts, record_shard, on_progress).run()
-    finally:
-        if previous_term is not None:
-            signal.signal(signal.SIGTERM, previous_term)
-        if started:
-            ray.shutdown()
+    # Ray prints cluster events (a worker died, and why) on stdout from a thread of its own;
+    # stdout carries --json data, so while Ray is connected they go to stderr with messages.
+    with contextlib.redirect_stdout(sys.stderr):
+        connected = connect(opts)
+        previous_term = _term_as_interrupt()
+        try:
+            return _Driver(ray, problems, spec, opts, record_shard, on_progress).run()
+        finally:
+            if previous_term is not None:
+                signal.signal(signal.SIGTERM, previous_term)
+            if connected:
+                ray.shutdown()
 
 
 def _term_as_interrupt() -> Any:
@@ -206,6 +213,7 @@ class _Driver:
         self.on_progress = on_progress
         self.result = RayRunResult()
         self.recorded: set[str] = set()
+        self.tags: list[str] = []  # every worker incarnation's tag, for adopting its shards
         self.batch = opts.batch_size(spec.concurrency)
         self.slots = [_Slot(number=i) for i in range(opts.workers)]
         self.actor_class = ray.remote(_worker_class())
@@ -253,6 +261,7 @@ class _Driver:
 
     def _launch(self, slot: _Slot) -> None:
         slot.tag = f"w{slot.number}x{secrets.token_hex(4)}"
+        self.tags.append(slot.tag)
         options: dict[str, Any] = {"num_cpus": self.opts.cpus_per_worker, "max_restarts": 0}
         if self.opts.gpus_per_worker:
             options["num_gpus"] = self.opts.gpus_per_worker
@@ -331,7 +340,7 @@ class _Driver:
             self.ray.kill(slot.actor, no_restart=True)
         except Exception:  # already gone: nothing to stop
             pass
-        self._adopt_orphans(slot)
+        self._adopt_orphans(slot.tag)
         self.queue.release(slot.tag)
         slot.actor = slot.start_ref = slot.poll_ref = None
         slot.finished = {}
@@ -343,15 +352,16 @@ class _Driver:
             )
         self._launch(slot)
 
-    def _adopt_orphans(self, slot: _Slot) -> None:
-        """Shards the dead worker renamed into place but could not report: they are complete
-        (a final name means a complete file), so they count, and their problems are done."""
+    def _adopt_orphans(self, tag: str) -> None:
+        """Shards a worker renamed into place but never reported (it died, or the driver was
+        interrupted while the report was on its way): a final name means a complete file, so
+        they count, and their problems are done."""
         from cotgen.shards import TREE_SHARD, ShardInfo, iter_trees, shard_paths
 
-        held = self.queue.held.get(slot.tag, set())
+        held = self.queue.held.get(tag, set())
         for path in shard_paths(Path(self.spec.out)):
             m = TREE_SHARD.match(path.name)
-            if not m or m["tag"] != slot.tag or path.name in self.recorded:
+            if not m or m["tag"] != tag or path.name in self.recorded:
                 continue
             trees = list(iter_trees([path]))
             by_id: dict[str, list[int]] = {}
@@ -363,7 +373,7 @@ class _Driver:
                     i = by_id[tree.id].pop(0)
                     done.append(i)
                     self.result.saved[i] = tree_summary(i, tree)
-            self.queue.save(slot.tag, done)
+            self.queue.save(tag, done)
             self._record(ShardInfo(path.name, len(trees), sum(t.error is not None for t in trees)))
 
     def _fail(self, message: str) -> None:
@@ -401,9 +411,10 @@ class _Driver:
                 try:
                     self._absorb(slot, self.ray.get(ref))
                 except Exception:  # died while stopping: its shards on disk still count
-                    self._adopt_orphans(slot)
-        for slot in self.slots:
-            self.queue.release(slot.tag)  # what no shard holds stays to do, for a rerun
+                    pass
+        for tag in self.tags:
+            self._adopt_orphans(tag)
+            self.queue.release(tag)  # what no shard holds stays to do, for a rerun
 
     def _kill_all(self) -> None:
         for slot in self.slots:

@@ -1,0 +1,198 @@
+"""`synthesize --executor ray` on a real local Ray cluster (127.0.0.1), with real signals:
+the same trees as a local run, a kill -9'd worker's trees requeued, a killed driver resumed."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+from ray_helpers import kill_tree
+
+from cotgen.shards import TREE_SHARD, iter_trees, read_manifest, shard_paths
+
+pytestmark = pytest.mark.slow
+
+SMALL = ["--problems", "builtin:arith", "--simulations", "4", "--branch", "2", "--max-depth", "4",
+         "--max-step-tokens", "8", "--max-batch", "8", "--seed", "3"]
+
+
+def driver(cluster, model: Path, out: Path, *args: object, env: dict | None = None) -> subprocess.Popen:
+    """`cotgen synthesize --executor ray` in its own process, as a user runs it."""
+    cmd = [sys.executable, "-m", "cotgen.cli.main", "synthesize", "--model", str(model), "--out", str(out),
+           "--executor", "ray", *SMALL, *map(str, args)]
+    return subprocess.Popen(cmd, env={**cluster.env, **(env or {})}, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def finish(proc: subprocess.Popen, timeout: float = 400) -> tuple[int, str, str]:
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, err = proc.communicate()
+        pytest.fail(f"the driver hung:\n{err[-3000:]}")
+    return proc.returncode, out, err
+
+
+def wait_until(cond, proc: subprocess.Popen, what: str, timeout: float = 240) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if proc.poll() is not None:
+            pytest.fail(f"the driver exited ({proc.returncode}) before {what}:\n{proc.communicate()[1][-3000:]}")
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)
+
+
+def ids_once(out: Path) -> list[str]:
+    ids = [t.id for t in iter_trees([out])]
+    assert len(ids) == len(set(ids)), "a tree was written twice"
+    return ids
+
+
+def test_two_workers_make_the_trees_of_a_local_run(ray_cluster, tiny_model_dir, tmp_path, cli):
+    local, ray_out = tmp_path / "local", tmp_path / "ray"
+    r = cli("synthesize", "--model", tiny_model_dir, "--out", local, "--limit", 12, "--concurrency", 2,
+            "--shard-trees", 3, "--quiet", *SMALL)
+    assert r.code == 0, r.err
+    proc = driver(ray_cluster, tiny_model_dir, ray_out, "--limit", 12, "--concurrency", 2, "--shard-trees", 3,
+                  "--workers", 2, "--ray-address", ray_cluster.address, "--json")
+    code, out, err = finish(proc)
+    assert code == 0, err
+    summary = json.loads(out)
+    assert summary["trees"] == 12 and summary["executor"] == "ray" and summary["worker_deaths"] == 0
+    assert sorted(ids_once(ray_out)) == sorted(ids_once(local))
+    # Both workers wrote shards, each under its own tag; the driver recorded every one.
+    tags = {TREE_SHARD.match(p.name)["tag"] for p in shard_paths(ray_out)}
+    assert len(tags) == 2 and None not in tags
+    manifest = read_manifest(ray_out)
+    assert manifest["counts"] == {"trees": 12, "failed": 0}
+    assert sorted(s["name"] for s in manifest["shards"]) == [p.name for p in shard_paths(ray_out)]
+    assert manifest["settings"] == read_manifest(local)["settings"]
+    # Every other command reads it as it reads a local run.
+    for fmt in ("openlongcot", "prm"):
+        r = cli("export", ray_out, "--format", fmt, "--out", tmp_path / fmt, "--quiet")
+        assert r.code == 0, r.err
+        r = cli("validate", tmp_path / fmt)
+        assert r.code == 0, r.out + r.err
+    r = cli("stats", ray_out, "--json")
+    assert r.code == 0, r.err
+    # A rerun finds nothing to do (and starts no worker).
+    r = cli("synthesize", "--model", tiny_model_dir, "--out", ray_out, "--limit", 12, "--concurrency", 2,
+            "--shard-trees", 3, "--json", "--quiet", "--executor", "ray", "--ray-address", ray_cluster.address, *SMALL)
+    assert r.code == 0 and json.loads(r.out)["already_done"] == 12
+
+
+def test_a_worker_killed_mid_run_loses_only_its_trees_in_flight(ray_cluster, tiny_model_dir, tmp_path):
+    out = tmp_path / "run"
+    limit = 12
+    proc = driver(ray_cluster, tiny_model_dir, out, "--limit", limit, "--concurrency", 2, "--shard-trees", 1,
+                  "--workers", 2, "--ray-address", ray_cluster.address, "--json", "--quiet")
+    wait_until(lambda: len(shard_paths(out)) >= 2 and len(ray_cluster.worker_pids()) == 2, proc, "two shards")
+    victim = ray_cluster.worker_pids()[0]
+    os.kill(victim, signal.SIGKILL)
+    code, stdout, err = finish(proc)
+    assert code == 0, err
+    summary = json.loads(stdout)
+    assert summary["worker_deaths"] == 1 and summary["requeued"] >= 1
+    assert sorted(ids_once(out)) == sorted(summary_ids(out, limit))
+    assert read_manifest(out)["counts"]["trees"] == limit
+    assert victim not in ray_cluster.worker_pids()
+
+
+def summary_ids(out: Path, limit: int) -> list[str]:
+    from cotgen.problems import load_problems
+
+    return [p.id for p in load_problems("builtin:arith", limit=limit).problems]
+
+
+def test_sigint_on_the_driver_saves_finished_trees(ray_cluster, tiny_model_dir, tmp_path):
+    out = tmp_path / "run"
+    proc = driver(ray_cluster, tiny_model_dir, out, "--limit", 40, "--concurrency", 2, "--shard-trees", 4,
+                  "--workers", 2, "--ray-address", ray_cluster.address, "--quiet")
+    wait_until(lambda: len(shard_paths(out)) >= 1, proc, "a shard")
+    proc.send_signal(signal.SIGINT)
+    code, _, err = finish(proc, timeout=180)
+    assert code == 130, err
+    assert "Traceback" not in err and "run the same command again" in err
+    saved = ids_once(out)
+    assert 1 <= len(saved) < 40
+    # The stopping workers wrote their buffered trees too: more than the full shards alone.
+    assert read_manifest(out)["counts"]["trees"] == len(saved)
+
+
+def test_resume_after_the_driver_is_killed(ray_cluster, tiny_model_dir, tmp_path, request):
+    import psutil
+
+    out = tmp_path / "run"
+    limit = 10
+    proc = driver(ray_cluster, tiny_model_dir, out, "--limit", limit, "--concurrency", 2, "--shard-trees", 1,
+                  "--workers", 2, "--ray-address", ray_cluster.address, "--quiet")
+    wait_until(lambda: len(shard_paths(out)) >= 2, proc, "two shards")
+    workers = ray_cluster.worker_pids()
+    proc.kill()
+    proc.communicate(timeout=60)
+    # Ray ends a dead driver's actors: no old worker may write a shard behind the rerun's back.
+    deadline = time.monotonic() + 60
+    while any(psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE for p in workers):
+        assert time.monotonic() < deadline, "the dead driver's workers lived on"
+        time.sleep(0.2)
+    before = ids_once(out)
+    assert 2 <= len(before) <= limit
+    # The rerun starts its own local cluster (no --ray-address): the default path, on 127.0.0.1.
+    # RAY_TMPDIR keeps its session files out of /tmp/ray (short: Ray's socket paths are limited).
+    ray_tmp = tempfile.mkdtemp(prefix="cgr", dir="/tmp")
+    request.addfinalizer(lambda: shutil.rmtree(ray_tmp, ignore_errors=True))
+    rerun = driver(ray_cluster, tiny_model_dir, out, "--limit", limit, "--concurrency", 2, "--shard-trees", 1,
+                   "--workers", 1, "--json", "--quiet", env={"RAY_TMPDIR": ray_tmp})
+    spawned: set[int] = set()
+    while rerun.poll() is None:
+        try:
+            spawned.update(p.pid for p in psutil.Process(rerun.pid).children(recursive=True))
+            for p in psutil.Process(rerun.pid).children(recursive=True):
+                for c in p.net_connections(kind="inet"):
+                    if c.status == psutil.CONN_LISTEN:
+                        assert c.laddr.ip in ("127.0.0.1", "::ffff:127.0.0.1"), (p.cmdline(), c)
+        except psutil.Error:
+            pass
+        time.sleep(0.3)
+    code, stdout, err = finish(rerun)
+    kill_tree(sorted(spawned))  # the cluster it started is gone with it; make sure by PID
+    assert code == 0, err
+    summary = json.loads(stdout)
+    assert summary["already_done"] == len(before)
+    assert sorted(ids_once(out)) == sorted(summary_ids(out, limit))
+    assert read_manifest(out)["counts"]["trees"] == limit
+
+
+def test_a_worker_that_keeps_dying_ends_the_run_with_a_clear_error(ray_cluster, tiny_model_dir, tmp_path):
+    out = tmp_path / "run"
+    proc = driver(ray_cluster, tiny_model_dir, out, "--limit", 30, "--concurrency", 2, "--shard-trees", 1,
+                  "--workers", 1, "--worker-restarts", 1, "--ray-address", ray_cluster.address, "--quiet")
+    killed: set[int] = set()
+    deadline = time.monotonic() + 300
+    while proc.poll() is None and time.monotonic() < deadline:
+        for pid in ray_cluster.worker_pids():
+            if pid not in killed:
+                killed.add(pid)
+                os.kill(pid, signal.SIGKILL)
+        time.sleep(0.2)
+    code, _, err = finish(proc, timeout=60)
+    assert code == 1, err
+    assert "Ray worker 0 died 2 times" in err and "Traceback" not in err
+    assert len(killed) == 2
+
+
+def test_an_engine_that_cannot_be_built_is_reported_once(ray_cluster, tmp_path):
+    proc = driver(ray_cluster, tmp_path / "no-such-model", tmp_path / "run", "--limit", 2, "--workers", 2,
+                  "--ray-address", ray_cluster.address, "--quiet")
+    code, _, err = finish(proc, timeout=200)
+    assert code == 1, err
+    assert "could not start its engine" in err and "no-such-model" in err and "Traceback" not in err
