@@ -316,9 +316,12 @@ class _Driver:
             slot.finished[tree["index"]] = tree
         for shard in events["shards"]:
             self._record(ShardInfo(shard["name"], shard["rows"], shard["failed"]))
-            for i in shard["indices"]:
-                self.result.saved[i] = slot.finished.pop(i)
-            self.queue.save(slot.tag, shard["indices"])
+            # The trees' summaries come with the shard: the poll that announced them finished
+            # may have been lost to a Ctrl-C.
+            for tree in shard["trees"]:
+                slot.finished.pop(tree["index"], None)
+                self.result.saved[tree["index"]] = tree
+            self.queue.save(slot.tag, [t["index"] for t in shard["trees"]])
         slot.sims_in_flight = events["simulations_in_flight"]
         slot.tokens = events["generated_tokens"]
 

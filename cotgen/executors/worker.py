@@ -6,7 +6,8 @@ worker), and tests drive it in-process on a scripted engine. It knows nothing of
 Protocol (all methods async, called by the driver):
   start()        build the engine; returns who and where the worker is
   submit(items)  queue problems: (index, question, answer, source)
-  poll(wait_s)   what happened since the last poll (finished trees, shards written);
+  poll(wait_s)   what happened since the last poll (finished trees, shards written with
+                 a summary of each tree in them);
                  waits up to wait_s for something to happen
   stop(save)     cancel trees in flight; with save, write finished trees still buffered
 
@@ -220,7 +221,7 @@ class TreeWorker:
             except FileExistsError:  # only if a tag were reused; never overwrite a shard
                 continue
         self._shards.append({"name": info.name, "rows": info.rows, "failed": info.failed,
-                             "indices": [i for i, _ in batch]})
+                             "trees": [tree_summary(i, t) for i, t in batch]})
         assert self._news is not None
         self._news.set()
 

@@ -25,11 +25,12 @@ SMALL = ["--problems", "builtin:arith", "--simulations", "4", "--branch", "2", "
 
 
 def driver(cluster, model: Path, out: Path, *args: object, env: dict | None = None) -> subprocess.Popen:
-    """`cotgen synthesize --executor ray` in its own process, as a user runs it."""
+    """`cotgen synthesize --executor ray` in its own process group, as a user runs it in a
+    terminal (where Ctrl-C signals the whole foreground group)."""
     cmd = [sys.executable, "-m", "cotgen.cli.main", "synthesize", "--model", str(model), "--out", str(out),
            "--executor", "ray", *SMALL, *map(str, args)]
     return subprocess.Popen(cmd, env={**cluster.env, **(env or {})}, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
 
 
 def finish(proc: subprocess.Popen, timeout: float = 400) -> tuple[int, str, str]:
@@ -118,14 +119,15 @@ def test_sigint_on_the_driver_saves_finished_trees(ray_cluster, tiny_model_dir, 
     proc = driver(ray_cluster, tiny_model_dir, out, "--limit", 40, "--concurrency", 2, "--shard-trees", 4,
                   "--workers", 2, "--ray-address", ray_cluster.address, "--quiet")
     wait_until(lambda: len(shard_paths(out)) >= 1, proc, "a shard")
-    proc.send_signal(signal.SIGINT)
+    os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C
     code, _, err = finish(proc, timeout=180)
     assert code == 130, err
     assert "Traceback" not in err and "run the same command again" in err
     saved = ids_once(out)
     assert 1 <= len(saved) < 40
-    # The stopping workers wrote their buffered trees too: more than the full shards alone.
+    # Every shard on disk, those the stopping workers wrote included, is in the manifest.
     assert read_manifest(out)["counts"]["trees"] == len(saved)
+    assert sorted(s["name"] for s in read_manifest(out)["shards"]) == [p.name for p in shard_paths(out)]
 
 
 def test_resume_after_the_driver_is_killed(ray_cluster, tiny_model_dir, tmp_path, request):

@@ -59,7 +59,7 @@ async def _drain(worker: TreeWorker, n: int) -> list[dict]:
     while saved < n:
         events = await worker.poll(wait_s=5.0)
         shards.extend(events["shards"])
-        saved += sum(len(s["indices"]) for s in events["shards"])
+        saved += sum(len(s["trees"]) for s in events["shards"])
     return shards
 
 
@@ -79,7 +79,7 @@ def test_worker_trees_equal_a_local_run_and_its_shards_carry_its_tag(tmp_path):
     shards = asyncio.run(go())
     # Full shards of 2, then the last tree alone once the worker ran out of work.
     assert [s["rows"] for s in shards] == [2, 2, 1]
-    assert sorted(i for s in shards for i in s["indices"]) == [0, 1, 2, 3, 4]
+    assert sorted(t["index"] for s in shards for t in s["trees"]) == [0, 1, 2, 3, 4]
     names = [p.name for p in shard_paths(tmp_path / "ray")]
     assert names == [s["name"] for s in shards]
     assert all(TREE_SHARD.match(n)["tag"] == "w0xab12" for n in names)
@@ -118,7 +118,7 @@ def test_stop_with_save_writes_the_finished_trees_and_cancels_the_rest(tmp_path)
 
     events = asyncio.run(go())
     assert [s["rows"] for s in events["shards"]] == [5]
-    assert sorted(events["shards"][0]["indices"]) == [0, 1, 2, 3, 4]
+    assert sorted(t["index"] for t in events["shards"][0]["trees"]) == [0, 1, 2, 3, 4]
     assert events["in_flight"] == 0
     assert len(list(iter_trees([tmp_path]))) == 5
 
@@ -141,7 +141,7 @@ def test_a_stale_buffer_is_written_after_flush_s(tmp_path):
         return shards
 
     shards = asyncio.run(go())
-    assert sorted(i for s in shards for i in s["indices"]) == [0, 1]
+    assert sorted(t["index"] for s in shards for t in s["trees"]) == [0, 1]
 
 
 def test_two_writers_never_share_a_shard_name(tmp_path):
