@@ -298,9 +298,10 @@ def _run_ray(
     source: str, ray: RayOptions, summary: dict[str, Any], console: Console, quiet: bool,
 ) -> dict[str, Any]:
     """The same run on Ray workers: they write the shards, this process keeps the manifest."""
-    from cotgen.executors.ray_cluster import run_on_ray
+    from cotgen.executors.ray_cluster import import_ray, run_on_ray
     from cotgen.executors.worker import WorkerSpec
 
+    import_ray()  # a missing extra is reported before the run folder is made
     out = Path(opts.out)
     writer = TreeShardWriter(out, settings)
     writer.update_manifest(problems_source=source)
@@ -357,6 +358,8 @@ def _run_ray(
         model=result.workers[0]["model"] if result.workers else engine_cfg.model,
         executor="ray",
         workers=ray.workers,
+        search_seconds=round(result.search_seconds, 3),
+        steady_trees_per_s=round(result.steady_trees_per_s, 3),
         worker_deaths=result.worker_deaths,
         requeued=result.requeued,
     )

@@ -126,6 +126,10 @@ class RayRunResult:
     worker_deaths: int = 0
     requeued: int = 0
     workers: list[dict[str, Any]] = field(default_factory=list)  # start() of each worker
+    search_seconds: float = 0.0  # from the first worker ready to the last shard: no start-up
+    # Trees finished per second once every worker was up (the first start of each): how fast
+    # the cluster searches, without the workers' start-up skew. 0 when it never was.
+    steady_trees_per_s: float = 0.0
 
 
 def import_ray() -> Any:
@@ -216,6 +220,8 @@ class _Driver:
         self.tags: list[str] = []  # every worker incarnation's tag, for adopting its shards
         self.batch = opts.batch_size(spec.concurrency)
         self.slots = [_Slot(number=i) for i in range(opts.workers)]
+        self.first_ready = 0.0
+        self.all_ready: tuple[float, int] | None = None  # (when, trees done by then)
         self.actor_class = ray.remote(_worker_class())
 
     # -- the loop ---------------------------------------------------------------------------
@@ -234,6 +240,10 @@ class _Driver:
         finally:
             self._kill_all()
         self.result.requeued = self.queue.requeued
+        end = time.monotonic()
+        self.result.search_seconds = end - self.first_ready if self.first_ready else 0.0
+        if self.all_ready and end > self.all_ready[0]:
+            self.result.steady_trees_per_s = (len(self.result.saved) - self.all_ready[1]) / (end - self.all_ready[0])
         self.result.generated_tokens = sum(s.tokens + s.tokens_before for s in self.slots)
         return self.result
 
@@ -295,6 +305,9 @@ class _Driver:
             self._lost(slot, _reason(exc))
             return
         self.result.workers.append(slot.info)
+        self.first_ready = self.first_ready or time.monotonic()
+        if not self.all_ready and len(self.result.workers) == len(self.slots):
+            self.all_ready = (time.monotonic(), self._done())
         self._feed(slot)
         slot.poll_ref = slot.actor.poll.remote(POLL_S)
 
@@ -434,6 +447,9 @@ class _Driver:
         self.recorded.add(info.name)
         self.result.shards.append(info.name)
         self.record_shard(info)
+
+    def _done(self) -> int:
+        return len(self.result.saved) + sum(len(s.finished) for s in self.slots)
 
     def _report(self) -> None:
         if self.on_progress is None:

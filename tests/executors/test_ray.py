@@ -114,12 +114,13 @@ def summary_ids(out: Path, limit: int) -> list[str]:
     return [p.id for p in load_problems("builtin:arith", limit=limit).problems]
 
 
-def test_sigint_on_the_driver_saves_finished_trees(ray_cluster, tiny_model_dir, tmp_path):
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_a_signalled_driver_saves_finished_trees(ray_cluster, tiny_model_dir, tmp_path, sig):
     out = tmp_path / "run"
     proc = driver(ray_cluster, tiny_model_dir, out, "--limit", 40, "--concurrency", 2, "--shard-trees", 4,
                   "--workers", 2, "--ray-address", ray_cluster.address, "--quiet")
     wait_until(lambda: len(shard_paths(out)) >= 1, proc, "a shard")
-    os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C
+    os.killpg(proc.pid, sig)  # SIGINT: as Ctrl-C in a terminal does
     code, _, err = finish(proc, timeout=180)
     assert code == 130, err
     assert "Traceback" not in err and "run the same command again" in err

@@ -183,3 +183,30 @@ def test_ray_options_are_checked():
         RayOptions(cpus_per_worker=0)
     assert RayOptions().batch_size(64) == 16 and RayOptions().batch_size(2) == 1
     assert RayOptions(batch=5).batch_size(64) == 5
+
+
+def test_executor_ray_without_ray_says_how_to_install_it(tmp_path, cli, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` now fails as if absent
+    r = cli("synthesize", "--problems", "builtin:arith", "--limit", "1", "--out", tmp_path / "run",
+            "--executor", "ray")
+    assert r.code == 2, r.err
+    assert "pip install 'cotgen[ray]'" in r.err and "Traceback" not in r.err
+    assert not (tmp_path / "run").exists()
+
+
+def test_ray_options_need_the_ray_executor(tmp_path, cli):
+    r = cli("synthesize", "--problems", "builtin:arith", "--out", tmp_path / "run", "--ray-address", "auto")
+    assert r.code == 2 and "--ray-address needs --executor ray" in r.err
+    r = cli("synthesize", "--problems", "builtin:arith", "--out", tmp_path / "run", "--executor", "slurm")
+    assert r.code == 2 and "executor must be one of local, ray" in r.err
+
+
+def test_importing_the_executor_does_not_import_ray():
+    import subprocess
+    import sys
+
+    code = "import sys, cotgen.cli.synthesize, cotgen.executors.ray_cluster; print('ray' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
