@@ -281,6 +281,11 @@ class _Driver:
         if engine.cpu_threads == 0 and engine.engine == "hf":
             engine = replace(engine, cpu_threads=max(1, int(self.opts.cpus_per_worker)))
         spec = replace(self.spec, tag=slot.tag, engine=engine)
+        env = forwarded_env(os.environ)
+        if self.opts.address and env:
+            # Workers of a joined cluster inherit the environment of `ray start`, not this
+            # shell's: HF_HUB_OFFLINE=1 or a cache folder set here would not reach them.
+            options["runtime_env"] = {"env_vars": env}
         slot.actor = self.actor_class.options(**options).remote(spec)
         slot.start_ref = slot.actor.start.remote()
         slot.poll_ref = None
@@ -468,6 +473,18 @@ class _Driver:
             "requeued": self.queue.requeued,
             "deaths": self.result.worker_deaths,
         })
+
+
+FORWARDED_PREFIXES = ("HF_", "COTGEN_", "VLLM_", "TRANSFORMERS_")  # what shapes how a worker loads its model
+SECRET_MARKERS = ("TOKEN", "KEY", "SECRET", "PASSWORD")  # never shipped through Ray's control plane
+
+
+def forwarded_env(environ: Any) -> dict[str, str]:
+    """The driver's settings that workers need too; secrets stay on the driver."""
+    return {
+        k: v for k, v in environ.items()
+        if k.startswith(FORWARDED_PREFIXES) and not any(m in k.upper() for m in SECRET_MARKERS)
+    }
 
 
 def _reason(exc: BaseException) -> str:

@@ -85,10 +85,15 @@ def test_two_workers_make_the_trees_of_a_local_run(ray_cluster, tiny_model_dir, 
         assert r.code == 0, r.out + r.err
     r = cli("stats", ray_out, "--json")
     assert r.code == 0, r.err
-    # A rerun finds nothing to do (and starts no worker).
+    r = cli("inspect", ray_out, "--row", 5)
+    assert r.code == 0, r.err
+    r = cli("dedupe", ray_out, "--out", tmp_path / "dedup", "--on", "problem", "--quiet")
+    assert r.code == 0, r.err
+    # A local rerun resumes it: nothing left to do.
     r = cli("synthesize", "--model", tiny_model_dir, "--out", ray_out, "--limit", 12, "--concurrency", 2,
-            "--shard-trees", 3, "--json", "--quiet", "--executor", "ray", "--ray-address", ray_cluster.address, *SMALL)
-    assert r.code == 0 and json.loads(r.out)["already_done"] == 12
+            "--shard-trees", 3, "--json", "--quiet", *SMALL)
+    assert r.code == 0, r.err
+    assert json.loads(r.out)["already_done"] == 12
 
 
 def test_a_worker_killed_mid_run_loses_only_its_trees_in_flight(ray_cluster, tiny_model_dir, tmp_path):

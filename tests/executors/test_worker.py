@@ -210,3 +210,38 @@ def test_importing_the_executor_does_not_import_ray():
     code = "import sys, cotgen.cli.synthesize, cotgen.executors.ray_cluster; print('ray' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+def test_workers_get_the_drivers_model_settings_but_no_secret():
+    from cotgen.executors.ray_cluster import forwarded_env
+
+    env = {"HF_HUB_OFFLINE": "1", "HF_TOKEN": "hf_x", "COTGEN_CACHE": "/c", "VLLM_USE_V1": "1",
+           "OPENAI_API_KEY": "k", "HF_HUB_ACCESS_KEY": "k", "PATH": "/bin"}
+    assert forwarded_env(env) == {"HF_HUB_OFFLINE": "1", "COTGEN_CACHE": "/c", "VLLM_USE_V1": "1"}
+
+
+class FakeRay:
+    """Just enough of `ray` for the driver's checks before any worker starts."""
+
+    def __init__(self, resources):
+        self.resources = resources
+
+    def cluster_resources(self):
+        return self.resources
+
+    def remote(self, cls):
+        return cls
+
+
+@pytest.mark.parametrize(("address", "workers", "ok"), [(None, 3, False), (None, 2, True), ("auto", 3, True)])
+def test_workers_that_cannot_all_be_placed_are_refused_before_any_starts(tmp_path, address, workers, ok):
+    from cotgen.errors import UsageError
+    from cotgen.executors.ray_cluster import _Driver
+
+    opts = RayOptions(workers=workers, gpus_per_worker=1, address=address)
+    driver = _Driver(FakeRay({"CPU": 16.0, "GPU": 2.0}), [], _spec(tmp_path), opts, print, None)
+    if ok:  # a joined cluster may autoscale: only one worker's needs must fit now
+        driver._check_resources()
+    else:
+        with pytest.raises(UsageError, match="3 Ray worker.* ask for 1 GPU.* the cluster has 2"):
+            driver._check_resources()
