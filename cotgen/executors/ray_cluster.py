@@ -488,9 +488,13 @@ def forwarded_env(environ: Any) -> dict[str, str]:
 
 
 def _reason(exc: BaseException) -> str:
-    """The first line of a Ray error: what happened, without the remote traceback."""
+    """What happened, without the remote traceback: the worker's own exception when there is
+    one (a RayTaskError's first line names only the call), else Ray's first line."""
+    cause = getattr(exc, "cause", None)
+    if isinstance(cause, BaseException):
+        exc = cause
     text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
 
 
 def _worker_class() -> type:

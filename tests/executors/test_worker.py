@@ -245,3 +245,23 @@ def test_workers_that_cannot_all_be_placed_are_refused_before_any_starts(tmp_pat
     else:
         with pytest.raises(UsageError, match="3 Ray worker.* ask for 1 GPU.* the cluster has 2"):
             driver._check_resources()
+
+
+def test_a_shard_that_cannot_be_written_is_reported_by_poll(tmp_path):
+    """Disk full, a folder gone: the worker cannot go on, and the driver must hear of it
+    (it restarts the worker, then stops the run) rather than wait for trees that never come."""
+    _, items = _items(2)
+    spec = _spec(tmp_path, shard_trees=1)
+    (tmp_path / "trees").rmdir()
+    (tmp_path / "trees").write_text("not a folder")
+
+    async def go():
+        worker = TreeWorker(spec, engine=ScriptedEngine())
+        await worker.start()
+        await worker.submit(items)
+        with pytest.raises(RuntimeError, match="NotADirectoryError"):
+            for _ in range(50):
+                await worker.poll(wait_s=5.0)
+        await worker.stop(save=False)
+
+    asyncio.run(go())
