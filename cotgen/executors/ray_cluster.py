@@ -233,12 +233,12 @@ class _Driver:
         try:
             while not self.queue.complete:
                 self._step()
-            self._stop_all(save=True)
-        except BaseException:  # Ctrl-C, SIGTERM, a failed run: what is finished is saved
-            self._stop_all(save=True)
-            raise
-        finally:
-            self._kill_all()
+        finally:  # done, Ctrl-C, SIGTERM, a failed run: what is finished is saved
+            try:
+                self._stop_all(save=True)
+                self._report()
+            finally:
+                self._kill_all()
         self.result.requeued = self.queue.requeued
         end = time.monotonic()
         self.result.search_seconds = end - self.first_ready if self.first_ready else 0.0
