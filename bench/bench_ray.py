@@ -38,11 +38,11 @@ def _run(work: Path, model: Path, workers: int | None, n: int | None = None) -> 
     search = SearchConfig(simulations=4, branch=2, max_depth=4, max_step_tokens=12)
     engine = EngineConfig(model=str(model), cpu_threads=1, max_batch=16)
     if workers is None:
-        s = run(opts, search, engine, quiet=True)
-        return s["trees"] / s["seconds"]  # from the engine loaded to the last shard
-    s = run(opts, search, engine, quiet=True, ray=RayOptions(workers=workers, cpus_per_worker=1))
-    assert s["trees"] == n and s["worker_deaths"] == 0, s
-    return s["steady_trees_per_s"]
+        s = run(opts, search, engine)
+        return s.trees / s.seconds  # from the engine loaded to the last shard
+    s = run(opts, search, engine, ray=RayOptions(workers=workers, cpus_per_worker=1))
+    assert s.trees == n and s.worker_deaths == 0, s
+    return s.steady_trees_per_s
 
 
 def run(work: Path) -> dict[str, float]:

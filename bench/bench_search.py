@@ -122,7 +122,7 @@ def _search(engine, work: Path, trees: int, concurrency: int, search) -> dict:
     shutil.rmtree(work, ignore_errors=True)
     opts = RunOptions(problems="builtin:arith", out=work, limit=trees, concurrency=concurrency,
                       shard_trees=max(trees, 1))
-    return run(opts, search, EngineConfig(model="tiny"), engine=engine, quiet=True)
+    return run(opts, search, EngineConfig(model="tiny"), engine=engine)
 
 
 def _timed_search(engine, work: Path, trees: int, concurrency: int, search) -> tuple[float, float]:
@@ -130,7 +130,7 @@ def _timed_search(engine, work: Path, trees: int, concurrency: int, search) -> t
     steps0, rows0 = engine.stats.decode_steps, engine.stats.decode_rows
     t0 = time.perf_counter()
     s = _search(engine, work, trees, concurrency, search)
-    tps = s["generated_tokens"] / (time.perf_counter() - t0)
+    tps = s.generated_tokens / (time.perf_counter() - t0)
     return tps, (engine.stats.decode_rows - rows0) / max(1, engine.stats.decode_steps - steps0)
 
 
@@ -190,7 +190,7 @@ def run(work: Path) -> dict[str, float]:
     seq_search = SearchConfig(**{**judge.to_dict(), "parallel": 1, "simulations": 6 if quick else 12})
     t0 = time.perf_counter()
     q = _search(OneAtATime(seq_engine), work / "sequential", 1 if quick else 2, 1, seq_search)
-    seq_tps = q["generated_tokens"] / (time.perf_counter() - t0)
+    seq_tps = q.generated_tokens / (time.perf_counter() - t0)
     asyncio.run(engine.close())
     asyncio.run(seq_engine.close())
     return {

@@ -73,9 +73,9 @@ def run(work: Path) -> dict[str, float]:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from cotgen.export import BATCH_ROWS, export
+    from cotgen.export import export
     from cotgen.formats.openlongcot import OpenLongCoTFormat
-    from cotgen.shards import TreeShardWriter
+    from cotgen.io.writers import BATCH_ROWS, TreeShardWriter
     from cotgen.validate import validate_path
 
     shutil.rmtree(work, ignore_errors=True)

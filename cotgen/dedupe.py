@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import itertools
-import os
 import re
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
@@ -13,22 +12,26 @@ from typing import Any
 
 from cotgen.errors import DataError, UsageError
 from cotgen.formats.marco import dumps_marco
-from cotgen.rowsources import TREES, DatasetInput, open_rows, resolve_dataset_inputs
-from cotgen.shards import (
+from cotgen.formats.openlongcot import KIND_TAGS, THOUGHT_END, THOUGHT_START
+from cotgen.io.inputs import (
     EXPORT_SHARD,
     MANIFEST,
     TREES_DIR,
+    DatasetInput,
     export_shard_name,
-    read_manifest,
+    resolve_dataset_inputs,
     tree_shard_name,
-    write_json_atomic,
 )
+from cotgen.io.readers import TREES, ParquetReader, open_rows
+from cotgen.io.writers import atomic_file, read_manifest, write_json_atomic
 
 REPORT = "dedupe.json"
 # Uncompressed bytes per record batch when pass 2 copies kept rows: large enough that
 # Parquet decoding and zstd work on big buffers, small enough to bound memory.
 WRITE_BATCH_BYTES = 16 << 20
-_OPENLONGCOT_PROBLEM = re.compile(r"<start_of_thought>\s*<problem>(.*?)<end_of_thought>", re.S)
+_OPENLONGCOT_PROBLEM = re.compile(
+    re.escape(THOUGHT_START) + r"\s*" + re.escape(KIND_TAGS["problem"]) + "(.*?)" + re.escape(THOUGHT_END), re.S
+)
 # Characters NFKC leaves alone that str.split() still treats as whitespace.
 _UNICODE_SPACES = r"[\x{85}\x{a0}\x{1680}\x{2000}-\x{200a}\x{2028}\x{2029}\x{202f}\x{205f}\x{3000}]"
 
@@ -46,15 +49,15 @@ class DedupeSettings:
 
     def __post_init__(self) -> None:
         if self.on not in ("text", "problem"):
-            raise UsageError(f"--on must be 'text' or 'problem', not '{self.on}'")
+            raise ValueError(f"on must be 'text' or 'problem', not '{self.on}'")
         if not 0.0 < self.threshold <= 1.0:
-            raise UsageError(f"--threshold must be in (0, 1], not {self.threshold}")
+            raise ValueError(f"threshold must be in (0, 1], not {self.threshold}")
         if not 2 <= self.num_perm <= 1024:
-            raise UsageError(f"--num-perm must be between 2 and 1024, not {self.num_perm}")
+            raise ValueError(f"num_perm must be between 2 and 1024, not {self.num_perm}")
         if not 1 <= self.ngram <= 32:
-            raise UsageError(f"--ngram must be between 1 and 32, not {self.ngram}")
+            raise ValueError(f"ngram must be between 1 and 32, not {self.ngram}")
         if self.batch_rows < 1:
-            raise UsageError(f"batch_rows must be positive, not {self.batch_rows}")
+            raise ValueError(f"batch_rows must be positive, not {self.batch_rows}")
 
 
 @dataclass
@@ -80,7 +83,7 @@ class DedupeReport:
 
 
 def _marco_records(path: Path) -> list[dict[str, Any]]:
-    """Every record of a Marco-o1 file, read by the one JSON-array reader (cotgen.rowsources)."""
+    """Every record of a Marco-o1 file, read by the one JSON-array reader (cotgen.io.readers)."""
     return [row for batch in open_rows(path, "marco").batches() for row in batch.rows]
 
 
@@ -116,7 +119,6 @@ class _Keys:
 def _batches(inp: DatasetInput, path: Path, settings: DedupeSettings) -> Iterator[_Keys]:
     """Stream the keys of one file, one record batch at a time."""
     import pyarrow as pa
-    import pyarrow.parquet as pq
 
     fmt, on = inp.format, settings.on
     if fmt == "marco":
@@ -126,10 +128,7 @@ def _batches(inp: DatasetInput, path: Path, settings: DedupeSettings) -> Iterato
             texts = [r["instruction"] if on == "problem" else r["instruction"] + "\n" + r["response"] for r in chunk]
             yield _Keys(pa.array(texts, pa.string()), [None] * len(chunk), [0] * len(chunk), [0] * len(chunk))
         return
-    try:
-        pf = pq.ParquetFile(path)
-    except (OSError, pa.ArrowInvalid) as exc:
-        raise DataError(f"{path}: not a readable Parquet file ({exc})") from None
+    reader = ParquetReader(path)
     if fmt == TREES:
         columns = ["id", "problem", "nodes"] if on == "problem" else ["id", "nodes"]
     elif fmt == "openlongcot":
@@ -137,37 +136,34 @@ def _batches(inp: DatasetInput, path: Path, settings: DedupeSettings) -> Iterato
     else:
         columns = None
     row = 0
-    try:
-        for batch in pf.iter_batches(batch_size=settings.batch_rows, columns=columns):
-            n = batch.num_rows
-            if fmt == "openlongcot" and on == "text":
-                texts = batch.column("text")
-                if texts.null_count:
-                    bad = row + texts.is_null().to_pylist().index(True)
-                    raise DataError(f"{path}: row {bad}: 'text' is null")
-                yield _Keys(texts.cast(pa.string()), [None] * n, [0] * n, [0] * n)
-            elif fmt == TREES:
-                rows = batch.to_pylist()
-                if on == "problem":
-                    texts = [r["problem"] or "" for r in rows]
-                else:
-                    texts = [_tree_text(r["nodes"]) for r in rows]
-                yield _Keys(
-                    pa.array(texts, pa.string()),
-                    [r["id"] for r in rows],
-                    [_correct_leaves(r["nodes"]) for r in rows],
-                    [len(r["nodes"] or []) for r in rows],
-                )
+    for batch in reader.arrow_batches(columns, settings.batch_rows):
+        n = batch.num_rows
+        if fmt == "openlongcot" and on == "text":
+            texts = batch.column("text")
+            if texts.null_count:
+                bad = row + texts.is_null().to_pylist().index(True)
+                raise DataError(f"{path}: row {bad}: 'text' is null")
+            yield _Keys(texts.cast(pa.string()), [None] * n, [0] * n, [0] * n)
+        elif fmt == TREES:
+            rows = batch.to_pylist()
+            if on == "problem":
+                texts = [r["problem"] or "" for r in rows]
             else:
-                rows = batch.to_pylist()
-                if on == "problem":
-                    texts = [_row_problem(fmt, r) for r in rows]
-                else:
-                    texts = ["\n".join(_strings(r)) for r in rows]
-                yield _Keys(pa.array(texts, pa.string()), [None] * n, [0] * n, [0] * n)
-            row += n
-    except (OSError, pa.ArrowException) as exc:
-        raise DataError(f"{path}: row {row}: cannot read the batch starting here ({exc})") from None
+                texts = [_tree_text(r["nodes"]) for r in rows]
+            yield _Keys(
+                pa.array(texts, pa.string()),
+                [r["id"] for r in rows],
+                [_correct_leaves(r["nodes"]) for r in rows],
+                [len(r["nodes"] or []) for r in rows],
+            )
+        else:
+            rows = batch.to_pylist()
+            if on == "problem":
+                texts = [_row_problem(fmt, r) for r in rows]
+            else:
+                texts = ["\n".join(_strings(r)) for r in rows]
+            yield _Keys(pa.array(texts, pa.string()), [None] * n, [0] * n, [0] * n)
+        row += n
 
 
 def _row_problem(fmt: str, row: dict[str, Any]) -> str:
@@ -600,31 +596,23 @@ def _write_file(inp: DatasetInput, path: Path, target: Path, mask, settings: Ded
     import pyarrow.parquet as pq
 
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
     kept = int(mask.sum())
     if inp.format == "marco":
         records = [r for r, k in zip(_marco_records(path), mask, strict=True) if k]
-        text = dumps_marco(records)
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
+        with atomic_file(target, "w") as f:
+            f.write(dumps_marco(records))
         return kept
-    pf = pq.ParquetFile(path)
+    reader = ParquetReader(path)
     row = 0
-    with open(tmp, "wb") as f:
-        with pq.ParquetWriter(f, pf.schema_arrow, compression="zstd") as writer:
-            for batch in pf.iter_batches(batch_size=_write_batch_rows(pf, settings)):
+    with atomic_file(target) as f:
+        with pq.ParquetWriter(f, reader.parquet.schema_arrow, compression="zstd") as writer:
+            for batch in reader.arrow_batches(batch_rows=_write_batch_rows(reader.parquet, settings)):
                 part = mask[row : row + batch.num_rows]
                 row += batch.num_rows
                 if part.all():
                     writer.write_batch(batch)
                 elif part.any():
                     writer.write_batch(batch.filter(pa.array(part)))
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, target)
     return kept
 
 

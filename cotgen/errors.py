@@ -38,7 +38,7 @@ class MissingExtraError(UsageError):
 
 
 class InvalidTree(DataError):
-    """A tree breaks one of its invariants (see cotgen.tree.tree_problems)."""
+    """A tree breaks one of its invariants (see cotgen.tree.broken_invariants)."""
 
 
 class Interrupted(CotgenError):

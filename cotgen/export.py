@@ -10,15 +10,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cotgen.errors import DataError, UsageError
+from cotgen.errors import UsageError
 from cotgen.formats import ExportRefused, Format
-from cotgen.shards import EXPORT_SHARD, export_shard_name
-from cotgen.tree import Tree, tree_problems
-from cotgen.treesources import iter_located_trees, tree_inputs
+from cotgen.io.inputs import EXPORT_SHARD, export_shard_name
+from cotgen.io.trees import iter_located_trees, tree_inputs
+from cotgen.io.writers import JsonShardWriter, ParquetShardWriter
+from cotgen.tree import Tree, broken_invariants
 
 DEFAULT_MAX_SHARD_SIZE = "500MB"
-BATCH_ROWS = 2048  # rows per Parquet row group at most; bounds export memory
-BATCH_BYTES = 16 * 2**20  # text bytes per row group at most, for the same reason
 _UNITS = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12,
           "KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40}  # fmt: skip
 _SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]I?B|B)?\s*", re.I)
@@ -98,16 +97,16 @@ def export(
     limit = parse_size(max_shard_size)
     if not re.fullmatch(r"[A-Za-z0-9_.]+", split):
         raise UsageError(f"--split '{split}': use letters, digits, '_' or '.' (it names the shard files)")
-    inputs = tree_inputs([Path(p) for p in inputs])  # checked before anything is written
+    readers = tree_inputs([Path(p) for p in inputs])  # checked before anything is written
     old_shards = _prepare_out(out, split, overwrite)
     summary = ExportSummary(format=format.name, out=str(out), split=split)
-    sink = _JsonShards(out, split, limit) if format.file_kind == "json" else _ParquetShards(out, split, limit)
+    sink = (JsonShardWriter if format.file_kind == "json" else ParquetShardWriter)(out, split, limit)
     try:
         def unreadable(reason: str, where: str) -> None:
             summary.trees_read += 1
             summary.skip(reason, where)
 
-        for tree, where in iter_located_trees([path for path, _ in inputs], on_skip=unreadable):
+        for tree, where in iter_located_trees(readers, on_skip=unreadable):
             summary.trees_read += 1
             reason = _skip_reason(tree)
             if reason is None:
@@ -142,9 +141,9 @@ def export(
 def _skip_reason(tree: Tree) -> str | None:
     if tree.error is not None:
         return f"failed tree: {tree.error}"
-    problems = tree_problems(tree)
-    if problems:
-        return f"invalid tree: {problems[0]}"
+    broken = broken_invariants(tree)
+    if broken:
+        return f"invalid tree: {broken[0]}"
     return None
 
 
@@ -161,146 +160,3 @@ def _prepare_out(out: Path, split: str, overwrite: bool) -> list[Path]:
         names = ", ".join(p.name for p in existing[:3]) + (" ..." if len(existing) > 3 else "")
         raise UsageError(f"--out {out}: already holds {split} shards ({names}); pass --overwrite to replace them")
     return existing
-
-
-def _text_size(value: Any) -> int:
-    """Rough bytes of a row value: enough to bound a row group's memory."""
-    if isinstance(value, str):
-        return len(value)
-    if isinstance(value, dict):
-        return sum(_text_size(v) for v in value.values())
-    if isinstance(value, (list, tuple)):
-        return sum(_text_size(v) for v in value)
-    return 8
-
-
-class _Shards:
-    """Shards of one export under temporary names; `close()` returns them in order."""
-
-    ext = ""
-
-    def __init__(self, out: Path, split: str, limit: int) -> None:
-        self.out, self.split, self.limit = out, split, limit
-        self.paths: list[Path] = []
-
-    def _new_path(self) -> Path:
-        path = self.out / f".{self.split}-{len(self.paths):05d}.{self.ext}.tmp-{os.getpid()}"
-        self.paths.append(path)
-        return path
-
-    def discard(self) -> None:
-        self._close_file()
-        for p in self.paths:
-            p.unlink(missing_ok=True)
-
-    def _close_file(self) -> None:
-        raise NotImplementedError
-
-
-class _ParquetShards(_Shards):
-    ext = "parquet"
-
-    def __init__(self, out: Path, split: str, limit: int) -> None:
-        super().__init__(out, split, limit)
-        self.rows: list[dict[str, Any]] = []
-        self.buffered = 0
-        self.batch_bytes = max(1, min(BATCH_BYTES, limit // 8))
-        self.schema = None
-        self.file = None
-        self.writer = None
-        self.row_groups = 0
-        self.ratio = 1.0  # bytes on disk per text byte, learned from the row groups written
-
-    def add(self, row: dict[str, Any]) -> None:
-        self.rows.append(row)
-        for v in row.values():
-            self.buffered += len(v) if type(v) is str else _text_size(v)
-        if len(self.rows) >= BATCH_ROWS or self.buffered >= self.batch_bytes:
-            self._flush()
-
-    def _flush(self) -> None:
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
-        if not self.rows:
-            return
-        try:
-            if self.schema is None:
-                table = pa.Table.from_pylist(self.rows)
-                # A column that is all null in the first batch (no answer yet) would be
-                # typed null for every shard; text is the only sensible type for it.
-                self.schema = pa.schema(
-                    [f.with_type(pa.string()) if pa.types.is_null(f.type) else f for f in table.schema]
-                )
-            table = pa.Table.from_pylist(self.rows, schema=self.schema)
-        except (pa.ArrowException, TypeError, ValueError) as exc:
-            raise DataError(f"export: rows do not fit one table schema ({exc})") from None
-        # Next row group's size guessed from the last one's compression, with a margin.
-        expected = 1.25 * self.buffered * self.ratio
-        footer = 1024 + 128 * len(self.schema) * (self.row_groups + 2)
-        if self.writer is not None and self.file.tell() + expected + footer > self.limit:
-            self._close_file()
-        if self.writer is None:
-            self.file = open(self._new_path(), "wb")
-            # No column statistics: min/max of long texts would bloat every footer.
-            self.writer = pq.ParquetWriter(self.file, self.schema, compression="zstd", write_statistics=False)
-            self.row_groups = 0
-        before = self.file.tell()
-        self.writer.write_table(table)
-        self.row_groups += 1
-        self.ratio = (self.file.tell() - before) / max(1, self.buffered)
-        self.rows, self.buffered = [], 0
-
-    def _close_file(self) -> None:
-        if self.writer is not None:
-            self.writer.close()
-            self.file.flush()
-            os.fsync(self.file.fileno())
-            self.file.close()
-        self.writer = self.file = None
-
-    def close(self) -> list[Path]:
-        self._flush()
-        self._close_file()
-        return list(self.paths)
-
-
-class _JsonShards(_Shards):
-    """A JSON array per shard, byte for byte what dumps_marco writes for the same records,
-    but streamed record by record."""
-
-    ext = "json"
-
-    def __init__(self, out: Path, split: str, limit: int) -> None:
-        super().__init__(out, split, limit)
-        self.file = None
-        self.size = 0
-
-    def add(self, row: dict[str, Any]) -> None:
-        from cotgen.formats.marco import dumps_marco
-
-        # dumps_marco([r]) is "[\n" + the record indented one level + "\n]\n".
-        chunk = dumps_marco([row])[2:-3].encode("utf-8")
-        if self.file is not None and self.size + 2 + len(chunk) + 3 > self.limit:
-            self._close_file()
-        if self.file is None:
-            self.file = open(self._new_path(), "wb")
-            self.file.write(b"[\n")
-            self.size = 2
-        else:
-            self.file.write(b",\n")
-            self.size += 2
-        self.file.write(chunk)
-        self.size += len(chunk)
-
-    def _close_file(self) -> None:
-        if self.file is not None:
-            self.file.write(b"\n]\n")
-            self.file.flush()
-            os.fsync(self.file.fileno())
-            self.file.close()
-        self.file = None
-
-    def close(self) -> list[Path]:
-        self._close_file()
-        return list(self.paths)

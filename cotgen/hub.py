@@ -14,8 +14,8 @@ from typing import Any
 
 from cotgen import __version__
 from cotgen.errors import DataError, RunError, UsageError
-from cotgen.rowsources import resolve_dataset_inputs
-from cotgen.shards import MANIFEST, export_shard_name, is_run_dir, read_manifest
+from cotgen.io.inputs import MANIFEST, export_shard_name, is_run_dir, resolve_dataset_inputs
+from cotgen.io.writers import read_manifest
 
 TAGS = ("synthetic", "chain-of-thought", "mcts", "cotgen")
 RETRY_STATUS = (408, 429, 500, 502, 503, 504)
@@ -53,21 +53,21 @@ class PushSettings:
         from huggingface_hub.utils import HFValidationError, validate_repo_id
 
         if self.repo.count("/") != 1:
-            raise UsageError(f"--repo must be OWNER/NAME, not '{self.repo}'")
+            raise ValueError(f"repo must be OWNER/NAME, not '{self.repo}'")
         try:
             validate_repo_id(self.repo)
         except HFValidationError:
-            raise UsageError(
-                f"--repo '{self.repo}' is not a valid repo id: letters, digits, '-', '_' and '.' "
+            raise ValueError(
+                f"repo '{self.repo}' is not a valid repo id: letters, digits, '-', '_' and '.' "
                 "only, no '--' or '..', at most 96 characters"
             ) from None
-        for flag, value in (("--config", self.config), ("--split", self.split)):
+        for name, value in (("config", self.config), ("split", self.split)):
             if value is not None and not _NAME.match(value):
-                raise UsageError(f"{flag} '{value}' must be letters, digits, '-', '_' or '.'")
+                raise ValueError(f"{name} '{value}' must be letters, digits, '-', '_' or '.'")
         if not self.revision or any(c in self.revision for c in " ~^:?*[\\"):
-            raise UsageError(f"--revision '{self.revision}' is not a valid branch name")
+            raise ValueError(f"revision '{self.revision}' is not a valid branch name")
         if self.max_commit_bytes < 1 or self.max_commit_files < 1 or self.retries < 0 or self.backoff < 0:
-            raise UsageError("commit limits must be positive and retries/backoff not negative")
+            raise ValueError("commit limits must be positive and retries/backoff not negative")
 
 
 @dataclass

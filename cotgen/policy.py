@@ -11,6 +11,9 @@ from pathlib import Path
 
 from cotgen.engines.base import Completion, Engine
 from cotgen.errors import UsageError
+from cotgen.formats.openlongcot import KIND_TAGS, MISSPELLED_RATING, RATING_START, record
+from cotgen.formats.openlongcot import RATING_TOKENS as OPENLONGCOT_RATINGS
+from cotgen.formats.openlongcot import TOKENS as OPENLONGCOT_TOKENS
 from cotgen.search.config import SearchConfig
 from cotgen.search.protocols import Candidate, Evaluation, Proposal
 from cotgen.tree import Node, Tree, solution_steps
@@ -33,7 +36,7 @@ PLACEHOLDERS = ("problem", "steps", "step", "critic", "hint", "answer")
 _PLACEHOLDER = re.compile(r"\{(" + "|".join(PLACEHOLDERS) + r")\}")
 
 STEP_STOP = ["\n\n"]  # a reasoning step ends at a blank line
-RATING_TOKENS = ["<positive_rating>", "<negative_rating>"]
+RATING_TOKENS = [OPENLONGCOT_RATINGS["positive"], OPENLONGCOT_RATINGS["negative"]]
 YES, NO = ("Yes", "yes"), ("No", "no")  # no leading-space forms: their first token may be a bare space
 NO_STEPS = "(none yet)"  # what {steps} shows before the first step
 
@@ -42,10 +45,11 @@ NO_STEPS = "(none yet)"  # what {steps} shows before the first step
 # a thought early or nest a record when exported. Control characters and U+FFFD (a byte-level
 # BPE cut mid-character) make rows the validators reject, so they go too.
 _STRUCTURE = re.compile(
-    r"<\|[^|<>\s]{1,40}\|>"
-    r"|<(?:start|end)_of_(?:father_id|local_id|thought|rating)>"
-    r"|<(?:positive|negative|unknown|unknow)_rating>|<(?:problem|critic|refine|conclusion)>"
-    r"|[\x00-\x08\x0b-\x1f\x7f\ufffd]"
+    "|".join([
+        r"<\|[^|<>\s]{1,40}\|>",
+        *(re.escape(tag) for tag in (*OPENLONGCOT_TOKENS, MISSPELLED_RATING)),
+        r"[\x00-\x08\x0b-\x1f\x7f\ufffd]",
+    ])
 )
 
 
@@ -282,16 +286,9 @@ def _openlongcot_record_prompt(problem: str, before: list[str], text: str) -> st
     ending where the model writes the candidate's rating. Earlier steps are not rated yet
     during the search, so they carry <unknown_rating>."""
 
-    def record(father: int, local: int, thought: str, rating: str | None) -> str:
-        out = (
-            f"<start_of_father_id>{father}<end_of_father_id><start_of_local_id>{local}<end_of_local_id>"
-            f"<start_of_thought>{thought}<end_of_thought>"
-        )
-        return out + (f"<start_of_rating>{rating}<end_of_rating>" if rating else "")
-
-    parts = [record(-1, 0, "<problem>" + problem, None)]
+    parts = [record(-1, 0, KIND_TAGS["problem"] + problem)]
     for i, step in enumerate(before, start=1):
-        parts.append(record(i - 1, i, step, "<unknown_rating>"))
+        parts.append(record(i - 1, i, step, "unknown"))
     k = len(before) + 1
-    parts.append(record(k - 1, k, text, None) + "<start_of_rating>")
+    parts.append(record(k - 1, k, text) + RATING_START)
     return "\n".join(parts)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import random
 from collections import Counter
 from collections.abc import Iterator
@@ -85,17 +84,11 @@ def load_problems(
 
     path = Path(spec).expanduser()
     if path.is_file():
-        suffix = path.suffix.lower()
-        if suffix in (".jsonl", ".ndjson"):
-            rows = _jsonl_rows(path)
-        elif suffix == ".json":
-            rows = _json_rows(path)
-        elif suffix == ".parquet":
-            rows = _parquet_rows(path, question_field)
-        else:
+        if path.suffix.lower() not in FILE_SUFFIXES:
             raise UsageError(
-                f"{path}: unknown problem file type '{suffix}' (expected .jsonl, .json or .parquet)"
+                f"{path}: unknown problem file type '{path.suffix.lower()}' (expected .jsonl, .json or .parquet)"
             )
+        rows = _file_rows(path, question_field)
         source, where = path.name, str(path)
     elif path.is_dir():
         rows = _dataset_rows(str(path), None, split, question_field, local=True)
@@ -110,66 +103,32 @@ def load_problems(
 
 
 # -- rows ------------------------------------------------------------------------------
-# Each reader yields (where, row): `where` is "line N" or "row N", `row` the parsed value.
+# Each source yields (where, row): `where` is "line N" or "row N", `row` the parsed value.
 
 
-def _decode_line(path: Path, number: int, raw: bytes) -> str:
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise DataError(
-            f"{path}: line {number}: not valid UTF-8 (byte 0x{raw[exc.start]:02x} at byte {exc.start} of the line)"
-        ) from None
+def _file_rows(path: Path, question_field: str | None) -> Iterator[tuple[str, Any]]:
+    """Rows of a problem file through the one reader family; a row that is JSON but not
+    an object is dropped like any unusable row, an unreadable one stops the load."""
+    from cotgen.io.readers import BadRow, open_reader
+
+    reader = open_reader(path)
+    if reader.kind == "parquet":
+        _check_columns(str(path), list(reader.columns), question_field)
+    for batch in reader.batches():
+        for index, row in zip(batch.indices, batch.rows, strict=True):
+            loc = reader.where(index)
+            if isinstance(row, BadRow):
+                if not row.readable:
+                    raise DataError(f"{path}: {row.message}")
+                row = _NotAnObject(row.message.removeprefix(f"{loc}: "))
+            yield loc, row
 
 
-def _jsonl_rows(path: Path) -> Iterator[tuple[str, Any]]:
-    with path.open("rb") as f:
-        for number, raw in enumerate(f, start=1):
-            line = _decode_line(path, number, raw)
-            if number == 1:
-                line = line.removeprefix("\ufeff")
-            if not line.strip():
-                continue
-            try:
-                yield f"line {number}", json.loads(line.rstrip("\r\n"))
-            except json.JSONDecodeError as exc:
-                raise DataError(
-                    f"{path}: line {number}, char {exc.colno}: not valid JSON ({exc.msg})"
-                ) from None
+@dataclass(frozen=True)
+class _NotAnObject:
+    """A row that parsed but is no object; `_problem_fields` drops it with this message."""
 
-
-def _json_rows(path: Path) -> Iterator[tuple[str, Any]]:
-    raw = path.read_bytes()
-    try:
-        text = raw.decode("utf-8").removeprefix("\ufeff")
-    except UnicodeDecodeError as exc:
-        line = raw.count(b"\n", 0, exc.start) + 1
-        raise DataError(
-            f"{path}: line {line}: not valid UTF-8 (byte 0x{raw[exc.start]:02x})"
-        ) from None
-    if not text.strip():
-        raise DataError(f"{path}: the file is empty")
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        if exc.msg == "Extra data":
-            # One object per line under a .json name: read it as JSONL.
-            yield from _jsonl_rows(path)
-            return
-        raise DataError(
-            f"{path}: line {exc.lineno}, char {exc.colno}: not valid JSON ({exc.msg})"
-        ) from None
-    if isinstance(data, dict):
-        records = data.get("data", data.get("rows"))
-        if not isinstance(records, list):
-            raise DataError(
-                f'{path}: expected a JSON array of problems or {{"data": [...]}}, got an object with keys {sorted(data)[:8]}'
-            )
-        data = records
-    if not isinstance(data, list):
-        raise DataError(f"{path}: expected a JSON array of problems, got {type(data).__name__}")
-    for index, row in enumerate(data):
-        yield f"row {index}", row
+    message: str
 
 
 def _check_columns(where: str, columns: list[str], question_field: str | None) -> None:
@@ -180,22 +139,6 @@ def _check_columns(where: str, columns: list[str], question_field: str | None) -
             f"{where}: no question column (tried {', '.join(wanted)}; the columns are "
             f"{', '.join(columns)}); name it with --question-field"
         )
-
-
-def _parquet_rows(path: Path, question_field: str | None) -> Iterator[tuple[str, Any]]:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    try:
-        reader = pq.ParquetFile(path)
-    except (pa.ArrowException, OSError) as exc:
-        raise DataError(f"{path}: not a readable Parquet file ({exc})") from None
-    _check_columns(str(path), reader.schema_arrow.names, question_field)
-    index = 0
-    for batch in reader.iter_batches(batch_size=1024):
-        for row in batch.to_pylist():
-            yield f"row {index}", row
-            index += 1
 
 
 def _dataset_rows(
@@ -261,8 +204,10 @@ def _problem_fields(
     row: Any, question_field: str | None, answer_field: str | None
 ) -> tuple[str, str | None]:
     """(question, answer) of one row; raises _Drop saying why a row cannot be used."""
+    if isinstance(row, _NotAnObject):
+        raise _Drop("not an object", row.message)
     if not isinstance(row, dict):
-        raise _Drop("not an object", f"not an object but a {type(row).__name__}")
+        raise _Drop("not an object", f"a JSON {type(row).__name__}, expected an object")
     if question_field:
         if question_field not in row:
             raise _Drop("no question", f"no question field '{question_field}'")

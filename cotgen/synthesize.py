@@ -5,27 +5,26 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-from rich.table import Table
 
 from cotgen.config import EngineConfig
 from cotgen.engines.base import Engine
 from cotgen.errors import Interrupted, RunError, UsageError
 from cotgen.executors.ray_cluster import RayOptions
+from cotgen.io.trees import finished_tree_ids
+from cotgen.io.writers import TreeShardWriter, read_manifest
 from cotgen.policy import EnginePolicy, EngineValuer, load_prompts
 from cotgen.search.config import SearchConfig
-from cotgen.search.mcts import TreeSearch
+from cotgen.search.mcts import run_search
 from cotgen.search.ratings import assign_ratings
-from cotgen.shards import TreeShardWriter, finished_tree_ids, read_manifest
 from cotgen.tree import Tree, tree_id
 
 # Settings a resumed run must share with the run that started the folder: they shape trees.
-_SHAPING = ("search", "model", "prompts", "hint_answer")
+# Of the search settings, SearchConfig.shaping says which.
+SHAPING = ("search", "model", "prompts", "hint_answer")
 
 
 @dataclass(frozen=True)
@@ -63,12 +62,83 @@ class _Live:
     correct_leaves: int = 0
     terminal_leaves: int = 0
     solved: int = 0  # trees with at least one correct leaf
-    searches: dict[str, TreeSearch] = field(default_factory=dict)  # in flight
+    running_simulations: dict[str, int] = field(default_factory=dict)  # tree id -> finished, in flight
     shards: list[str] = field(default_factory=list)
     first_error: str | None = None
 
 
-def _grade(text: str, gold: str) -> bool | None:
+@dataclass(frozen=True)
+class RunProgress:
+    """What a run has done so far, handed to the progress callback after every finished tree
+    and about twice a second."""
+
+    total: int  # trees this run searches (problems not yet in the folder)
+    done: int  # trees finished
+    simulations: int  # finished simulations, counting those of trees still in flight
+    generated_tokens: int
+    seconds: float
+    correct_leaves: int  # over graded terminal leaves of finished trees
+    terminal_leaves: int
+    # --executor ray only (workers == 0 for a local run):
+    workers: int = 0  # worker places
+    workers_up: int = 0  # workers started and searching now
+    saved: int = 0  # trees in shards (done counts trees a worker still buffers)
+    requeued: int = 0  # problems handed back to the queue by dead workers
+    worker_deaths: int = 0
+
+
+ProgressCallback = Callable[[RunProgress], None]
+
+
+@dataclass
+class SynthesizeReport:
+    """What a synthesize run did; `as_json()` is what --json prints and the manifest keeps."""
+
+    out: str
+    problems: int  # problems the source gave (after --skip / --limit)
+    dropped_rows: int  # rows of the source that made no problem
+    already_done: int  # problems whose tree was in the folder already
+    ran: bool = False  # False when there was nothing to do: the figures below stay unset
+    trees: int = 0
+    failed: int = 0
+    simulations: int = 0
+    generated_tokens: int = 0
+    seconds: float = 0.0
+    tokens_per_s: float = 0.0
+    simulations_per_s: float = 0.0
+    correct_leaves: int = 0
+    terminal_leaves: int = 0
+    solved_trees: int = 0  # trees with at least one correct leaf
+    shards: list[str] = field(default_factory=list)
+    model: str = ""
+    executor: str = "local"  # local | ray
+    # --executor ray only:
+    workers: int = 0
+    worker_deaths: int = 0  # workers that died and were replaced
+    requeued: int = 0  # problems a dead worker handed back, searched again elsewhere
+    search_seconds: float = 0.0  # from the first worker ready to the end: no start-up
+    steady_trees_per_s: float = 0.0  # trees/s once every worker was up
+
+    def as_json(self) -> dict[str, Any]:
+        keys = ["out", "problems", "dropped_rows", "already_done", "trees", "failed"]
+        if self.ran:
+            keys += ["simulations", "generated_tokens", "seconds", "tokens_per_s", "simulations_per_s",
+                     "correct_leaves", "terminal_leaves", "solved_trees", "shards", "model", "executor"]
+            if self.executor == "ray":
+                keys += ["workers", "worker_deaths", "requeued", "search_seconds", "steady_trees_per_s"]
+        return {k: getattr(self, k) for k in keys}
+
+
+class AllTreesFailed(RunError):
+    """Every tree of the run failed; `report` says what the run did all the same."""
+
+    def __init__(self, message: str, report: SynthesizeReport) -> None:
+        super().__init__(message)
+        self.report = report
+
+
+def grade_answer(text: str, gold: str) -> bool | None:
+    """The search's grader, in a local run and on every Ray worker alike."""
     from cotgen.verify import grade
 
     return grade(text, gold).correct
@@ -84,16 +154,25 @@ def _settings(search: SearchConfig, engine_cfg: EngineConfig, prompts_digest: st
     }
 
 
+def shaping_settings(settings: dict[str, Any]) -> dict[str, Any]:
+    """The part of a run's settings that shapes its trees: the one rule resume checks."""
+    out = {key: settings.get(key) for key in SHAPING}
+    if isinstance(out["search"], dict):
+        out["search"] = SearchConfig.shaping(out["search"])
+    return out
+
+
 def _refuse_changed_settings(out: Path, new: dict[str, Any]) -> None:
     old = read_manifest(out).get("settings")
     if not old:
         return
+    a_all, b_all = shaping_settings(old), shaping_settings(new)
     changed = []
-    for key in _SHAPING:
-        a, b = old.get(key), new.get(key)
+    for key in SHAPING:
+        a, b = a_all[key], b_all[key]
         if key == "search" and isinstance(a, dict) and isinstance(b, dict):
             for name in sorted(set(a) | set(b)):
-                if name != "parallel" and a.get(name) != b.get(name):
+                if a.get(name) != b.get(name):
                     changed.append(f"{name}: {a.get(name)!r} -> {b.get(name)!r}")
         elif a != b:
             changed.append(f"{key}: {a!r} -> {b!r}")
@@ -110,19 +189,19 @@ def run(
     engine_cfg: EngineConfig,
     *,
     engine: Engine | None = None,
-    console: Console | None = None,
-    quiet: bool = False,
+    progress: ProgressCallback | None = None,
     ray: RayOptions | None = None,
-) -> dict[str, Any]:
-    """Search a tree for every problem not yet in `opts.out`; returns the run's summary.
+) -> SynthesizeReport:
+    """Search a tree for every problem not yet in `opts.out`; returns what the run did.
 
-    `engine` replaces the one `engine_cfg` describes (tests, benchmarks). Ctrl-C saves the
-    finished trees and raises Interrupted; a tree whose search fails is saved with its error.
-    With `ray`, Ray workers search the trees, each on its own engine (cotgen.executors).
+    `engine` replaces the one `engine_cfg` describes (tests, benchmarks); `progress` is called
+    with a RunProgress as trees finish. Ctrl-C saves the finished trees and raises
+    Interrupted; a tree whose search fails is saved with its error; when every tree failed,
+    AllTreesFailed carries the report. With `ray`, Ray workers search the trees, each on its
+    own engine, and this process keeps the manifest (cotgen.executors).
     """
     from cotgen.problems import load_problems
 
-    console = console or Console(stderr=True)
     prompts = load_prompts(opts.prompts)  # broken templates fail here, before any model loads
     settings = _settings(search, engine_cfg, prompts.digest(), opts)
     out = Path(opts.out)
@@ -135,21 +214,17 @@ def run(
     )
     done_ids = finished_tree_ids(out) if out.is_dir() else set()
     todo = [p for p in problem_set.problems if tree_id(p.question, p.answer) not in done_ids]
-    summary: dict[str, Any] = {
-        "out": str(out),
-        "problems": len(problem_set.problems),
-        "dropped_rows": len(problem_set.skipped),
-        "already_done": len(problem_set.problems) - len(todo),
-        "trees": 0,
-        "failed": 0,
-    }
+    report = SynthesizeReport(
+        out=str(out),
+        problems=len(problem_set.problems),
+        dropped_rows=len(problem_set.skipped),
+        already_done=len(problem_set.problems) - len(todo),
+    )
     if not todo:
-        if not quiet:
-            console.print(f"{out}: all {len(problem_set.problems)} problems already have trees; nothing to do", markup=False)
-        return summary
-
+        return report
     if ray is not None:
-        return _run_ray(todo, opts, search, engine_cfg, settings, problem_set.source, ray, summary, console, quiet)
+        return _run_ray(todo, opts, search, engine_cfg, settings, problem_set.source, ray, report, progress)
+
     own_engine = engine is None
     if engine is None:
         from cotgen.engines import build_engine
@@ -158,11 +233,24 @@ def run(
     writer = TreeShardWriter(out, settings)
     writer.update_manifest(problems_source=problem_set.source)
     policy = EnginePolicy(engine, prompts, search, hint_answer=opts.hint_answer)
-    valuer = EngineValuer(engine, prompts, search, grade=_grade)
+    valuer = EngineValuer(engine, prompts, search, grade=grade_answer)
     live = _Live()
     t0 = time.perf_counter()
+
+    def snapshot() -> RunProgress:
+        return RunProgress(
+            total=len(todo),
+            done=live.written + len(live.buffer),
+            simulations=live.simulations + sum(live.running_simulations.values()),
+            generated_tokens=policy.generated_tokens + valuer.generated_tokens,
+            seconds=time.perf_counter() - t0,
+            correct_leaves=live.correct_leaves,
+            terminal_leaves=live.terminal_leaves,
+        )
+
+    report_progress = (lambda: progress(snapshot())) if progress is not None else None
     try:
-        asyncio.run(_run_all(todo, engine, policy, valuer, search, opts, writer, live, console, quiet, own_engine))
+        asyncio.run(_run_all(todo, engine, policy, valuer, search, opts, writer, live, report_progress, own_engine))
     except (KeyboardInterrupt, asyncio.CancelledError):
         _flush(writer, live, everything=True)
         raise Interrupted(
@@ -171,103 +259,97 @@ def run(
         ) from None
     seconds = time.perf_counter() - t0
     tokens = policy.generated_tokens + valuer.generated_tokens
-    summary.update(
-        trees=live.written,
-        failed=live.failed,
-        simulations=live.simulations,
-        generated_tokens=tokens,
-        seconds=round(seconds, 3),
-        tokens_per_s=round(tokens / seconds, 1) if seconds else 0.0,
-        simulations_per_s=round(live.simulations / seconds, 2) if seconds else 0.0,
-        correct_leaves=live.correct_leaves,
-        terminal_leaves=live.terminal_leaves,
-        solved_trees=live.solved,
-        shards=live.shards,
-        model=engine.model_id,
-    )
-    writer.update_manifest(last_run=summary)
-    if not quiet:
-        _print_summary(console, summary)
+    report.ran = True
+    report.trees = live.written
+    report.failed = live.failed
+    report.simulations = live.simulations
+    report.generated_tokens = tokens
+    report.seconds = round(seconds, 3)
+    report.tokens_per_s = round(tokens / seconds, 1) if seconds else 0.0
+    report.simulations_per_s = round(live.simulations / seconds, 2) if seconds else 0.0
+    report.correct_leaves = live.correct_leaves
+    report.terminal_leaves = live.terminal_leaves
+    report.solved_trees = live.solved
+    report.shards = live.shards
+    report.model = engine.model_id
+    writer.update_manifest(last_run=report.as_json())
     if live.written and live.failed == live.written:
-        raise RunError(f"every tree failed ({live.failed}); the first error: {live.first_error}")
-    return summary
+        raise AllTreesFailed(f"every tree failed ({live.failed}); the first error: {live.first_error}", report)
+    return report
 
 
 async def _run_all(
     todo, engine, policy, valuer, search: SearchConfig, opts: RunOptions, writer, live: _Live,
-    console: Console, quiet: bool, own_engine: bool,
+    report_progress: Callable[[], None] | None, own_engine: bool,
 ) -> None:
     """Keep `opts.concurrency` trees in flight; a new problem starts as each tree finishes."""
     pending = iter(todo)
     tasks: set[asyncio.Task] = set()
-    progress = Progress(
-        TextColumn("trees"), BarColumn(), MofNCompleteColumn(),
-        TextColumn("{task.fields[rates]}"), TimeRemainingColumn(),
-        console=console, disable=quiet, transient=False,
-    )
-    task_id = progress.add_task("synthesize", total=len(todo), rates="")
-    t0 = time.perf_counter()
-
-    def refresh() -> None:
-        elapsed = max(time.perf_counter() - t0, 1e-9)
-        sims = live.simulations + sum(s.finished for s in live.searches.values())
-        tokens = policy.generated_tokens + valuer.generated_tokens
-        rate = f"{live.correct_leaves / live.terminal_leaves:.0%}" if live.terminal_leaves else "-"
-        progress.update(task_id, rates=f"{sims / elapsed:.1f} sim/s  {tokens / elapsed:,.0f} tok/s  correct leaves {rate}")
 
     async def ticker() -> None:
+        # Rates move while trees are in flight; the callback hears of it twice a second.
         while True:
             await asyncio.sleep(0.5)
-            refresh()
+            report_progress()
 
     def start(problem) -> None:
-        tree = Tree.new(problem.question, problem.answer, source=problem.source, model=engine.model_id,
-                        config=search.to_dict())
-        # The tree's own rng: the same seed and problem give the same meta actions and engine seeds.
-        rng = random.Random(search.seed ^ int(tree.id, 16))
-        ts = TreeSearch(tree, policy, valuer, _grade, search, rng)
-        live.searches[tree.id] = ts
-        tasks.add(asyncio.ensure_future(_search_one(ts)))
+        tree, rng = new_tree(problem.question, problem.answer, problem.source, engine.model_id, search)
+        live.running_simulations[tree.id] = 0
 
-    with progress:
-        tick = asyncio.ensure_future(ticker())
-        try:
-            for problem in pending:
-                start(problem)
-                if len(tasks) >= opts.concurrency:
-                    break
-            while tasks:
-                done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-                for task in done:
-                    tasks.discard(task)
-                    tree = task.result()
-                    live.searches.pop(tree.id, None)
-                    _account(live, tree)
-                    progress.advance(task_id)
-                    nxt = next(pending, None)
-                    if nxt is not None:
-                        start(nxt)
-                if len(live.buffer) >= opts.shard_trees:
-                    _flush(writer, live, everything=False, shard_trees=opts.shard_trees)
-                refresh()
-            _flush(writer, live, everything=True)
-        finally:
+        def on_simulation(finished: int, tid: str = tree.id) -> None:
+            live.running_simulations[tid] = finished
+
+        tasks.add(asyncio.ensure_future(search_tree(tree, policy, valuer, search, rng, on_simulation)))
+
+    tick = asyncio.ensure_future(ticker()) if report_progress is not None else None
+    try:
+        for problem in pending:
+            start(problem)
+            if len(tasks) >= opts.concurrency:
+                break
+        if report_progress is not None:
+            report_progress()
+        while tasks:
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                tasks.discard(task)
+                tree = task.result()
+                live.running_simulations.pop(tree.id, None)
+                _account(live, tree)
+                nxt = next(pending, None)
+                if nxt is not None:
+                    start(nxt)
+            if len(live.buffer) >= opts.shard_trees:
+                _flush(writer, live, everything=False, shard_trees=opts.shard_trees)
+            if report_progress is not None:
+                report_progress()
+        _flush(writer, live, everything=True)
+    finally:
+        if tick is not None:
             tick.cancel()
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(tick, *tasks, return_exceptions=True)
-            if own_engine:
-                await engine.close()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*([tick] if tick else []), *tasks, return_exceptions=True)
+        if own_engine:
+            await engine.close()
 
 
-async def _search_one(ts: TreeSearch) -> Tree:
+def new_tree(question: str, answer: str | None, source: str, model_id: str, search: SearchConfig) -> tuple[Tree, random.Random]:
+    """A problem's tree, not yet searched, and its own rng: the same seed and problem give the
+    same meta actions and engine seeds, in a local run and on any Ray worker."""
+    tree = Tree.new(question, answer, source=source, model=model_id, config=search.to_dict())
+    return tree, random.Random(search.seed ^ int(tree.id, 16))
+
+
+async def search_tree(tree: Tree, policy, valuer, search: SearchConfig, rng: random.Random,
+                      on_simulation: Callable[[int], None] | None = None) -> Tree:
     """Search one tree; a failure is recorded on the tree and does not stop the run."""
     try:
-        await ts.run()
+        await run_search(tree, policy, valuer, grade_answer, search, rng, on_simulation=on_simulation)
     except Exception as exc:  # any failure of this tree's generation: record it, go on
-        ts.tree.error = f"{type(exc).__name__}: {exc}"
-    assign_ratings(ts.tree)
-    return ts.tree
+        tree.error = f"{type(exc).__name__}: {exc}"
+        assign_ratings(tree)
+    return tree
 
 
 def _account(live: _Live, tree: Tree) -> None:
@@ -295,8 +377,8 @@ def _flush(writer: TreeShardWriter, live: _Live, everything: bool, shard_trees: 
 
 def _run_ray(
     todo, opts: RunOptions, search: SearchConfig, engine_cfg: EngineConfig, settings: dict[str, Any],
-    source: str, ray: RayOptions, summary: dict[str, Any], console: Console, quiet: bool,
-) -> dict[str, Any]:
+    source: str, ray: RayOptions, report: SynthesizeReport, progress: ProgressCallback | None,
+) -> SynthesizeReport:
     """The same run on Ray workers: they write the shards, this process keeps the manifest."""
     from cotgen.executors.ray_cluster import import_ray, run_on_ray
     from cotgen.executors.worker import WorkerSpec
@@ -310,26 +392,18 @@ def _run_ray(
         shard_trees=opts.shard_trees, prompts=str(opts.prompts.resolve()) if opts.prompts else None,
         hint_answer=opts.hint_answer,
     )
-    progress = Progress(
-        TextColumn("trees"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rates]}"),
-        TimeRemainingColumn(), console=console, disable=quiet, transient=False,
-    )
-    task_id = progress.add_task("synthesize", total=len(todo), rates="starting Ray workers")
     t0 = time.perf_counter()
 
     def on_progress(p: dict[str, Any]) -> None:
-        elapsed = max(time.perf_counter() - t0, 1e-9)
-        rate = f"{p['correct_leaves'] / p['terminal_leaves']:.0%}" if p["terminal_leaves"] else "-"
-        lost = f"  requeued {p['requeued']} ({p['deaths']} worker deaths)" if p["deaths"] else ""
-        progress.update(task_id, completed=p["done"], rates=(
-            f"workers {p['workers_up']}/{p['workers']}  saved {p['saved']}  "
-            f"{p['simulations'] / elapsed:.1f} sim/s  {p['generated_tokens'] / elapsed:,.0f} tok/s  "
-            f"correct leaves {rate}{lost}"
+        progress(RunProgress(
+            total=len(todo), done=p["done"], simulations=p["simulations"], generated_tokens=p["generated_tokens"],
+            seconds=time.perf_counter() - t0, correct_leaves=p["correct_leaves"],
+            terminal_leaves=p["terminal_leaves"], workers=p["workers"], workers_up=p["workers_up"],
+            saved=p["saved"], requeued=p["requeued"], worker_deaths=p["deaths"],
         ))
 
     try:
-        with progress:
-            result = run_on_ray(todo, spec, ray, writer.record, on_progress)
+        result = run_on_ray(todo, spec, ray, writer.record, on_progress if progress is not None else None)
     except KeyboardInterrupt:
         saved = read_manifest(out).get("counts", {}).get("trees", 0)
         raise Interrupted(
@@ -338,58 +412,29 @@ def _run_ray(
         ) from None
     seconds = time.perf_counter() - t0
     trees = list(result.saved.values())
-    terminal = sum(t["terminal_leaves"] for t in trees)
-    correct = sum(t["correct_leaves"] for t in trees)
-    simulations = sum(t["simulations"] for t in trees)
     failed = [t for t in trees if t["error"] is not None]
+    simulations = sum(t["simulations"] for t in trees)
     tokens = result.generated_tokens
-    summary.update(
-        trees=len(trees),
-        failed=len(failed),
-        simulations=simulations,
-        generated_tokens=tokens,
-        seconds=round(seconds, 3),
-        tokens_per_s=round(tokens / seconds, 1) if seconds else 0.0,
-        simulations_per_s=round(simulations / seconds, 2) if seconds else 0.0,
-        correct_leaves=correct,
-        terminal_leaves=terminal,
-        solved_trees=sum(1 for t in trees if t["correct_leaves"]),
-        shards=sorted(result.shards),
-        model=result.workers[0]["model"] if result.workers else engine_cfg.model,
-        executor="ray",
-        workers=ray.workers,
-        search_seconds=round(result.search_seconds, 3),
-        steady_trees_per_s=round(result.steady_trees_per_s, 3),
-        worker_deaths=result.worker_deaths,
-        requeued=result.requeued,
-    )
-    writer.update_manifest(last_run=summary)
-    if not quiet:
-        _print_summary(console, summary)
+    report.ran = True
+    report.trees = len(trees)
+    report.failed = len(failed)
+    report.simulations = simulations
+    report.generated_tokens = tokens
+    report.seconds = round(seconds, 3)
+    report.tokens_per_s = round(tokens / seconds, 1) if seconds else 0.0
+    report.simulations_per_s = round(simulations / seconds, 2) if seconds else 0.0
+    report.correct_leaves = sum(t["correct_leaves"] for t in trees)
+    report.terminal_leaves = sum(t["terminal_leaves"] for t in trees)
+    report.solved_trees = sum(1 for t in trees if t["correct_leaves"])
+    report.shards = sorted(result.shards)
+    report.model = result.workers[0]["model"] if result.workers else engine_cfg.model
+    report.executor = "ray"
+    report.workers = ray.workers
+    report.worker_deaths = result.worker_deaths
+    report.requeued = result.requeued
+    report.search_seconds = round(result.search_seconds, 3)
+    report.steady_trees_per_s = round(result.steady_trees_per_s, 3)
+    writer.update_manifest(last_run=report.as_json())
     if trees and len(failed) == len(trees):
-        raise RunError(f"every tree failed ({len(failed)}); the first error: {failed[0]['error']}")
-    return summary
-
-
-def _print_summary(console: Console, s: dict[str, Any]) -> None:
-    table = Table(title=f"synthesize: {s['out']}", show_header=False)
-    table.add_column("what")
-    table.add_column("value", justify="right")
-    rate = f"{s['correct_leaves'] / s['terminal_leaves']:.1%}" if s["terminal_leaves"] else "-"
-    rows = [
-        ("problems", s["problems"]),
-        ("already done (skipped)", s["already_done"]),
-        ("trees written", s["trees"]),
-        ("failed trees", s["failed"]),
-        ("trees with a correct leaf", s["solved_trees"]),
-        ("simulations", s["simulations"]),
-        ("correct / graded leaves", f"{s['correct_leaves']} / {s['terminal_leaves']} ({rate})"),
-        ("generated tokens", f"{s['generated_tokens']:,}"),
-        ("tokens/s", f"{s['tokens_per_s']:,.1f}"),
-        ("simulations/s", f"{s['simulations_per_s']:,.2f}"),
-        ("seconds", f"{s['seconds']:,.1f}"),
-        ("shards", ", ".join(s["shards"]) or "-"),
-    ]
-    for k, v in rows:
-        table.add_row(k, str(v))
-    console.print(table)
+        raise AllTreesFailed(f"every tree failed ({len(failed)}); the first error: {failed[0]['error']}", report)
+    return report

@@ -149,9 +149,9 @@ class Tree:
     # -- invariants -----------------------------------------------------------------
     def check(self) -> None:
         """Raise InvalidTree naming every broken invariant."""
-        problems = tree_problems(self)
-        if problems:
-            raise InvalidTree(f"tree {self.id}: " + "; ".join(problems))
+        broken = broken_invariants(self)
+        if broken:
+            raise InvalidTree(f"tree {self.id}: " + "; ".join(broken))
 
     # -- rows -----------------------------------------------------------------------
     def to_row(self) -> dict[str, Any]:
@@ -210,7 +210,7 @@ _NODE_FIELDS = tuple(f.name for f in fields(Node))
 _STATS_FIELDS = tuple(f.name for f in fields(TreeStats))
 
 
-def tree_problems(tree: Tree) -> list[str]:
+def broken_invariants(tree: Tree) -> list[str]:
     """Every broken invariant of `tree`, as messages; [] when the tree is sound.
 
     The one place the invariants of DESIGN.md (The Tree) are written down.

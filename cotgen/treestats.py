@@ -11,7 +11,7 @@ from cotgen.tree import KINDS, RATINGS, Tree
 
 
 @dataclass
-class TreeStatsSummary:
+class TreeSetSummary:
     """Running totals; memory is constant in the number of trees."""
 
     trees: int = 0
@@ -84,8 +84,8 @@ class TreeStatsSummary:
         }
 
 
-def summarize(trees: Iterable[Tree]) -> TreeStatsSummary:
-    summary = TreeStatsSummary()
+def summarize(trees: Iterable[Tree]) -> TreeSetSummary:
+    summary = TreeSetSummary()
     for tree in trees:
         summary.add(tree)
     return summary

@@ -7,11 +7,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cotgen.errors import DataError, InvalidTree, UsageError
-from cotgen.formats import FORMATS, Finding, make_format
-from cotgen.rowsources import TREES, RowSource, open_rows
-from cotgen.shards import EXPORT_SHARD, BadRow, expand_tree_inputs, is_run_dir, iter_shard_trees
-from cotgen.tree import Tree, tree_problems
+from cotgen.errors import DataError, InvalidTree
+from cotgen.formats import Finding, make_format
+from cotgen.io.inputs import expand_inputs
+from cotgen.io.readers import TREES, BadRow, Reader, TreeShardReader, check_format_name, open_rows
+from cotgen.tree import Tree, broken_invariants
 
 MAX_MESSAGE_CHARS = 1000  # a finding may quote row text; a 50 MB row must not become a 50 MB line
 DEFAULT_MAX_ERRORS = 100  # findings kept per file; the counts stay exact beyond it
@@ -57,19 +57,19 @@ def check_tree_row(row: dict[str, Any]) -> list[Finding]:
 
 def tree_findings(tree: Tree) -> list[Finding]:
     """Every broken invariant of a tree as an error; a failed search as a warning."""
-    out = [Finding("error", problem) for problem in tree_problems(tree)]
+    out = [Finding("error", invariant) for invariant in broken_invariants(tree)]
     if tree.error is not None:
         out.append(Finding("warning", f"the search failed for this tree: {tree.error}"))
     return out
 
 
-def iter_findings(source: RowSource | Path | str, format: str | None = None) -> Iterator[tuple[int, list[Finding]]]:
+def iter_findings(source: Reader | Path | str, format: str | None = None) -> Iterator[tuple[int, list[Finding]]]:
     """(row index, findings) for every row of one file, streamed batch by batch; the
     findings list is empty for a valid row, so callers count rows from this too."""
-    if not isinstance(source, RowSource):
+    if not isinstance(source, Reader):
         source = open_rows(source, format)
-    if source.format == TREES and source.kind == "parquet":
-        for index, tree in iter_shard_trees(source.path):
+    if isinstance(source, TreeShardReader):
+        for index, tree in source.trees():
             yield index, [Finding("error", tree.message)] if isinstance(tree, BadRow) else tree_findings(tree)
         return
     if source.format == TREES:
@@ -120,28 +120,11 @@ def _finding_json(finding: Finding, row: int) -> dict[str, Any]:
     return out
 
 
-def expand_validate_inputs(paths: Iterable[Path | str], format: str | None = None) -> list[Path]:
-    """Files to validate: run folders become their tree shards, export folders their shard
-    files. Raises UsageError for a missing path, a folder holding neither, or an unknown
-    format, before any work."""
-    if format is not None and format != TREES and format not in FORMATS:
-        raise UsageError(f"unknown format '{format}' (expected one of: {', '.join([TREES, *FORMATS])})")
-    files: list[Path] = []
-    for path in map(Path, paths):
-        if path.is_dir() and not is_run_dir(path):
-            exported = sorted(f for f in path.iterdir() if f.is_file() and EXPORT_SHARD.match(f.name))
-            if not exported:
-                raise UsageError(f"{path}: not a run folder (no manifest.json, no trees/) and holds no exported shards")
-            files.extend(exported)
-        else:
-            files.extend(expand_tree_inputs([path]))
-    return files
-
-
 def validate_paths(paths: Iterable[Path | str], format: str | None = None, max_errors: int | None = DEFAULT_MAX_ERRORS) -> Iterator[FileReport]:
     """A report per file. A file that cannot be read is reported (one error, row None) and
     the others are still validated; usage errors stop everything first."""
-    for path in expand_validate_inputs(paths, format):
+    check_format_name(format)
+    for path in expand_inputs(paths):
         try:
             yield validate_path(path, format, max_errors)
         except DataError as exc:

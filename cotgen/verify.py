@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import re
 import threading
-from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -108,8 +107,3 @@ def grade(text: str, gold: str | None, *, timeout: int | None = TIMEOUT_SECONDS)
     except (Exception, mv.errors.TimeoutException):
         ok = False
     return Grade(correct=bool(ok), answer=answer)
-
-
-def grade_many(pairs: Iterable[tuple[str, str | None]]) -> list[Grade]:
-    """grade() over (text, gold) pairs, in order."""
-    return [grade(text, gold) for text, gold in pairs]

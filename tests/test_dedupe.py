@@ -12,7 +12,7 @@ import pytest
 
 from cotgen.dedupe import DedupeSettings, dedupe, lsh_bands
 from cotgen.errors import UsageError
-from cotgen.shards import TreeShardWriter, read_manifest
+from cotgen.io.writers import TreeShardWriter, read_manifest
 from cotgen.tree import Tree
 
 WORDS = [f"w{i}" for i in range(3000)]
@@ -173,7 +173,7 @@ def test_mixed_formats_and_bad_out_are_usage_errors(tmp_path):
         dedupe([text, tmp_path / "run"], tmp_path / "out")
     with pytest.raises(UsageError, match="holds the input"):
         dedupe([tmp_path / "x"], tmp_path / "x")
-    with pytest.raises(UsageError, match="--threshold"):
+    with pytest.raises(ValueError, match="threshold must be"):
         DedupeSettings(threshold=1.5)
 
 

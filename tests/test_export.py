@@ -11,7 +11,7 @@ import pytest
 from cotgen.errors import UsageError
 from cotgen.export import export, parse_size
 from cotgen.formats import FORMATS, ExportRefused, make_format
-from cotgen.shards import TreeShardWriter
+from cotgen.io.writers import TreeShardWriter
 from cotgen.tree import Tree
 from cotgen.validate import validate_path
 
@@ -228,7 +228,7 @@ def test_marco_shards_are_what_dumps_marco_writes(run_dir: Path, tmp_path: Path)
 
 
 def test_column_wise_tree_reader_matches_from_row(tmp_path: Path):
-    from cotgen.shards import iter_shard_trees, iter_tree_rows
+    from cotgen.io.readers import TreeShardReader
     from cotgen.tree import Tree
 
     trees = [make_tree(i, failed=(i == 2)) for i in range(7)]
@@ -239,6 +239,6 @@ def test_column_wise_tree_reader_matches_from_row(tmp_path: Path):
     trees[6].nodes[2].logprob = -1.5
     w = TreeShardWriter(tmp_path / "run")
     path = w.write(trees)
-    fast = [t for _, t in iter_shard_trees(path)]
-    assert [t.to_row() for t in fast] == [Tree.from_row(r).to_row() for r in iter_tree_rows(path)]
+    fast = [t for _, t in TreeShardReader(path).trees()]
+    assert [t.to_row() for t in fast] == [Tree.from_row(r).to_row() for _, r in TreeShardReader(path).rows()]
     assert fast[2].error == "engine crashed" and fast[4].config["nested"] == {"a": [1, 2]}

@@ -12,20 +12,26 @@ from pathlib import Path
 
 import pytest
 
-from cotgen.shards import iter_trees, read_manifest, shard_paths
+from cotgen.io.inputs import shard_paths
+from cotgen.io.trees import iter_input_trees
+from cotgen.io.writers import read_manifest
 
 pytestmark = pytest.mark.slow
 
 LIMIT = 10
-ARGS = ["--problems", "builtin:arith", "--limit", str(LIMIT), "--simulations", "4", "--branch", "2",
+# The interrupted run has far more problems than it can finish between its second shard and
+# the signal, so "some but not all trees are saved" holds on however fast a machine.
+INTERRUPTED_LIMIT = 40
+ARGS = ["--problems", "builtin:arith", "--simulations", "4", "--branch", "2",
         "--max-depth", "4", "--max-step-tokens", "8", "--concurrency", "2", "--shard-trees", "1",
         "--max-batch", "8", "--quiet"]
 
 
-def start(model: Path, out: Path) -> subprocess.Popen:
+def start(model: Path, out: Path, limit: int = LIMIT) -> subprocess.Popen:
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     return subprocess.Popen(
-        [sys.executable, "-m", "cotgen.cli.main", "synthesize", "--model", str(model), "--out", str(out), *ARGS],
+        [sys.executable, "-m", "cotgen.cli.main", "synthesize", "--model", str(model), "--out", str(out),
+         "--limit", str(limit), *ARGS],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
 
@@ -38,27 +44,27 @@ def wait_for_shards(proc: subprocess.Popen, out: Path, n: int, timeout: float = 
         time.sleep(0.05)
 
 
-def rerun_completes(model: Path, out: Path) -> None:
-    proc = start(model, out)
+def rerun_completes(model: Path, out: Path, limit: int = LIMIT) -> None:
+    proc = start(model, out, limit)
     _, err = proc.communicate(timeout=300)
     assert proc.returncode == 0, err
-    ids = [t.id for t in iter_trees([out])]
-    assert len(ids) == len(set(ids)) == LIMIT
-    assert read_manifest(out)["counts"]["trees"] == LIMIT
+    ids = [t.id for t in iter_input_trees([out])]
+    assert len(ids) == len(set(ids)) == limit
+    assert read_manifest(out)["counts"]["trees"] == limit
 
 
 def test_ctrl_c_exits_130_and_a_rerun_completes(tiny_model_dir: Path, tmp_path: Path):
     out = tmp_path / "run"
-    proc = start(tiny_model_dir, out)
+    proc = start(tiny_model_dir, out, INTERRUPTED_LIMIT)
     wait_for_shards(proc, out, 2)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     assert "Traceback" not in err and "run the same command again" in err
-    saved = [t.id for t in iter_trees([out])]
-    assert 2 <= len(saved) < LIMIT and len(saved) == len(set(saved))
+    saved = [t.id for t in iter_input_trees([out])]
+    assert 2 <= len(saved) < INTERRUPTED_LIMIT and len(saved) == len(set(saved))
     assert read_manifest(out)["counts"]["trees"] == len(saved)
-    rerun_completes(tiny_model_dir, out)
+    rerun_completes(tiny_model_dir, out, INTERRUPTED_LIMIT)
 
 
 def test_kill_9_loses_only_trees_in_flight(tiny_model_dir: Path, tmp_path: Path):
@@ -68,6 +74,6 @@ def test_kill_9_loses_only_trees_in_flight(tiny_model_dir: Path, tmp_path: Path)
     proc.kill()
     proc.communicate(timeout=60)
     # Whatever moment the kill hit, every shard under a final name is complete and readable.
-    saved = [t.id for t in iter_trees([out])]
+    saved = [t.id for t in iter_input_trees([out])]
     assert len(saved) >= 3 and len(saved) == len(set(saved))
     rerun_completes(tiny_model_dir, out)

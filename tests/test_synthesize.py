@@ -9,11 +9,13 @@ import pytest
 
 from cotgen.config import EngineConfig
 from cotgen.engines.base import Completion
-from cotgen.errors import Interrupted, RunError
+from cotgen.errors import Interrupted, RunError, UsageError
+from cotgen.io.inputs import shard_paths
+from cotgen.io.trees import iter_input_trees
+from cotgen.io.writers import read_manifest
 from cotgen.policy import DEFAULT_PROMPTS
 from cotgen.problems import load_problems
 from cotgen.search import SearchConfig
-from cotgen.shards import iter_trees, read_manifest, shard_paths
 from cotgen.synthesize import RunOptions, run
 
 SMALL = ["--simulations", "6", "--branch", "2", "--max-depth", "5", "--max-step-tokens", "12",
@@ -34,7 +36,7 @@ def tiny_run(tmp_path_factory, tiny_model_dir):
 
 
 def test_tiny_run_writes_valid_trees(tiny_run):
-    trees = list(iter_trees([tiny_run]))
+    trees = list(iter_input_trees([tiny_run]))
     assert len(trees) == 4 and len({t.id for t in trees}) == 4
     assert [p.name for p in shard_paths(tiny_run)] == ["part-00000.parquet", "part-00001.parquet"]
     manifest = read_manifest(tiny_run)
@@ -140,9 +142,9 @@ def test_a_failed_tree_is_recorded_and_the_run_goes_on(tmp_path):
     problems = load_problems("builtin:arith", limit=4)
     bad = problems.problems[1]
     summary = run(_opts(tmp_path / "run"), SearchConfig(simulations=4), EngineConfig(),
-                  engine=ScriptedEngine(fail_on=bad.question), quiet=True)
-    assert summary["trees"] == 4 and summary["failed"] == 1
-    trees = {t.problem: t for t in iter_trees([tmp_path / "run"])}
+                  engine=ScriptedEngine(fail_on=bad.question))
+    assert summary.trees == 4 and summary.failed == 1
+    trees = {t.problem: t for t in iter_input_trees([tmp_path / "run"])}
     assert trees[bad.question].error == "RunError: the engine refused this prompt"
     assert all(t.error is None for q, t in trees.items() if q != bad.question)
     for t in trees.values():
@@ -154,12 +156,12 @@ def test_interrupt_saves_finished_trees_and_a_rerun_completes(tmp_path):
     out = tmp_path / "run"
     cfg = SearchConfig(simulations=3, parallel=1, critic_rate=0.0, conclude_rate=0.0)
     with pytest.raises(Interrupted, match="saved"):
-        run(_opts(out), cfg, EngineConfig(), engine=ScriptedEngine(interrupt_after=7), quiet=True)
-    saved = {t.id for t in iter_trees([out])}
+        run(_opts(out), cfg, EngineConfig(), engine=ScriptedEngine(interrupt_after=7))
+    saved = {t.id for t in iter_input_trees([out])}
     assert 1 <= len(saved) < 4
-    summary = run(_opts(out), cfg, EngineConfig(), engine=ScriptedEngine(), quiet=True)
-    assert summary["already_done"] == len(saved) and summary["trees"] == 4 - len(saved)
-    ids = [t.id for t in iter_trees([out])]
+    summary = run(_opts(out), cfg, EngineConfig(), engine=ScriptedEngine())
+    assert summary.already_done == len(saved) and summary.trees == 4 - len(saved)
+    ids = [t.id for t in iter_input_trees([out])]
     assert len(ids) == len(set(ids)) == 4
 
 
@@ -167,8 +169,8 @@ def test_same_seed_same_trees(tmp_path):
     cfg = SearchConfig(simulations=6, critic_rate=0.5, parallel=3)
 
     def nodes(folder: Path):
-        run(_opts(folder), cfg, EngineConfig(), engine=ScriptedEngine(), quiet=True)
-        return sorted((t.id, [(n.parent, n.kind, n.text, n.visits) for n in t.nodes]) for t in iter_trees([folder]))
+        run(_opts(folder), cfg, EngineConfig(), engine=ScriptedEngine())
+        return sorted((t.id, [(n.parent, n.kind, n.text, n.visits) for n in t.nodes]) for t in iter_input_trees([folder]))
 
     assert nodes(tmp_path / "a") == nodes(tmp_path / "b")
 
@@ -193,3 +195,24 @@ def test_tiny_run_exports_and_validates_in_every_format(tiny_run, tmp_path, cli,
     reports = [json.loads(line) for line in r.out.splitlines()]
     assert {rep["format"] for rep in reports} == {fmt}
     assert sum(rep["rows"] for rep in reports) == summary["rows_written"]
+
+
+def test_the_library_run_reports_progress_and_prints_nothing(tmp_path, capfd):
+    seen: list = []
+    report = run(_opts(tmp_path / "run"), SearchConfig(simulations=3), EngineConfig(),
+                 engine=ScriptedEngine(), progress=seen.append)
+    assert report.ran and report.trees == 4 and report.as_json()["trees"] == 4
+    assert seen[0].done == 0 and seen[-1].done == 4 and all(p.total == 4 for p in seen)
+    assert seen[-1].simulations == report.simulations
+    assert capfd.readouterr() == ("", "")
+    again = run(_opts(tmp_path / "run"), SearchConfig(simulations=3), EngineConfig(), engine=ScriptedEngine())
+    assert not again.ran and set(again.as_json()) == {"out", "problems", "dropped_rows", "already_done", "trees", "failed"}
+
+
+def test_a_timing_only_setting_may_change_on_resume(tmp_path):
+    run(_opts(tmp_path / "run"), SearchConfig(simulations=3, parallel=1),
+        EngineConfig(), engine=ScriptedEngine())
+    report = run(_opts(tmp_path / "run"), SearchConfig(simulations=3, parallel=2), EngineConfig(), engine=ScriptedEngine())
+    assert report.already_done == 4
+    with pytest.raises(UsageError, match="simulations: 3 -> 4"):
+        run(_opts(tmp_path / "run"), SearchConfig(simulations=4), EngineConfig(), engine=ScriptedEngine())

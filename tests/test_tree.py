@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from cotgen.errors import InvalidTree
-from cotgen.tree import Node, Tree, has_final_answer, may_be_terminal, tree_id, tree_problems
+from cotgen.tree import Node, Tree, broken_invariants, has_final_answer, may_be_terminal, tree_id
 
 
 def small_tree() -> Tree:
@@ -51,7 +51,7 @@ def test_sound_tree_has_no_problems():
 def broken(mutate) -> list[str]:
     t = small_tree()
     mutate(t)
-    return tree_problems(t)
+    return broken_invariants(t)
 
 
 @pytest.mark.parametrize(

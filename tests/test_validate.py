@@ -8,23 +8,15 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from small_trees import make_tree
 
-from cotgen import rowsources
 from cotgen.errors import DataError, UsageError
 from cotgen.formats import make_format
-from cotgen.rowsources import TREES, match_format, open_rows
-from cotgen.shards import TreeShardWriter
-from cotgen.tree import Tree, arrow_schema
+from cotgen.io import readers
+from cotgen.io.readers import TREES, match_format, open_rows
+from cotgen.io.writers import TreeShardWriter
+from cotgen.tree import arrow_schema
 from cotgen.validate import iter_findings, validate_path, validate_paths
-
-
-def make_tree(i: int) -> Tree:
-    t = Tree.new(f"What is {i} + {i}?", str(2 * i))
-    s = t.add(0, "step", f" We add {i} and {i}.", rating="positive", value=0.8, visits=3)
-    c = t.add(s.id, "critic", "The addition is right.")
-    t.add(c.id, "refine", f"It is {2 * i}.", rating="positive", value=0.9)
-    t.add(s.id, "conclusion", f"The answer is \\boxed{{{2 * i}}}.", terminal=True, correct=True, rating="positive", value=1.0)
-    return t
 
 
 def ol_rows(n: int, separator: str = " ") -> list[str]:
@@ -112,7 +104,7 @@ def test_txt_and_jsonl_rows_are_numbered_by_line(tmp_path: Path):
     assert report.format == "openlongcot"
     assert [(e["row"], e["message"]) for e in report.errors] == [
         (1, "line 2: a JSON list, expected an object"),
-        (2, "line 3: not JSON (Expecting property name enclosed in double quotes at char 1)"),
+        (2, "line 3: not valid JSON (char 1: Expecting property name enclosed in double quotes)"),
     ]
 
 
@@ -126,7 +118,7 @@ def test_max_errors_caps_the_list_not_the_counts(tmp_path: Path):
 
 def test_streams_by_batch(tmp_path: Path, monkeypatch):
     """Rows come batch by batch: the reader never holds more than one batch of the file."""
-    monkeypatch.setattr(rowsources, "BATCH_ROWS", 10)
+    monkeypatch.setattr(readers, "BATCH_ROWS", 10)
     rows = ol_rows(1) * 95
     pq.write_table(pa.table({"text": rows}), tmp_path / "x.parquet", row_group_size=10)
     source = open_rows(tmp_path / "x.parquet")
@@ -167,12 +159,10 @@ def test_given_format_must_fit_the_columns(tmp_path: Path):
     assert validate_path(tmp_path / "x.parquet", format="openlongcot").valid_rows == 1
 
 
-def test_iter_rows_yields_dicts_and_names_an_unreadable_row(tmp_path: Path):
-    from cotgen.rowsources import iter_rows
-
+def test_reader_rows_yields_dicts_and_names_an_unreadable_row(tmp_path: Path):
     p = tmp_path / "r.txt"
     p.write_bytes(ol_rows(1)[0].encode() + b"\n\n\xff\n")
-    rows = iter_rows(p)
+    rows = (row for _, row in open_rows(p).rows())
     assert next(rows) == {"text": ol_rows(1)[0]}
     with pytest.raises(DataError, match=r"r.txt: row 2: line 3: invalid UTF-8"):
         next(rows)

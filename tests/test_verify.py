@@ -7,7 +7,7 @@ import threading
 import pytest
 
 from cotgen.tree import has_final_answer
-from cotgen.verify import Grade, extract_answer, grade, grade_many, normalize_gold
+from cotgen.verify import Grade, extract_answer, grade, normalize_gold
 
 
 @pytest.mark.parametrize(
@@ -113,7 +113,7 @@ def test_grading_outside_the_main_thread_works():
 
     def work():
         try:
-            results.extend(grade_many([("\\boxed{\\frac{2}{4}}", "0.5"), ("\\boxed{3}", "4")]))
+            results.extend(grade(text, gold) for text, gold in [("\\boxed{\\frac{2}{4}}", "0.5"), ("\\boxed{3}", "4")])
         except BaseException as exc:  # the test reports whatever escaped
             errors.append(exc)
 

@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from cotgen.cli.app import app, emit_json, err
-from cotgen.cli.options import JsonFlag, OutDir, QuietFlag
+from cotgen.cli.options import JsonFlag, OutDir, QuietFlag, build_settings
 
 
 @app.command()
@@ -27,7 +27,7 @@ def dedupe(
     from cotgen.dedupe import DedupeSettings
     from cotgen.dedupe import dedupe as run_dedupe
 
-    settings = DedupeSettings(on=on, threshold=threshold, num_perm=num_perm, ngram=ngram)
+    settings = build_settings(DedupeSettings, on=on, threshold=threshold, num_perm=num_perm, ngram=ngram)
     report = run_dedupe(inputs, out_dir, settings)
     if as_json:
         summary = {k: v for k, v in report.as_json().items() if k != "clusters"}

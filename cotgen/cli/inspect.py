@@ -66,7 +66,7 @@ def inspect(
     as_json: Annotated[bool, typer.Option("--json", help="Print the tree record as JSON instead.")] = False,
 ) -> None:
     """Draw one tree: kind, rating, value, visits and a text preview of every node."""
-    from cotgen.treesources import iter_input_trees
+    from cotgen.io.trees import iter_input_trees
 
     if row is not None and tree_id is not None:
         raise UsageError("give --row or --id, not both")

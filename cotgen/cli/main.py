@@ -9,24 +9,22 @@ from __future__ import annotations
 
 import importlib
 import os
-import pkgutil
 import sys
 
 import typer
 from rich.markup import escape
 
-from cotgen import cli
 from cotgen.cli.app import app, err
 from cotgen.errors import CotgenError
 
-_NOT_COMMANDS = {"app", "main", "options"}
+# Every subcommand, by the module that registers it on `app` (cotgen.cli.<name>), in the
+# order --help lists them. A new subcommand is a module here and its name in this list.
+COMMANDS = ("dedupe", "export", "inspect", "model", "push", "stats", "synthesize", "validate", "version")
 
 
 def _register_commands() -> None:
-    """Import every cotgen.cli.<name> module; each registers its command on `app`."""
-    for info in pkgutil.iter_modules(cli.__path__):
-        if not info.name.startswith("_") and info.name not in _NOT_COMMANDS:
-            importlib.import_module(f"cotgen.cli.{info.name}")
+    for name in COMMANDS:
+        importlib.import_module(f"cotgen.cli.{name}")
 
 
 def run(argv: list[str] | None = None) -> int:

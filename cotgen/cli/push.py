@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from cotgen.cli.app import app, emit_json, err
-from cotgen.cli.options import JsonFlag, QuietFlag
+from cotgen.cli.options import JsonFlag, QuietFlag, build_settings
 
 
 @app.command()
@@ -28,8 +28,8 @@ def push(
     from cotgen.hub import PushSettings
     from cotgen.hub import push as run_push
 
-    settings = PushSettings(
-        repo=repo, private=private, revision=revision, config=config, split=split,
+    settings = build_settings(
+        PushSettings, repo=repo, private=private, revision=revision, config=config, split=split,
         message=message, endpoint=endpoint,
     )
     report = run_push(input_path, settings, log=(lambda m: None) if quiet else (lambda m: err.print(m, markup=False)))

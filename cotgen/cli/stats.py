@@ -19,7 +19,7 @@ def stats(
     as_json: JsonFlag = False,
 ) -> None:
     """Rows, nodes per tree, depth, branching, share of each kind and rating, correct leaves."""
-    from cotgen.treesources import iter_input_trees
+    from cotgen.io.trees import iter_input_trees
 
     figures = summarize(iter_input_trees(paths)).as_dict()
     if as_json:

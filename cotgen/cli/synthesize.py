@@ -6,6 +6,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
 
 from cotgen.cli.app import app, emit_json, err
 from cotgen.cli.options import JsonFlag, OutDir, QuietFlag
@@ -13,7 +15,7 @@ from cotgen.config import EngineConfig
 from cotgen.errors import UsageError
 from cotgen.executors.ray_cluster import RayOptions
 from cotgen.search.config import SearchConfig
-from cotgen.synthesize import RunOptions, run
+from cotgen.synthesize import AllTreesFailed, RunOptions, RunProgress, SynthesizeReport, run
 
 _S = SearchConfig()  # the defaults live in the dataclasses, shown here in --help
 _E = EngineConfig()
@@ -96,6 +98,76 @@ def synthesize(
             raise ValueError("--ray-address needs --executor ray")
     except ValueError as exc:
         raise UsageError(f"synthesize: {exc}") from None
-    summary = run(opts, search, engine_cfg, console=err, quiet=quiet, ray=ray)
+    bar = _ProgressBar()
+    try:
+        report = run(opts, search, engine_cfg, progress=None if quiet else bar.update, ray=ray)
+    except AllTreesFailed as exc:
+        bar.stop()
+        if not quiet:
+            _print_report(exc.report)
+        raise
+    finally:
+        bar.stop()
+    if not quiet:
+        _print_report(report)
     if json_out:
-        emit_json(summary, sort_keys=True)
+        emit_json(report.as_json(), sort_keys=True)
+
+
+class _ProgressBar:
+    """A rich progress bar on stderr, started by the run's first progress report."""
+
+    def __init__(self) -> None:
+        self.progress: Progress | None = None
+
+    def update(self, p: RunProgress) -> None:
+        if self.progress is None:
+            self.progress = Progress(
+                TextColumn("trees"), BarColumn(), MofNCompleteColumn(),
+                TextColumn("{task.fields[rates]}"), TimeRemainingColumn(),
+                console=err, transient=False,
+            )
+            self.task = self.progress.add_task("synthesize", total=p.total, rates="")
+            self.progress.start()
+        elapsed = max(p.seconds, 1e-9)
+        rate = f"{p.correct_leaves / p.terminal_leaves:.0%}" if p.terminal_leaves else "-"
+        rates = f"{p.simulations / elapsed:.1f} sim/s  {p.generated_tokens / elapsed:,.0f} tok/s  correct leaves {rate}"
+        if p.workers:  # --executor ray: who is up, what is safely in shards, what came back
+            rates = f"workers {p.workers_up}/{p.workers}  saved {p.saved}  {rates}"
+            if p.worker_deaths:
+                rates += f"  requeued {p.requeued} ({p.worker_deaths} worker deaths)"
+        self.progress.update(self.task, completed=p.done, rates=rates)
+
+    def stop(self) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+            self.progress = None
+
+
+def _print_report(s: SynthesizeReport) -> None:
+    if not s.ran:
+        err.print(f"{s.out}: all {s.problems} problems already have trees; nothing to do", markup=False)
+        return
+    table = Table(title=f"synthesize: {s.out}", show_header=False)
+    table.add_column("what")
+    table.add_column("value", justify="right")
+    rate = f"{s.correct_leaves / s.terminal_leaves:.1%}" if s.terminal_leaves else "-"
+    rows = [
+        ("problems", s.problems),
+        ("already done (skipped)", s.already_done),
+        ("trees written", s.trees),
+        ("failed trees", s.failed),
+        ("trees with a correct leaf", s.solved_trees),
+        ("simulations", s.simulations),
+        ("correct / graded leaves", f"{s.correct_leaves} / {s.terminal_leaves} ({rate})"),
+        ("generated tokens", f"{s.generated_tokens:,}"),
+        ("tokens/s", f"{s.tokens_per_s:,.1f}"),
+        ("simulations/s", f"{s.simulations_per_s:,.2f}"),
+        ("seconds", f"{s.seconds:,.1f}"),
+        ("shards", ", ".join(s.shards) or "-"),
+    ]
+    if s.executor == "ray":
+        rows[-1:-1] = [("Ray workers", s.workers), ("worker deaths / problems requeued", f"{s.worker_deaths} / {s.requeued}")]
+    for k, v in rows:
+        table.add_row(k, str(v))
+    err.print(table)

@@ -2,36 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from cotgen.config import EngineConfig
-from cotgen.engines.base import Completion, Engine
+from cotgen.engines.base import Completion, Engine, EngineStats, GenerationParams
 
-__all__ = ["Completion", "Engine", "EngineConfig", "EngineStats", "build_engine"]
-
-
-@dataclass
-class EngineStats:
-    """Counters every engine keeps as `engine.stats`; the progress bar and benchmarks read them."""
-
-    generated_tokens: int = 0  # every token the model produced, incl. trimmed ones and EOS
-    batches: int = 0  # hf: admission rounds (one prefill each); vllm/openai: generate requests sent
-    sequences: int = 0  # sequences admitted over all those rounds (prompts x n)
-    score_batches: int = 0  # hf: score forward passes; vllm/openai: score calls
-    scored_prompts: int = 0
-    busy_seconds: float = 0.0  # hf: wall time inside generate/forward; others: in requests
-    decode_steps: int = 0  # hf: forward passes of the decode loop (one token per active row)
-    decode_rows: int = 0  # hf: active rows summed over those passes
-
-    @property
-    def mean_batch_size(self) -> float:
-        """Sequences per admission round (hf) or per request (others)."""
-        return self.sequences / self.batches if self.batches else 0.0
-
-    @property
-    def mean_active_rows(self) -> float:
-        """How full the hf engine's decode batch was, on average."""
-        return self.decode_rows / self.decode_steps if self.decode_steps else 0.0
+__all__ = ["Completion", "Engine", "EngineConfig", "EngineStats", "GenerationParams", "build_engine"]
 
 
 def build_engine(cfg: EngineConfig) -> Engine:

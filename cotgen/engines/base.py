@@ -26,6 +26,54 @@ class Completion:
         return sum(self.logprobs) / len(self.logprobs) if self.logprobs else None
 
 
+@dataclass(frozen=True)
+class GenerationParams:
+    """How one generate call samples: checked and normalised once, here, for every engine
+    (vLLM's SamplingParams is the model)."""
+
+    n: int = 1  # completions per prompt
+    max_tokens: int = 256  # generated tokens per completion at most
+    temperature: float = 0.7  # 0 = greedy
+    top_p: float = 1.0  # nucleus mass in (0, 1]; 1.0 under greedy, where it cannot matter
+    stop: tuple[str, ...] = ()  # stop strings, each trimmed off with what follows; sorted, unique
+    seed: int | None = None  # None = the engine's own rng picks one
+    ignore_eos: bool = False  # every completion runs to max_tokens (benchmarks)
+
+    def __post_init__(self) -> None:
+        if self.n < 1 or self.max_tokens < 1:
+            raise ValueError(f"generate needs n >= 1 and max_tokens >= 1 (got n={self.n}, max_tokens={self.max_tokens})")
+        if self.temperature < 0 or not 0 < self.top_p <= 1:
+            raise ValueError(
+                f"generate needs temperature >= 0 and 0 < top_p <= 1 (got {self.temperature}, {self.top_p})"
+            )
+        if isinstance(self.stop, str):
+            raise ValueError("stop must be a list of strings, not one string")
+        object.__setattr__(self, "temperature", float(self.temperature))
+        object.__setattr__(self, "top_p", float(self.top_p) if self.temperature > 0 else 1.0)
+        object.__setattr__(self, "stop", tuple(sorted({s for s in self.stop or () if s})))
+
+
+@dataclass
+class EngineStats:
+    """Counters every engine keeps as `engine.stats`; the progress bar and benchmarks read them."""
+
+    generated_tokens: int = 0  # every token the model produced, incl. trimmed ones and EOS
+    batches: int = 0  # hf: admission rounds (one prefill each); vllm/openai: generate requests sent
+    sequences: int = 0  # sequences admitted over all those rounds (prompts x n)
+    score_batches: int = 0  # hf: score forward passes; vllm/openai: score calls
+    scored_prompts: int = 0
+    busy_seconds: float = 0.0  # hf: wall time inside generate/forward; others: in requests
+    decode_steps: int = 0  # hf: forward passes of the decode loop (one token per active row)
+    decode_rows: int = 0  # hf: active rows summed over those passes
+    prompt_tokens: int = 0  # prompt tokens of admitted sequences, where the engine counts them
+    cached_prompt_tokens: int = 0  # of those, tokens a prefix cache served (0 without one)
+
+    @property
+    def mean_batch_size(self) -> float:
+        """Sequences per admission round (hf) or per request (others)."""
+        return self.sequences / self.batches if self.batches else 0.0
+
+
 @runtime_checkable
 class Engine(Protocol):
     """An LLM behind one async interface. All trees of a run share one instance, so an
@@ -33,19 +81,13 @@ class Engine(Protocol):
 
     name: str  # "hf" | "vllm" | "openai"
     model_id: str  # what was loaded: an alias resolved to a Hub id, or a folder
+    stats: EngineStats  # counters since the engine was built
 
-    async def generate(
-        self,
-        prompts: list[str],
-        n: int = 1,
-        max_tokens: int = 256,
-        temperature: float = 0.7,
-        top_p: float = 1.0,
-        stop: list[str] | None = None,
-        seed: int | None = None,
-    ) -> list[list[Completion]]:
-        """`n` completions per prompt; result[i] belongs to prompts[i]. A prompt that cannot
-        be served (longer than the context) raises for that call only."""
+    async def generate(self, prompts: list[str], **sampling: Any) -> list[list[Completion]]:
+        """`n` completions per prompt; result[i] belongs to prompts[i]. `sampling` holds the
+        fields of GenerationParams (n, max_tokens, temperature, top_p, stop, seed,
+        ignore_eos), which checks them. A prompt that cannot be served (longer than the
+        context) raises for that call only."""
         ...
 
     async def score(self, prompts: list[str], candidates: list[str]) -> list[dict[str, float]]:

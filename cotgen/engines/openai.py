@@ -18,8 +18,13 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from cotgen.config import EngineConfig
-from cotgen.engines import EngineStats
-from cotgen.engines.base import Completion, render_chat_template, single_tokens
+from cotgen.engines.base import (
+    Completion,
+    EngineStats,
+    GenerationParams,
+    render_chat_template,
+    single_tokens,
+)
 from cotgen.errors import DataError, RunError, UsageError
 
 TOP_K = 5  # alternatives reported per position
@@ -85,21 +90,11 @@ class OpenAIEngine:
 
     # --- the Engine interface -------------------------------------------------------
 
-    async def generate(
-        self,
-        prompts: list[str],
-        n: int = 1,
-        max_tokens: int = 256,
-        temperature: float = 0.7,
-        top_p: float = 1.0,
-        stop: list[str] | None = None,
-        seed: int | None = None,
-        ignore_eos: bool = False,
-    ) -> list[list[Completion]]:
+    async def generate(self, prompts: list[str], **sampling: Any) -> list[list[Completion]]:
         if isinstance(prompts, str):
             raise UsageError("prompts must be a list of strings, not one string")
-        if n < 1 or max_tokens < 1:
-            raise UsageError(f"generate needs n >= 1 and max_tokens >= 1 (got n={n}, max_tokens={max_tokens})")
+        params = GenerationParams(**sampling)
+        n, max_tokens, seed, ignore_eos = params.n, params.max_tokens, params.seed, params.ignore_eos
         if not prompts:
             return []
         body: dict[str, Any] = {
@@ -107,12 +102,12 @@ class OpenAIEngine:
             "prompt": list(prompts),
             "n": n,
             "max_tokens": max_tokens,
-            "temperature": temperature,
-            "top_p": top_p,
+            "temperature": params.temperature,
+            "top_p": params.top_p,
             "logprobs": TOP_K,
         }
-        if stop:
-            body["stop"] = list(stop)
+        if params.stop:
+            body["stop"] = list(params.stop)
         if seed is not None:
             body["seed"] = seed
         if ignore_eos:
@@ -125,7 +120,7 @@ class OpenAIEngine:
         # OpenAI numbers choices prompt-major: choice i*n + j is sample j of prompt i.
         for choice in sorted(choices, key=lambda c: c.get("index", 0)):
             index = int(choice.get("index", 0))
-            completion = self._completion(choice, stop or [])
+            completion = self._completion(choice, list(params.stop))
             self.stats.generated_tokens += completion.tokens
             out[index // n].append(completion)
         return out

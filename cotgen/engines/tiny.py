@@ -9,28 +9,13 @@ import tempfile
 from pathlib import Path
 
 from cotgen.errors import RunError
+from cotgen.formats.openlongcot import TOKENS
 
 # Bump when the recipe below changes: the user cache keys on it, so an old build is
 # never mistaken for the new one.
 TINY_VERSION = "1"
 
-OPENLONGCOT_TOKENS = [
-    "<start_of_father_id>",
-    "<end_of_father_id>",
-    "<start_of_local_id>",
-    "<end_of_local_id>",
-    "<start_of_thought>",
-    "<end_of_thought>",
-    "<start_of_rating>",
-    "<end_of_rating>",
-    "<positive_rating>",
-    "<negative_rating>",
-    "<unknown_rating>",
-    "<problem>",
-    "<critic>",
-    "<refine>",
-    "<conclusion>",
-]
+OPENLONGCOT_TOKENS = list(TOKENS)  # the format's own list: a tag's token id depends on its place
 # <|endoftext|> first so it gets id 0, as in Qwen2 (it is the pad and unk token).
 CHATML_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
 

@@ -14,8 +14,14 @@ import itertools
 from typing import Any
 
 from cotgen.config import EngineConfig
-from cotgen.engines import EngineStats
-from cotgen.engines.base import Completion, encode_prompts, render_chat_template, single_tokens
+from cotgen.engines.base import (
+    Completion,
+    EngineStats,
+    GenerationParams,
+    encode_prompts,
+    render_chat_template,
+    single_tokens,
+)
 from cotgen.errors import MissingExtraError, RunError, UsageError
 from cotgen.models import ResolvedModel
 
@@ -84,29 +90,19 @@ class VLLMEngine:
     def _check_len(self, prompts: list[str], room: int) -> None:
         encode_prompts(self.tokenizer, prompts, room, self.context_len, self.model_id)
 
-    async def generate(
-        self,
-        prompts: list[str],
-        n: int = 1,
-        max_tokens: int = 256,
-        temperature: float = 0.7,
-        top_p: float = 1.0,
-        stop: list[str] | None = None,
-        seed: int | None = None,
-        ignore_eos: bool = False,
-    ) -> list[list[Completion]]:
+    async def generate(self, prompts: list[str], **sampling: Any) -> list[list[Completion]]:
         from vllm import SamplingParams
         from vllm.sampling_params import RequestOutputKind
 
-        if n < 1 or max_tokens < 1:
-            raise UsageError(f"generate needs n >= 1 and max_tokens >= 1 (got n={n}, max_tokens={max_tokens})")
+        checked = GenerationParams(**sampling)
+        n, max_tokens, seed, ignore_eos = checked.n, checked.max_tokens, checked.seed, checked.ignore_eos
         self._check_len(prompts, max_tokens)
         params = SamplingParams(
             n=n,
-            temperature=temperature,
-            top_p=top_p,
+            temperature=checked.temperature,
+            top_p=checked.top_p,
             max_tokens=max_tokens,
-            stop=list(stop or []),
+            stop=list(checked.stop),
             seed=seed,
             logprobs=TOP_K,
             ignore_eos=ignore_eos,

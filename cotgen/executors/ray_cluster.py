@@ -328,7 +328,7 @@ class _Driver:
         slot.poll_ref = slot.actor.poll.remote(POLL_S)
 
     def _absorb(self, slot: _Slot, events: dict[str, Any]) -> None:
-        from cotgen.shards import ShardInfo
+        from cotgen.io.writers import ShardInfo
 
         for tree in events["finished"]:
             slot.finished[tree["index"]] = tree
@@ -377,14 +377,16 @@ class _Driver:
         """Shards a worker renamed into place but never reported (it died, or the driver was
         interrupted while the report was on its way): a final name means a complete file, so
         they count, and their problems are done."""
-        from cotgen.shards import TREE_SHARD, ShardInfo, iter_trees, shard_paths
+        from cotgen.io.inputs import TREE_SHARD, shard_paths
+        from cotgen.io.trees import iter_input_trees
+        from cotgen.io.writers import ShardInfo
 
         held = self.queue.held.get(tag, set())
         for path in shard_paths(Path(self.spec.out)):
             m = TREE_SHARD.match(path.name)
             if not m or m["tag"] != tag or path.name in self.recorded:
                 continue
-            trees = list(iter_trees([path]))
+            trees = list(iter_input_trees([path]))
             by_id: dict[str, list[int]] = {}
             for i in sorted(held):
                 by_id.setdefault(self.queue.problems[i].id, []).append(i)

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import random
 import socket
 import time
 from dataclasses import dataclass
@@ -56,7 +55,7 @@ class TreeWorker:
         self._engine = engine  # tests pass a scripted engine; None = build spec.engine
         self._queue: list[Item] = []
         self._tasks: dict[asyncio.Task, int] = {}
-        self._searches: dict[int, Any] = {}  # index -> TreeSearch in flight
+        self._simulations: dict[int, int] = {}  # index -> finished simulations, trees in flight
         self._buffer: list[tuple[int, Tree]] = []
         self._buffered_since = 0.0
         self._finished: list[dict[str, Any]] = []  # since the last poll
@@ -72,6 +71,7 @@ class TreeWorker:
     async def start(self) -> dict[str, Any]:
         """Build the engine and start searching; a CotgenError here is the engine's message."""
         from cotgen.policy import EnginePolicy, EngineValuer, load_prompts
+        from cotgen.synthesize import grade_answer
 
         spec = self.spec
         prompts = load_prompts(Path(spec.prompts) if spec.prompts else None)
@@ -80,7 +80,7 @@ class TreeWorker:
 
             self._engine = build_engine(spec.engine)
         self._policy = EnginePolicy(self._engine, prompts, spec.search, hint_answer=spec.hint_answer)
-        self._valuer = EngineValuer(self._engine, prompts, spec.search, grade=_grade)
+        self._valuer = EngineValuer(self._engine, prompts, spec.search, grade=grade_answer)
         self._wake, self._news = asyncio.Event(), asyncio.Event()
         self._pump_task = asyncio.ensure_future(self._pump())
         return {"pid": os.getpid(), "host": socket.gethostname(), "model": self._engine.model_id, "tag": spec.tag}
@@ -117,7 +117,7 @@ class TreeWorker:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         self._tasks.clear()
-        self._searches.clear()
+        self._simulations.clear()
         if save and self._buffer:
             await self._write_buffer()
         if self._engine is not None:
@@ -133,7 +133,7 @@ class TreeWorker:
             "in_flight": len(self._tasks),
             "queued": len(self._queue),
             "buffered": len(self._buffer),
-            "simulations_in_flight": sum(s.finished for s in self._searches.values()),
+            "simulations_in_flight": sum(self._simulations.values()),
             "generated_tokens": self._generated_tokens(),
         }
 
@@ -161,7 +161,7 @@ class TreeWorker:
                     self._wake.clear()
                     for task in done - {wake}:
                         index = self._tasks.pop(task)
-                        self._searches.pop(index, None)
+                        self._simulations.pop(index, None)
                         self._finish(index, task.result())
                 else:
                     if not self._queue:
@@ -181,16 +181,20 @@ class TreeWorker:
             self._news.set()
 
     def _start(self, item: Item) -> None:
-        from cotgen.search.mcts import TreeSearch
+        from cotgen.synthesize import new_tree, search_tree
 
         index, question, answer, source = item
-        search = self.spec.search
-        tree = Tree.new(question, answer, source=source, model=self._engine.model_id, config=search.to_dict())
-        # The same rng a local run gives this tree: same seed and problem, same meta actions.
-        rng = random.Random(search.seed ^ int(tree.id, 16))
-        ts = TreeSearch(tree, self._policy, self._valuer, _grade, search, rng)
-        self._searches[index] = ts
-        self._tasks[asyncio.ensure_future(_search_one(ts))] = index
+        # new_tree gives the tree the rng a local run would: same seed, same tree.
+        tree, rng = new_tree(question, answer, source, self._engine.model_id, self.spec.search)
+        self._simulations[index] = 0
+
+        def on_simulation(finished: int) -> None:
+            self._simulations[index] = finished
+
+        task = asyncio.ensure_future(
+            search_tree(tree, self._policy, self._valuer, self.spec.search, rng, on_simulation)
+        )
+        self._tasks[task] = index
 
     def _finish(self, index: int, tree: Tree) -> None:
         if not self._buffer:
@@ -208,7 +212,8 @@ class TreeWorker:
         await asyncio.shield(self._write_task)
 
     async def _write(self, batch: list[tuple[int, Tree]]) -> None:
-        from cotgen.shards import tree_shard_name, write_tree_shard
+        from cotgen.io.inputs import tree_shard_name
+        from cotgen.io.writers import write_tree_shard
 
         trees = [t for _, t in batch]
         while True:
@@ -237,21 +242,3 @@ def tree_summary(index: int, tree: Tree) -> dict[str, Any]:
         "correct_leaves": sum(1 for n in terminals if n.correct),
         "error": tree.error,
     }
-
-
-def _grade(text: str, gold: str) -> bool | None:
-    from cotgen.verify import grade
-
-    return grade(text, gold).correct
-
-
-async def _search_one(ts: Any) -> Tree:
-    """Search one tree; a failure is recorded on the tree, as in a local run."""
-    from cotgen.search.ratings import assign_ratings
-
-    try:
-        await ts.run()
-    except Exception as exc:  # any failure of this tree's generation: record it, go on
-        ts.tree.error = f"{type(exc).__name__}: {exc}"
-    assign_ratings(ts.tree)
-    return ts.tree

@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from cotgen.answers import extract_answer
-from cotgen.errors import DataError
 from cotgen.formats.base import REPLACEMENT_WARNING, ExportRefused, Finding
 from cotgen.formats.paths import best_correct_path, journey_path, reasoning_nodes
+from cotgen.io.readers import JSON_TYPES, parse_json_array
 from cotgen.tree import Node, Tree
 
 THOUGHT_OPEN, THOUGHT_CLOSE = "<Thought>", "</Thought>"
@@ -69,8 +69,6 @@ def dumps_marco(records: list[dict[str, Any]]) -> str:
     return json.dumps(records, ensure_ascii=False, indent=4) + "\n"
 
 
-_JSON_TYPES = {dict: "a JSON object", str: "a JSON string", bool: "a JSON boolean", int: "a JSON number",
-               float: "a JSON number", type(None): "JSON null"}  # fmt: skip
 
 
 def loads_marco(text: str, path: object = None) -> list[Any]:
@@ -78,30 +76,20 @@ def loads_marco(text: str, path: object = None) -> list[Any]:
 
     Records are returned as they are; check_marco_record says what is wrong with each.
     """
-    where = str(path) if path is not None else "the input"
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise DataError(
-            f"{where}: not valid JSON (line {exc.lineno}, column {exc.colno}, char {exc.pos}: {exc.msg})"
-        ) from None
-    if not isinstance(data, list):
-        kind = _JSON_TYPES.get(type(data), "not an array")
-        raise DataError(f"{where} is {kind}, expected an array of {{instruction, response}}")
-    return data
+    return parse_json_array(text, path, expected="{instruction, response}")
 
 
 def check_marco_record(obj: Any) -> list[Finding]:
     """Every problem in one record: errors for a broken shape, warnings for suspect text."""
     if not isinstance(obj, dict):
-        kind = _JSON_TYPES.get(type(obj), type(obj).__name__)
+        kind = JSON_TYPES.get(type(obj), type(obj).__name__)
         return [Finding("error", f"not an object: {kind}, expected {{instruction, response}}")]
     findings: list[Finding] = []
     for key in KEYS:
         if key not in obj:
             findings.append(Finding("error", f"missing '{key}'"))
         elif not isinstance(obj[key], str):
-            findings.append(Finding("error", f"'{key}' is {_JSON_TYPES.get(type(obj[key]), 'not a string')}, expected a string"))
+            findings.append(Finding("error", f"'{key}' is {JSON_TYPES.get(type(obj[key]), 'not a string')}, expected a string"))
     extra = sorted(str(k) for k in obj if k not in KEYS)
     if extra:
         findings.append(

@@ -1,4 +1,5 @@
-"""LLaMA-O1's OpenLongCoT text format: Tree -> one text row, and the row parsed back."""
+"""LLaMA-O1's OpenLongCoT text format: its vocabulary (every tag, here only), Tree -> one text
+row, and the row parsed back."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import Any, ClassVar
 
 from cotgen.errors import DataError
 from cotgen.formats.base import REPLACEMENT_WARNING, ExportRefused, Finding
-from cotgen.tree import Node, Tree, tree_problems
+from cotgen.tree import Node, Tree, broken_invariants
 
 FATHER_START, FATHER_END = "<start_of_father_id>", "<end_of_father_id>"
 LOCAL_START, LOCAL_END = "<start_of_local_id>", "<end_of_local_id>"
@@ -34,6 +35,8 @@ KIND_TAGS = {
     "conclusion": "<conclusion>",
 }
 MISSPELLED_RATING = "<unknow_rating>"  # what LLaMA-O1's code writes for <unknown_rating>
+# Every special token of the format, in the order the tiny model's tokenizer numbers them.
+TOKENS = (*TAGS, *KIND_TAGS.values())
 
 _RATING_OF_TOKEN = {tok: rating for rating, tok in RATING_TOKENS.items()}
 _KIND_OF_TAG = {tag: kind for kind, tag in KIND_TAGS.items()}
@@ -64,6 +67,16 @@ class OpenLongCoTParseError(DataError):
 
 
 # -- export -----------------------------------------------------------------------------
+
+
+def record(father: int, local: int, thought: str, rating: str | None = None) -> str:
+    """One record: ids and thought, then the rating part when `rating` (positive, negative,
+    unknown) is given. `thought` starts with its kind tag, if any; it is not checked here."""
+    out = (
+        f"{FATHER_START}{father}{FATHER_END}{LOCAL_START}{local}{LOCAL_END}"
+        f"{THOUGHT_START}{thought}{THOUGHT_END}"
+    )
+    return out + (f"{RATING_START}{RATING_TOKENS[rating]}{RATING_END}" if rating else "")
 
 
 def to_openlongcot(tree: Tree, *, root_rating: bool = False, separator: str = "\n") -> str:
@@ -108,10 +121,7 @@ def to_openlongcot(tree: Tree, *, root_rating: bool = False, separator: str = "\
             if node.parent != -1 or root_rating
             else ""
         )
-        parts.append(
-            f"{FATHER_START}{node.parent}{FATHER_END}{LOCAL_START}{node.id}{LOCAL_END}"
-            f"{THOUGHT_START}{tag}{text}{THOUGHT_END}{rating}"
-        )
+        parts.append(record(node.parent, node.id, tag + text) + rating)
     if len(parts) != len(tree.nodes):
         raise ExportRefused(
             f"tree {tree.id}: {len(tree.nodes) - len(parts)} node(s) are not reachable from the root"
@@ -356,7 +366,7 @@ def check_openlongcot(text: str) -> list[Finding]:
     except OpenLongCoTParseError as exc:
         findings.append(Finding("error", exc.reason, exc.offset))
     else:
-        findings.extend(Finding("error", problem) for problem in tree_problems(tree))
+        findings.extend(Finding("error", invariant) for invariant in broken_invariants(tree))
         if root_rated:
             findings.append(
                 Finding("warning", "the root record has a rating (LLaMA-O1's code writes one; "

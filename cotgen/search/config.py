@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 VALUE_MODES = ("judge", "confidence", "rollout")
+TIMING_ONLY = ("parallel",)  # settings that change how fast trees are made, never what they hold
 
 
 @dataclass(frozen=True)
@@ -58,8 +59,11 @@ class SearchConfig:
         return asdict(self)
 
     def result_settings(self) -> dict[str, Any]:
-        """The settings that shape the trees; `parallel` only changes timing, so a resumed run
-        may change it."""
-        d = asdict(self)
-        d.pop("parallel")
-        return d
+        """The settings that shape the trees (see `shaping`)."""
+        return self.shaping(asdict(self))
+
+    @staticmethod
+    def shaping(settings: dict[str, Any]) -> dict[str, Any]:
+        """`settings` (a recorded SearchConfig, perhaps of an older version) without those that
+        only change timing, so that a resumed run may change them."""
+        return {k: v for k, v in settings.items() if k not in TIMING_ONLY}

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from random import Random
 
 from cotgen.search.config import SearchConfig
@@ -26,10 +27,12 @@ class TreeSearch:
     """One tree's search state. `pending` holds the virtual loss of simulations in flight."""
 
     def __init__(
-        self, tree: Tree, policy: Policy, valuer: Valuer, grader: Grader, cfg: SearchConfig, rng: Random
+        self, tree: Tree, policy: Policy, valuer: Valuer, grader: Grader, cfg: SearchConfig, rng: Random,
+        on_simulation: Callable[[int], None] | None = None,
     ) -> None:
         self.tree, self.policy, self.valuer, self.grader = tree, policy, valuer, grader
         self.cfg, self.rng = cfg, rng
+        self.on_simulation = on_simulation  # told the count of finished simulations after each
         self.pending: dict[int, float] = {}
         self.expanding: dict[int, asyncio.Event] = {}
         # Leaves that will never get children: a critic without refine, a node whose
@@ -72,6 +75,8 @@ class TreeSearch:
             self.started += 1
             await self.simulate()
             self.finished += 1
+            if self.on_simulation is not None:
+                self.on_simulation(self.finished)
 
     async def simulate(self) -> None:
         """One simulation: select (virtual loss on), expand or revisit, back up (loss off)."""
@@ -203,9 +208,12 @@ class TreeSearch:
 
 
 async def run_search(
-    tree: Tree, policy: Policy, valuer: Valuer, grader: Grader, cfg: SearchConfig, rng: Random
+    tree: Tree, policy: Policy, valuer: Valuer, grader: Grader, cfg: SearchConfig, rng: Random,
+    *, on_simulation: Callable[[int], None] | None = None,
 ) -> Tree:
-    """Search `tree` in place until a stopping rule holds, then rate its nodes; returns it."""
-    await TreeSearch(tree, policy, valuer, grader, cfg, rng).run()
+    """Search `tree` in place until a stopping rule holds, then rate its nodes; returns it.
+
+    `on_simulation(finished)` is called after each simulation (progress display)."""
+    await TreeSearch(tree, policy, valuer, grader, cfg, rng, on_simulation).run()
     assign_ratings(tree)
     return tree

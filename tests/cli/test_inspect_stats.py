@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from cotgen.shards import TreeShardWriter
+from cotgen.io.writers import TreeShardWriter
 from cotgen.tree import Tree
 
 

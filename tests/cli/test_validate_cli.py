@@ -8,19 +8,11 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from small_trees import make_tree
 
 from cotgen.formats import make_format
-from cotgen.shards import TreeShardWriter
+from cotgen.io.writers import TreeShardWriter
 from cotgen.tree import Tree
-
-
-def make_tree(i: int) -> Tree:
-    t = Tree.new(f"What is {i} + {i}?", str(2 * i))
-    s = t.add(0, "step", f" We add {i} and {i}.", rating="positive", value=0.8, visits=3)
-    c = t.add(s.id, "critic", "The addition is right.")
-    t.add(c.id, "refine", f"It is {2 * i}.", rating="positive", value=0.9)
-    t.add(s.id, "conclusion", f"The answer is \\boxed{{{2 * i}}}.", terminal=True, correct=True, rating="positive", value=1.0)
-    return t
 
 
 def ol_row(i: int) -> str:
@@ -128,8 +120,7 @@ def test_llama_o1_bugs_are_named(cli, shared: Path, tmp_path: Path, bug: str, na
 def test_an_export_folder_is_validated_shard_by_shard(cli, tmp_path: Path):
     from cotgen.export import export
     from cotgen.formats import make_format
-    from cotgen.shards import TreeShardWriter
-    from cotgen.tree import Tree
+    from cotgen.io.writers import TreeShardWriter
 
     trees = []
     for i in range(4):

@@ -338,13 +338,7 @@ def test_score_matches_a_forward_pass(engine):
     candidates = ["<positive_rating>", "<negative_rating>", "yes", " no"]
     prompts = PROMPTS[:6]
     rows = asyncio.run(engine.score(prompts, candidates))
-    for prompt, row in zip(prompts, rows, strict=True):
-        ids = torch.tensor([engine.tokenizer.encode(prompt)])
-        with torch.inference_mode():
-            lp = torch.log_softmax(engine.model(input_ids=ids).logits[0, -1].float(), dim=-1)
-        for c in candidates:
-            first = engine.tokenizer.encode(c, add_special_tokens=False)[0]
-            assert row[c] == pytest.approx(lp[first].item(), abs=1e-4)
+    assert_scores_match_a_forward_pass(engine, prompts, rows, candidates)
 
 
 def test_chat_and_tokens(engine):
@@ -372,23 +366,6 @@ def test_empty_calls(engine):
     assert asyncio.run(engine.score([], ["yes"])) == []
 
 
-def test_nucleus_argmax_matches_a_sorted_nucleus():
-    from cotgen.engines.hf import _nucleus_argmax
-
-    gen = torch.Generator().manual_seed(0)
-    for scale in (0.5, 2.0, 8.0):  # flat to peaked distributions
-        logprobs = torch.log_softmax(torch.randn(200, 300, generator=gen) * scale, dim=-1)
-        perturbed = logprobs - torch.log(-torch.log(torch.rand(200, 300, generator=gen)))
-        top_p = torch.rand(200, generator=gen).clamp(min=0.05)
-        top_p[:20] = 1.0
-        got = _nucleus_argmax(torch, logprobs, perturbed, top_p)
-        probs, order = logprobs.exp().sort(dim=-1, descending=True)
-        for r in range(200):
-            size = int(((probs[r].cumsum(0) - probs[r]) < top_p[r]).sum())
-            nucleus = order[r, :size]
-            assert got[r].item() == nucleus[perturbed[r, nucleus].argmax()].item()
-
-
 def test_score_with_a_shared_prefix_matches_a_forward_pass(engine, monkeypatch):
     shared_runs = []
     real = engine._score_shared
@@ -403,7 +380,11 @@ def test_score_with_a_shared_prefix_matches_a_forward_pass(engine, monkeypatch):
     before = engine.stats.score_batches
     rows, again = asyncio.run(main())
     assert engine.stats.score_batches - before == 1 and shared_runs == [1]  # the prefixes ran once
-    for prompt, row in zip(prompts + prompts[:2], rows + again, strict=True):
+    assert_scores_match_a_forward_pass(engine, prompts + prompts[:2], rows + again, candidates)
+
+
+def assert_scores_match_a_forward_pass(engine, prompts, rows, candidates):
+    for prompt, row in zip(prompts, rows, strict=True):
         ids = torch.tensor([engine.tokenizer.encode(prompt)])
         with torch.inference_mode():
             lp = torch.log_softmax(engine.model(input_ids=ids).logits[0, -1].float(), dim=-1)

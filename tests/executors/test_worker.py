@@ -11,9 +11,11 @@ from cotgen.config import EngineConfig
 from cotgen.engines.base import Completion
 from cotgen.executors.ray_cluster import RayOptions, WorkQueue
 from cotgen.executors.worker import TreeWorker, WorkerSpec
+from cotgen.io.inputs import TREE_SHARD, shard_paths
+from cotgen.io.trees import iter_input_trees as iter_trees
+from cotgen.io.writers import TreeShardWriter
 from cotgen.problems import load_problems
 from cotgen.search import SearchConfig
-from cotgen.shards import TREE_SHARD, TreeShardWriter, iter_trees, shard_paths
 from cotgen.synthesize import RunOptions, run
 
 CFG = SearchConfig(simulations=5, critic_rate=0.5, parallel=2)
@@ -85,7 +87,7 @@ def test_worker_trees_equal_a_local_run_and_its_shards_carry_its_tag(tmp_path):
     assert all(TREE_SHARD.match(n)["tag"] == "w0xab12" for n in names)
 
     run(RunOptions(problems="builtin:arith", out=tmp_path / "local", limit=5, concurrency=2, shard_trees=2),
-        CFG, EngineConfig(), engine=ScriptedEngine(), quiet=True)
+        CFG, EngineConfig(), engine=ScriptedEngine())
 
     def nodes(folder):
         return sorted((t.id, [(n.parent, n.kind, n.text, n.visits, n.rating) for n in t.nodes])
@@ -148,7 +150,7 @@ def test_two_writers_never_share_a_shard_name(tmp_path):
     """A local writer and a worker whose tag collides: link() refuses, nothing is overwritten."""
     _, items = _items(2)
     writer = TreeShardWriter(tmp_path)
-    from cotgen.shards import write_tree_shard
+    from cotgen.io.writers import write_tree_shard
     from cotgen.tree import Tree
 
     trees = [Tree.new(q, a) for _, q, a, _ in items]

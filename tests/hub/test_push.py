@@ -17,7 +17,7 @@ import yaml
 from conftest import TOKEN
 
 from cotgen.formats import make_format
-from cotgen.shards import TreeShardWriter
+from cotgen.io.writers import TreeShardWriter
 from cotgen.tree import Tree
 
 REPO = "me/gsm8k-longcot"

@@ -6,57 +6,65 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from cotgen.errors import DataError, UsageError, located
-from cotgen.rowsources import TREES, open_rows
-from cotgen.shards import BadRow, expand_tree_inputs, iter_shard_trees
+from cotgen.io.inputs import expand_inputs, shard_paths
+from cotgen.io.readers import TREES, BadRow, Reader, TreeShardReader, open_rows
 from cotgen.tree import Tree, may_be_terminal, tree_id
 
 # on_skip(reason, where): called for an input row that yields no tree; None = raise DataError.
 SkipHandler = Callable[[str, str], None]
 
 
-def tree_inputs(paths: Iterable[Path]) -> list[tuple[Path, str]]:
-    """(file, "trees" | "openlongcot") for every input, checked before anything is read."""
+def tree_inputs(paths: Iterable[Path]) -> list[Reader]:
+    """A reader for every input file that carries whole trees, checked before anything is read."""
     paths = list(paths)
     if not paths:
         raise UsageError("no input: give run folders, tree shards or OpenLongCoT files")
-    out: list[tuple[Path, str]] = []
-    for path in expand_tree_inputs(paths):
-        source = open_rows(path)
-        if source.format not in (TREES, "openlongcot"):
+    out: list[Reader] = []
+    for path in expand_inputs(paths):
+        reader = open_rows(path)
+        if reader.format not in (TREES, "openlongcot"):
             raise UsageError(
-                f"{path}: holds {source.format} rows, which do not carry whole trees; "
+                f"{path}: holds {reader.format} rows, which do not carry whole trees; "
                 "give run folders, tree shards or OpenLongCoT files"
             )
-        out.append((path, source.format))
+        out.append(reader)
     return out
 
 
-def iter_located_trees(paths: Iterable[Path], on_skip: SkipHandler | None = None) -> Iterator[tuple[Tree, str]]:
-    """(tree, where) for every tree of the inputs, in order; `where` names file, row and id."""
-    for path, fmt in tree_inputs(paths):
-        rows = iter_shard_trees(path) if fmt == TREES else _openlongcot_trees(path)
+def iter_located_trees(readers: Iterable[Reader], on_skip: SkipHandler | None = None) -> Iterator[tuple[Tree, str]]:
+    """(tree, where) for every tree `tree_inputs` opened, in order; `where` names file, row and id."""
+    for reader in readers:
+        rows = reader.trees() if isinstance(reader, TreeShardReader) else _openlongcot_trees(reader)
         for index, tree in rows:
             if isinstance(tree, BadRow):
-                where = located(path, index, "", tree.offset).removesuffix(": ")
+                where = located(reader.path, index, "", tree.offset).removesuffix(": ")
                 if on_skip is None:
                     raise DataError(f"{where}: {tree.message}")
                 on_skip(tree.message, where)
                 continue
-            yield tree, f"{path}: row {index}: tree {tree.id}"
+            yield tree, f"{reader.path}: row {index}: tree {tree.id}"
 
 
 def iter_input_trees(paths: Iterable[Path]) -> Iterator[Tree]:
     """Every tree of the inputs; a row that yields no tree is a DataError naming it."""
-    for tree, _ in iter_located_trees(paths):
+    for tree, _ in iter_located_trees(tree_inputs(paths)):
         yield tree
 
 
-def _openlongcot_trees(path: Path) -> Iterator[tuple[int, Tree | BadRow]]:
+def finished_tree_ids(run_dir: Path) -> set[str]:
+    """Ids of every tree already in a complete shard of the run (reads only the id column)."""
+    ids: set[str] = set()
+    for path in shard_paths(run_dir):
+        for _, row in TreeShardReader(path).rows(columns=["id"]):
+            ids.add(row["id"])
+    return ids
+
+
+def _openlongcot_trees(reader: Reader) -> Iterator[tuple[int, Tree | BadRow]]:
     from cotgen.formats.openlongcot import OpenLongCoTParseError, parse_openlongcot
 
-    source = open_rows(path, "openlongcot")
-    columns = [c for c in ("text", "id", "answer") if c in source.columns]
-    for batch in source.batches(columns):
+    columns = [c for c in ("text", "id", "answer") if c in reader.columns]
+    for batch in reader.batches(columns):
         for index, row in zip(batch.indices, batch.rows, strict=True):
             if isinstance(row, BadRow):
                 yield index, BadRow(f"unreadable input row: {row.message}")

@@ -45,91 +45,30 @@ import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from typing import Any
 
 from cotgen.config import EngineConfig
-from cotgen.engines import EngineStats
-from cotgen.engines.base import Completion, encode_prompts, render_chat_template, single_tokens
+from cotgen.engines.base import (
+    Completion,
+    EngineStats,
+    GenerationParams,
+    encode_prompts,
+    render_chat_template,
+    single_tokens,
+)
+from cotgen.engines.hf.batch import KVBatch, Row
+from cotgen.engines.hf.cache import CacheAdapter
+from cotgen.engines.hf.loading import load_model
+from cotgen.engines.hf.sampling import pick_tokens
+from cotgen.engines.hf.scheduler import Request, take_admissions
+from cotgen.engines.hf.stops import StopStrings
 from cotgen.errors import RunError, UsageError
 from cotgen.models import ResolvedModel
 
-TOP_K = 5  # alternatives reported per position (Marco-o1's confidence reads five)
-SMALL_MODEL_PARAMS = 50_000_000  # below this, one CPU thread beats several (EngineConfig.cpu_threads)
 STEPS_PER_CALL = 16  # decode steps per worker hand-off when nothing finishes and nobody waits
-COMPACT_MIN_COLUMNS = 8  # drop all-padding cache columns once at least this many pile up
 SWITCH_INTERVAL_S = 0.0005  # process-wide GIL switch interval the engine asks for (see __init__)
 ADMIT_FRACTION = 8  # a running batch admits once 1/ADMIT_FRACTION of its slots are free
 SCORE_MAX_PROMPTS = 64  # prompts per score forward: bounds the activations of one prefill
-
-
-@dataclass(eq=False)
-class _Request:
-    """One prompt of one call: its settings and, as they finish, its completions."""
-
-    kind: str  # "gen" | "score"
-    ids: list[int]
-    future: asyncio.Future
-    n: int = 1
-    max_tokens: int = 0
-    temperature: float = 0.0
-    top_p: float = 1.0
-    stop: tuple[str, ...] = ()
-    ignore_eos: bool = False
-    seeds: list[int] = field(default_factory=list)  # one per sample
-    group: int = 0  # score: the call it belongs to
-    results: list[Any] = field(default_factory=list)  # Completion per sample, as they finish
-    admitted: int = 0  # samples that have entered the batch
-    done: int = 0  # samples finished
-
-
-@dataclass(eq=False)
-class _Row:
-    """One sequence in the running batch."""
-
-    req: _Request
-    index: int  # which of the request's samples
-    generator: Any  # torch.Generator; None when greedy
-    pos: int  # position id of the next token fed
-    tokens: list[int] = field(default_factory=list)
-    logprobs: list[float] = field(default_factory=list)
-    tops: list[list[float]] = field(default_factory=list)
-    stop_at: int | None = None  # set when a stop string appeared
-    eos: bool = False
-
-
-class _Batch:
-    """The running batch: rows, their KV cache (left-padded to one width) and mask.
-    Only the worker thread touches it."""
-
-    def __init__(self) -> None:
-        self.rows: list[_Row] = []
-        self.cache = None  # transformers DynamicCache over len(rows) rows
-        self.mask = None  # (rows, width) long: 1 where the cache column is a real token
-        self.next_ids: list[int] = []  # per row: the sampled token not yet fed
-
-    def reset(self) -> None:
-        self.__init__()
-
-
-def _pick_device(device: str) -> str:
-    import torch
-
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise RunError(f"--device {device} was asked for, but torch sees no CUDA GPU here")
-    if device == "mps" and not torch.backends.mps.is_available():
-        raise RunError("--device mps was asked for, but torch sees no MPS device here")
-    return device
-
-
-def _pick_dtype(dtype: str, device: str):
-    import torch
-
-    if dtype == "auto":
-        return torch.bfloat16 if device.startswith("cuda") else torch.float32
-    return getattr(torch, dtype)
 
 
 class HFEngine:
@@ -139,63 +78,33 @@ class HFEngine:
 
     def __init__(self, model: ResolvedModel, cfg: EngineConfig | None = None) -> None:
         import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-        from transformers.utils import logging as hf_logging
 
         cfg = cfg or EngineConfig(model=model.name)
         self.cfg = cfg
         self.model_id = model.model_id
-        self.device = _pick_device(cfg.device)
-        source = model.load_from
-        hf_logging.disable_progress_bar()
-        try:
-            self.tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=cfg.trust_remote_code)
-            self.model = AutoModelForCausalLM.from_pretrained(
-                source,
-                dtype=_pick_dtype(cfg.dtype, self.device),
-                trust_remote_code=cfg.trust_remote_code,
-            )
-        except (OSError, ValueError, ImportError) as exc:
-            hint = ""
-            if "trust_remote_code" in str(exc) and not cfg.trust_remote_code:
-                hint = " (this model ships its own code: pass --trust-remote-code if you trust it)"
-            raise RunError(f"cannot load model '{model.name}' from {source}: {exc}{hint}") from None
-        self.model.to(self.device).eval()
-        if self.device == "cpu":
-            small = sum(p.numel() for p in self.model.parameters()) < SMALL_MODEL_PARAMS
-            threads = cfg.cpu_threads or (1 if small else 0)
-            if threads:
-                torch.set_num_threads(threads)  # process-wide: the engine owns the CPU
+        loaded = load_model(model, cfg)
+        self.model, self.tokenizer, self.device = loaded.model, loaded.tokenizer, loaded.device
+        self.pad_id, self.eos_ids, self.context_len = loaded.pad_id, loaded.eos_ids, loaded.context_len
+        self._cache = CacheAdapter(self.model)
         # The worker drops the GIL inside every torch op; with the default 5 ms switch
         # interval a busy event loop (the search's own Python) then holds it for up to 5 ms
         # per op. A shorter interval measured +10-15% search tokens/s on the tiny model.
         sys.setswitchinterval(min(sys.getswitchinterval(), SWITCH_INTERVAL_S))
-        self.tokenizer.padding_side = "left"
-        if self.tokenizer.pad_token_id is None:
-            self.tokenizer.pad_token = self.tokenizer.eos_token
-        self.pad_id = self.tokenizer.pad_token_id
-        eos = self.model.generation_config.eos_token_id
-        if eos is None:
-            eos = self.tokenizer.eos_token_id
-        self.eos_ids = set(eos if isinstance(eos, list) else [eos]) - {None}
-        model_len = getattr(self.model.config, "max_position_embeddings", None) or 2048
-        self.context_len = min(cfg.max_model_len or model_len, model_len)
         self.stats = EngineStats()
-        # Beyond EngineStats: decode forwards and the rows they carried (mean occupancy).
         self._torch = torch
         self._rng = random.Random(cfg.seed)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cotgen-hf")
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._pending: list[_Request] = []  # gen requests with samples not yet admitted, oldest first
-        self._scores: list[_Request] = []
+        self._pending: list[Request] = []  # gen requests with samples not yet admitted, oldest first
+        self._scores: list[Request] = []
         self._wake: asyncio.Event | None = None
         self._arrived = threading.Event()  # tells the worker that someone waits for a slot
         self._dispatcher: asyncio.Task | None = None
-        self._batch = _Batch()
+        self._batch = KVBatch()
         self._calls = itertools.count()
-        self._pieces: dict[int, str] = {}  # token id -> its text alone (stop-string pre-check)
         # A fast tokenizer's backend decodes what tokenizer.decode(..., clean_up=False) does.
         self._backend = getattr(self.tokenizer, "_tokenizer", None) if self.tokenizer.is_fast else None
+        self._stops = StopStrings(self._decode)
         # Admit into a running batch once this many slots are free: each admission is a
         # prefill forward and a cache merge, so a few rows at a time cost more than a slot
         # left empty for a step or two.
@@ -203,34 +112,20 @@ class HFEngine:
 
     # --- the Engine interface -------------------------------------------------------
 
-    async def generate(
-        self,
-        prompts: list[str],
-        n: int = 1,
-        max_tokens: int = 256,
-        temperature: float = 0.7,
-        top_p: float = 1.0,
-        stop: list[str] | None = None,
-        seed: int | None = None,
-        ignore_eos: bool = False,
-    ) -> list[list[Completion]]:
-        """`ignore_eos` makes every sequence run to max_tokens (benchmarks)."""
+    async def generate(self, prompts: list[str], **sampling: Any) -> list[list[Completion]]:
+        params = GenerationParams(**sampling)
         if not prompts:
             return []
-        if n < 1 or max_tokens < 1:
-            raise UsageError(f"generate needs n >= 1 and max_tokens >= 1 (got n={n}, max_tokens={max_tokens})")
-        if temperature < 0 or not 0 < top_p <= 1:
-            raise UsageError(f"generate needs temperature >= 0 and 0 < top_p <= 1 (got {temperature}, {top_p})")
-        stops = tuple(sorted(set(s for s in (stop or []) if s)))
-        encoded = self._encode(prompts, room=max_tokens)
-        base = seed if seed is not None else self._rng.getrandbits(63)
+        n = params.n
+        encoded = self._encode(prompts, room=params.max_tokens)
+        base = params.seed if params.seed is not None else self._rng.getrandbits(63)
         requests = []
         for p, ids in enumerate(encoded):
             seeds = [hash((base, p, j)) & (2**63 - 1) for j in range(n)]
             requests.append(
                 self._new_request(
-                    "gen", ids, n=n, max_tokens=max_tokens, temperature=float(temperature),
-                    top_p=float(top_p) if temperature > 0 else 1.0, stop=stops, ignore_eos=ignore_eos,
+                    "gen", ids, n=n, max_tokens=params.max_tokens, temperature=params.temperature,
+                    top_p=params.top_p, stop=params.stop, ignore_eos=params.ignore_eos,
                     seeds=seeds, results=[None] * n,
                 )
             )
@@ -277,7 +172,7 @@ class HFEngine:
     def _encode(self, prompts: list[str], room: int) -> list[list[int]]:
         return encode_prompts(self.tokenizer, prompts, room, self.context_len, self.model_id)
 
-    def _new_request(self, kind: str, ids: list[int], **settings) -> _Request:
+    def _new_request(self, kind: str, ids: list[int], **settings) -> Request:
         loop = asyncio.get_running_loop()
         if loop is not self._loop or self._dispatcher is None or self._dispatcher.done():
             # A new event loop (each asyncio.run) gets its own queue and dispatcher; rows of
@@ -286,26 +181,11 @@ class HFEngine:
             self._pending, self._scores = [], []
             self._wake = asyncio.Event()
             self._dispatcher = loop.create_task(self._dispatch())
-        return _Request(kind, ids, loop.create_future(), **settings)
+        return Request(kind, ids, loop.create_future(), **settings)
 
-    def _take_admissions(self) -> list[tuple[_Request, int]]:
-        """(request, samples) to admit, oldest first, up to the free slots; a request with
-        more samples than there are slots is admitted over several rounds."""
-        free = self.cfg.max_batch - len(self._batch.rows)
-        if self._batch.rows and free < self._admit_min_free:
-            return []
-        taken = []
-        while free > 0 and self._pending:
-            req = self._pending[0]
-            if req.future.done():  # its caller went away
-                self._pending.pop(0)
-                continue
-            k = min(free, req.n - req.admitted)
-            taken.append((req, k))
-            free -= k
-            req.admitted += k
-            if req.admitted == req.n:
-                self._pending.pop(0)
+    def _take_admissions(self) -> list[tuple[Request, int]]:
+        taken = take_admissions(self._pending, len(self._batch.rows), self.cfg.max_batch, self._admit_min_free)
+        self.stats.prompt_tokens += sum(k * len(req.ids) for req, k in taken)
         if not self._pending:
             self._arrived.clear()
         return taken
@@ -381,13 +261,13 @@ class HFEngine:
         # Left padding puts every prompt's last token in the last column.
         position_ids = (mask.cumsum(-1) - 1).clamp(min=0)
         with torch.inference_mode():
-            out = self.model(
-                input_ids=ids, attention_mask=mask, position_ids=position_ids,
+            logits, cache = self._cache.forward(
+                self.model, input_ids=ids, attention_mask=mask, position_ids=position_ids,
                 use_cache=use_cache, logits_to_keep=1,
             )
-        return out.logits[:, -1, :], mask, out.past_key_values if use_cache else None
+        return logits[:, -1, :], mask, cache if use_cache else None
 
-    def _run_score(self, batch: list[_Request]) -> list[Any]:
+    def _run_score(self, batch: list[Request]) -> list[Any]:
         torch = self._torch
         t0 = time.perf_counter()
         groups: dict[int, list[int]] = {}  # one score() call's prompts share a long prefix (the path so far)
@@ -406,7 +286,7 @@ class HFEngine:
         self.stats.busy_seconds += time.perf_counter() - t0
         return [logprobs[i] for i in range(len(batch))]
 
-    def _score_shared(self, batch: list[_Request], groups: dict[int, list[int]], prefixes: dict[int, int]):
+    def _score_shared(self, batch: list[Request], groups: dict[int, list[int]], prefixes: dict[int, int]):
         """Last-position logits of every prompt, each group's common prefix run once: a
         prefill of the prefixes, then the suffixes (left-padded, so every prompt ends in the
         last column) on top of their group's prefix cache."""
@@ -418,30 +298,28 @@ class HFEngine:
             for i in groups[g]:
                 row_group[i] = k
         at = torch.tensor(row_group, device=prefix_mask.device)
-        for layer in cache.layers:
-            layer.keys = layer.keys.index_select(0, at)
-            layer.values = layer.values.index_select(0, at)
+        cache = self._cache.select(cache, at)
         suffix_ids, suffix_mask = self._left_pad([r.ids[prefixes[order[row_group[i]]]:] for i, r in enumerate(batch)])
         start = torch.tensor([prefixes[order[k]] for k in row_group], device=suffix_mask.device)
         positions = start.unsqueeze(1) + (suffix_mask.cumsum(-1) - 1).clamp(min=0)
         mask = torch.cat([prefix_mask.index_select(0, at), suffix_mask], dim=1)
         with torch.inference_mode():
-            out = self.model(
-                input_ids=suffix_ids, attention_mask=mask, position_ids=positions,
-                past_key_values=cache, use_cache=True, logits_to_keep=1,
+            logits, _ = self._cache.forward(
+                self.model, cache, input_ids=suffix_ids, attention_mask=mask, position_ids=positions,
+                use_cache=True, logits_to_keep=1,
             )
-        return out.logits[:, -1, :]
+        return logits[:, -1, :]
 
-    def _advance(self, admit: list[tuple[_Request, int]], gone: set[int]) -> list[_Request]:
+    def _advance(self, admit: list[tuple[Request, int]], gone: set[int]) -> list[Request]:
         """Admit new rows, then decode until a request finishes, a score or enough queued
         sequences wait, or STEPS_PER_CALL steps pass. Returns the requests that finished.
         (It reads the event loop's queues without a lock: a stale read only delays a break
         by one step.)"""
         t0 = time.perf_counter()
-        finished: list[_Request] = []
+        finished: list[Request] = []
         try:
             if gone:
-                self._drop([i for i, r in enumerate(self._batch.rows) if id(r.req) in gone])
+                self._batch.drop([i for i, r in enumerate(self._batch.rows) if id(r.req) in gone])
             if admit:
                 finished += self._admit(admit)
             for _ in range(STEPS_PER_CALL):
@@ -456,7 +334,7 @@ class HFEngine:
             self.stats.busy_seconds += time.perf_counter() - t0
         return finished
 
-    def _admit(self, admit: list[tuple[_Request, int]]) -> list[_Request]:
+    def _admit(self, admit: list[tuple[Request, int]]) -> list[Request]:
         """Prefill each admitted prompt once, sample every new row's first token, and merge
         the rows that go on into the running batch."""
         torch = self._torch
@@ -468,124 +346,63 @@ class HFEngine:
                 gen = None
                 if req.temperature > 0:
                     gen = torch.Generator(device="cpu").manual_seed(req.seeds[j])
-                rows.append(_Row(req, j, gen, pos=len(req.ids)))
+                rows.append(Row(req, j, gen, pos=len(req.ids)))
         self.stats.batches += 1
         self.stats.sequences += len(rows)
         index = torch.tensor(owner, device=logits.device)
         finished, keep = self._sample(rows, logits.index_select(0, index))
         if keep:
             at = index[torch.tensor(keep, device=index.device)]
-            for layer in cache.layers:
-                layer.keys = layer.keys.index_select(0, at)
-                layer.values = layer.values.index_select(0, at)
-            self._merge([rows[i] for i in keep], cache, mask.index_select(0, at))
+            self._batch.merge([rows[i] for i in keep], self._cache.select(cache, at), mask.index_select(0, at))
         return finished
 
-    def _merge(self, rows: list[_Row], cache, mask) -> None:
-        """Append rows (their cache and mask) to the batch, left-padding whichever is narrower."""
-        torch = self._torch
-        from torch.nn.functional import pad
-
-        b = self._batch
-        if not b.rows:
-            b.rows, b.cache, b.mask = rows, cache, mask
-            b.next_ids = [r.tokens[-1] for r in rows]
-            return
-        width = max(b.mask.shape[1], mask.shape[1])
-        for old, new in zip(b.cache.layers, cache.layers, strict=True):
-            grow_old, grow_new = width - old.keys.shape[-2], width - new.keys.shape[-2]
-            old.keys = torch.cat([pad(old.keys, (0, 0, grow_old, 0)), pad(new.keys, (0, 0, grow_new, 0))])
-            old.values = torch.cat([pad(old.values, (0, 0, grow_old, 0)), pad(new.values, (0, 0, grow_new, 0))])
-        b.mask = torch.cat([pad(b.mask, (width - b.mask.shape[1], 0)), pad(mask, (width - mask.shape[1], 0))])
-        b.rows = b.rows + rows
-        b.next_ids = b.next_ids + [r.tokens[-1] for r in rows]
-
-    def _decode_step(self) -> list[_Request]:
+    def _decode_step(self) -> list[Request]:
         torch = self._torch
         b = self._batch
         ids = torch.tensor(b.next_ids, dtype=torch.long, device=self.device).unsqueeze(1)
         positions = torch.tensor([r.pos for r in b.rows], dtype=torch.long, device=self.device).unsqueeze(1)
         b.mask = torch.cat([b.mask, b.mask.new_ones((len(b.rows), 1))], dim=1)
         with torch.inference_mode():
-            out = self.model(
-                input_ids=ids, attention_mask=b.mask, position_ids=positions,
-                past_key_values=b.cache, use_cache=True, logits_to_keep=1,
+            logits, b.cache = self._cache.forward(
+                self.model, b.cache, input_ids=ids, attention_mask=b.mask, position_ids=positions,
+                use_cache=True, logits_to_keep=1,
             )
-        b.cache = out.past_key_values
         self.stats.decode_steps += 1
         self.stats.decode_rows += len(b.rows)
         for r in b.rows:
             r.pos += 1
-        finished, keep = self._sample(b.rows, out.logits[:, -1, :])
+        finished, keep = self._sample(b.rows, logits[:, -1, :])
         if len(keep) < len(b.rows):
             kept = set(keep)
-            self._drop([i for i in range(len(b.rows)) if i not in kept])
+            b.drop([i for i in range(len(b.rows)) if i not in kept])
         b.next_ids = [r.tokens[-1] for r in b.rows]
         return finished
 
-    def _drop(self, gone: list[int]) -> None:
-        """Remove rows from the batch, then the cache columns that are padding in every row left."""
-        torch = self._torch
-        b = self._batch
-        if not gone:
-            return
-        drop = set(gone)
-        keep = [i for i in range(len(b.rows)) if i not in drop]
-        b.rows = [b.rows[i] for i in keep]
-        if not keep:
-            b.reset()
-            return
-        at = torch.tensor(keep, device=b.mask.device)
-        b.mask = b.mask.index_select(0, at)
-        start = int(b.mask.any(0).int().argmax())  # first column some row still uses
-        start = start if start >= COMPACT_MIN_COLUMNS else 0
-        for layer in b.cache.layers:
-            layer.keys = layer.keys.index_select(0, at)[:, :, start:]
-            layer.values = layer.values.index_select(0, at)[:, :, start:]
-        b.mask = b.mask[:, start:]
-
-    def _sample(self, rows: list[_Row], logits) -> tuple[list[_Request], list[int]]:
+    def _sample(self, rows: list[Row], logits) -> tuple[list[Request], list[int]]:
         """Pick each row's next token from its logits (rows x vocab) with its own settings,
         record it, and decide whether the row goes on. Returns (requests that completed,
         indices of rows that continue)."""
-        torch = self._torch
-        logits = logits.float()
-        lp = torch.log_softmax(logits, dim=-1)
-        top = lp.topk(min(TOP_K, lp.shape[-1]), dim=-1).values
-        no_eos = [i for i, r in enumerate(rows) if r.req.ignore_eos]
-        if no_eos and self.eos_ids:
+        picked = pick_tokens(
+            logits,
+            [r.req.temperature for r in rows],
+            [r.req.top_p for r in rows],
+            [r.generator for r in rows],
             # ignore_eos: EOS is never picked (its raw log-prob is still what is reported).
-            logits = logits.clone()
-            logits[torch.tensor(no_eos)[:, None], torch.tensor(sorted(self.eos_ids))[None, :]] = float("-inf")
-        choice = logits.argmax(-1)
-        sampled = [i for i, r in enumerate(rows) if r.generator is not None]
-        if sampled:
-            at = torch.tensor(sampled, device=logits.device)
-            temps = torch.tensor([rows[i].req.temperature for i in sampled], device=logits.device)
-            scaled = torch.log_softmax(logits.index_select(0, at) / temps.unsqueeze(1), dim=-1)
-            # Gumbel-max with each row's own generator: a row's draw depends on nothing else in the batch.
-            noise = torch.stack([torch.rand(lp.shape[-1], generator=rows[i].generator) for i in sampled])
-            perturbed = scaled + -torch.log(-torch.log(noise.clamp(min=1e-20))).to(logits.device)
-            top_ps = [rows[i].req.top_p for i in sampled]
-            if min(top_ps) < 1.0:
-                choice[at] = _nucleus_argmax(torch, scaled, perturbed, torch.tensor(top_ps, device=logits.device))
-            else:
-                choice[at] = perturbed.argmax(-1)
-        chosen_lp = lp.gather(1, choice.unsqueeze(1)).squeeze(1).tolist()
-        tops = top.tolist()
-        choice = choice.tolist()
+            banned=sorted(self.eos_ids),
+            banned_rows=[i for i, r in enumerate(rows) if r.req.ignore_eos],
+        )
         finished, keep = [], []
         for i, r in enumerate(rows):
-            token = choice[i]
+            token = picked.tokens[i]
             req = r.req
             if token in self.eos_ids and not req.ignore_eos:
                 r.eos = True
             else:
                 r.tokens.append(token)
-                r.logprobs.append(chosen_lp[i])
-                r.tops.append(tops[i])
-                if req.stop:
-                    self._check_stop(r)
+                r.logprobs.append(picked.logprobs[i])
+                r.tops.append(picked.top_logprobs[i])
+                if req.stop and self._stops.stopped(r.tokens, req.stop):
+                    r.stop_at = len(r.tokens)
             if r.eos or r.stop_at is not None or len(r.tokens) >= req.max_tokens:
                 req.results[r.index] = self._completion(r)
                 req.done += 1
@@ -596,45 +413,13 @@ class HFEngine:
         self.stats.generated_tokens += len(rows)
         return finished, keep
 
-    def _check_stop(self, r: _Row) -> None:
-        """Set r.stop_at when a stop string ends within the newest token. Only tokens whose
-        own text could end one are looked at closely (a stop string ends in the last token's
-        text, unless that token is a partial UTF-8 character)."""
-        token = r.tokens[-1]
-        piece = self._pieces.get(token)
-        if piece is None:
-            piece = self._pieces[token] = self._decode([token])
-        if not any(s[-1] in piece or s[-1] == " " for s in r.req.stop) and "\ufffd" not in piece:
-            return
-        window = max(len(s) for s in r.req.stop) + 3
-        tail = self._decode(r.tokens[-window:])
-        if any(s in tail for s in r.req.stop):
-            r.stop_at = len(r.tokens)
-
-    def _completion(self, r: _Row) -> Completion:
+    def _completion(self, r: Row) -> Completion:
         """The row's text cut at the first stop string; tokens and log-probs follow the kept text."""
-        kept = r.tokens
-        text = self._decode(kept)
-        finish = "stop" if r.eos else "length"
-        cuts = [text.find(s) for s in r.req.stop if s in text]
-        if cuts:
-            cut = min(cuts)
-            text = text[:cut]
-            finish = "stop"
-            # Keep the tokens whose text lies wholly before the stop string: the token that
-            # reached into it is not part of the completion. The row stopped the step the
-            # stop string appeared, so the walk back is a few tokens.
-            k = len(kept)
-            while k > 0:
-                head = self._decode(kept[:k])
-                if len(head) <= cut and text.startswith(head):
-                    break
-                k -= 1
-            kept = kept[:k]
+        text, kept, stopped = self._stops.cut(r.tokens, r.req.stop)
         return Completion(
             text=text,
             tokens=len(kept),
-            finish_reason=finish,
+            finish_reason="stop" if r.eos or stopped else "length",
             logprobs=r.logprobs[: len(kept)],
             top_logprobs=r.tops[: len(kept)],
             token_ids=list(kept),
@@ -658,24 +443,7 @@ def _common_prefix(rows: list[list[int]]) -> int:
     return n
 
 
-def _nucleus_argmax(torch, logprobs, perturbed, top_p):
-    """Per row, the argmax of `perturbed` (log-probs plus Gumbel noise) over the top-p
-    nucleus of `logprobs`: an exact nucleus sample, with no sort of the vocabulary. A token
-    is in the nucleus when the mass of the tokens more likely than it is below top_p; the
-    plain argmax nearly always is, and when it is not, it and every less likely token are
-    ruled out and the argmax is taken again."""
-    probs = logprobs.exp()
-    limit = top_p.masked_fill(top_p >= 1.0, float("inf")).unsqueeze(1)
-    while True:
-        pick = perturbed.argmax(-1, keepdim=True)
-        p = probs.gather(1, pick)
-        outside = (probs * (probs > p)).sum(-1, keepdim=True) >= limit
-        if not bool(outside.any()):
-            return pick.squeeze(1)
-        perturbed = perturbed.masked_fill(outside & (probs <= p), float("-inf"))
-
-
-def _fail(requests: list[_Request], exc: BaseException) -> None:
+def _fail(requests: list[Request], exc: BaseException) -> None:
     for req in requests:
         if not req.future.done():
             req.future.set_exception(exc)

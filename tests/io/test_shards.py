@@ -13,14 +13,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from cotgen.errors import DataError, UsageError
-from cotgen.shards import (
-    TreeShardWriter,
-    expand_tree_inputs,
-    finished_tree_ids,
-    iter_trees,
-    read_manifest,
-    shard_paths,
-)
+from cotgen.io.inputs import expand_inputs, shard_paths
+from cotgen.io.readers import TreeShardReader
+from cotgen.io.trees import finished_tree_ids, iter_input_trees
+from cotgen.io.writers import TreeShardWriter, read_manifest
 from cotgen.tree import Tree
 
 
@@ -39,7 +35,7 @@ def test_write_and_read_back(tmp_path: Path):
     w.write(written[:3])
     w.write(written[3:])
     assert [p.name for p in shard_paths(tmp_path / "run")] == ["part-00000.parquet", "part-00001.parquet"]
-    back = list(iter_trees([tmp_path / "run"]))
+    back = list(iter_input_trees([tmp_path / "run"]))
     assert [t.problem for t in back] == [f"problem {i}" for i in range(5)]
     assert back == written
     m = read_manifest(tmp_path / "run")
@@ -60,7 +56,7 @@ def test_failed_trees_are_counted(tmp_path: Path):
     ts[1].error = "engine failed: out of memory"
     TreeShardWriter(tmp_path).write(ts)
     assert read_manifest(tmp_path)["counts"] == {"trees": 2, "failed": 1}
-    assert [t.error for t in iter_trees([tmp_path])] == [None, "engine failed: out of memory"]
+    assert [t.error for t in iter_input_trees([tmp_path])] == [None, "engine failed: out of memory"]
 
 
 def test_finished_ids_for_resume(tmp_path: Path):
@@ -73,7 +69,7 @@ def test_temporary_files_are_not_shards(tmp_path: Path):
     TreeShardWriter(tmp_path).write(trees(1))
     (tmp_path / "trees" / ".part-00001.parquet.tmp-123").write_bytes(b"half a shard")
     assert len(shard_paths(tmp_path)) == 1
-    assert len(list(iter_trees([tmp_path]))) == 1
+    assert len(list(iter_input_trees([tmp_path]))) == 1
 
 
 def test_crash_mid_write_leaves_no_final_shard(tmp_path: Path):
@@ -81,7 +77,7 @@ def test_crash_mid_write_leaves_no_final_shard(tmp_path: Path):
     code = textwrap.dedent(
         f"""
         import os, pyarrow.parquet as pq
-        from cotgen.shards import TreeShardWriter
+        from cotgen.io.writers import TreeShardWriter
         from cotgen.tree import Tree
         real = pq.write_table
         def dying(table, where, **kw):
@@ -101,7 +97,7 @@ def test_reader_streams_by_batches(tmp_path: Path):
     TreeShardWriter(tmp_path).write(trees(600))
     pf = pq.ParquetFile(shard_paths(tmp_path)[0])
     assert pf.metadata.num_rows == 600
-    it = iter_trees([tmp_path])
+    it = iter_input_trees([tmp_path])
     first = next(it)
     assert first.problem == "problem 0"
     assert sum(1 for _ in it) == 599
@@ -109,10 +105,10 @@ def test_reader_streams_by_batches(tmp_path: Path):
 
 def test_missing_input_is_usage_error(tmp_path: Path):
     with pytest.raises(UsageError, match="no such file"):
-        expand_tree_inputs([tmp_path / "nope"])
+        expand_inputs([tmp_path / "nope"])
     (tmp_path / "empty").mkdir()
     with pytest.raises(UsageError, match="not a run folder"):
-        expand_tree_inputs([tmp_path / "empty"])
+        expand_inputs([tmp_path / "empty"])
 
 
 def test_not_a_tree_shard(tmp_path: Path):
@@ -121,11 +117,11 @@ def test_not_a_tree_shard(tmp_path: Path):
     path = tmp_path / "other.parquet"
     pq.write_table(pa.table({"a": [1]}), path)
     with pytest.raises(DataError, match="not a tree shard: missing column"):
-        list(iter_trees([path]))
+        TreeShardReader(path)
     bad = tmp_path / "bad.parquet"
     bad.write_bytes(os.urandom(64))
     with pytest.raises(DataError, match="not a readable Parquet file"):
-        list(iter_trees([bad]))
+        list(iter_input_trees([bad]))
 
 
 def test_manifest_is_valid_json_after_each_shard(tmp_path: Path):
@@ -133,3 +129,18 @@ def test_manifest_is_valid_json_after_each_shard(tmp_path: Path):
     for i in range(3):
         w.write(trees(1, start=i))
         json.loads((tmp_path / "manifest.json").read_text())
+
+
+def test_a_shard_the_manifest_missed_is_counted_on_resume(tmp_path: Path):
+    # A kill between a shard's rename and the manifest's rewrite leaves such a shard.
+    TreeShardWriter(tmp_path).write(trees(2))
+    manifest = read_manifest(tmp_path)
+    ts = trees(1, start=2)
+    ts[0].error = "engine failed"
+    TreeShardWriter(tmp_path).write(ts)
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    w = TreeShardWriter(tmp_path)
+    assert read_manifest(tmp_path)["counts"] == {"trees": 3, "failed": 1}
+    w.write(trees(1, start=3))
+    assert [s["name"] for s in read_manifest(tmp_path)["shards"]] == [p.name for p in shard_paths(tmp_path)]
+    assert read_manifest(tmp_path)["counts"]["trees"] == 4

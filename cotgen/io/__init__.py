@@ -1,0 +1,1 @@
+"""Files in and out: finding inputs (inputs), reading rows (readers, trees), writing shards (writers)."""

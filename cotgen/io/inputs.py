@@ -1,0 +1,102 @@
+"""Finding inputs: what a run folder, an export folder and a shard are, and the files behind a path."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from cotgen.errors import UsageError
+
+MANIFEST = "manifest.json"
+TREES_DIR = "trees"
+SHARD_GLOB = "part-*.parquet"
+# Exports are Hub-style: <split>-00000-of-00003.parquet (.json for Marco-o1).
+EXPORT_SHARD = re.compile(r"^(?P<split>[A-Za-z0-9_.-]+)-\d{5}-of-\d{5}\.(?P<ext>parquet|json)$")
+
+
+# part-00000.parquet from a local run; part-00000-<tag>.parquet from a Ray worker, whose tag
+# is unique to that worker's lifetime, so workers writing to one folder never pick one name.
+TREE_SHARD = re.compile(r"^part-(?P<index>\d{5,})(?:-(?P<tag>[A-Za-z0-9]+))?\.parquet$")
+
+
+def tree_shard_name(index: int, tag: str | None = None) -> str:
+    return f"part-{index:05d}.parquet" if tag is None else f"part-{index:05d}-{tag}.parquet"
+
+
+def export_shard_name(split: str, index: int, count: int, ext: str) -> str:
+    return f"{split}-{index:05d}-of-{count:05d}.{ext}"
+
+
+def is_run_dir(path: Path) -> bool:
+    return path.is_dir() and ((path / MANIFEST).is_file() or (path / TREES_DIR).is_dir())
+
+
+def shard_paths(run_dir: Path) -> list[Path]:
+    """The complete shards of a run, in order. Temporary files never match the glob."""
+    return sorted((Path(run_dir) / TREES_DIR).glob(SHARD_GLOB))
+
+
+def export_files(folder: Path) -> list[Path]:
+    """The export shards of a folder (`<split>-NNNNN-of-NNNNN.<ext>`), in name order."""
+    return sorted(f for f in Path(folder).iterdir() if f.is_file() and EXPORT_SHARD.match(f.name))
+
+
+def expand_inputs(paths: Iterable[Path | str]) -> list[Path]:
+    """The files behind the inputs, in order: a run folder becomes its tree shards, an
+    export folder its export shards, a file stays itself. Every command resolves its
+    inputs here, so all of them say the same thing about the same path; a missing path or
+    a folder holding neither is a UsageError, raised before anything is read."""
+    out: list[Path] = []
+    for p in map(Path, paths):
+        if not p.exists():
+            raise UsageError(f"{p}: no such file or folder")
+        if not p.is_dir():
+            out.append(p)
+        elif is_run_dir(p):
+            out.extend(shard_paths(p))
+        else:
+            exported = export_files(p)
+            if not exported:
+                raise UsageError(
+                    f"{p}: not a run folder (no {MANIFEST}, no {TREES_DIR}/) and holds no exported shards"
+                )
+            out.extend(exported)
+    return out
+
+
+@dataclass(frozen=True)
+class DatasetInput:
+    """Files of one dataset, as dedupe and push take them: all of one format."""
+
+    format: str  # "trees", "marco" or an export format stored as Parquet
+    files: list[Path]
+    manifest_from: Path | None  # the first run folder, whose manifest an output copies
+
+
+def resolve_dataset_inputs(paths: list[Path]) -> DatasetInput:
+    """The inputs' files (as `expand_inputs` finds them), each once; insist on one format."""
+    from cotgen.io.readers import open_rows
+
+    if not paths:
+        raise UsageError("give at least one INPUT (run folder, tree shard or exported file)")
+    files = expand_inputs(paths)
+    manifest_from = next((Path(p) for p in paths if is_run_dir(Path(p))), None)
+    unique = list(dict.fromkeys(f.resolve() for f in files))
+    if not unique:
+        raise UsageError("no input files: the run folders hold no shards")
+    formats: dict[Path, str] = {}
+    for f in unique:
+        reader = open_rows(f)
+        if not (reader.kind == "parquet" or (reader.kind == "json" and reader.format == "marco")):
+            raise UsageError(
+                f"{f}: expected tree shards, Parquet exports or Marco-o1 .json files, "
+                f"not {reader.format} rows in a .{reader.kind} file"
+            )
+        formats[f] = reader.format
+    kinds = sorted(set(formats.values()))
+    if len(kinds) > 1:
+        listing = "; ".join(f"{f}: {formats[f]}" for f in unique)
+        raise UsageError(f"inputs hold more than one format ({', '.join(kinds)}): {listing}")
+    return DatasetInput(kinds[0], unique, manifest_from)

@@ -1,0 +1,36 @@
+"""The engine request record and the Engine protocol every backend fills."""
+
+from __future__ import annotations
+
+import pytest
+
+from cotgen.engines.base import Engine, EngineStats, GenerationParams
+
+
+def test_generation_params_are_checked_and_normalised_once():
+    p = GenerationParams(n=2, max_tokens=8, temperature=0, top_p=0.5, stop=["\n\n", "", "\n\n", "</s>"])
+    assert (p.temperature, p.top_p, p.stop) == (0.0, 1.0, ("\n\n", "</s>"))
+    assert GenerationParams(temperature=1, top_p=0.5).top_p == 0.5
+    for bad in ({"n": 0}, {"max_tokens": 0}, {"temperature": -1}, {"top_p": 0}, {"top_p": 1.5}):
+        with pytest.raises(ValueError, match="generate needs"):
+            GenerationParams(**bad)
+    with pytest.raises(ValueError, match="not one string"):
+        GenerationParams(stop="\n\n")
+
+
+def test_engine_stats_have_room_for_prefix_cache_figures():
+    stats = EngineStats()
+    assert (stats.prompt_tokens, stats.cached_prompt_tokens, stats.mean_batch_size) == (0, 0, 0.0)
+
+
+def test_every_engine_fills_the_protocol():
+    import inspect
+
+    from cotgen.engines.hf import HFEngine
+    from cotgen.engines.openai import OpenAIEngine
+
+    wanted = set(inspect.signature(Engine.generate).parameters)
+    for cls in (HFEngine, OpenAIEngine):
+        assert set(inspect.signature(cls.generate).parameters) == wanted, cls
+        for name in ("score", "render_chat", "has_tokens", "close"):
+            assert callable(getattr(cls, name)), (cls, name)
