@@ -100,16 +100,22 @@ def test_two_workers_make_the_trees_of_a_local_run(ray_cluster, tiny_model_dir, 
 
 def test_a_worker_killed_mid_run_loses_only_its_trees_in_flight(ray_cluster, tiny_model_dir, tmp_path):
     out = tmp_path / "run"
-    limit = 12
+    limit = 40  # enough that the later of the two workers to start still finds work
     proc = driver(ray_cluster, tiny_model_dir, out, "--limit", limit, "--concurrency", 2, "--shard-trees", 1,
                   "--workers", 2, "--ray-address", ray_cluster.address, "--json", "--quiet")
-    wait_until(lambda: len(shard_paths(out)) >= 2 and len(ray_cluster.worker_pids()) == 2, proc, "two shards")
+
+    def both_working() -> bool:  # each worker has written a shard: both hold problems now
+        tags = {TREE_SHARD.match(p.name)["tag"] for p in shard_paths(out)}
+        return len(tags) == 2 and len(ray_cluster.worker_pids()) == 2
+
+    wait_until(both_working, proc, "a shard from each worker")
+    assert len(shard_paths(out)) <= limit - 4, "the run got too far to test a kill mid-run"
     victim = ray_cluster.worker_pids()[0]
     os.kill(victim, signal.SIGKILL)
     code, stdout, err = finish(proc)
     assert code == 0, err
     summary = json.loads(stdout)
-    assert summary["worker_deaths"] == 1 and summary["requeued"] >= 1
+    assert summary["worker_deaths"] == 1 and summary["requeued"] >= 1, (summary, err[-2000:])
     assert sorted(ids_once(out)) == sorted(summary_ids(out, limit))
     assert read_manifest(out)["counts"]["trees"] == limit
     assert victim not in ray_cluster.worker_pids()
