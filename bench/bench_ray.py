@@ -3,7 +3,8 @@
 Figures:
 - ray_trees_per_s_1w, ray_trees_per_s_2w: trees finished per second from the moment every
   worker is up to the last shard (cluster start-up and the workers' start skew excluded; the
-  tail, where a worker runs out of problems, included), median of REPEATS.
+  tail, where a worker runs out of problems, included), median of REPEATS; workers run at
+  this process's priority (RAY_worker_niceness=0), as the in-process baseline does.
 - ray_scaling_2w: their ratio. Two workers on this 2-core machine: the ideal is 2.0; what
   is lost goes to the driver, Ray's own processes and whatever else shares the cores.
 - ray_local_trees_per_s: the same problems in one local run, one thread, no Ray: what a
@@ -23,7 +24,7 @@ from pathlib import Path
 
 PROBLEMS = 160  # trees per run; enough that start skew and the tail are small parts of it
 CONCURRENCY = 8  # trees in flight per worker
-REPEATS = 2
+REPEATS = 3
 
 
 def _run(work: Path, model: Path, workers: int | None, n: int | None = None) -> float:
@@ -50,6 +51,9 @@ def run(work: Path) -> dict[str, float]:
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # loopback only: no token file in ~/.ray
+    # Ray starts workers 15 nice levels below their raylet; on a shared machine that starves
+    # them against the in-process baseline, which runs at this process's priority.
+    os.environ.setdefault("RAY_worker_niceness", "0")
     quick = os.environ.get("BENCH_QUICK") == "1"
     if quick:
         os.environ.setdefault("BENCH_RAY_PROBLEMS", "48")
