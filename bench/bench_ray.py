@@ -43,6 +43,9 @@ def _run(work: Path, model: Path, workers: int | None, n: int | None = None) -> 
         return s.trees / s.seconds  # from the engine loaded to the last shard
     s = run(opts, search, engine, ray=RayOptions(workers=workers, cpus_per_worker=1))
     assert s.trees == n and s.worker_deaths == 0, s
+    if not s.steady_trees_per_s:
+        raise RuntimeError(f"the run of {n} problems ended before all {workers} workers were up; "
+                           "raise BENCH_RAY_PROBLEMS")
     return s.steady_trees_per_s
 
 
@@ -56,7 +59,7 @@ def run(work: Path) -> dict[str, float]:
     os.environ.setdefault("RAY_worker_niceness", "0")
     quick = os.environ.get("BENCH_QUICK") == "1"
     if quick:
-        os.environ.setdefault("BENCH_RAY_PROBLEMS", "48")
+        os.environ.setdefault("BENCH_RAY_PROBLEMS", "96")
     work.mkdir(parents=True, exist_ok=True)
     model = work / "tiny-model"
     if not (model / "config.json").exists():
