@@ -89,3 +89,60 @@ def summarize(trees: Iterable[Tree]) -> TreeSetSummary:
     for tree in trees:
         summary.add(tree)
     return summary
+
+
+VALUE_BINS = 20  # leaf values in [0, 1] are counted in this many equal bins
+
+
+@dataclass
+class TreeHistograms:
+    """Counts behind `cotgen stats --plot`. Memory grows with the number of distinct depths
+    and branchings (token totals are kept to two significant digits), not with the number
+    of trees or nodes."""
+
+    tree_depth: Counter = field(default_factory=Counter)  # max depth -> trees
+    branching: Counter = field(default_factory=Counter)  # children -> internal nodes
+    correct_leaf_values: Counter = field(default_factory=Counter)  # value bin -> correct terminal leaves
+    wrong_leaf_values: Counter = field(default_factory=Counter)  # value bin -> wrong terminal leaves
+    terminal_by_depth: Counter = field(default_factory=Counter)  # depth -> graded terminal leaves
+    correct_by_depth: Counter = field(default_factory=Counter)  # depth -> correct terminal leaves
+    tokens_per_tree: Counter = field(default_factory=Counter)  # generated tokens, 2 digits -> trees
+
+    def add(self, tree: Tree) -> None:
+        depth: dict[int, int] = {}
+        children: Counter = Counter()
+        for node in tree.nodes:  # parents precede children (a tree invariant)
+            depth[node.id] = depth.get(node.parent, -1) + 1
+            if node.parent != -1:
+                children[node.parent] += 1
+            if node.terminal and node.correct is not None:
+                d = depth[node.id]
+                self.terminal_by_depth[d] += 1
+                self.correct_by_depth[d] += node.correct
+                values = self.correct_leaf_values if node.correct else self.wrong_leaf_values
+                values[min(int(node.value * VALUE_BINS), VALUE_BINS - 1)] += 1
+        self.tree_depth[max(depth.values(), default=0)] += 1
+        self.branching.update(children.values())
+        # Trees parsed from OpenLongCoT carry no run totals; their nodes' tokens still count.
+        self.tokens_per_tree[_two_digits(tree.stats.generated_tokens or sum(n.tokens for n in tree.nodes))] += 1
+
+    def as_dict(self) -> dict[str, Any]:
+        def keyed(c: Counter) -> dict[str, int]:
+            return {str(k): c[k] for k in sorted(c)}
+
+        return {
+            "tree_depth": keyed(self.tree_depth),
+            "branching": keyed(self.branching),
+            "value_bins": VALUE_BINS,
+            "correct_leaf_values": keyed(self.correct_leaf_values),
+            "wrong_leaf_values": keyed(self.wrong_leaf_values),
+            "terminal_by_depth": keyed(self.terminal_by_depth),
+            "correct_by_depth": keyed(self.correct_by_depth),
+            "tokens_per_tree": keyed(self.tokens_per_tree),
+        }
+
+
+def _two_digits(n: int) -> int:
+    """n rounded down to two significant digits (1234 -> 1200), so the counter stays small."""
+    step = 10 ** max(len(str(abs(n))) - 2, 0)
+    return n // step * step

@@ -1,4 +1,4 @@
-"""The built wheel carries the prompt templates and schemas, not only the checkout."""
+"""The built wheel carries the prompt templates, schemas and view assets, not only the checkout."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ def test_wheel_ships_prompts_and_schemas(tmp_path: Path):
     )
     (wheel,) = tmp_path.glob("cotgen-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
-    for folder in ("prompts", "schemas"):
+    for folder in ("prompts", "schemas", "view/assets"):
         expected = {
             f"cotgen/{folder}/{p.relative_to(REPO / 'cotgen' / folder).as_posix()}"
             for p in (REPO / "cotgen" / folder).rglob("*")
