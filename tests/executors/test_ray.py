@@ -93,6 +93,11 @@ def test_two_workers_make_the_trees_of_a_local_run(ray_cluster, tiny_model_dir, 
     assert r.code == 0, r.err
     r = cli("dedupe", ray_out, "--out", tmp_path / "dedup", "--on", "problem", "--quiet")
     assert r.code == 0, r.err
+    # Other settings into the same folder are refused, as for a local run.
+    changed = [*SMALL, "--simulations", "5"]  # the last one given wins
+    r = cli("synthesize", "--model", tiny_model_dir, "--out", ray_out, "--limit", 12, "--executor", "ray",
+            "--ray-address", ray_cluster.address, *changed)
+    assert r.code == 2 and "simulations: 4 -> 5" in r.err, r.err
     # A local rerun resumes it: nothing left to do.
     r = cli("synthesize", "--model", tiny_model_dir, "--out", ray_out, "--limit", 12, "--concurrency", 2,
             "--shard-trees", 3, "--json", "--quiet", *SMALL)
