@@ -137,8 +137,7 @@ class AllTreesFailed(RunError):
         self.report = report
 
 
-def grade_answer(text: str, gold: str) -> bool | None:
-    """The search's grader, in a local run and on every Ray worker alike."""
+def _grade(text: str, gold: str) -> bool | None:
     from cotgen.verify import grade
 
     return grade(text, gold).correct
@@ -233,7 +232,7 @@ def run(
     writer = TreeShardWriter(out, settings)
     writer.update_manifest(problems_source=problem_set.source)
     policy = EnginePolicy(engine, prompts, search, hint_answer=opts.hint_answer)
-    valuer = EngineValuer(engine, prompts, search, grade=grade_answer)
+    valuer = EngineValuer(engine, prompts, search, grade=_grade)
     live = _Live()
     t0 = time.perf_counter()
 
@@ -293,13 +292,16 @@ async def _run_all(
             report_progress()
 
     def start(problem) -> None:
-        tree, rng = new_tree(problem.question, problem.answer, problem.source, engine.model_id, search)
+        tree = Tree.new(problem.question, problem.answer, source=problem.source, model=engine.model_id,
+                        config=search.to_dict())
+        # The tree's own rng: the same seed and problem give the same meta actions and engine seeds.
+        rng = random.Random(search.seed ^ int(tree.id, 16))
         live.running_simulations[tree.id] = 0
 
         def on_simulation(finished: int, tid: str = tree.id) -> None:
             live.running_simulations[tid] = finished
 
-        tasks.add(asyncio.ensure_future(search_tree(tree, policy, valuer, search, rng, on_simulation)))
+        tasks.add(asyncio.ensure_future(_search_one(tree, policy, valuer, search, rng, on_simulation)))
 
     tick = asyncio.ensure_future(ticker()) if report_progress is not None else None
     try:
@@ -334,18 +336,11 @@ async def _run_all(
             await engine.close()
 
 
-def new_tree(question: str, answer: str | None, source: str, model_id: str, search: SearchConfig) -> tuple[Tree, random.Random]:
-    """A problem's tree, not yet searched, and its own rng: the same seed and problem give the
-    same meta actions and engine seeds, in a local run and on any Ray worker."""
-    tree = Tree.new(question, answer, source=source, model=model_id, config=search.to_dict())
-    return tree, random.Random(search.seed ^ int(tree.id, 16))
-
-
-async def search_tree(tree: Tree, policy, valuer, search: SearchConfig, rng: random.Random,
-                      on_simulation: Callable[[int], None] | None = None) -> Tree:
+async def _search_one(tree: Tree, policy, valuer, search: SearchConfig, rng: random.Random,
+                      on_simulation: Callable[[int], None]) -> Tree:
     """Search one tree; a failure is recorded on the tree and does not stop the run."""
     try:
-        await run_search(tree, policy, valuer, grade_answer, search, rng, on_simulation=on_simulation)
+        await run_search(tree, policy, valuer, _grade, search, rng, on_simulation=on_simulation)
     except Exception as exc:  # any failure of this tree's generation: record it, go on
         tree.error = f"{type(exc).__name__}: {exc}"
         assign_ratings(tree)
@@ -373,6 +368,18 @@ def _flush(writer: TreeShardWriter, live: _Live, everything: bool, shard_trees: 
         live.written += len(batch)
         if path is not None:
             live.shards.append(path.name)
+
+
+# What a Ray worker shares with the local loop above, so that both search a problem alike.
+grade_answer = _grade
+search_tree = _search_one
+
+
+def new_tree(question: str, answer: str | None, source: str, model_id: str, search: SearchConfig) -> tuple[Tree, random.Random]:
+    """A problem's tree, not yet searched, and its own rng, as the local loop's start() makes
+    them: same seed and problem, same meta actions and engine seeds."""
+    tree = Tree.new(question, answer, source=source, model=model_id, config=search.to_dict())
+    return tree, random.Random(search.seed ^ int(tree.id, 16))
 
 
 def _run_ray(

@@ -98,6 +98,10 @@ def synthesize(
             raise ValueError("--ray-address needs --executor ray")
     except ValueError as exc:
         raise UsageError(f"synthesize: {exc}") from None
+    if ray is not None:
+        from cotgen.executors.ray_cluster import import_ray
+
+        import_ray()  # without the extra: say how to install it before anything else happens
     bar = _ProgressBar()
     try:
         report = run(opts, search, engine_cfg, progress=None if quiet else bar.update, ray=ray)
