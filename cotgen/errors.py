@@ -21,6 +21,12 @@ class RunError(CotgenError):
     exit_code = 1
 
 
+class EngineFailed(RunError):
+    """The engine itself failed (its process died, its server went away), not one request:
+    every call in flight fails with it. A run stops and records none of its trees in flight,
+    so a rerun searches them again. Exit code 1."""
+
+
 class UsageError(CotgenError):
     """The command was called wrongly: missing file, unknown format, bad option. Exit code 2."""
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from cotgen.config import EngineConfig
 from cotgen.engines.base import Engine
-from cotgen.errors import Interrupted, RunError, UsageError
+from cotgen.errors import EngineFailed, Interrupted, RunError, UsageError
 from cotgen.executors.ray_cluster import RayOptions
 from cotgen.io.trees import finished_tree_ids
 from cotgen.io.writers import TreeShardWriter, read_manifest
@@ -118,12 +118,19 @@ class SynthesizeReport:
     requeued: int = 0  # problems a dead worker handed back, searched again elsewhere
     search_seconds: float = 0.0  # from the first worker ready to the end: no start-up
     steady_trees_per_s: float = 0.0  # trees/s once every worker was up
+    # Engines with a prefix cache (vllm; openai on a server that reports it): this run's
+    # prompt tokens and those the cache served. None where the engine does not measure it.
+    prompt_tokens: int | None = None
+    cached_prompt_tokens: int | None = None
+    prefix_cache_hit_rate: float | None = None
 
     def as_json(self) -> dict[str, Any]:
         keys = ["out", "problems", "dropped_rows", "already_done", "trees", "failed"]
         if self.ran:
             keys += ["simulations", "generated_tokens", "seconds", "tokens_per_s", "simulations_per_s",
                      "correct_leaves", "terminal_leaves", "solved_trees", "shards", "model", "executor"]
+            if self.prompt_tokens is not None:
+                keys += ["prompt_tokens", "cached_prompt_tokens", "prefix_cache_hit_rate"]
             if self.executor == "ray":
                 keys += ["workers", "worker_deaths", "requeued", "search_seconds", "steady_trees_per_s"]
         return {k: getattr(self, k) for k in keys}
@@ -211,7 +218,8 @@ def run(
         opts.problems, split=opts.split, question_field=opts.question_field, answer_field=opts.answer_field,
         limit=opts.limit, skip=opts.skip, seed=opts.problem_seed,
     )
-    done_ids = finished_tree_ids(out) if out.is_dir() else set()
+    # A tree recorded with an error is searched again; its old record goes once the new one is written.
+    done_ids = finished_tree_ids(out, failed=False) if out.is_dir() else set()
     todo = [p for p in problem_set.problems if tree_id(p.question, p.answer) not in done_ids]
     report = SynthesizeReport(
         out=str(out),
@@ -231,9 +239,11 @@ def run(
         engine = build_engine(engine_cfg)
     writer = TreeShardWriter(out, settings)
     writer.update_manifest(problems_source=problem_set.source)
+    writer.drop_retried_failures()  # a crash may have left one after the retry was written
     policy = EnginePolicy(engine, prompts, search, hint_answer=opts.hint_answer)
     valuer = EngineValuer(engine, prompts, search, grade=_grade)
     live = _Live()
+    cache_before = _prompt_cache(engine)
     t0 = time.perf_counter()
 
     def snapshot() -> RunProgress:
@@ -252,9 +262,19 @@ def run(
         asyncio.run(_run_all(todo, engine, policy, valuer, search, opts, writer, live, report_progress, own_engine))
     except (KeyboardInterrupt, asyncio.CancelledError):
         _flush(writer, live, everything=True)
+        writer.drop_retried_failures()
         raise Interrupted(
             f"interrupted: {live.written} finished tree(s) are saved in {out}; "
             "run the same command again to finish the rest"
+        ) from None
+    except EngineFailed as exc:
+        # Every tree in flight failed because the engine did, not because of its problem:
+        # none is recorded, so the same command searches them again.
+        _flush(writer, live, everything=True)
+        writer.drop_retried_failures()
+        raise EngineFailed(
+            f"{exc}. The run stopped: {live.written} finished tree(s) are saved in {out}, "
+            f"the {len(live.running_simulations)} in flight are not; run the same command again to finish"
         ) from None
     seconds = time.perf_counter() - t0
     tokens = policy.generated_tokens + valuer.generated_tokens
@@ -271,6 +291,11 @@ def run(
     report.solved_trees = live.solved
     report.shards = live.shards
     report.model = engine.model_id
+    if getattr(getattr(engine, "stats", None), "prefix_cache", False):
+        prompt, cached = (now - then for now, then in zip(_prompt_cache(engine), cache_before, strict=True))
+        report.prompt_tokens, report.cached_prompt_tokens = prompt, cached
+        report.prefix_cache_hit_rate = round(cached / prompt, 4) if prompt else None
+    writer.drop_retried_failures()
     writer.update_manifest(last_run=report.as_json())
     if live.written and live.failed == live.written:
         raise AllTreesFailed(f"every tree failed ({live.failed}); the first error: {live.first_error}", report)
@@ -313,14 +338,20 @@ async def _run_all(
             report_progress()
         while tasks:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            failure = None
             for task in done:
                 tasks.discard(task)
+                if task.exception() is not None:  # only EngineFailed gets out of _search_one
+                    failure = failure or task.exception()
+                    continue
                 tree = task.result()
                 live.running_simulations.pop(tree.id, None)
                 _account(live, tree)
                 nxt = next(pending, None)
-                if nxt is not None:
+                if nxt is not None and failure is None:
                     start(nxt)
+            if failure is not None:
+                raise failure
             if len(live.buffer) >= opts.shard_trees:
                 _flush(writer, live, everything=False, shard_trees=opts.shard_trees)
             if report_progress is not None:
@@ -341,10 +372,18 @@ async def _search_one(tree: Tree, policy, valuer, search: SearchConfig, rng: ran
     """Search one tree; a failure is recorded on the tree and does not stop the run."""
     try:
         await run_search(tree, policy, valuer, _grade, search, rng, on_simulation=on_simulation)
+    except EngineFailed:
+        raise  # not this tree's fault: the run stops (see run())
     except Exception as exc:  # any failure of this tree's generation: record it, go on
         tree.error = f"{type(exc).__name__}: {exc}"
         assign_ratings(tree)
     return tree
+
+
+def _prompt_cache(engine: Engine) -> tuple[int, int]:
+    """(prompt tokens sent, of them served from the prefix cache) so far."""
+    stats = getattr(engine, "stats", None)
+    return getattr(stats, "prompt_tokens", 0), getattr(stats, "cached_prompt_tokens", 0)
 
 
 def _account(live: _Live, tree: Tree) -> None:
@@ -394,6 +433,7 @@ def _run_ray(
     out = Path(opts.out)
     writer = TreeShardWriter(out, settings)
     writer.update_manifest(problems_source=source)
+    writer.drop_retried_failures()  # as the local loop: a crash may have left one
     spec = WorkerSpec(
         engine=engine_cfg, search=search, out=str(out.resolve()), tag="", concurrency=opts.concurrency,
         shard_trees=opts.shard_trees, prompts=str(opts.prompts.resolve()) if opts.prompts else None,
@@ -412,6 +452,7 @@ def _run_ray(
     try:
         result = run_on_ray(todo, spec, ray, writer.record, on_progress if progress is not None else None)
     except KeyboardInterrupt:
+        writer.drop_retried_failures()
         saved = read_manifest(out).get("counts", {}).get("trees", 0)
         raise Interrupted(
             f"interrupted: {saved} finished tree(s) are saved in {out}; "
@@ -441,6 +482,7 @@ def _run_ray(
     report.requeued = result.requeued
     report.search_seconds = round(result.search_seconds, 3)
     report.steady_trees_per_s = round(result.steady_trees_per_s, 3)
+    writer.drop_retried_failures()
     writer.update_manifest(last_run=report.as_json())
     if trees and len(failed) == len(trees):
         raise AllTreesFailed(f"every tree failed ({len(failed)}); the first error: {failed[0]['error']}", report)

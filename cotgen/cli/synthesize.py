@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -102,6 +103,8 @@ def synthesize(
         from cotgen.executors.ray_cluster import import_ray
 
         import_ray()  # without the extra: say how to install it before anything else happens
+    if quiet:  # vLLM reads this when first imported, and so does its engine core process
+        os.environ.setdefault("VLLM_LOGGING_LEVEL", "ERROR")
     bar = _ProgressBar()
     try:
         report = run(opts, search, engine_cfg, progress=None if quiet else bar.update, ray=ray)
@@ -172,6 +175,9 @@ def _print_report(s: SynthesizeReport) -> None:
     ]
     if s.executor == "ray":
         rows[-1:-1] = [("Ray workers", s.workers), ("worker deaths / problems requeued", f"{s.worker_deaths} / {s.requeued}")]
+    if s.prompt_tokens:
+        rows.append(("prompt tokens from the prefix cache",
+                     f"{s.cached_prompt_tokens:,} / {s.prompt_tokens:,} ({s.prefix_cache_hit_rate:.1%})"))
     for k, v in rows:
         table.add_row(k, str(v))
     err.print(table)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -67,11 +68,17 @@ class EngineStats:
     decode_rows: int = 0  # hf: active rows summed over those passes
     prompt_tokens: int = 0  # prompt tokens of admitted sequences, where the engine counts them
     cached_prompt_tokens: int = 0  # of those, tokens a prefix cache served (0 without one)
+    prefix_cache: bool = False  # the engine measures prefix-cache hits (vllm; openai when the server says)
 
     @property
     def mean_batch_size(self) -> float:
         """Sequences per admission round (hf) or per request (others)."""
         return self.sequences / self.batches if self.batches else 0.0
+
+    @property
+    def prefix_cache_hit_rate(self) -> float | None:
+        """Share of prompt tokens served from the prefix cache; None where not measured."""
+        return self.cached_prompt_tokens / self.prompt_tokens if self.prefix_cache and self.prompt_tokens else None
 
 
 @runtime_checkable
@@ -137,3 +144,22 @@ def encode_prompts(tokenizer: Any, prompts: list[str], room: int, context_len: i
             )
         encoded.append(ids)
     return encoded
+
+
+class BusyClock:
+    """Adds to `stats.busy_seconds` the wall time during which at least one request is in
+    flight, overlapping requests counted once (engines whose work happens elsewhere: a
+    vLLM engine core, a server)."""
+
+    def __init__(self, stats: Any) -> None:
+        self.stats, self.active, self.since = stats, 0, 0.0
+
+    def enter(self) -> None:
+        if self.active == 0:
+            self.since = time.perf_counter()
+        self.active += 1
+
+    def leave(self) -> None:
+        self.active -= 1
+        if self.active == 0:
+            self.stats.busy_seconds += time.perf_counter() - self.since

@@ -13,7 +13,7 @@ from cotgen.formats.openlongcot import TOKENS
 
 # Bump when the recipe below changes: the user cache keys on it, so an old build is
 # never mistaken for the new one.
-TINY_VERSION = "1"
+TINY_VERSION = "2"
 
 OPENLONGCOT_TOKENS = list(TOKENS)  # the format's own list: a tag's token id depends on its place
 # <|endoftext|> first so it gets id 0, as in Qwen2 (it is the pad and unk token).
@@ -27,14 +27,17 @@ CHAT_TEMPLATE = (
 )
 
 VOCAB_SIZE = 1024  # BPE vocabulary incl. special tokens; small keeps the embedding ~50k params
-# Qwen2 shape scaled down to ~110k parameters: fast on one CPU core, still a real
-# GQA transformer (4 query heads share 2 key/value heads) with rotary positions.
+# Qwen2 shape scaled down to ~370k parameters: fast on one CPU core, still a real
+# GQA transformer (2 query heads share 1 key/value head) with rotary positions. Head
+# dimension 64 (hidden 128 / 2 heads): vLLM's CPU attention refuses smaller ones
+# ("Unsupported CPU attention configuration: head_dim=16"), and one model serves the hf,
+# vllm and openai engines.
 MODEL_SHAPE = dict(
-    hidden_size=64,
-    intermediate_size=128,
+    hidden_size=128,
+    intermediate_size=256,
     num_hidden_layers=2,
-    num_attention_heads=4,
-    num_key_value_heads=2,
+    num_attention_heads=2,
+    num_key_value_heads=1,
     max_position_embeddings=4096,
     rope_theta=10000.0,
     tie_word_embeddings=True,

@@ -51,12 +51,15 @@ def iter_input_trees(paths: Iterable[Path]) -> Iterator[Tree]:
         yield tree
 
 
-def finished_tree_ids(run_dir: Path) -> set[str]:
-    """Ids of every tree already in a complete shard of the run (reads only the id column)."""
+def finished_tree_ids(run_dir: Path, *, failed: bool = True) -> set[str]:
+    """Ids of every tree already in a complete shard of the run (reads only the id and error
+    columns). `failed=False` leaves out trees recorded only with an error: a rerun retries them."""
     ids: set[str] = set()
+    columns = ["id"] if failed else ["id", "error"]
     for path in shard_paths(run_dir):
-        for _, row in TreeShardReader(path).rows(columns=["id"]):
-            ids.add(row["id"])
+        for _, row in TreeShardReader(path).rows(columns=columns):
+            if failed or row.get("error") is None:
+                ids.add(row["id"])
     return ids
 
 

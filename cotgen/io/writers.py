@@ -110,6 +110,9 @@ class TreeShardWriter:
         shards = [s for s in self.manifest.get("shards", []) if s["name"] != info.name]
         shards.append({"name": info.name, "rows": info.rows, "failed": info.failed})
         self.manifest["shards"] = sorted(shards, key=lambda s: s["name"])
+        self._record_counts()
+
+    def _record_counts(self) -> None:
         self.manifest["counts"] = {
             "trees": sum(s["rows"] for s in self.manifest["shards"]),
             "failed": sum(s["failed"] for s in self.manifest["shards"]),
@@ -117,6 +120,46 @@ class TreeShardWriter:
         self.manifest["cotgen_version"] = __version__
         self.manifest["updated_at"] = utc_now()
         write_json_atomic(self.run_dir / MANIFEST, self.manifest)
+
+    def drop_retried_failures(self) -> int:
+        """Remove failed tree records whose problem now also has a good tree (a rerun retried
+        it), rewriting each shard concerned atomically; returns how many were removed. Run at
+        the start and the end of a run, so a crash between the good write and this one is
+        mended by the next run and the folder never keeps two trees of one id for long.
+        Reads only the id and error columns unless a shard has a record to drop."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+        import pyarrow.parquet as pq
+
+        good: set[str] = set()
+        failed: dict[Path, set[str]] = {}
+        for path in shard_paths(self.run_dir):
+            table = pq.read_table(path, columns=["id", "error"])
+            errors = table["error"].to_pylist()
+            for tid, error in zip(table["id"].to_pylist(), errors, strict=True):
+                if error is None:
+                    good.add(tid)
+                else:
+                    failed.setdefault(path, set()).add(tid)
+        removed = 0
+        for path, ids in failed.items():
+            retried = ids & good
+            if not retried:
+                continue
+            table = pq.read_table(path)
+            superseded = pc.and_(pc.is_valid(table["error"]),
+                                 pc.is_in(table["id"], value_set=pa.array(sorted(retried), type=pa.string())))
+            kept = table.filter(pc.invert(superseded))
+            if kept.num_rows:
+                with atomic_file(path) as f:
+                    pq.write_table(kept, f, compression="zstd")
+                self._record(_shard_info(path))
+            else:
+                path.unlink()
+                self.manifest["shards"] = [s for s in self.manifest.get("shards", []) if s["name"] != path.name]
+                self._record_counts()
+            removed += table.num_rows - kept.num_rows
+        return removed
 
     def update_manifest(self, **fields: Any) -> None:
         """Merge `fields` into the manifest and rewrite it atomically."""

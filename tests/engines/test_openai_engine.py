@@ -12,7 +12,7 @@ import pytest
 
 from cotgen.config import EngineConfig
 from cotgen.engines import build_engine, openai
-from cotgen.errors import DataError, RunError
+from cotgen.errors import DataError, EngineFailed, RunError
 
 
 class FakeServer:
@@ -23,6 +23,7 @@ class FakeServer:
         self.headers: list[dict] = []
         self.status: list[int] = []  # statuses to answer with before answering normally
         self.trim_stop = True
+        self.refuse_extras = False  # answer 400 to vLLM's extensions, as a strict server may
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -37,6 +38,9 @@ class FakeServer:
                     return self.reply(404, {"error": "not found"})
                 if server.status:
                     return self.reply(server.status.pop(0), {"error": {"message": "prompt is too long"}})
+                extra = sorted(set(body) & set(openai.VLLM_GENERATE_EXTRAS))
+                if server.refuse_extras and extra:
+                    return self.reply(400, {"error": {"message": f"unknown field: {extra[0]}"}})
                 self.reply(200, server.answer(body))
 
             def reply(self, code, payload):
@@ -108,8 +112,18 @@ def test_generate_parses_choices_by_index(engine, server):
     assert c.top_logprobs[0] == pytest.approx([-0.1, -2.0, -3.0, -4.0, -5.0])
     body = server.requests[-1]
     assert body == {"model": "Qwen/Qwen2.5-7B-Instruct", "prompt": ["p0", "p1"], "n": 3, "max_tokens": 5,
-                    "temperature": 0.5, "top_p": 1.0, "logprobs": 5, "seed": 9}
+                    "temperature": 0.5, "top_p": 1.0, "logprobs": 5, "seed": 9, **openai.VLLM_GENERATE_EXTRAS}
     assert server.headers[-1]["Authorization"] == "Bearer sk-test"
+
+
+def test_a_server_refusing_vllm_extensions_is_asked_without_them(engine, server):
+    server.refuse_extras = True
+    for _ in range(2):
+        [[c]] = asyncio.run(engine.generate(["p"], max_tokens=5))
+        assert c.tokens == 5 and c.token_ids == []  # text tokens: no ids to report
+    assert engine.extras is False
+    sent = [set(r) & set(openai.VLLM_GENERATE_EXTRAS) for r in server.requests]
+    assert sent == [set(openai.VLLM_GENERATE_EXTRAS), set(), set()]  # refused once, then never sent
 
 
 def test_stop_strings(engine, server):
@@ -125,6 +139,7 @@ def test_score_reads_the_top_logprobs(engine, server):
     rows = asyncio.run(engine.score(["p0", "p1"], ["<1.0>", "x", "absent"]))
     assert rows[1]["<1.0>"] == pytest.approx(-0.1) and rows[1]["x"] == -2.0
     assert rows[0]["<1.0>"] == -math.inf and rows[0]["absent"] == -math.inf
+    assert engine.score_method == "top_logprobs"  # no local tokenizer for this model: text matching
     assert server.requests[-1]["max_tokens"] == 1 and server.requests[-1]["logprobs"] == 20
 
 
@@ -149,7 +164,7 @@ def test_transient_errors_are_retried(engine, server):
     server.status = [503, 502]
     assert asyncio.run(engine.generate(["p"], max_tokens=2))[0][0].tokens == 2
     server.status = [500, 500, 500]
-    with pytest.raises(RunError, match="after 3 attempts: HTTP 500"):
+    with pytest.raises(EngineFailed, match="after 3 attempts: HTTP 500"):
         asyncio.run(engine.generate(["p"], max_tokens=2))
 
 
@@ -158,7 +173,7 @@ def test_unreachable_server(monkeypatch, server):
     url = server.url
     server.close()
     eng = build_engine(EngineConfig(engine="openai", base_url=url))
-    with pytest.raises(RunError, match="cannot get completions from http://127.0.0.1"):
+    with pytest.raises(EngineFailed, match="cannot get completions from http://127.0.0.1"):
         asyncio.run(eng.generate(["p"], max_tokens=2))
 
 

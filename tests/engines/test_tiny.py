@@ -64,7 +64,9 @@ def test_model_shape_and_eos(tiny_model_dir, tokenizer):
     model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
     assert type(model).__name__ == "Qwen2ForCausalLM"
     params = sum(p.numel() for p in model.parameters())
-    assert 50_000 < params < 200_000
+    assert 200_000 < params < 500_000
+    # vLLM's CPU attention takes head_dim 64, not the 16 of the first recipe.
+    assert model.config.hidden_size // model.config.num_attention_heads == 64
     assert model.config.vocab_size == len(tokenizer)
     assert model.config.eos_token_id == tokenizer.convert_tokens_to_ids("<|im_end|>")
 

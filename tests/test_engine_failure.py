@@ -1,0 +1,91 @@
+"""A failed engine stops the run without recording its trees in flight; a rerun retries
+every tree that is missing or recorded as failed, and leaves one record per problem."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from cotgen.config import EngineConfig
+from cotgen.engines.base import Completion
+from cotgen.errors import EngineFailed, RunError
+from cotgen.io.inputs import shard_paths
+from cotgen.io.trees import iter_input_trees as iter_trees
+from cotgen.io.writers import read_manifest
+from cotgen.problems import load_problems
+from cotgen.search import SearchConfig
+from cotgen.synthesize import RunOptions, run
+
+CFG = SearchConfig(simulations=3, parallel=1, critic_rate=0.0, conclude_rate=0.0)
+
+
+class Engine:
+    """Answers instantly; dies (EngineFailed) after `die_after` calls, or refuses prompts naming `fail_on`."""
+
+    name = "scripted"
+    model_id = "scripted"
+
+    def __init__(self, die_after=None, fail_on=None):
+        self.die_after, self.fail_on, self.calls = die_after, fail_on, 0
+
+    async def generate(self, prompts, n=1, seed=None, **sampling):
+        self.calls += 1
+        await asyncio.sleep(0)
+        if self.die_after is not None and self.calls > self.die_after:
+            raise EngineFailed("the engine died")
+        if self.fail_on and any(self.fail_on in p for p in prompts):
+            raise RunError("the engine refused this prompt")
+        return [[Completion(text=f"step {seed} {i}", tokens=3, finish_reason="stop", logprobs=[-1.0] * 3)
+                 for i in range(n)] for _ in prompts]
+
+    async def score(self, prompts, candidates):
+        return [{c: -0.7 for c in candidates} for _ in prompts]
+
+    def render_chat(self, messages, add_generation_prompt=True):
+        return "\n".join(m["content"] for m in messages) + "\n"
+
+    def has_tokens(self, tokens):
+        return False
+
+    async def close(self):
+        pass
+
+
+def _opts(out):
+    return RunOptions(problems="builtin:arith", out=out, limit=6, concurrency=2, shard_trees=1)
+
+
+def test_a_dead_engine_stops_the_run_and_records_no_tree_in_flight(tmp_path):
+    out = tmp_path / "run"
+    with pytest.raises(EngineFailed, match=r"the engine died\. The run stopped: \d+ finished tree\(s\) are saved"):
+        run(_opts(out), CFG, EngineConfig(), engine=Engine(die_after=10))
+    saved = list(iter_trees([out]))
+    assert 1 <= len(saved) < 6
+    assert all(t.error is None for t in saved)  # the trees the failure hit were not recorded
+    summary = run(_opts(out), CFG, EngineConfig(), engine=Engine())
+    assert summary.already_done == len(saved) and summary.trees == 6 - len(saved)
+    ids = [t.id for t in iter_trees([out])]
+    assert len(ids) == len(set(ids)) == 6
+
+
+def test_a_rerun_retries_failed_trees_and_drops_their_old_records(tmp_path):
+    out = tmp_path / "run"
+    bad = load_problems("builtin:arith", limit=6).problems[2]
+    first = run(_opts(out), CFG, EngineConfig(), engine=Engine(fail_on=bad.question))
+    assert first.trees == 6 and first.failed == 1
+    assert read_manifest(out)["counts"] == {"trees": 6, "failed": 1}
+    shards = len(shard_paths(out))
+
+    again = run(_opts(out), CFG, EngineConfig(), engine=Engine())
+    assert again.already_done == 5 and again.trees == 1 and again.failed == 0
+    trees = list(iter_trees([out]))
+    assert len(trees) == len({t.id for t in trees}) == 6
+    assert all(t.error is None for t in trees)
+    assert read_manifest(out)["counts"] == {"trees": 6, "failed": 0}
+    # The failed tree's shard held only it (shard_trees=1): it is gone, the retry is new.
+    assert len(shard_paths(out)) == shards
+    assert sum(s["rows"] for s in read_manifest(out)["shards"]) == 6
+
+    third = run(_opts(out), CFG, EngineConfig(), engine=Engine())
+    assert third.trees == 0 and third.already_done == 6
