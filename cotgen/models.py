@@ -13,6 +13,7 @@ ALIASES: dict[str, str] = {
     for size in ("0.5b", "1.5b", "3b", "7b", "14b", "32b", "72b")
 }
 TINY = "tiny"
+TINY_REASONER = "tiny-reasoner"
 
 # A Hub repo id: "name" (legacy, no namespace) or "namespace/name".
 _HUB_ID = re.compile(r"^(?:[A-Za-z0-9][\w.-]*/)?[A-Za-z0-9][\w.-]*$")
@@ -24,7 +25,7 @@ class ResolvedModel:
 
     name: str  # as the user gave it
     model_id: str  # Hub id or folder path, what engines load (and what trees record)
-    kind: str  # "tiny" | "alias" | "folder" | "hub"
+    kind: str  # "tiny" | "packaged" | "alias" | "folder" | "hub"
     path: Path | None  # local folder with config.json, when there is one (folder, tiny, Hub cache)
 
     @property
@@ -54,7 +55,7 @@ def _looks_like_path(name: str) -> bool:
 def resolve_model(name: str, *, offline: bool | None = None) -> ResolvedModel:
     """Turn `name` into something loadable, or raise one RunError saying what was tried.
 
-    Order: `tiny` (built once into the user cache), an alias, an existing folder, a Hub id.
+    Order: `tiny` (built once into the user cache), `tiny-reasoner` (shipped), an alias, an existing folder, a Hub id.
     Offline (HF_HUB_OFFLINE=1, or offline=True) a Hub id must already be in the Hub cache.
     Online a Hub id is returned unchecked: the engine downloads it and reports failures.
     """
@@ -66,6 +67,11 @@ def resolve_model(name: str, *, offline: bool | None = None) -> ResolvedModel:
         path = tiny_model_path()
         # Recorded as "tiny", not the cache path: the path differs between machines.
         return ResolvedModel(given, TINY, "tiny", path)
+    if name.lower() == TINY_REASONER:
+        from cotgen.reasoner import packaged_model_path
+
+        # Shipped inside the package; recorded by name, as "tiny" is.
+        return ResolvedModel(given, TINY_REASONER, "packaged", packaged_model_path())
 
     tried: list[str] = []
     hub_id: str | None = ALIASES.get(name.lower())
@@ -83,7 +89,7 @@ def resolve_model(name: str, *, offline: bool | None = None) -> ResolvedModel:
             return ResolvedModel(given, str(folder.resolve()), "folder", folder.resolve())
         if folder.exists():
             raise RunError(f"model '{given}': {folder} is a file, not a model folder")
-        known = "" if "/" in name else f" ({', '.join([TINY, *ALIASES])})"
+        known = "" if "/" in name else f" ({', '.join([TINY, TINY_REASONER, *ALIASES])})"
         tried.append(f"not an alias{known}")
         tried.append(f"no such folder {name}")
         if _looks_like_path(name) or not _HUB_ID.match(name):

@@ -1,4 +1,5 @@
-"""The built wheel carries the prompt templates, schemas and view assets, not only the checkout."""
+"""The built wheel carries the prompt templates, schemas, view assets and tiny-reasoner, not only
+the checkout."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ def test_wheel_ships_prompts_and_schemas(tmp_path: Path):
     )
     (wheel,) = tmp_path.glob("cotgen-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
-    for folder in ("prompts", "schemas", "view/assets"):
+    for folder in ("prompts", "schemas", "view/assets", "reasoner/tiny-reasoner"):
         expected = {
             f"cotgen/{folder}/{p.relative_to(REPO / 'cotgen' / folder).as_posix()}"
             for p in (REPO / "cotgen" / folder).rglob("*")

@@ -1,4 +1,5 @@
-"""`cotgen model tiny|resolve`: build the tiny model, show what a model name resolves to."""
+"""`cotgen model tiny|resolve|train-tiny-reasoner`: build the tiny model, show what a model name
+resolves to, train tiny-reasoner."""
 
 from __future__ import annotations
 
@@ -46,3 +47,36 @@ def resolve(
         return
     where = f" (local: {model.path})" if model.path is not None and str(model.path) != model.model_id else ""
     out.print(f"{model.name} -> {model.model_id} [{model.kind}]{where}", markup=False)
+
+
+@model_app.command("train-tiny-reasoner")
+def train_tiny_reasoner(
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="Folder to write the trained model into.")],
+    steps: Annotated[int, typer.Option(help="Optimizer steps (the shipped model: the default).")] = 2400,
+    seed: Annotated[int, typer.Option(help="Seeds the weights, the tokenizer's texts and the data.")] = 0,
+    threads: Annotated[int, typer.Option(help="torch threads; bit-identical only at the same count.")] = 1,
+    batch_size: Annotated[int, typer.Option("--batch-size", help="Examples per step.")] = 32,
+    save_every: Annotated[int, typer.Option("--save-every", help="Also write OUT/checkpoint-N every N steps; 0: off.")] = 0,
+    lr: Annotated[float, typer.Option(help="Peak learning rate (cosine decay).")] = 3e-3,
+    warmup: Annotated[int, typer.Option(help="Linear warm-up steps.")] = 100,
+    init_from: Annotated[Path | None, typer.Option("--init-from", help="Continue from this model folder (a second phase).")] = None,
+) -> None:
+    """Train tiny-reasoner (~1M-parameter Qwen2) on builtin:arith problems of seeds below 1000:
+    steps in the policy's format, conclusions, critic, refine and the judge's Yes/No."""
+    from cotgen.errors import UsageError
+    from cotgen.reasoner.train import TrainConfig, train
+
+    try:
+        cfg = TrainConfig(
+            steps=steps, seed=seed, threads=threads, batch_size=batch_size, lr=lr, warmup=warmup,
+            init_from=str(init_from) if init_from else None,
+        )
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    if init_from is not None and not (init_from / "config.json").is_file():
+        raise UsageError(f"--init-from {init_from}: not a model folder (no config.json)")
+    if save_every < 0:
+        raise UsageError(f"--save-every must be >= 0, not {save_every}")
+    record = train(out_dir, cfg, log=lambda line: err.print(line, markup=False), save_every=save_every)
+    err.print(f"tiny-reasoner trained in {record['seconds']:.0f}s, final loss {record['final_loss']:.4f}")
+    out.print(str(out_dir), markup=False)

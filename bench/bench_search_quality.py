@@ -1,0 +1,56 @@
+"""Search quality (bench/search_quality.py): greedy vs best-of-N vs MCTS per value mode on
+held-out builtin:arith problems with tiny-reasoner, compute-matched by generated tokens;
+step ratings against exact step truth. Writes bench/search_quality.json and
+bench/search_quality.png; returns the sq_* headline figures.
+
+Size: SQ_PROBLEMS (default 100) problems x SQ_SEEDS (default 3) seeds; SQ_MODES picks value
+modes (default judge,confidence,rollout). The issue's full size does not fit a shared 2-core
+machine in minutes: the README says which size produced its table.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+from pathlib import Path
+
+HERE = Path(__file__).parent
+# The search as the bench runs it: cotgen's defaults, but no simulation cap (the token
+# budget stops it), one simulation in flight per tree (so every node's cost is known),
+# and no early stop (only the rollout mode sees the gold).
+SEARCH = dict(simulations=1000, parallel=1, enough_correct=0, rollout_tokens=128)
+BON_N = 16  # samples drawn per problem and seed; budgets take a prefix of them
+
+
+def run(work: Path) -> dict[str, float]:
+    from bench.search_quality import VALUE_MODES, headline, plot, run_all
+    from cotgen.config import EngineConfig
+    from cotgen.engines import build_engine
+    from cotgen.policy import load_prompts
+    from cotgen.reasoner.evaluate import held_out_problems
+    from cotgen.search.config import SearchConfig
+
+    n = int(os.environ.get("SQ_PROBLEMS", "100"))
+    seeds = list(range(int(os.environ.get("SQ_SEEDS", "3"))))
+    modes = tuple(m for m in os.environ.get("SQ_MODES", ",".join(VALUE_MODES)).split(",") if m)
+    work.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+
+    async def main():
+        engine = build_engine(EngineConfig(model="tiny-reasoner", max_batch=128))
+        try:
+            return await run_all(
+                engine, load_prompts(), held_out_problems(n), seeds, SearchConfig(**SEARCH), "tiny-reasoner",
+                BON_N, modes=modes, log=lambda m: print(f"  [{time.perf_counter() - t0:.0f}s] {m}", flush=True),
+            )
+        finally:
+            await engine.close()
+
+    figures = asyncio.run(main())
+    figures["seconds"] = round(time.perf_counter() - t0, 1)
+    figures["search_settings"] = SEARCH
+    (HERE / "search_quality.json").write_text(json.dumps(figures, indent=2) + "\n")
+    plot(figures, HERE / "search_quality.png")
+    return headline(figures)

@@ -1,0 +1,74 @@
+"""Whole-solution sampling on held-out builtin:arith problems through a real cotgen engine:
+greedy accuracy, and the samples best-of-N draws from."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+from cotgen.engines.base import Completion, Engine
+from cotgen.policy import Prompts, load_prompts
+from cotgen.problems import Problem, load_problems
+from cotgen.reasoner.data import EVAL_SEED, TRAIN_SEEDS
+from cotgen.verify import grade
+
+SOLUTION_TOKENS = 128  # a worked solution is ~40 tokens; this leaves room for a rambling one
+
+
+def held_out_problems(n: int, seed: int = EVAL_SEED, skip: int = 0) -> list[Problem]:
+    """`n` builtin:arith problems of a seed no training example came from (>= 1000)."""
+    if seed < TRAIN_SEEDS.stop:
+        raise ValueError(f"evaluation seeds must be >= {TRAIN_SEEDS.stop}, not {seed}")
+    return list(load_problems("builtin:arith", seed=seed, limit=n, skip=skip))
+
+
+def solution_prompt(engine: Engine, prompts: Prompts, question: str) -> str:
+    """What the policy asks at the root (the step template), left to run to the end:
+    the same prompt a rollout starts from."""
+    return engine.render_chat(
+        [
+            {"role": "system", "content": prompts.texts["system"]},
+            {"role": "user", "content": prompts.render("step", problem=question, hint="")},
+        ]
+    )
+
+
+@dataclass(frozen=True)
+class Sample:
+    text: str
+    tokens: int
+    answer: str | None  # the extracted final answer, None when it states none
+    correct: bool
+
+
+async def sample_solutions(
+    engine: Engine,
+    problems: list[Problem],
+    *,
+    n: int = 1,
+    temperature: float = 0.0,
+    top_p: float = 1.0,
+    seed: int = 0,
+    max_tokens: int = SOLUTION_TOKENS,
+    prompts: Prompts | None = None,
+) -> list[list[Sample]]:
+    """`n` whole solutions per problem (greedy at temperature 0), graded against the gold."""
+    prompts = prompts or load_prompts()
+    texts = [solution_prompt(engine, prompts, p.question) for p in problems]
+    results: list[list[Completion]] = await engine.generate(
+        texts, n=n, max_tokens=max_tokens, temperature=temperature, top_p=top_p, seed=seed
+    )
+    out = []
+    for p, comps in zip(problems, results, strict=True):
+        row = []
+        for c in comps:
+            g = grade(c.text, p.answer)
+            row.append(Sample(c.text, c.tokens, g.answer, bool(g.correct)))
+        out.append(row)
+    return out
+
+
+def greedy_accuracy(engine: Engine, problems: list[Problem]) -> float:
+    """Share of `problems` whose greedy whole solution ends with the right answer."""
+    samples = asyncio.run(sample_solutions(engine, problems))
+    return sum(s[0].correct for s in samples) / len(samples)
