@@ -21,6 +21,7 @@ from cotgen.errors import (
     environment_error,
     first_line,
 )
+from cotgen.executors.ray_cluster import RayOptions
 from cotgen.io.runfolder import (
     COMPLETE,
     INTERRUPTED,
@@ -101,6 +102,12 @@ class RunProgress:
     seconds: float
     correct_leaves: int  # over graded terminal leaves of finished trees
     terminal_leaves: int
+    # --executor ray only (workers == 0 for a local run):
+    workers: int = 0  # worker places
+    workers_up: int = 0  # workers started and searching now
+    saved: int = 0  # trees in shards (done counts trees a worker still buffers)
+    requeued: int = 0  # problems handed back to the queue by dead workers
+    worker_deaths: int = 0
 
 
 ProgressCallback = Callable[[RunProgress], None]
@@ -130,6 +137,13 @@ class SynthesizeReport:
     solved_trees: int = 0  # trees with at least one correct leaf
     shards: list[str] = field(default_factory=list)
     model: str = ""
+    executor: str = "local"  # local | ray
+    # --executor ray only:
+    workers: int = 0
+    worker_deaths: int = 0  # workers that died and were replaced
+    requeued: int = 0  # problems a dead worker handed back, searched again elsewhere
+    search_seconds: float = 0.0  # from the first worker ready to the end: no start-up
+    steady_trees_per_s: float = 0.0  # trees/s once every worker was up
     # Engines with a prefix cache (vllm; openai on a server that reports it): this run's
     # prompt tokens and those the cache served. None where the engine does not measure it.
     prompt_tokens: int | None = None
@@ -141,9 +155,11 @@ class SynthesizeReport:
                 "trees", "failed"]
         if self.ran:
             keys += ["simulations", "generated_tokens", "seconds", "tokens_per_s", "simulations_per_s",
-                     "correct_leaves", "terminal_leaves", "solved_trees", "shards", "model"]
+                     "correct_leaves", "terminal_leaves", "solved_trees", "shards", "model", "executor"]
             if self.prompt_tokens is not None:
                 keys += ["prompt_tokens", "cached_prompt_tokens", "prefix_cache_hit_rate"]
+            if self.executor == "ray":
+                keys += ["workers", "worker_deaths", "requeued", "search_seconds", "steady_trees_per_s"]
         return {k: getattr(self, k) for k in keys}
 
 
@@ -211,12 +227,15 @@ def run(
     engine: Engine | None = None,
     progress: ProgressCallback | None = None,
     warn: WarnCallback | None = None,
+    ray: RayOptions | None = None,
 ) -> SynthesizeReport:
     """Search a tree for every problem not yet in `opts.out`; returns what the run did.
 
     `engine` replaces the one `engine_cfg` describes (tests, benchmarks); `progress` is called
     with a RunProgress as trees finish; `warn` with what a user should know at start (problems
-    too long to search, problems without an answer, what a resume repaired).
+    too long to search, problems without an answer, what a resume repaired). With `ray`, Ray
+    workers search the trees, each on its own engine, and this process keeps the manifest
+    (cotgen.executors).
 
     The run holds the folder's lock throughout (cotgen.io.runfolder: one writer per run
     folder). Ctrl-C and SIGTERM save the finished trees and raise Interrupted; a tree whose
@@ -235,7 +254,7 @@ def run(
         try:
             lock.acquire()  # creates the folder: an unwritable --out fails here, before the model loads
             crash_point("lock-taken")
-            return _run_locked(opts, search, engine_cfg, settings, prompts, out, engine, progress, warn, stop)
+            return _run_locked(opts, search, engine_cfg, settings, prompts, out, engine, progress, warn, stop, ray)
         except KeyboardInterrupt:
             # Stopped before the search started (loading problems or the model): nothing to save.
             raise Interrupted(f"interrupted ({stop.name}) before any tree was searched", exit_code=stop.exit_code) from None
@@ -245,7 +264,7 @@ def run(
 
 def _run_locked(opts: RunOptions, search: SearchConfig, engine_cfg: EngineConfig, settings: dict[str, Any],
                 prompts, out: Path, engine: Engine | None, progress: ProgressCallback | None,
-                warn: WarnCallback | None, stop: StopRequest) -> SynthesizeReport:
+                warn: WarnCallback | None, stop: StopRequest, ray: RayOptions | None = None) -> SynthesizeReport:
     from cotgen.problems import load_problems
 
     _refuse_changed_settings(out, settings)
@@ -274,6 +293,8 @@ def _run_locked(opts: RunOptions, search: SearchConfig, engine_cfg: EngineConfig
         writer.update_manifest(status=COMPLETE)
         crash_point("run-complete")
         return report
+    if ray is not None:
+        return _run_ray(todo, opts, search, engine_cfg, settings, problem_set.source, ray, report, progress)
 
     own_engine = engine is None
     if engine is None:
@@ -510,3 +531,84 @@ def _flush(writer: TreeShardWriter, live: _Live, everything: bool, shard_trees: 
         live.written += len(batch)
         if path is not None:
             live.shards.append(path.name)
+
+
+# What a Ray worker shares with the local loop above, so that both search a problem alike.
+grade_answer = _grade
+search_tree = _search_one
+
+
+def new_tree(question: str, answer: str | None, source: str, model_id: str, search: SearchConfig) -> tuple[Tree, random.Random]:
+    """A problem's tree, not yet searched, and its own rng, as the local loop's start() makes
+    them: same seed and problem, same meta actions and engine seeds."""
+    tree = Tree.new(question, answer, source=source, model=model_id, config=search.to_dict())
+    return tree, random.Random(search.seed ^ int(tree.id, 16))
+
+
+def _run_ray(
+    todo, opts: RunOptions, search: SearchConfig, engine_cfg: EngineConfig, settings: dict[str, Any],
+    source: str, ray: RayOptions, report: SynthesizeReport, progress: ProgressCallback | None,
+) -> SynthesizeReport:
+    """The same run on Ray workers: they write the shards, this process keeps the manifest."""
+    from cotgen.executors.ray_cluster import import_ray, run_on_ray
+    from cotgen.executors.worker import WorkerSpec
+
+    import_ray()  # a missing extra is reported before the run folder is made
+    out = Path(opts.out)
+    writer = TreeShardWriter(out, settings)
+    writer.update_manifest(problems_source=source)
+    writer.drop_retried_failures()  # as the local loop: a crash may have left one
+    spec = WorkerSpec(
+        engine=engine_cfg, search=search, out=str(out.resolve()), tag="", concurrency=opts.concurrency,
+        shard_trees=opts.shard_trees, prompts=str(opts.prompts.resolve()) if opts.prompts else None,
+        hint_answer=opts.hint_answer,
+    )
+    t0 = time.perf_counter()
+
+    def on_progress(p: dict[str, Any]) -> None:
+        progress(RunProgress(
+            total=len(todo), done=p["done"], simulations=p["simulations"], generated_tokens=p["generated_tokens"],
+            seconds=time.perf_counter() - t0, correct_leaves=p["correct_leaves"],
+            terminal_leaves=p["terminal_leaves"], workers=p["workers"], workers_up=p["workers_up"],
+            saved=p["saved"], requeued=p["requeued"], worker_deaths=p["deaths"],
+        ))
+
+    try:
+        result = run_on_ray(todo, spec, ray, writer.record, on_progress if progress is not None else None)
+    except KeyboardInterrupt:
+        writer.drop_retried_failures()
+        _mark_interrupted(writer)
+        saved = read_manifest(out).get("counts", {}).get("trees", 0)
+        raise Interrupted(
+            f"interrupted: {saved} finished tree(s) are saved in {out}; "
+            "run the same command again to finish the rest"
+        ) from None
+    seconds = time.perf_counter() - t0
+    trees = list(result.saved.values())
+    failed = [t for t in trees if t["error"] is not None]
+    simulations = sum(t["simulations"] for t in trees)
+    tokens = result.generated_tokens
+    report.ran = True
+    report.trees = len(trees)
+    report.failed = len(failed)
+    report.simulations = simulations
+    report.generated_tokens = tokens
+    report.seconds = round(seconds, 3)
+    report.tokens_per_s = round(tokens / seconds, 1) if seconds else 0.0
+    report.simulations_per_s = round(simulations / seconds, 2) if seconds else 0.0
+    report.correct_leaves = sum(t["correct_leaves"] for t in trees)
+    report.terminal_leaves = sum(t["terminal_leaves"] for t in trees)
+    report.solved_trees = sum(1 for t in trees if t["correct_leaves"])
+    report.shards = sorted(result.shards)
+    report.model = result.workers[0]["model"] if result.workers else engine_cfg.model
+    report.executor = "ray"
+    report.workers = ray.workers
+    report.worker_deaths = result.worker_deaths
+    report.requeued = result.requeued
+    report.search_seconds = round(result.search_seconds, 3)
+    report.steady_trees_per_s = round(result.steady_trees_per_s, 3)
+    writer.drop_retried_failures()
+    writer.update_manifest(last_run=report.as_json(), status=COMPLETE)
+    if trees and len(failed) == len(trees):
+        raise AllTreesFailed(f"every tree failed ({len(failed)}); the first error: {failed[0]['error']}", report)
+    return report

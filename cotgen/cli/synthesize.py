@@ -14,12 +14,15 @@ from cotgen.cli.app import app, emit_json, err, quiet_libraries
 from cotgen.cli.options import JsonFlag, OutDir, QuietFlag
 from cotgen.config import EngineConfig
 from cotgen.errors import UsageError
+from cotgen.executors.ray_cluster import RayOptions
 from cotgen.search.config import SearchConfig
 from cotgen.synthesize import AllTreesFailed, RunOptions, RunProgress, SynthesizeReport, run
 
 _S = SearchConfig()  # the defaults live in the dataclasses, shown here in --help
 _E = EngineConfig()
 _R = RunOptions(problems="", out=Path("."))
+_RAY = RayOptions()
+EXECUTORS = ("local", "ray")
 
 
 @app.command()
@@ -62,6 +65,12 @@ def synthesize(
     virtual_loss: Annotated[float, typer.Option(help="Virtual loss of a simulation in flight.")] = _S.virtual_loss,
     parallel: Annotated[int, typer.Option(help="Simulations of one tree in flight at once.")] = _S.parallel,
     seed: Annotated[int, typer.Option(help="Search seed (with the tree id, seeds each tree).")] = _S.seed,
+    executor: Annotated[str, typer.Option(help="local (one engine in this process) | ray (one engine per Ray worker).")] = "local",
+    workers: Annotated[int, typer.Option(help="ray: workers, each a Ray actor with its own engine.")] = _RAY.workers,
+    ray_address: Annotated[str | None, typer.Option(help="ray: join this cluster (auto, HOST:PORT); default: start a local one on 127.0.0.1.")] = None,
+    gpus_per_worker: Annotated[float, typer.Option(help="ray: GPUs reserved for each worker.")] = _RAY.gpus_per_worker,
+    cpus_per_worker: Annotated[float, typer.Option(help="ray: CPUs reserved for each worker (and its torch threads).")] = _RAY.cpus_per_worker,
+    worker_restarts: Annotated[int, typer.Option(help="ray: deaths one worker may have before the run stops with an error.")] = _RAY.worker_restarts,
     json_out: JsonFlag = False,
     quiet: QuietFlag = False,
 ) -> None:
@@ -83,8 +92,20 @@ def synthesize(
             concurrency=concurrency, shard_trees=shard_trees, prompts=prompts, hint_answer=hint_answer,
             max_problem_chars=max_problem_chars, keep_failed=keep_failed,
         )
+        if executor not in EXECUTORS:
+            raise ValueError(f"executor must be one of {', '.join(EXECUTORS)}, not '{executor}'")
+        ray = None
+        if executor == "ray":
+            ray = RayOptions(workers=workers, address=ray_address, gpus_per_worker=gpus_per_worker,
+                             cpus_per_worker=cpus_per_worker, worker_restarts=worker_restarts)
+        elif ray_address is not None:
+            raise ValueError("--ray-address needs --executor ray")
     except ValueError as exc:
         raise UsageError(f"synthesize: {exc}") from None
+    if ray is not None:
+        from cotgen.executors.ray_cluster import import_ray
+
+        import_ray()  # without the extra: say how to install it before anything else happens
     if quiet:  # vLLM reads this when first imported, and so does its engine core process
         os.environ.setdefault("VLLM_LOGGING_LEVEL", "ERROR")
     bar = _ProgressBar()
@@ -96,7 +117,7 @@ def synthesize(
     try:
         with quiet_libraries(quiet):
             report = run(opts, search, engine_cfg, progress=None if quiet else bar.update,
-                         warn=None if quiet else warn)
+                         warn=None if quiet else warn, ray=ray)
     except AllTreesFailed as exc:
         bar.stop()
         if not quiet:
@@ -128,6 +149,10 @@ class _ProgressBar:
         elapsed = max(p.seconds, 1e-9)
         rate = f"{p.correct_leaves / p.terminal_leaves:.0%}" if p.terminal_leaves else "-"
         rates = f"{p.simulations / elapsed:.1f} sim/s  {p.generated_tokens / elapsed:,.0f} tok/s  correct leaves {rate}"
+        if p.workers:  # --executor ray: who is up, what is safely in shards, what came back
+            rates = f"workers {p.workers_up}/{p.workers}  saved {p.saved}  {rates}"
+            if p.worker_deaths:
+                rates += f"  requeued {p.requeued} ({p.worker_deaths} worker deaths)"
         self.progress.update(self.task, completed=p.done, rates=rates)
 
     def stop(self) -> None:
@@ -158,6 +183,8 @@ def _print_report(s: SynthesizeReport) -> None:
         ("seconds", f"{s.seconds:,.1f}"),
         ("shards", ", ".join(s.shards) or "-"),
     ]
+    if s.executor == "ray":
+        rows[-1:-1] = [("Ray workers", s.workers), ("worker deaths / problems requeued", f"{s.worker_deaths} / {s.requeued}")]
     if s.prompt_tokens:
         rows.append(("prompt tokens from the prefix cache",
                      f"{s.cached_prompt_tokens:,} / {s.prompt_tokens:,} ({s.prefix_cache_hit_rate:.1%})"))

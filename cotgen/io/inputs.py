@@ -16,8 +16,13 @@ SHARD_GLOB = "part-*.parquet"
 EXPORT_SHARD = re.compile(r"^(?P<split>[A-Za-z0-9_.-]+)-\d{5}-of-\d{5}\.(?P<ext>parquet|json)$")
 
 
-def tree_shard_name(index: int) -> str:
-    return f"part-{index:05d}.parquet"
+# part-00000.parquet from a local run; part-00000-<tag>.parquet from a Ray worker, whose tag
+# is unique to that worker's lifetime, so workers writing to one folder never pick one name.
+TREE_SHARD = re.compile(r"^part-(?P<index>\d{5,})(?:-(?P<tag>[A-Za-z0-9]+))?\.parquet$")
+
+
+def tree_shard_name(index: int, tag: str | None = None) -> str:
+    return f"part-{index:05d}.parquet" if tag is None else f"part-{index:05d}-{tag}.parquet"
 
 
 def export_shard_name(split: str, index: int, count: int, ext: str) -> str:

@@ -13,7 +13,7 @@ from typing import IO, Any
 
 from cotgen import __version__
 from cotgen.errors import DataError
-from cotgen.io.inputs import MANIFEST, TREES_DIR, shard_paths, tree_shard_name
+from cotgen.io.inputs import MANIFEST, TREE_SHARD, TREES_DIR, shard_paths, tree_shard_name
 from cotgen.io.readers import JSON_TYPES
 from cotgen.io.runfolder import crash_point
 from cotgen.tree import Tree, arrow_schema, utc_now
@@ -97,32 +97,32 @@ class TreeShardWriter:
         if settings is not None:
             self.manifest["settings"] = settings
         existing = shard_paths(self.run_dir)
-        self._next = 1 + max((int(p.stem.split("-")[1]) for p in existing), default=-1)
-        self._schema = arrow_schema()
+        indexes = (TREE_SHARD.match(p.name) for p in existing)
+        self._next = 1 + max((int(m["index"]) for m in indexes if m), default=-1)
         # A run killed between a shard's rename and the manifest's rewrite left a complete
         # shard the manifest does not list: count it now, so the counts match the shards.
         listed = {s["name"] for s in self.manifest.get("shards", [])}
         for path in existing:
             if path.name not in listed:
-                self._record(_shard_info(path))
+                self.record(_shard_info(path))
 
     def write(self, trees: list[Tree]) -> Path | None:
         """Write one shard holding `trees`; returns its path (None when `trees` is empty)."""
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
         if not trees:
             return None
-        table = pa.Table.from_pylist([t.to_row() for t in trees], schema=self._schema)
-        final = self.run_dir / TREES_DIR / tree_shard_name(self._next)
-        with atomic_file(final, moment="shard") as f:
-            pq.write_table(table, f, compression="zstd")
+        while True:
+            try:
+                info = write_tree_shard(self.run_dir, trees, tree_shard_name(self._next))
+                break
+            except FileExistsError:  # a name a Ray worker or another writer took: the next
+                self._next += 1
         self._next += 1
-        self._record(ShardInfo(final.name, len(trees), sum(t.error is not None for t in trees)))
+        self.record(info)
         crash_point("manifest-written")
-        return final
+        return self.run_dir / TREES_DIR / info.name
 
-    def _record(self, info: ShardInfo) -> None:
+    def record(self, info: ShardInfo) -> None:
+        """Add a shard to the manifest: one this writer wrote, or one a Ray worker wrote."""
         shards = [s for s in self.manifest.get("shards", []) if s["name"] != info.name]
         shards.append({"name": info.name, "rows": info.rows, "failed": info.failed})
         self.manifest["shards"] = sorted(shards, key=lambda s: s["name"])
@@ -178,7 +178,7 @@ class TreeShardWriter:
             if kept.num_rows:
                 with atomic_file(path) as f:
                     pq.write_table(kept, f, compression="zstd")
-                self._record(_shard_info(path))
+                self.record(_shard_info(path))
             else:
                 path.unlink()
                 self.manifest["shards"] = [s for s in self.manifest.get("shards", []) if s["name"] != path.name]
@@ -191,6 +191,33 @@ class TreeShardWriter:
         self.manifest.update(fields)
         self.manifest["updated_at"] = utc_now()
         write_json_atomic(self.run_dir / MANIFEST, self.manifest)
+
+
+def write_tree_shard(run_dir: Path, trees: list[Tree], name: str) -> ShardInfo:
+    """Write `trees` as `<run>/trees/<name>` atomically, never over an existing file.
+
+    Like `atomic_file`, but the complete temporary file is hard-linked to its final name
+    instead of renamed: link() fails when the name exists (rename would silently replace
+    it), so two writers that pick one name cannot lose each other's trees. FileExistsError
+    then, and nothing is left behind.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.Table.from_pylist([t.to_row() for t in trees], schema=arrow_schema())
+    final = Path(run_dir) / TREES_DIR / name
+    tmp = temporary_name(final)
+    try:
+        with open(tmp, "wb") as f:
+            pq.write_table(table, f, compression="zstd")
+            f.flush()
+            os.fsync(f.fileno())
+        crash_point("shard-tmp-written")
+        os.link(tmp, final)
+        crash_point("shard-renamed")
+    finally:
+        tmp.unlink(missing_ok=True)
+    return ShardInfo(final.name, len(trees), sum(t.error is not None for t in trees))
 
 
 def _shard_info(path: Path) -> ShardInfo:

@@ -48,17 +48,27 @@ def test_it_loads_in_the_hf_engine_and_writes_the_step_format(engine):
     assert set(score) == {"Yes", "No"}
 
 
-def test_vllm_loads_it_where_vllm_runs():
-    pytest.importorskip("vllm", reason="vllm is not installed here (GPU machines only)")
+@pytest.mark.vllm
+@pytest.mark.slow
+def test_vllm_loads_it_where_vllm_runs(monkeypatch):
+    # vLLM's CPU backend otherwise reserves most of the machine's memory for its KV cache
+    monkeypatch.setenv("VLLM_CPU_KVCACHE_SPACE", "1")
+    pytest.importorskip("vllm", reason="vllm is not installed in this venv: `make test-vllm` runs it")
     engine = build_engine(EngineConfig(model="tiny-reasoner", engine="vllm"))
-    asyncio.run(engine.close())
+    try:
+        [problem] = held_out_problems(1)
+        prompt = solution_prompt(engine, load_prompts(), problem.question)
+        [[c]] = asyncio.run(engine.generate([prompt], n=1, max_tokens=128, temperature=0.0))
+        assert c.text.split("\n\n")[-1].startswith("The answer is \\boxed{"), c.text
+    finally:
+        asyncio.run(engine.close())
 
 
 @pytest.mark.slow
 @pytest.mark.xfail(
     reason="the shipped model (2400 steps, ~1 h on this shared machine) solves 1 of these 50 (4.5% of 200): "
     "below the issue's 15-60% band; it needs several times longer training (README, tiny-reasoner)",
-    strict=False,
+    strict=True,  # the day a retrained model lands in the band, this says to drop the marker
 )
 def test_greedy_accuracy_on_50_held_out_problems_is_in_the_band(engine):
     accuracy = greedy_accuracy(engine, held_out_problems(50))
