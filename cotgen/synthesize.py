@@ -294,7 +294,7 @@ def _run_locked(opts: RunOptions, search: SearchConfig, engine_cfg: EngineConfig
         crash_point("run-complete")
         return report
     if ray is not None:
-        return _run_ray(todo, opts, search, engine_cfg, settings, problem_set.source, ray, report, progress)
+        return _run_ray(todo, opts, search, engine_cfg, settings, problem_set.source, ray, report, progress, stop)
 
     own_engine = engine is None
     if engine is None:
@@ -548,6 +548,7 @@ def new_tree(question: str, answer: str | None, source: str, model_id: str, sear
 def _run_ray(
     todo, opts: RunOptions, search: SearchConfig, engine_cfg: EngineConfig, settings: dict[str, Any],
     source: str, ray: RayOptions, report: SynthesizeReport, progress: ProgressCallback | None,
+    stop: StopRequest | None = None,
 ) -> SynthesizeReport:
     """The same run on Ray workers: they write the shards, this process keeps the manifest."""
     from cotgen.executors.ray_cluster import import_ray, run_on_ray
@@ -581,7 +582,8 @@ def _run_ray(
         saved = read_manifest(out).get("counts", {}).get("trees", 0)
         raise Interrupted(
             f"interrupted: {saved} finished tree(s) are saved in {out}; "
-            "run the same command again to finish the rest"
+            "run the same command again to finish the rest",
+            exit_code=stop.exit_code if stop is not None else 130,
         ) from None
     seconds = time.perf_counter() - t0
     trees = list(result.saved.values())

@@ -91,10 +91,11 @@ def test_worker_trees_equal_a_local_run_and_its_shards_carry_its_tag(tmp_path):
 
     def nodes(folder):
         return sorted((t.id, [(n.parent, n.kind, n.text, n.visits, n.rating) for n in t.nodes])
-                      for t in iter_trees([folder]))
+                      for t in iter_trees(shard_paths(folder)))
 
     assert nodes(tmp_path / "ray") == nodes(tmp_path / "local")
-    assert {t.id for t in iter_trees([tmp_path / "ray"])} == {p.id for p in problems}
+    # A worker writes shards only (the driver keeps the manifest): read them by name.
+    assert {t.id for t in iter_trees(shard_paths(tmp_path / "ray"))} == {p.id for p in problems}
 
 
 def test_stop_with_save_writes_the_finished_trees_and_cancels_the_rest(tmp_path):
@@ -122,7 +123,7 @@ def test_stop_with_save_writes_the_finished_trees_and_cancels_the_rest(tmp_path)
     assert [s["rows"] for s in events["shards"]] == [5]
     assert sorted(t["index"] for t in events["shards"][0]["trees"]) == [0, 1, 2, 3, 4]
     assert events["in_flight"] == 0
-    assert len(list(iter_trees([tmp_path]))) == 5
+    assert len(list(iter_trees(shard_paths(tmp_path)))) == 5
 
 
 def test_a_stale_buffer_is_written_after_flush_s(tmp_path):
@@ -160,7 +161,7 @@ def test_two_writers_never_share_a_shard_name(tmp_path):
     assert writer.write(trees[1:]).name == "part-00000.parquet"
     assert TreeShardWriter(tmp_path).write(trees[:1]).name == "part-00001.parquet"
     assert not list((tmp_path / "trees").glob(".*"))  # no temporary file left behind
-    assert len(list(iter_trees([tmp_path]))) == 3
+    assert len(list(iter_trees(shard_paths(tmp_path)))) == 3
 
 
 def test_work_queue_gives_a_dead_workers_problems_back_first():
