@@ -9,10 +9,18 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
 os.environ.setdefault("HF_HUB_DISABLE_XET", "1")
 
+import signal
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+# A job started in the background by a non-interactive shell (`make test &`, nohup, some CI
+# runners) inherits SIGINT ignored, and so would every `cotgen` the tests start: the Ctrl-C
+# tests would then see a run that never stops. Take SIGINT back as a terminal has it; the
+# children exec'd from here then start with the default disposition.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("COTGEN_SHARED", REPO.parent / "shared"))
