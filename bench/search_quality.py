@@ -299,9 +299,12 @@ def headline(figures: dict[str, Any]) -> dict[str, float]:
         out[f"sq_bon_pass_at_{k}x"] = figures["bon"][k]["pass"]
         out[f"sq_bon_maj_at_{k}x"] = figures["bon"][k]["maj"]
         for mode, per in figures["mcts"].items():
-            out[f"sq_mcts_pass_at_{k}x_{mode}"] = per[k]["pass"]
-            if per[k]["pick"] is not None:
-                out[f"sq_mcts_pick_at_{k}x_{mode}"] = per[k]["pick"]
+            # cotgen's default value mode (judge) is also the unsuffixed headline figure
+            suffixes = [f"_{mode}", ""] if mode == "judge" else [f"_{mode}"]
+            for suffix in suffixes:
+                out[f"sq_mcts_pass_at_{k}x{suffix}"] = per[k]["pass"]
+                if per[k]["pick"] is not None:
+                    out[f"sq_mcts_pick_at_{k}x{suffix}"] = per[k]["pick"]
     judge = figures["ratings"].get("judge")
     if judge:
         out["sq_rating_f1"] = judge["f1"]
