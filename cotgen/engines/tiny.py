@@ -70,8 +70,9 @@ def _corpus() -> list[str]:
     return lines
 
 
-def _train_tokenizer():
-    """A byte-level BPE trained with exactly Qwen2's normalizer and pre-tokenizer.
+def train_qwen2_bpe(texts, vocab_size: int, special_tokens: list[str]):
+    """A byte-level BPE trained with exactly Qwen2's normalizer and pre-tokenizer (digits stay
+    single tokens); also what tiny-reasoner's tokenizer is trained with.
 
     transformers 5 rebuilds a qwen2 tokenizer from its class on load, keeping only vocab
     and merges; any other pre-tokenizer would give different ids after a reload.
@@ -90,14 +91,18 @@ def _train_tokenizer():
     )
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
-        vocab_size=VOCAB_SIZE,
+        vocab_size=vocab_size,
         min_frequency=2,
-        special_tokens=CHATML_TOKENS + OPENLONGCOT_TOKENS,
+        special_tokens=special_tokens,
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
-    tok.train_from_iterator(_corpus(), trainer=trainer)
+    tok.train_from_iterator(texts, trainer=trainer)
     return tok
+
+
+def _train_tokenizer():
+    return train_qwen2_bpe(_corpus(), VOCAB_SIZE, CHATML_TOKENS + OPENLONGCOT_TOKENS)
 
 
 def build_tiny_model(out: Path) -> Path:

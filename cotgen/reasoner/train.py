@@ -78,28 +78,9 @@ class TrainConfig:
 def train_tokenizer(texts: list[str], vocab_size: int):
     """A byte-level BPE with exactly Qwen2's normalizer and pre-tokenizer (digits stay single
     tokens), so transformers rebuilds the same tokenizer from vocab and merges on load."""
-    from tokenizers import Regex, Tokenizer, decoders, normalizers, pre_tokenizers, trainers
-    from tokenizers.models import BPE
-    from transformers.models.qwen2.tokenization_qwen2 import PRETOKENIZE_REGEX
+    from cotgen.engines.tiny import train_qwen2_bpe
 
-    tok = Tokenizer(BPE(unk_token=None, fuse_unk=False, byte_fallback=False))
-    tok.normalizer = normalizers.NFC()
-    tok.pre_tokenizer = pre_tokenizers.Sequence(
-        [
-            pre_tokenizers.Split(Regex(PRETOKENIZE_REGEX), behavior="isolated", invert=False),
-            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
-        ]
-    )
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size,
-        min_frequency=2,
-        special_tokens=CHATML_TOKENS,
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        show_progress=False,
-    )
-    tok.train_from_iterator(texts, trainer=trainer)
-    return tok
+    return train_qwen2_bpe(texts, vocab_size, CHATML_TOKENS)
 
 
 def hf_tokenizer(trained):
