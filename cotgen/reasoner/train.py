@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from cotgen.engines.tiny import CHAT_TEMPLATE, CHATML_TOKENS  # one ChatML for both small models
 from cotgen.reasoner.data import (
     TRAIN_SEEDS,
     Example,
@@ -20,13 +21,6 @@ from cotgen.reasoner.data import (
     training_problems,
 )
 
-CHATML_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]  # <|endoftext|> is id 0, as in Qwen2
-CHAT_TEMPLATE = (
-    "{% for message in messages %}"
-    "{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n' }}"
-    "{% endfor %}"
-    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
-)
 # The shape: 2 query heads of dim 64 share one key/value head; tied embeddings.
 MODEL_SHAPE = dict(
     hidden_size=128,
