@@ -113,7 +113,9 @@ def test_synthesize_with_the_openai_engine(server, tiny_model_dir, tmp_path, cli
         values |= {n.q_estimate for n in t.nodes if n.kind != "problem" and n.q_estimate is not None}
     assert len(values) > 4  # exact judge scores, not 0.5 everywhere
     assert read_manifest(out)["counts"] == {"trees": 4, "failed": 0}
-    for fmt in ("openlongcot", "dpo"):
+    # openlongcot and prm make rows from every finished tree; dpo needs two siblings whose
+    # values differ, which a random model's scores (batch-dependent on CPU) may not give.
+    for fmt in ("openlongcot", "prm"):
         r = cli("export", out, "--format", fmt, "--out", tmp_path / fmt, "--quiet")
         assert r.code == 0, r.err
         r = cli("validate", tmp_path / fmt)
