@@ -60,16 +60,23 @@ def train_tiny_reasoner(
     lr: Annotated[float, typer.Option(help="Peak learning rate (cosine decay).")] = 3e-3,
     warmup: Annotated[int, typer.Option(help="Linear warm-up steps.")] = 100,
     init_from: Annotated[Path | None, typer.Option("--init-from", help="Continue from this model folder (a second phase).")] = None,
+    mix: Annotated[
+        str | None,
+        typer.Option(help="Share of each kind of example: phase1 (the default), phase2, phase3, or written "
+                     "out, e.g. 'solve=0.4,times=0.3,...' (kinds: solve, judge, critic, refine, conclusion, "
+                     "drill, times, sums)."),
+    ] = None,
 ) -> None:
     """Train tiny-reasoner (~1M-parameter Qwen2) on builtin:arith problems of seeds below 1000:
     steps in the policy's format, conclusions, critic, refine and the judge's Yes/No."""
     from cotgen.errors import UsageError
+    from cotgen.reasoner.data import MIX, parse_mix
     from cotgen.reasoner.train import TrainConfig, train
 
     try:
         cfg = TrainConfig(
             steps=steps, seed=seed, threads=threads, batch_size=batch_size, lr=lr, warmup=warmup,
-            init_from=str(init_from) if init_from else None,
+            init_from=str(init_from) if init_from else None, mix=parse_mix(mix) if mix else MIX,
         )
     except ValueError as exc:
         raise UsageError(str(exc)) from None

@@ -20,6 +20,21 @@ EVAL_SEED = 1000  # evaluations draw builtin:arith?seed=1000 (and upward) proble
 # Share of each meta action among training examples. Steps dominate: the whole solution is
 # one example and every step in it is a target; the others train one short answer each.
 MIX = (("solve", 0.55), ("judge", 0.2), ("critic", 0.08), ("refine", 0.08), ("conclusion", 0.09))
+# The shipped model's later phases add the arithmetic drill: a tiny model's errors are nearly
+# all in the results of its steps (a * b first, then three-digit sums), and a drill example
+# packs ~24 of them into the length of one solve example, whose prompt costs ~90 tokens per 3
+# results. Phase 2 drills multiplication ("times"), phase 3 sums ("sums").
+PHASE2_MIX = (
+    ("solve", 0.4), ("times", 0.3), ("drill", 0.1), ("judge", 0.1), ("critic", 0.03), ("refine", 0.03),
+    ("conclusion", 0.04),
+)
+PHASE3_MIX = (
+    ("solve", 0.35), ("sums", 0.3), ("times", 0.1), ("judge", 0.1), ("critic", 0.05), ("refine", 0.05),
+    ("conclusion", 0.05),
+)
+MIXES = {"phase1": MIX, "phase2": PHASE2_MIX, "phase3": PHASE3_MIX}
+KINDS = ("solve", "judge", "critic", "refine", "conclusion", "drill", "times", "sums")
+DRILL_PROBLEMS = 8  # problems whose operations one drill example packs
 
 CORRECT_CRITIC = "The step is correct."
 SEP = STEP_STOP[0]  # steps end at a blank line, exactly as the policy stops them
@@ -41,6 +56,12 @@ class Example:
     kind: str
     prompt: str
     response: str  # ends with <|im_end|> where the model should stop
+    # A drill example is a run of parts instead: (text, whether the loss falls on it).
+    parts: tuple[tuple[str, bool], ...] = ()
+
+    def segments(self) -> tuple[tuple[str, bool], ...]:
+        """The text in order, each piece marked with whether the loss falls on it."""
+        return self.parts or ((self.prompt, False), (self.response, True))
 
 
 @lru_cache(maxsize=1)
@@ -195,17 +216,58 @@ class ExampleMaker:
         prompt = self._chat("conclusion", problem=p.question, steps=SEP.join(before) or NO_STEPS)
         return Example("conclusion", prompt, text + "<|im_end|>")
 
+    def drill(self, rng: random.Random, problems: list[ArithProblem], only: str | None = None) -> Example:
+        """The operations of a few problems, one per line pair exactly as a step writes
+        them, with the loss on each result only (`a op b =` is given). Some come from a
+        path that slipped earlier, so the operands are those a model's own path carries on."""
+        parts: list[tuple[str, bool]] = []
+        for p in problems:
+            stated = None
+            if rng.random() < 0.3:
+                stated = [op.c for op in p.run()]
+                i = rng.randrange(len(stated) - 1)
+                stated[i] = wrong_result(rng, stated[i])
+                stated = stated[: i + 1]
+            for op in p.run(stated):
+                value = op.value()  # the true result, also where the slipped step stated another
+                if value is None or value < 0:
+                    continue  # after a slip a division may not come out even: no fact to learn
+                if only is not None and op.op not in only:
+                    continue
+                parts.append((f"{op.a} {op.op} {op.b} =", False))
+                parts.append((f" {value}{SEP}", True))
+        return Example("drill", "", "", tuple(parts))
+
     def example(self, rng: random.Random, p: ArithProblem, kind: str | None = None) -> Example:
         return getattr(self, kind or pick_kind(rng))(rng, p)
 
 
-def pick_kind(rng: random.Random) -> str:
+def parse_mix(text: str) -> tuple[tuple[str, float], ...]:
+    """A mix by name (phase1, phase2, phase3: the shipped model's) or written out as
+    'solve=0.4,times=0.3,...'; ValueError naming what is wrong. The shares are checked
+    (known kinds, summing to 1) by TrainConfig."""
+    if text.strip() in MIXES:
+        return MIXES[text.strip()]
+    mix = []
+    for item in filter(None, (x.strip() for x in text.split(","))):
+        kind, sep, share = item.partition("=")
+        try:
+            value = float(share)
+        except ValueError:
+            value = None
+        if not sep or value is None:
+            raise ValueError(f"mix item {item!r}: write KIND=SHARE, e.g. solve=0.4, or a name: {', '.join(MIXES)}")
+        mix.append((kind.strip(), value))
+    return tuple(mix)
+
+
+def pick_kind(rng: random.Random, mix: tuple[tuple[str, float], ...] = MIX) -> str:
     r = rng.random()
-    for kind, share in MIX:
+    for kind, share in mix:
         r -= share
         if r < 0:
             return kind
-    return MIX[0][0]
+    return mix[0][0]
 
 
 def example_stream(problems: list[ArithProblem], seed: int, maker: ExampleMaker | None = None) -> Iterator[Example]:
@@ -217,12 +279,26 @@ def example_stream(problems: list[ArithProblem], seed: int, maker: ExampleMaker 
 
 
 def batch_stream(
-    problems: list[ArithProblem], seed: int, batch_size: int, maker: ExampleMaker | None = None
+    problems: list[ArithProblem],
+    seed: int,
+    batch_size: int,
+    maker: ExampleMaker | None = None,
+    mix: tuple[tuple[str, float], ...] = MIX,
 ) -> Iterator[list[Example]]:
     """Endless seeded batches, each of one meta action: examples of one kind have similar
     lengths, so a batch carries little padding (training here is compute-bound)."""
     maker = maker or ExampleMaker()
     rng = random.Random(seed)
+
+    def one(kind: str) -> Example:
+        if kind == "drill":
+            return maker.drill(rng, [problems[rng.randrange(len(problems))] for _ in range(DRILL_PROBLEMS)])
+        if kind == "times":  # multiplications only: one per problem
+            return maker.drill(rng, [problems[rng.randrange(len(problems))] for _ in range(3 * DRILL_PROBLEMS)], "*")
+        if kind == "sums":  # additions and subtractions only: one or two per problem
+            return maker.drill(rng, [problems[rng.randrange(len(problems))] for _ in range(2 * DRILL_PROBLEMS)], "+-")
+        return maker.example(rng, problems[rng.randrange(len(problems))], kind)
+
     while True:
-        kind = pick_kind(rng)
-        yield [maker.example(rng, problems[rng.randrange(len(problems))], kind) for _ in range(batch_size)]
+        kind = pick_kind(rng, mix)
+        yield [one(kind) for _ in range(batch_size)]

@@ -13,6 +13,8 @@ from pathlib import Path
 
 from cotgen.engines.tiny import CHAT_TEMPLATE, CHATML_TOKENS  # one ChatML for both small models
 from cotgen.reasoner.data import (
+    KINDS,
+    MIX,
     TRAIN_SEEDS,
     Example,
     ExampleMaker,
@@ -58,6 +60,9 @@ class TrainConfig:
     # Continue from a model folder (its weights and tokenizer) instead of starting fresh:
     # a second phase of training, with its own seed so it draws new examples.
     init_from: str | None = None
+    # Share of each kind of example among the batches (cotgen.reasoner.data.MIXES: the
+    # shipped model's three phases).
+    mix: tuple[tuple[str, float], ...] = MIX
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size", "vocab_size", "tokenizer_texts", "per_seed", "train_seeds", "max_len", "threads"):
@@ -65,6 +70,9 @@ class TrainConfig:
                 raise ValueError(f"{name} must be >= 1, not {getattr(self, name)}")
         if not 0 < self.lr < 1 or not 0 <= self.lr_floor <= 1:
             raise ValueError("lr must be in (0, 1) and lr_floor in [0, 1]")
+        kinds = set(KINDS)
+        if not self.mix or any(k not in kinds or w < 0 for k, w in self.mix) or abs(sum(w for _, w in self.mix) - 1) > 1e-6:
+            raise ValueError(f"mix must give shares summing to 1 over {sorted(kinds)}, not {self.mix}")
         if self.train_seeds > TRAIN_SEEDS.stop:
             raise ValueError(f"train_seeds must be <= {TRAIN_SEEDS.stop}: seeds from 1000 up are held out")
 
@@ -124,13 +132,17 @@ def encode_batch(tokenizer, examples: list[Example], max_len: int):
     import torch
 
     backend = tokenizer._tokenizer
-    prompts = backend.encode_batch([e.prompt for e in examples], add_special_tokens=False)
-    responses = backend.encode_batch([e.response for e in examples], add_special_tokens=False)
+    segments = [e.segments() for e in examples]
+    encoded = iter(backend.encode_batch([t for seg in segments for t, _ in seg], add_special_tokens=False))
     rows = []
-    for p, r in zip(prompts, responses, strict=True):
-        ids = (p.ids + r.ids)[:max_len]
-        labels = ([-100] * len(p.ids) + r.ids)[:max_len]
-        rows.append((ids, labels))
+    for seg in segments:
+        ids: list[int] = []
+        labels: list[int] = []
+        for _, trained in seg:
+            piece = next(encoded).ids
+            ids += piece
+            labels += piece if trained else [-100] * len(piece)
+        rows.append((ids[:max_len], labels[:max_len]))
     width = max(len(ids) for ids, _ in rows)
     pad = tokenizer.pad_token_id
     input_ids = torch.full((len(rows), width), pad, dtype=torch.long)
@@ -191,7 +203,7 @@ def train(
         [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
         lr=cfg.lr, betas=(0.9, 0.95), eps=1e-8,
     )
-    batches = batch_stream(problems, cfg.seed, cfg.batch_size, maker)
+    batches = batch_stream(problems, cfg.seed, cfg.batch_size, maker, cfg.mix)
     model.train()
     losses: list[float] = []
     t_train = time.perf_counter()

@@ -65,3 +65,45 @@ def test_batches_are_seeded_and_of_one_kind():
         x, y = next(a), next(b)
         assert x == y
         assert len({e.kind for e in x}) == 1
+
+
+def test_drill_trains_true_results_of_the_problems_operations_only():
+    problems = training_problems(per_seed=5, seeds=range(0, 20))
+    rng = random.Random(3)
+    maker = ExampleMaker()
+    sample = [problems[i] for i in range(8)]
+    drill = maker.drill(rng, sample)
+    assert drill.kind == "drill" and drill.segments() == drill.parts
+    given = [t for t, trained in drill.parts if not trained]
+    results = [t for t, trained in drill.parts if trained]
+    assert len(given) == len(results) >= 8
+    for question, answer in zip(given, results, strict=True):
+        a, op, b, eq = question.split()  # "a op b =": the loss never falls on the operands
+        assert eq == "=" and answer.endswith("\n\n")
+        assert int(answer) == {"+": int(a) + int(b), "-": int(a) - int(b), "*": int(a) * int(b), "/": int(a) // int(b)}[op]
+    operands = {(p.run()[0].a, p.run()[0].b) for p in sample}
+    firsts = {tuple(int(x) for x in q.split()[::2][:2]) for q in given}
+    assert operands <= firsts  # the first step of each problem is drilled (it never slips)
+    times = maker.drill(rng, sample, "*")
+    assert all(" * " in t for t, trained in times.parts if not trained)
+
+
+def test_an_ordinary_example_is_its_prompt_then_its_response():
+    problems = training_problems(per_seed=1, seeds=range(0, 2))
+    e = ExampleMaker().solve(random.Random(0), problems[0])
+    assert e.segments() == ((e.prompt, False), (e.response, True))
+
+
+def test_mix_is_read_and_checked():
+    from cotgen.reasoner.data import parse_mix
+    from cotgen.reasoner.train import TrainConfig
+
+    mix = parse_mix("solve=0.5, times=0.5")
+    assert mix == (("solve", 0.5), ("times", 0.5))
+    assert TrainConfig(mix=mix).mix == mix
+    with pytest.raises(ValueError, match="KIND=SHARE"):
+        parse_mix("solve:0.5")
+    with pytest.raises(ValueError, match="summing to 1"):
+        TrainConfig(mix=parse_mix("solve=0.5,judge=0.2"))
+    with pytest.raises(ValueError, match="summing to 1"):
+        TrainConfig(mix=parse_mix("solve=0.5,poetry=0.5"))

@@ -52,6 +52,10 @@ def test_schedule_and_settings():
 def test_cli_refuses_bad_settings(cli, tmp_path):
     r = cli("model", "train-tiny-reasoner", "--out", tmp_path, "--steps", "0")
     assert r.code == 2 and "steps must be >= 1" in r.err
+    r = cli("model", "train-tiny-reasoner", "--out", tmp_path, "--mix", "solve=1,poetry=0")
+    assert r.code == 2 and "mix must give shares" in r.err and "Traceback" not in r.err
+    r = cli("model", "train-tiny-reasoner", "--out", tmp_path, "--mix", "solve")
+    assert r.code == 2 and "KIND=SHARE" in r.err
 
 
 @pytest.mark.slow
