@@ -3,9 +3,10 @@ held-out builtin:arith problems with tiny-reasoner, compute-matched by generated
 step ratings against exact step truth. Writes bench/search_quality.json and
 bench/search_quality.png; returns the sq_* headline figures.
 
-Size: SQ_PROBLEMS (default 100) problems x SQ_SEEDS (default 3) seeds; SQ_MODES picks value
-modes (default judge,confidence,rollout). The issue's full size does not fit a shared 2-core
-machine in minutes: the README says which size produced its table.
+Size: SQ_PROBLEMS (default 200) problems x SQ_SEEDS (default 3) seeds; SQ_MODES picks value
+modes (default judge,confidence,rollout). SQ_SEARCH changes the search's settings, e.g.
+"branch=2,conclude_rate=0", and SQ_TAG names such a variant: it writes
+bench/search_quality-TAG.json and .png, and its headline keys end in _TAG.
 """
 
 from __future__ import annotations
@@ -32,7 +33,10 @@ def run(work: Path) -> dict[str, float]:
     from cotgen.reasoner.evaluate import held_out_problems
     from cotgen.search.config import SearchConfig
 
-    n = int(os.environ.get("SQ_PROBLEMS", "100"))
+    n = int(os.environ.get("SQ_PROBLEMS", "200"))
+    search = {**SEARCH, **_settings(os.environ.get("SQ_SEARCH", ""))}
+    tag = os.environ.get("SQ_TAG", "")
+    name = f"search_quality-{tag}" if tag else "search_quality"
     seeds = list(range(int(os.environ.get("SQ_SEEDS", "3"))))
     modes = tuple(m for m in os.environ.get("SQ_MODES", ",".join(VALUE_MODES)).split(",") if m)
     work.mkdir(parents=True, exist_ok=True)
@@ -42,7 +46,7 @@ def run(work: Path) -> dict[str, float]:
         engine = build_engine(EngineConfig(model="tiny-reasoner", max_batch=128))
         try:
             return await run_all(
-                engine, load_prompts(), held_out_problems(n), seeds, SearchConfig(**SEARCH), "tiny-reasoner",
+                engine, load_prompts(), held_out_problems(n), seeds, SearchConfig(**search), "tiny-reasoner",
                 BON_N, modes=modes, log=lambda m: print(f"  [{time.perf_counter() - t0:.0f}s] {m}", flush=True),
             )
         finally:
@@ -50,7 +54,22 @@ def run(work: Path) -> dict[str, float]:
 
     figures = asyncio.run(main())
     figures["seconds"] = round(time.perf_counter() - t0, 1)
-    figures["search_settings"] = SEARCH
-    (HERE / "search_quality.json").write_text(json.dumps(figures, indent=2) + "\n")
-    plot(figures, HERE / "search_quality.png")
-    return headline(figures)
+    figures["search_settings"] = search
+    (HERE / f"{name}.json").write_text(json.dumps(figures, indent=2) + "\n")
+    plot(figures, HERE / f"{name}.png")
+    return {f"{k}_{tag}" if tag else k: v for k, v in headline(figures).items()}
+
+
+def _settings(text: str) -> dict[str, float | int | str]:
+    """'branch=2,conclude_rate=0' as SearchConfig fields (numbers as numbers)."""
+    out: dict[str, float | int | str] = {}
+    for item in filter(None, (x.strip() for x in text.split(","))):
+        key, _, value = item.partition("=")
+        try:
+            out[key] = int(value)
+        except ValueError:
+            try:
+                out[key] = float(value)
+            except ValueError:
+                out[key] = value
+    return out

@@ -5,8 +5,13 @@ the same number of its own correct best-of-N samples written the same way; greed
 on held-out problems before and after each (sq_sft_base_acc, sq_sft_mcts_acc, sq_sft_bon_acc).
 
 The data comes from builtin:arith seed 5 (a training seed), the evaluation from seed 1000.
-Size: SFT_PROBLEMS (default 96) problems searched, SFT_EVAL (default 200) held out, SFT_STEPS
-(default 150) optimizer steps of batch 16 per run.
+Size: SFT_PROBLEMS (default 96) problems searched, SFT_EVAL (default 200) held out, SFT_EPOCHS
+(default 3) passes over the rows, batch 16, lr 1e-4.
+
+The rows train as TRL's conversational prompt-completion data (the system and user messages
+the prompt, the assistant's message the completion), so the loss falls on the reasoning only:
+with the loss on the whole conversation, and many passes over a few dozen rows, a model this
+small forgets its arithmetic (measured: 38.5% -> 8-12% after 37 passes at lr 3e-4).
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -75,7 +81,7 @@ def _bon_rows(count: int, n_problems: int, system: str) -> list[dict]:
     return out
 
 
-def _sft(rows: list[dict], out: Path, steps: int) -> None:
+def _sft(rows: list[dict], out: Path, epochs: int) -> None:
     from datasets import Dataset
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import SFTConfig, SFTTrainer
@@ -85,11 +91,12 @@ def _sft(rows: list[dict], out: Path, steps: int) -> None:
     tokenizer = AutoTokenizer.from_pretrained(PACKAGED)
     model = AutoModelForCausalLM.from_pretrained(PACKAGED)
     args = SFTConfig(
-        output_dir=str(out / "trainer"), max_steps=steps, per_device_train_batch_size=16,
-        learning_rate=3e-4, lr_scheduler_type="cosine", warmup_steps=10, report_to="none", use_cpu=True,
-        save_strategy="no", logging_steps=25, max_length=512, seed=0, assistant_only_loss=False,
+        output_dir=str(out / "trainer"), num_train_epochs=epochs, per_device_train_batch_size=16,
+        learning_rate=1e-4, lr_scheduler_type="cosine", warmup_steps=2, report_to="none", use_cpu=True,
+        save_strategy="no", logging_steps=5, max_length=512, seed=0, completion_only_loss=True,
     )
-    trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows), processing_class=tokenizer)
+    pairs = [{"prompt": r["messages"][:-1], "completion": r["messages"][-1:]} for r in rows]
+    trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(pairs), processing_class=tokenizer)
     trainer.train()
     trainer.save_model(str(out))
     tokenizer.save_pretrained(str(out))
@@ -102,8 +109,9 @@ def run(work: Path) -> dict[str, float]:
 
     n = int(os.environ.get("SFT_PROBLEMS", "96"))
     n_eval = int(os.environ.get("SFT_EVAL", "200"))
-    steps = int(os.environ.get("SFT_STEPS", "150"))
-    work.mkdir(parents=True, exist_ok=True)
+    epochs = int(os.environ.get("SFT_EPOCHS", "3"))
+    shutil.rmtree(work, ignore_errors=True)  # every round from scratch: a run left here would resume
+    work.mkdir(parents=True)
     t0 = time.perf_counter()
     cotgen = [sys.executable, "-m", "cotgen.cli.main"]
     subprocess.run([*cotgen, "synthesize", "--model", "tiny-reasoner", "--problems", "builtin:arith",
@@ -116,15 +124,15 @@ def run(work: Path) -> dict[str, float]:
         raise SystemExit(f"the search found no correct path in {n} problems: raise SFT_PROBLEMS")
     bon_rows = _bon_rows(len(mcts_rows), n, DEFAULT_SYSTEM_PROMPT)
     base = _greedy("tiny-reasoner", n_eval)
-    _sft(mcts_rows, work / "mcts-model", steps)
-    _sft(bon_rows, work / "bon-model", steps)
+    _sft(mcts_rows, work / "mcts-model", epochs)
+    _sft(bon_rows, work / "bon-model", epochs)
     figures = {
         "sq_sft_base_acc": base,
         "sq_sft_mcts_acc": _greedy(str(work / "mcts-model"), n_eval),
         "sq_sft_bon_acc": _greedy(str(work / "bon-model"), n_eval),
     }
     record = {**figures, "mcts_rows": len(mcts_rows), "bon_rows": len(bon_rows), "problems": n,
-              "eval_problems": n_eval, "steps": steps, "seconds": round(time.perf_counter() - t0, 1)}
+              "eval_problems": n_eval, "epochs": epochs, "seconds": round(time.perf_counter() - t0, 1)}
     (HERE / "sft_round.json").write_text(json.dumps(record, indent=2) + "\n")
     return figures
 
