@@ -1,8 +1,9 @@
-"""Marco-o1's CoT_demo format: Tree -> {instruction, response}, the JSON array file, record checks."""
+"""Marco-o1's CoT_demo format: Tree -> {instruction, response} and back, the JSON array file, record checks."""
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -15,9 +16,10 @@ from cotgen.formats.base import (
     Finding,
     lone_surrogate,
 )
-from cotgen.formats.paths import best_correct_path, journey_path, reasoning_nodes
+from cotgen.errors import DataError
+from cotgen.formats.paths import REFLECTION, best_correct_path, journey_path, reasoning_nodes
 from cotgen.io.readers import JSON_TYPES, parse_json_array
-from cotgen.tree import Node, Tree
+from cotgen.tree import Node, Tree, tree_id
 
 THOUGHT_OPEN, THOUGHT_CLOSE = "<Thought>", "</Thought>"
 OUTPUT_OPEN, OUTPUT_CLOSE = "<Output>", "</Output>"
@@ -25,6 +27,9 @@ RESPONSE_TAGS = (THOUGHT_OPEN, THOUGHT_CLOSE, OUTPUT_OPEN, OUTPUT_CLOSE)
 # Node texts are stripped and joined by a blank line, the paragraph break CoT_demo uses.
 JOINER = "\n\n"
 KEYS = ("instruction", "response")
+# The joins to_marco made: a blank line between two stripped, non-empty node texts. A blank
+# line inside a node's text touches whitespace on one side, so it is never split at.
+_NODE_BREAK = re.compile(r"(?<=\S)\n\n(?=\S)")
 _SHAPE = "<Thought>\\n...\\n</Thought>\\n<Output>\\n...\\n</Output>"
 
 
@@ -68,6 +73,58 @@ def _refuse_tags(body: list[Node], answer: str) -> None:
                 raise ExportRefused(f"node {node.id} ({node.kind}): its text contains {tag}")
         if tag in answer:
             raise ExportRefused(f"the final answer contains {tag}")
+
+
+class MarcoParseError(DataError):
+    """A record is not a readable Marco-o1 record; `offset` is where it goes wrong in the response."""
+
+    def __init__(self, reason: str, offset: int | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.offset = offset
+
+
+def parse_marco(record: Any) -> Tree:
+    """One Marco-o1 record -> Tree, the inverse of to_marco. Raises MarcoParseError.
+
+    The instruction is the problem. The thought splits at the blank lines to_marco joined
+    node texts with, each part a step under the one before. A journey's refuted branch
+    (a step, its critic, then the REFLECTION line) comes back as that step rated negative
+    with its critic child, and the text after the line continues from the step before it;
+    the line itself is not a node (journey_path writes it again). The last part is the
+    terminal conclusion when it states the output (to_marco's own record); otherwise the
+    output is a conclusion of its own under it. A Marco-o1 record is a demonstration kept
+    for training (to_marco writes only correct paths), so that conclusion is correct;
+    no gold answer is known, so `answer` stays None and the id is tree_id(problem, None).
+    """
+    errors = [f for f in check_marco_record(record) if f.severity == "error"]
+    if errors:
+        raise MarcoParseError(errors[0].message, errors[0].offset)
+    instruction, response = record["instruction"], record["response"]
+    close = response.index(THOUGHT_CLOSE)
+    thought = response[len(THOUGHT_OPEN) + 1 : close - 1]
+    output = response[close + len(THOUGHT_CLOSE) + len(OUTPUT_OPEN) + 2 : -len(OUTPUT_CLOSE) - 1]
+    parts = _NODE_BREAK.split(thought)
+    tree = Tree.new(instruction, created_at="")
+    parent, i = 0, 0
+    while i < len(parts):
+        # A refuted branch needs a step and a critic before the line and text after it.
+        if i + 3 < len(parts) and parts[i + 2] == REFLECTION and REFLECTION not in (parts[i], parts[i + 1]):
+            wrong = tree.add(parent, "step", parts[i], rating="negative")
+            tree.add(wrong.id, "critic", parts[i + 1])
+            i += 3
+            continue
+        parent = tree.add(parent, "step", parts[i]).id
+        i += 1
+    last = tree.nodes[-1]
+    if (extract_answer(last.text) or last.text.strip()) == output:
+        last.kind = "conclusion"
+    else:
+        last = tree.add(last.id, "conclusion", output)
+    last.terminal, last.correct = True, True
+    tree.stats.correct_leaves = 1
+    tree.id = tree_id(tree.problem, tree.answer)
+    return tree
 
 
 def dumps_marco(records: list[dict[str, Any]]) -> str:

@@ -1,4 +1,4 @@
-"""Trees from any input: run folders, tree shards, or OpenLongCoT files parsed back to trees."""
+"""Trees from any input: run folders, tree shards, or OpenLongCoT and Marco-o1 files parsed back to trees."""
 
 from __future__ import annotations
 
@@ -18,18 +18,15 @@ def tree_inputs(paths: Iterable[Path]) -> list[Reader]:
     """A reader for every input file that carries whole trees, checked before anything is read."""
     paths = list(paths)
     if not paths:
-        raise UsageError("no input: give run folders, tree shards or OpenLongCoT files")
+        raise UsageError(f"no input: give {WHAT_READS}")
     out: list[Reader] = []
     files = expand_inputs(paths)
     if not files:
         raise UsageError(f"{', '.join(map(str, paths))}: no tree shards yet: nothing to read")
     for path in files:
         reader = open_rows(path)
-        if reader.format not in (TREES, "openlongcot"):
-            raise UsageError(
-                f"{path}: holds {reader.format} rows, which do not carry whole trees; "
-                "give run folders, tree shards or OpenLongCoT files"
-            )
+        if reader.format != TREES and reader.format not in ROW_PARSERS:
+            raise UsageError(f"{path}: holds {reader.format} rows, which do not carry whole trees; give {WHAT_READS}")
         out.append(reader)
     return out
 
@@ -37,7 +34,7 @@ def tree_inputs(paths: Iterable[Path]) -> list[Reader]:
 def iter_located_trees(readers: Iterable[Reader], on_skip: SkipHandler | None = None) -> Iterator[tuple[Tree, str]]:
     """(tree, where) for every tree `tree_inputs` opened, in order; `where` names file, row and id."""
     for reader in readers:
-        rows = reader.trees() if isinstance(reader, TreeShardReader) else _openlongcot_trees(reader)
+        rows = reader.trees() if isinstance(reader, TreeShardReader) else ROW_PARSERS[reader.format](reader)
         for index, tree in rows:
             if isinstance(tree, BadRow):
                 where = located(reader.path, index, "", tree.offset).removesuffix(": ")
@@ -91,6 +88,28 @@ def _openlongcot_trees(reader: Reader) -> Iterator[tuple[int, Tree | BadRow]]:
             tree.id = row.get("id") or tree_id(tree.problem, tree.answer)
             infer_verdicts(tree)
             yield index, tree
+
+
+def _marco_trees(reader: Reader) -> Iterator[tuple[int, Tree | BadRow]]:
+    from cotgen.formats.marco import MarcoParseError, parse_marco
+
+    for batch in reader.batches():
+        for index, row in zip(batch.indices, batch.rows, strict=True):
+            if isinstance(row, BadRow):
+                yield index, BadRow(f"unreadable input row: {row.message}")
+                continue
+            try:
+                yield index, parse_marco(row)
+            except MarcoParseError as exc:
+                yield index, BadRow(f"not a valid Marco-o1 record: {exc.reason}", exc.offset)
+
+
+# The export formats whose rows each hold one whole tree, and how their rows become Trees.
+ROW_PARSERS: dict[str, Callable[[Reader], Iterator[tuple[int, Tree | BadRow]]]] = {
+    "openlongcot": _openlongcot_trees,
+    "marco": _marco_trees,
+}
+WHAT_READS = "run folders, tree shards, OpenLongCoT or Marco-o1 files"
 
 
 def infer_verdicts(tree: Tree) -> None:
