@@ -1,4 +1,4 @@
-"""Export: trees and OpenLongCoT files -> Hub-style shards, sizes, skips counted by reason."""
+"""Export: trees, OpenLongCoT and Marco-o1 files -> Hub-style shards, sizes, skips counted by reason."""
 
 from __future__ import annotations
 
@@ -105,6 +105,37 @@ def test_unparsable_openlongcot_rows_are_skipped_and_counted(tmp_path: Path):
     assert "line 4: invalid UTF-8" in reasons
 
 
+@pytest.mark.parametrize("journey", [False, True], ids=["plain", "journey"])
+def test_marco_file_converts_back_to_trees_byte_for_byte(run_dir: Path, tmp_path: Path, journey: bool):
+    fmt = make_format("marco", journey=journey)
+    first = export([run_dir], fmt, tmp_path / "a")
+    shard = tmp_path / "a" / first.shards[0]
+    again = export([shard], fmt, tmp_path / "b")
+    assert (again.trees_read, again.rows_written, again.skipped) == (first.rows_written, first.rows_written, {})
+    assert (tmp_path / "b" / again.shards[0]).read_bytes() == shard.read_bytes()
+    # and on to the other formats: every record is a correct path
+    sft = export([shard], make_format("sft"), tmp_path / "sft")
+    assert sft.rows_written == first.rows_written and validate_path(tmp_path / "sft" / sft.shards[0]).error_count == 0
+
+
+def test_bad_marco_rows_are_skipped_and_counted(tmp_path: Path):
+    from cotgen.formats.marco import dumps_marco, to_marco
+
+    good = [to_marco(make_tree(i)) for i in range(2)]
+    bad = [{"instruction": "q"}, "a string", {"instruction": "q", "response": "no tags"}]
+    path = tmp_path / "m.json"
+    path.write_text(dumps_marco([good[0], *bad, good[1]]), encoding="utf-8")
+    s = export([path], make_format("marco"), tmp_path / "out")
+    assert (s.trees_read, s.rows_written, sum(s.skipped.values())) == (5, 2, 3)
+    assert set(s.skipped) == {
+        "not a valid Marco-o1 record: missing 'response'",
+        "not a valid Marco-o1 record: not an object: a JSON string, expected {instruction, response}",
+        "not a valid Marco-o1 record: no <Thought>: expected <Thought>\\n...\\n</Thought>\\n<Output>\\n...\\n</Output>",
+    }
+    assert f"{path}: row 1: not a valid Marco-o1 record: missing 'response'" in s.examples.values()
+    assert (tmp_path / "out" / s.shards[0]).read_text(encoding="utf-8") == dumps_marco(good)
+
+
 def test_max_shard_size_rolls_shards_in_order(run_dir: Path, tmp_path: Path):
     trees = [make_tree(i) for i in range(300)]
     TreeShardWriter(tmp_path / "big").write(trees)
@@ -185,6 +216,7 @@ def test_refusals_are_counted(run_dir: Path, tmp_path: Path):
 
 
 def test_export_rejects_rows_without_trees(tmp_path: Path):
+    # dpo rows hold two answers, not a tree; Marco-o1 records do (test above)
     f = tmp_path / "dpo.jsonl"
     f.write_text(json.dumps({"prompt": "p", "chosen": "a", "rejected": "b"}) + "\n")
     if "dpo" not in FORMATS:

@@ -60,11 +60,41 @@ def test_view_reads_the_openlongcot_seed_row(cli, shared: Path, tmp_path: Path):
     assert "Felix" in (tmp_path / "site" / "index.html").read_text()
 
 
+def test_view_reads_the_marco_fixture_and_counts_its_truncated_records(cli, shared: Path, tmp_path: Path):
+    path = shutil.copy(shared / "fixtures" / "marco_cot_demo.json", tmp_path / "m.json")
+    r = cli("view", path, "--out", tmp_path / "site", "--json")
+    assert r.code == 0, r.err
+    summary = json.loads(r.out)
+    assert (summary["pages"], summary["rows_read"]) == (123, 125)
+    assert summary["skipped"] == {"not a valid Marco-o1 record: truncated: no </Output>": 2}
+    assert f"{path}: row 8: not a valid Marco-o1 record" in r.err and "Traceback" not in r.err
+    assert "House of Lords" in (tmp_path / "site" / "index.html").read_text()
+    assert (tmp_path / "site" / "trees" / "00122.html").is_file()
+
+
+def test_inspect_and_stats_read_a_marco_file_as_view_does(cli, shared: Path):
+    path = shared / "fixtures" / "marco_cot_demo.json"
+    r = cli("inspect", path, "--row", 0, "--width", 300)
+    assert r.code == 0, r.err
+    assert "House of Lords" in r.out and "conclusion" in r.out
+    r = cli("stats", path, "--json")
+    assert r.code == 0, r.err
+    stats = json.loads(r.out)
+    assert (stats["trees"], stats["correct_leaves"]) == (123, 123)
+    r = cli("inspect", path, "--row", 8)
+    assert r.code != 0 and f"{path}: row 8: not a valid Marco-o1 record: truncated" in r.err
+
+
+def _write(path: Path, text: str) -> Path:
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
 @pytest.mark.parametrize(
     "make_input, message",
     [
         (lambda tmp, shared: tmp / "missing", "no such file or folder"),
-        (lambda tmp, shared: shutil.copy(shared / "fixtures" / "marco_cot_demo.json", tmp / "m.json"), "do not carry whole trees"),
+        (lambda tmp, shared: _write(tmp / "dpo.jsonl", '{"prompt": "p", "chosen": "a", "rejected": "b"}\n'), "do not carry whole trees"),
     ],
 )
 def test_view_refuses_inputs_without_trees(cli, shared: Path, tmp_path: Path, make_input, message):

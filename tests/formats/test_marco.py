@@ -1,4 +1,4 @@
-"""Marco-o1 CoT_demo: export of hand-built trees (golden file), the JSON file, record checks."""
+"""Marco-o1 CoT_demo: export of hand-built trees (golden file), the JSON file, record checks, records read back as trees."""
 
 from __future__ import annotations
 
@@ -12,9 +12,17 @@ from test_paths import branching
 from cotgen.errors import DataError
 from cotgen.formats import make_format
 from cotgen.formats.base import ExportRefused
-from cotgen.formats.marco import MarcoFormat, check_marco_record, dumps_marco, loads_marco, to_marco
+from cotgen.formats.marco import (
+    MarcoFormat,
+    MarcoParseError,
+    check_marco_record,
+    dumps_marco,
+    loads_marco,
+    parse_marco,
+    to_marco,
+)
 from cotgen.formats.paths import REFLECTION
-from cotgen.tree import Tree
+from cotgen.tree import Tree, tree_id
 
 GOLDEN = Path(__file__).parent / "golden"
 UPDATE = os.environ.get("COTGEN_UPDATE_GOLDEN") == "1"  # rewrite golden files, then review the diff
@@ -222,3 +230,98 @@ def test_format_passes_the_branch_budget_on():
 def test_format_rejects_a_bad_branch_budget(value):
     with pytest.raises(ValueError, match="max_journey_branches"):
         MarcoFormat(max_journey_branches=value)
+
+
+# -- reading records back as trees ------------------------------------------------------
+
+
+@pytest.mark.parametrize("make", [branching, fixed_on_path], ids=["branching", "fixed_on_path"])
+@pytest.mark.parametrize("journey", [False, True], ids=["plain", "journey"])
+def test_parse_inverts_to_marco(make, journey):
+    record = to_marco(make(), journey=journey)
+    tree = parse_marco(record)
+    tree.check()
+    assert to_marco(tree, journey=journey) == record
+    # the journey's tree also gives the plain record the original tree gives
+    assert to_marco(tree) == to_marco(make())
+
+
+def test_a_plain_record_is_a_chain_ending_in_its_correct_conclusion():
+    tree = parse_marco(to_marco(branching()))
+    assert [(n.id, n.parent, n.kind) for n in tree.nodes] == [(0, -1, "problem"), (1, 0, "step"), (2, 1, "step"), (3, 2, "conclusion")]
+    assert [n.text for n in tree.nodes[1:]] == ["2*66 = 132 mph.", "4*132 = 528 miles.", "He drives \\boxed{528} miles."]
+    assert (tree.nodes[3].terminal, tree.nodes[3].correct, tree.stats.correct_leaves) == (True, True, 1)
+    assert tree.answer is None and tree.id == tree_id(tree.problem, None)  # no gold answer in the format
+
+
+def test_a_journey_comes_back_as_a_refuted_branch_its_critic_and_the_fixed_path():
+    tree = parse_marco(to_marco(branching(), journey=True))
+    shape = [(n.id, n.parent, n.kind, n.rating, n.text) for n in tree.nodes]
+    assert shape == [
+        (0, -1, "problem", "unknown", branching().problem),
+        (1, 0, "step", "negative", "66+2 = 68 mph."),
+        (2, 1, "critic", "unknown", "Twice means times 2."),
+        (3, 0, "step", "unknown", "2*66 = 132 mph."),  # the fix goes on from the step before the wrong one
+        (4, 3, "step", "unknown", "4*132 = 528 miles."),
+        (5, 4, "conclusion", "unknown", "He drives \\boxed{528} miles."),
+    ]
+    assert all(REFLECTION not in n.text for n in tree.nodes)  # the line is the journey's, not a node
+
+
+def test_two_refuted_branches_come_back_in_order():
+    record = to_marco(branching(), journey=True)
+    second = record["response"].replace(REFLECTION, REFLECTION + "\n\n3*66 = 198 mph.\n\nNot three: twice.\n\n" + REFLECTION, 1)
+    tree = parse_marco({**record, "response": second})
+    assert [n.kind for n in tree.nodes] == ["problem", "step", "critic", "step", "critic", "step", "step", "conclusion"]
+    assert [n.parent for n in tree.nodes if n.rating == "negative"] == [0, 0]
+    assert to_marco(tree, journey=True, max_journey_branches=2)["response"] == second
+
+
+def test_an_output_the_thought_does_not_state_is_a_conclusion_of_its_own():
+    tree = parse_marco({"instruction": "Is 7 prime?", "response": "<Thought>\nIt has no divisor but 1 and 7.\n\n</Thought>\n<Output>\nyes\n</Output>"})
+    tree.check()
+    assert [(n.kind, n.text, n.terminal, n.correct) for n in tree.nodes[1:]] == [
+        ("step", "It has no divisor but 1 and 7.\n", False, None),
+        ("conclusion", "yes", True, True),
+    ]
+
+
+def test_a_reflection_line_without_a_step_and_critic_before_it_stays_text():
+    response = f"<Thought>\nA critic alone.\n\n{REFLECTION}\n\nThe answer is \\boxed{{4}}.\n</Thought>\n<Output>\n4\n</Output>"
+    tree = parse_marco({"instruction": "2+2?", "response": response})
+    tree.check()
+    assert [n.kind for n in tree.nodes] == ["problem", "step", "step", "conclusion"]
+    assert to_marco(tree)["response"] == response
+
+
+@pytest.mark.parametrize(
+    "record, message",
+    [
+        (["a", "list"], "not an object"),
+        ({"instruction": "q"}, "missing 'response'"),
+        ({"instruction": 3, "response": "<Thought>\nx\n</Thought>\n<Output>\ny\n</Output>"}, "'instruction' is a JSON number"),
+        ({"instruction": "q", "response": "just an answer"}, "no <Thought>"),
+        ({"instruction": "q", "response": "<Thought>\nx\n</Thought>\n<Output>\ny"}, "truncated: no </Output>"),
+        ({"instruction": "q", "response": "<Thought>\n \n</Thought>\n<Output>\ny\n</Output>"}, "empty thought"),
+    ],
+)
+def test_parse_refuses_a_record_that_holds_no_tree(record, message):
+    with pytest.raises(MarcoParseError) as info:
+        parse_marco(record)
+    assert message in info.value.reason
+
+
+def test_every_sound_record_of_the_real_file_is_a_sound_tree(shared: Path):
+    records = loads_marco((shared / "fixtures" / "marco_cot_demo.json").read_text(encoding="utf-8"))
+    refused = {}
+    for i, record in enumerate(records):
+        try:
+            tree = parse_marco(record)
+        except MarcoParseError as exc:
+            refused[i] = exc.reason
+            continue
+        tree.check()
+        assert tree.problem == record["instruction"]
+        assert tree.nodes[-1].kind == "conclusion" and tree.nodes[-1].correct is True
+        assert len(tree.nodes) >= 3  # problem, at least one step, the conclusion
+    assert refused == {8: "truncated: no </Output>", 109: "truncated: no </Output>"}

@@ -169,3 +169,19 @@ def test_wheel_zooms_and_dragging_pans(offline, site: Path):
     page.mouse.move(box["x"] + 140, box["y"] + 90, steps=5)
     page.mouse.up()
     assert view() == pytest.approx((tx + 100, ty + 50, zoomed))
+
+
+def test_a_marco_record_draws_as_its_tree(offline, shared: Path, tmp_path: Path):
+    from cotgen.formats.marco import loads_marco, parse_marco
+
+    path = shared / "fixtures" / "marco_cot_demo.json"
+    build_site([path], tmp_path / "site")
+    tree = parse_marco(loads_marco(path.read_text(encoding="utf-8"))[0])
+    offline.open(tmp_path / "site" / "trees" / "00000.html")
+    page = offline.page
+    page.wait_for_function(DRAWN)
+    assert page.locator("[data-node-id]").count() == len(tree.nodes)
+    assert "k-conclusion" in node(page, tree.nodes[-1].id).get_attribute("class")
+    node(page, 1).locator(".shape").click()  # the first step; the chain runs off the screen
+    assert page.locator("#details .node-text").inner_text() == tree.nodes[1].text.strip()
+    assert offline.outside == [] and offline.errors == []
