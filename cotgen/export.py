@@ -1,4 +1,4 @@
-"""Export: trees (run folders, tree shards, OpenLongCoT files) -> Hub-style shards of one format."""
+"""Export: trees (run folders, tree shards, OpenLongCoT and Marco-o1 files) -> Hub-style shards of one format."""
 
 from __future__ import annotations
 

@@ -22,7 +22,7 @@ _Opt = "Format option"
 def export(
     inputs: Annotated[
         list[Path],
-        typer.Argument(help="Run folders, tree shards, or OpenLongCoT files (.parquet, .jsonl, .txt).", show_default=False),
+        typer.Argument(help="Run folders, tree shards, OpenLongCoT files (.parquet, .jsonl, .txt) or Marco-o1 .json files.", show_default=False),
     ],
     format: Annotated[str, typer.Option("--format", "-f", help=" | ".join(FORMATS), show_default=False)],
     out_dir: OutDir,

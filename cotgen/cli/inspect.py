@@ -65,7 +65,7 @@ def pick(trees, row: int | None, tree_id: str | None, source: str) -> Tree:
 
 @app.command()
 def inspect(
-    path: Annotated[Path, typer.Argument(help="A run folder, a tree shard or an OpenLongCoT file.")],
+    path: Annotated[Path, typer.Argument(help="A run folder, a tree shard, an OpenLongCoT or a Marco-o1 file.")],
     row: Annotated[int | None, typer.Option("--row", help="Row index (0-based) of the tree to draw.")] = None,
     tree_id: Annotated[str | None, typer.Option("--id", help="Id of the tree to draw.")] = None,
     width: Annotated[int, typer.Option(help="Characters of text shown per node.")] = 80,

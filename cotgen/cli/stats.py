@@ -15,7 +15,7 @@ from cotgen.treestats import TreeHistograms
 
 @app.command()
 def stats(
-    paths: Annotated[list[Path], typer.Argument(help="Run folders, tree shards or OpenLongCoT files.")],
+    paths: Annotated[list[Path], typer.Argument(help="Run folders, tree shards, OpenLongCoT or Marco-o1 files.")],
     as_json: JsonFlag = False,
     plot: Annotated[
         Path | None,

@@ -15,7 +15,7 @@ from cotgen.cli.options import JsonFlag, QuietFlag
 def view(
     inputs: Annotated[
         list[Path],
-        typer.Argument(help="Run folders, tree shards, or OpenLongCoT files (.parquet, .jsonl, .txt).", show_default=False),
+        typer.Argument(help="Run folders, tree shards, OpenLongCoT files (.parquet, .jsonl, .txt) or Marco-o1 .json files.", show_default=False),
     ],
     out_dir: Annotated[Path, typer.Option("--out", "-o", help="Folder to write the site to (open SITE/index.html).", show_default=False)],
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace a site cotgen view wrote there before.")] = False,

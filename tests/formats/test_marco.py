@@ -325,3 +325,20 @@ def test_every_sound_record_of_the_real_file_is_a_sound_tree(shared: Path):
         assert tree.nodes[-1].kind == "conclusion" and tree.nodes[-1].correct is True
         assert len(tree.nodes) >= 3  # problem, at least one step, the conclusion
     assert refused == {8: "truncated: no </Output>", 109: "truncated: no </Output>"}
+
+
+def test_a_refuted_branch_of_two_steps_keeps_its_first_on_the_path():
+    # The text does not say where a branch began: the journey round-trips, the plain record
+    # keeps the branch's first step (README, Marco-o1).
+    t = Tree.new("q?", "5")
+    start = t.add(0, "step", "start.", value=0.9)
+    wrong = t.add(start.id, "step", "wrong one.", value=0.3)
+    wrong2 = t.add(wrong.id, "step", "wrong two.", value=0.2, rating="negative")
+    t.add(wrong2.id, "critic", "both wrong.")
+    right = t.add(start.id, "step", "right.", value=0.9)
+    t.add(right.id, "conclusion", "\\boxed{5}", terminal=True, correct=True, value=1.0)
+    record = to_marco(t, journey=True)
+    tree = parse_marco(record)
+    tree.check()
+    assert to_marco(tree, journey=True) == record
+    assert to_marco(tree)["response"] == "<Thought>\nstart.\n\nwrong one.\n\nright.\n\n\\boxed{5}\n</Thought>\n<Output>\n5\n</Output>"
