@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from cotgen.answers import extract_answer
+from cotgen.errors import DataError
 from cotgen.formats.base import (
     REPLACEMENT_WARNING,
     SURROGATE_ERROR,
@@ -16,7 +17,6 @@ from cotgen.formats.base import (
     Finding,
     lone_surrogate,
 )
-from cotgen.errors import DataError
 from cotgen.formats.paths import REFLECTION, best_correct_path, journey_path, reasoning_nodes
 from cotgen.io.readers import JSON_TYPES, parse_json_array
 from cotgen.tree import Node, Tree, tree_id
