@@ -217,9 +217,11 @@ class ExampleMaker:
         return Example("conclusion", prompt, text + "<|im_end|>")
 
     def drill(self, rng: random.Random, problems: list[ArithProblem], only: str | None = None) -> Example:
-        """The operations of a few problems, one per line pair exactly as a step writes
-        them, with the loss on each result only (`a op b =` is given). Some come from a
-        path that slipped earlier, so the operands are those a model's own path carries on."""
+        """The operations of a few problems, each written as a step writes it and followed by
+        the blank line that ends a step, with the loss on the result only (`a op b =` is
+        given). `only` keeps the operations of those kinds ("*", "+-"). Some come from a path
+        that slipped earlier, so the operands are those a model's own path carries on; the
+        result drilled is always the true one."""
         parts: list[tuple[str, bool]] = []
         for p in problems:
             stated = None

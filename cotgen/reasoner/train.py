@@ -242,6 +242,7 @@ def _save(folder: Path, model, tokenizer, cfg: TrainConfig, steps: int, losses: 
         earlier = json.loads(marker.read_text()) if marker.is_file() else None
     record = {
         "model": "tiny-reasoner",
+        "phase": 1 + (earlier.get("phase", 1) if earlier else 0),  # a phase with no record counts as the first
         "config": config,
         "continued_from": earlier,
         "steps_done": steps,

@@ -61,7 +61,9 @@ def test_cli_refuses_bad_settings(cli, tmp_path):
 @pytest.mark.slow
 def test_a_second_phase_continues_from_a_folder_and_is_bit_identical(tmp_path):
     train(tmp_path / "a", TrainConfig(**SMALL), log=lambda _: None)
-    second = TrainConfig(**{**SMALL, "steps": 2, "seed": 2, "init_from": str(tmp_path / "a")})
+    # The drill mixes train too (a mix of drills only, so both steps are drill batches).
+    drills = (("drill", 0.4), ("times", 0.3), ("sums", 0.3))
+    second = TrainConfig(**{**SMALL, "steps": 2, "seed": 2, "init_from": str(tmp_path / "a"), "mix": drills})
     train(tmp_path / "b", second, log=lambda _: None)
     train(tmp_path / "c", second, log=lambda _: None)
     weights = [(tmp_path / x / "model.safetensors").read_bytes() for x in "abc"]
@@ -69,3 +71,5 @@ def test_a_second_phase_continues_from_a_folder_and_is_bit_identical(tmp_path):
     assert (tmp_path / "b" / "tokenizer.json").read_bytes() == (tmp_path / "a" / "tokenizer.json").read_bytes()
     record = json.loads((tmp_path / "b" / MARKER).read_text())
     assert record["config"]["init_from"] == "a" and record["continued_from"]["steps_done"] == 3
+    assert record["phase"] == 2 and record["continued_from"]["phase"] == 1
+    assert record["config"]["mix"] == [list(x) for x in drills]
