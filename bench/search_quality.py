@@ -28,6 +28,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from cotgen.answers import extract_answer
 from cotgen.engines.base import Completion, Engine
 from cotgen.policy import EnginePolicy, EngineValuer, Prompts
 from cotgen.problems import Problem
@@ -131,18 +132,28 @@ async def search_one(
     return record
 
 
-def mcts_at(record: SearchRecord, budget: float) -> tuple[bool, bool | None, int]:
-    """(a correct leaf exists, the highest-value terminal leaf is correct, tokens used) for
-    the part of the search that started before `budget` tokens were spent."""
+def mcts_at(record: SearchRecord, budget: float) -> tuple[bool, bool, bool, int]:
+    """(a correct leaf exists, the highest-value terminal leaf is correct, the answer most
+    terminal leaves state is correct, tokens used) for the part of the search that started
+    before `budget` tokens were spent. The vote is best-of-N's majority applied to the
+    tree's leaves (ties to the leaf started first): a pick that needs no value head."""
     kept = [n for n in record.tree.nodes if record.started_at.get(n.id, 0) < budget or n.id == 0]
     terminals = [n for n in kept if n.terminal]
     passed = any(record.verdicts[n.id] for n in terminals)
     picked = max(terminals, key=lambda n: (n.value, -n.id)) if terminals else None
     pick_ok = bool(picked is not None and record.verdicts[picked.id])
+    stated = [(n, extract_answer(n.text)) for n in sorted(terminals, key=lambda n: record.started_at.get(n.id, 0))]
+    stated = [(n, a) for n, a in stated if a is not None]
+    votes = Counter(a for _, a in stated)
+    vote_ok = False
+    if votes:
+        top = max(votes.values())
+        winner = next(n for n, a in stated if votes[a] == top)
+        vote_ok = bool(record.verdicts[winner.id])
     kept_ids = {n.id for n in kept}
     spent = [record.started_at[n.id] for n in record.tree.nodes if n.id not in kept_ids]
     used = min(spent) if spent else record.tokens
-    return passed, pick_ok, used
+    return passed, pick_ok, vote_ok, used
 
 
 def bon_at(samples: list[tuple[int, str | None, bool]], budget: float) -> tuple[bool, bool, int]:
@@ -258,7 +269,7 @@ async def run_all(
     ratings: dict[str, Any] = {}
     for mode in modes:
         mcfg = SearchConfig(**{**cfg.to_dict(), "value": mode})
-        per = {k: {"pass": [], "pick": [], "tokens": []} for k in BUDGETS}
+        per = {k: {"pass": [], "pick": [], "vote": [], "tokens": []} for k in BUDGETS}
         records: list[SearchRecord] = []
         for seed in seeds:
             scfg = SearchConfig(**{**mcfg.to_dict(), "seed": seed})
@@ -271,14 +282,16 @@ async def run_all(
             log(f"mcts {mode} seed {seed} done")
         for r in records:
             for k in BUDGETS:
-                p, pick, used = mcts_at(r, k * g_tokens)
+                p, pick, vote, used = mcts_at(r, k * g_tokens)
                 per[k]["pass"].append(p)
                 per[k]["pick"].append(pick)
+                per[k]["vote"].append(vote)
                 per[k]["tokens"].append(used)
         figures["mcts"][mode] = {k: {m: sum(v) / len(v) for m, v in per[k].items()} for k in BUDGETS}
         if mode == "rollout":
             for k in BUDGETS:
-                figures["mcts"][mode][k]["pick"] = None  # read off the grader: see the docstring
+                # read off the grader: see the docstring
+                figures["mcts"][mode][k]["pick"] = figures["mcts"][mode][k]["vote"] = None
         pairs = [p for r in records for p in path_errors(r.tree)]
         values = [p for r in records for p in step_value_pairs(r.tree)]
         ratings[mode] = {**processbench_f1(pairs), "value_auc": auc(values), "scored_steps": len(values)}
@@ -305,6 +318,8 @@ def headline(figures: dict[str, Any]) -> dict[str, float]:
                 out[f"sq_mcts_pass_at_{k}x{suffix}"] = per[k]["pass"]
                 if per[k]["pick"] is not None:
                     out[f"sq_mcts_pick_at_{k}x{suffix}"] = per[k]["pick"]
+                if per[k].get("vote") is not None:
+                    out[f"sq_mcts_vote_at_{k}x{suffix}"] = per[k]["vote"]
     judge = figures["ratings"].get("judge")
     if judge:
         out["sq_rating_f1"] = judge["f1"]
@@ -341,6 +356,9 @@ def plot(figures: dict[str, Any], path) -> None:
         if per[ks[0]]["pick"] is not None:
             ax.plot([per[k]["tokens"] for k in ks], [per[k]["pick"] for k in ks], "s--", color=colors[mode],
                     label=f"MCTS ({mode}) pick")
+        if per[ks[0]].get("vote") is not None:
+            ax.plot([per[k]["tokens"] for k in ks], [per[k]["vote"] for k in ks], "s:", color=colors[mode],
+                    label=f"MCTS ({mode}) leaf vote")
     ax.scatter([figures["greedy_tokens"]], [figures["greedy_acc"]], marker="*", s=160, color="red", zorder=5,
                label="greedy")
     ax.set_xscale("log", base=2)

@@ -75,12 +75,12 @@ def test_search_is_charged_what_the_engine_generated(value):
     assert record.tokens == engine.generated + JUDGE_TOKENS * engine.scored
     assert record.tokens >= budget  # it ran until the budget was spent
     assert value != "judge" or engine.scored > 0
-    passed, pick, used = mcts_at(record, budget)
+    passed, pick, vote, used = mcts_at(record, budget)
     assert used == record.tokens
     # Rollouts all agree here, so that search spreads wide and has no leaf yet.
     assert passed == (value != "rollout")
     # A smaller budget keeps a prefix of the expansions and charges what they spent.
-    _, _, used_small = mcts_at(record, 10)
+    _, _, _, used_small = mcts_at(record, 10)
     assert used_small < used
 
 
@@ -105,8 +105,12 @@ def test_budgets_admit_the_work_started_before_they_ran_out():
     a = tree.add(0, "step", "The answer is \\boxed{79}.", terminal=True, value=0.9)
     b = tree.add(0, "step", "The answer is \\boxed{80}.", terminal=True, value=0.4)
     record = SearchRecord(tree, {0: 0, a.id: 0, b.id: 20}, tokens=35, verdicts={a.id: False, b.id: True})
-    assert mcts_at(record, 20) == (False, False, 20)
-    assert mcts_at(record, 21) == (True, False, 35)  # the correct leaf is found, not picked
+    assert mcts_at(record, 20) == (False, False, False, 20)
+    # The correct leaf is found, not picked; the vote is 1-1 and goes to the leaf started first.
+    assert mcts_at(record, 21) == (True, False, False, 35)
+    c = tree.add(0, "conclusion", "So 72 + 8 = 80. The answer is \\boxed{80}.", terminal=True, value=0.1)
+    record.started_at[c.id], record.verdicts[c.id] = 25, True
+    assert mcts_at(record, 30) == (True, False, True, 35)  # 80 wins the vote 2-1; the pick stays 79
 
 
 def test_auc_and_processbench_f1():
