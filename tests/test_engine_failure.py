@@ -3,12 +3,10 @@ every tree that is missing or recorded as failed, and leaves one record per prob
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
+from scripted_engine import ScriptedEngine
 
 from cotgen.config import EngineConfig
-from cotgen.engines.base import Completion
 from cotgen.errors import EngineFailed, RunError
 from cotgen.io.inputs import shard_paths
 from cotgen.io.trees import iter_input_trees as iter_trees
@@ -20,36 +18,9 @@ from cotgen.synthesize import RunOptions, run
 CFG = SearchConfig(simulations=3, parallel=1, critic_rate=0.0, conclude_rate=0.0)
 
 
-class Engine:
-    """Answers instantly; dies (EngineFailed) after `die_after` calls, or refuses prompts naming `fail_on`."""
-
-    name = "scripted"
-    model_id = "scripted"
-
-    def __init__(self, die_after=None, fail_on=None):
-        self.die_after, self.fail_on, self.calls = die_after, fail_on, 0
-
-    async def generate(self, prompts, n=1, seed=None, **sampling):
-        self.calls += 1
-        await asyncio.sleep(0)
-        if self.die_after is not None and self.calls > self.die_after:
-            raise EngineFailed("the engine died")
-        if self.fail_on and any(self.fail_on in p for p in prompts):
-            raise RunError("the engine refused this prompt")
-        return [[Completion(text=f"step {seed} {i}", tokens=3, finish_reason="stop", logprobs=[-1.0] * 3)
-                 for i in range(n)] for _ in prompts]
-
-    async def score(self, prompts, candidates):
-        return [{c: -0.7 for c in candidates} for _ in prompts]
-
-    def render_chat(self, messages, add_generation_prompt=True):
-        return "\n".join(m["content"] for m in messages) + "\n"
-
-    def has_tokens(self, tokens):
-        return False
-
-    async def close(self):
-        pass
+def Engine(die_after=None, fail_on=None):
+    """Dies (EngineFailed) after `die_after` calls, or refuses prompts naming `fail_on` (RunError)."""
+    return ScriptedEngine(fail_on=fail_on, fail_with=RunError, die_after=die_after)
 
 
 def _opts(out):

@@ -1,15 +1,14 @@
 """The whole synthesize loop: on the tiny model through the CLI, and on scripted engines."""
 
-import asyncio
 import json
 import shutil
 from pathlib import Path
 
 import pytest
+from scripted_engine import ScriptedEngine
 
 from cotgen.config import EngineConfig
-from cotgen.engines.base import Completion
-from cotgen.errors import DataError, Interrupted, UsageError
+from cotgen.errors import Interrupted, UsageError
 from cotgen.io.inputs import shard_paths
 from cotgen.io.trees import iter_input_trees
 from cotgen.io.writers import read_manifest
@@ -100,38 +99,6 @@ def test_broken_prompts_fail_before_the_model_loads(tmp_path, cli):
 def test_bad_option_is_a_usage_error(tmp_path, cli):
     r = cli("synthesize", "--problems", "builtin:arith", "--out", tmp_path / "r", "--branch", "0")
     assert r.code == 2 and "branch must be >= 1" in r.err
-
-
-class ScriptedEngine:
-    """Answers instantly; fails for prompts naming `fail_on`, or interrupts after `interrupt_after` calls."""
-
-    name = "scripted"
-    model_id = "scripted"
-
-    def __init__(self, fail_on=None, interrupt_after=None):
-        self.fail_on, self.interrupt_after, self.calls = fail_on, interrupt_after, 0
-
-    async def generate(self, prompts, n=1, max_tokens=256, temperature=0.7, top_p=1.0, stop=None, seed=None):
-        self.calls += 1
-        if self.interrupt_after is not None and self.calls > self.interrupt_after:
-            raise KeyboardInterrupt
-        await asyncio.sleep(0)
-        if self.fail_on and any(self.fail_on in p for p in prompts):
-            raise DataError("the engine refused this prompt")
-        return [[Completion(text=f"step {seed} {i}", tokens=3, finish_reason="stop", logprobs=[-1.0] * 3)
-                 for i in range(n)] for _ in prompts]
-
-    async def score(self, prompts, candidates):
-        return [{c: -0.7 for c in candidates} for _ in prompts]
-
-    def render_chat(self, messages, add_generation_prompt=True):
-        return "\n".join(m["content"] for m in messages) + "\n"
-
-    def has_tokens(self, tokens):
-        return False
-
-    async def close(self):
-        pass
 
 
 def _opts(out, **kw):

@@ -6,9 +6,9 @@ import asyncio
 from pathlib import Path
 
 import pytest
+from scripted_engine import ScriptedEngine
 
 from cotgen.config import EngineConfig
-from cotgen.engines.base import Completion
 from cotgen.executors.ray_cluster import RayOptions, WorkQueue
 from cotgen.executors.worker import TreeWorker, WorkerSpec
 from cotgen.io.inputs import TREE_SHARD, shard_paths
@@ -19,30 +19,6 @@ from cotgen.search import SearchConfig
 from cotgen.synthesize import RunOptions, run
 
 CFG = SearchConfig(simulations=5, critic_rate=0.5, parallel=2)
-
-
-class ScriptedEngine:
-    """Answers at once, the text a function of the request's seed: runs are reproducible."""
-
-    name = "scripted"
-    model_id = "scripted"
-
-    async def generate(self, prompts, n=1, max_tokens=256, temperature=0.7, top_p=1.0, stop=None, seed=None):
-        await asyncio.sleep(0)
-        return [[Completion(text=f"step {seed} {i}", tokens=3, finish_reason="stop", logprobs=[-1.0] * 3)
-                 for i in range(n)] for _ in prompts]
-
-    async def score(self, prompts, candidates):
-        return [{c: -0.7 for c in candidates} for _ in prompts]
-
-    def render_chat(self, messages, add_generation_prompt=True):
-        return "\n".join(m["content"] for m in messages) + "\n"
-
-    def has_tokens(self, tokens):
-        return False
-
-    async def close(self):
-        pass
 
 
 def _items(n: int):
