@@ -12,7 +12,6 @@ left, the run is marked complete and `cotgen validate` passes.
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -174,22 +173,6 @@ def test_two_writers_on_one_folder(tiny_model_dir: Path, tmp_path: Path):
     results = sorted([finish(a)[0], finish(b)[0]])
     assert results == [0, 2], results
     check_complete(out2)
-
-
-@pytest.fixture
-def small_disk(tmp_path: Path):
-    """A 4 MB tmpfs, where the test may mount one; else skip, saying why."""
-    mnt = tmp_path / "disk"
-    mnt.mkdir()
-    if shutil.which("mount") is None:
-        pytest.skip("no mount command: cannot make a small disk to fill")
-    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mnt)], capture_output=True, text=True)
-    if proc.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here (needs root or CAP_SYS_ADMIN): {proc.stderr.strip()}")
-    try:
-        yield mnt
-    finally:
-        subprocess.run(["umount", str(mnt)], capture_output=True)
 
 
 def test_disk_full_then_rerun(tiny_model_dir: Path, small_disk: Path):

@@ -439,24 +439,6 @@ def test_18_quiet_means_quiet_and_a_normal_run_has_no_library_warnings(tmp_path:
     assert "Warning" not in proc.stderr and "deprecated" not in proc.stderr, proc.stderr[-2000:]
 
 
-@pytest.fixture
-def read_only_disk(tmp_path: Path):
-    """A read-only tmpfs where the test may mount one (root or CAP_SYS_ADMIN); else skip, saying why."""
-    import shutil
-
-    mnt = tmp_path / "ro"
-    mnt.mkdir()
-    if shutil.which("mount") is None:
-        pytest.skip("no mount command: cannot make a read-only disk")
-    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(mnt)], capture_output=True, text=True)
-    if proc.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here (needs root or CAP_SYS_ADMIN): {proc.stderr.strip()}")
-    try:
-        yield mnt
-    finally:
-        subprocess.run(["umount", str(mnt)], capture_output=True)
-
-
 def test_03_a_read_only_disk(cli, tmp_path: Path, read_only_disk: Path):
     src = run_folder(tmp_path / "run")
     r = cli("synthesize", "--model", tmp_path / "no-such-model", "--problems", "builtin:arith",
