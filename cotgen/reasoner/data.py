@@ -22,8 +22,8 @@ EVAL_SEED = 1000  # evaluations draw builtin:arith?seed=1000 (and upward) proble
 MIX = (("solve", 0.55), ("judge", 0.2), ("critic", 0.08), ("refine", 0.08), ("conclusion", 0.09))
 # The shipped model's later phases add the arithmetic drill: a tiny model's errors are nearly
 # all in the results of its steps (a * b first, then three-digit sums), and a drill example
-# packs ~24 of them into the length of one solve example, whose prompt costs ~90 tokens per 3
-# results. Phase 2 drills multiplication ("times"), phase 3 sums ("sums").
+# packs ~24 of them into ~250 tokens, where a solve example spends ~130 tokens (~90 of them
+# prompt) on 3. Phase 2 drills multiplication ("times"), phase 3 sums ("sums").
 PHASE2_MIX = (
     ("solve", 0.4), ("times", 0.3), ("drill", 0.1), ("judge", 0.1), ("critic", 0.03), ("refine", 0.03),
     ("conclusion", 0.04),

@@ -70,9 +70,8 @@ class TrainConfig:
                 raise ValueError(f"{name} must be >= 1, not {getattr(self, name)}")
         if not 0 < self.lr < 1 or not 0 <= self.lr_floor <= 1:
             raise ValueError("lr must be in (0, 1) and lr_floor in [0, 1]")
-        kinds = set(KINDS)
-        if not self.mix or any(k not in kinds or w < 0 for k, w in self.mix) or abs(sum(w for _, w in self.mix) - 1) > 1e-6:
-            raise ValueError(f"mix must give shares summing to 1 over {sorted(kinds)}, not {self.mix}")
+        if not self.mix or any(k not in KINDS or w < 0 for k, w in self.mix) or abs(sum(w for _, w in self.mix) - 1) > 1e-6:
+            raise ValueError(f"mix must give shares summing to 1 over {sorted(KINDS)}, not {self.mix}")
         if self.train_seeds > TRAIN_SEEDS.stop:
             raise ValueError(f"train_seeds must be <= {TRAIN_SEEDS.stop}: seeds from 1000 up are held out")
 
