@@ -3,21 +3,8 @@ tests on the vllm and openai engines against vLLM's CPU build."""
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
-from contract import CONTEXT, EngineContract
-
-from cotgen.config import EngineConfig
-from cotgen.engines.hf import HFEngine
-from cotgen.models import resolve_model
-
-
-@pytest.fixture(scope="module")
-def hf(tiny_model_dir):
-    eng = HFEngine(resolve_model(str(tiny_model_dir)), EngineConfig(model=str(tiny_model_dir), max_model_len=CONTEXT))
-    yield eng
-    asyncio.run(eng.close())
+from contract import EngineContract
 
 
 @pytest.fixture(scope="module")

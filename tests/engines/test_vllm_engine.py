@@ -21,22 +21,13 @@ from vllm_fixtures import engine_processes, wait_gone  # noqa: E402
 
 from cotgen.config import EngineConfig  # noqa: E402
 from cotgen.engines import build_engine  # noqa: E402
-from cotgen.engines.hf import HFEngine  # noqa: E402
 from cotgen.errors import EngineFailed  # noqa: E402
 from cotgen.io.trees import iter_input_trees as iter_trees  # noqa: E402
 from cotgen.io.writers import read_manifest  # noqa: E402
-from cotgen.models import resolve_model  # noqa: E402
 from cotgen.search import SearchConfig  # noqa: E402
 from cotgen.synthesize import RunOptions, run  # noqa: E402
 
 pytestmark = [pytest.mark.vllm, pytest.mark.slow]
-
-
-@pytest.fixture(scope="module")
-def hf(tiny_model_dir):
-    eng = HFEngine(resolve_model(str(tiny_model_dir)), EngineConfig(model=str(tiny_model_dir), max_model_len=CONTEXT))
-    yield eng
-    asyncio.run(eng.close())
 
 
 @pytest.fixture(scope="module")
