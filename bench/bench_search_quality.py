@@ -3,10 +3,11 @@ held-out builtin:arith problems with tiny-reasoner, compute-matched by generated
 step ratings against exact step truth. Writes bench/search_quality.json and
 bench/search_quality.png; returns the sq_* headline figures.
 
-Size: SQ_PROBLEMS (default 200) problems x SQ_SEEDS (default 3) seeds; SQ_MODES picks value
-modes (default judge,confidence,rollout). SQ_SEARCH changes the search's settings, e.g.
-"branch=2,conclude_rate=0", and SQ_TAG names such a variant: it writes
-bench/search_quality-TAG.json and .png, and its headline keys end in _TAG.
+Size: SQ_PROBLEMS (default 200) problems x SQ_SEEDS (default 3) seeds; SQ_MODES picks the
+gold-hidden value modes (default judge,confidence). SQ_SEARCH changes the search's settings,
+e.g. "probe=0,critics=0", and SQ_TAG names such a variant: it writes
+bench/search_quality-TAG.json and .png, and its headline keys end in _TAG. SQ_PROBLEM_SEED
+picks another held-out problem set (default 1000, tiny-reasoner's evaluation seed).
 """
 
 from __future__ import annotations
@@ -19,10 +20,10 @@ from pathlib import Path
 
 HERE = Path(__file__).parent
 # The search as the bench runs it: cotgen's defaults, but no simulation cap (the token
-# budget stops it), one simulation in flight per tree (so every node's cost is known),
-# and no early stop (only the rollout mode sees the gold).
-SEARCH = dict(simulations=1000, parallel=1, enough_correct=0, rollout_tokens=128)
-BON_N = 16  # samples drawn per problem and seed; budgets take a prefix of them
+# budget stops it; the default cap is read off the same trees) and one simulation in flight
+# per tree (so every node's cost is known).
+SEARCH = dict(simulations=1000, parallel=1)
+BON_N = 32  # samples drawn per problem and seed; budgets take a prefix of them
 
 
 def run(work: Path) -> dict[str, float]:
@@ -35,6 +36,7 @@ def run(work: Path) -> dict[str, float]:
 
     n = int(os.environ.get("SQ_PROBLEMS", "200"))
     search = {**SEARCH, **_settings(os.environ.get("SQ_SEARCH", ""))}
+    problem_seed = int(os.environ.get("SQ_PROBLEM_SEED", "1000"))
     tag = os.environ.get("SQ_TAG", "")
     name = f"search_quality-{tag}" if tag else "search_quality"
     seeds = list(range(int(os.environ.get("SQ_SEEDS", "3"))))
@@ -46,8 +48,9 @@ def run(work: Path) -> dict[str, float]:
         engine = build_engine(EngineConfig(model="tiny-reasoner", max_batch=128))
         try:
             return await run_all(
-                engine, load_prompts(), held_out_problems(n), seeds, SearchConfig(**search), "tiny-reasoner",
-                BON_N, modes=modes, log=lambda m: print(f"  [{time.perf_counter() - t0:.0f}s] {m}", flush=True),
+                engine, load_prompts(), held_out_problems(n, seed=problem_seed), seeds, SearchConfig(**search),
+                "tiny-reasoner", BON_N, modes=modes, default_simulations=SearchConfig().simulations,
+                log=lambda m: print(f"  [{time.perf_counter() - t0:.0f}s] {m}", flush=True),
             )
         finally:
             await engine.close()
@@ -55,6 +58,7 @@ def run(work: Path) -> dict[str, float]:
     figures = asyncio.run(main())
     figures["seconds"] = round(time.perf_counter() - t0, 1)
     figures["search_settings"] = search
+    figures["problem_seed"] = problem_seed
     (HERE / f"{name}.json").write_text(json.dumps(figures, indent=2) + "\n")
     plot(figures, HERE / f"{name}.png")
     return {f"{k}_{tag}" if tag else k: v for k, v in headline(figures).items()}

@@ -1,23 +1,27 @@
 """Search quality, compute-matched by generated tokens: greedy chain of thought, best-of-N and
-cotgen's MCTS (per value mode) on held-out builtin:arith problems, with tiny-reasoner on the
-hf engine; and the step ratings against exact step truth (cotgen.reasoner.arith).
+cotgen's search on held-out builtin:arith problems, with tiny-reasoner on the hf engine; and
+the step ratings and critics against exact step truth (cotgen.reasoner.arith.label_path).
+
+Two settings.
+
+- Gold visible, the data run (`visible`): cotgen's default search settings, the gold answer
+  in the tree, the `enough_correct` stop on. Best-of-N draws samples in order with the same
+  stop (until `enough_correct` of them are right). Solved = some correct answer.
+- Gold hidden, the solver (`hidden`, per value mode): the tree has no gold; final answers
+  are valued by the value head. Pass = a correct answer in the tree; pick = the answer with
+  the highest value; vote = the answer most rollouts ended at (each merged leaf counts its
+  visits), best-of-N's majority applied to the tree. No early stop (it needs the gold).
 
 Compute matching. Every method runs through a MeteredEngine that counts what the model
-generates: each completion's tokens (policy steps, critics, refines, conclusions, rollouts,
-whole solutions) and one token per judged prompt (the judge's Yes/No). A budget of k x G,
-G the mean greedy solution length, admits every unit of work that started before the budget
-was spent: a sample of best-of-N, an expansion of the search (its proposal and its
-evaluation together). The last unit may overshoot, for both methods alike; the tokens each
-actually used are reported beside the accuracies.
+generates (each completion's tokens, one token per judged prompt) and, separately, the prompt
+tokens the engine processed. A budget of k x G, G the mean greedy solution length, admits
+every unit of work that started before the budget was spent: a best-of-N sample, a
+simulation of the search (its rollout, critic, refine and valuing). The last unit may
+overshoot, for both methods alike; the tokens each used are reported beside the figures.
 
-Protocol. The search runs without the gold answer (Tree.answer None), as a solver would:
-terminal leaves are valued by the value head, not graded, so MCTS pass (a correct leaf in
-the tree) and pick (the highest-value terminal leaf) are both earned without ground truth.
-The rollout mode (Math-Shepherd) needs the gold to count its rollouts, so it runs with it;
-its terminals are then graded during the search and its "pick" would read the answer off
-the grader: it is reported as null. After the search the gold is attached, terminals are
-graded and cotgen's ratings assigned (Math-Shepherd soft labels): those are what the
-ProcessBench-style F1 measures against exact step truth.
+A search runs once per problem and seed up to the largest budget, one simulation at a time,
+and is read at each smaller budget by keeping the simulations that started before it: the
+nodes they made, the visits they added, the ratings the kept tree gets.
 """
 
 from __future__ import annotations
@@ -36,21 +40,23 @@ from cotgen.reasoner.arith import label_path
 from cotgen.search.config import SearchConfig
 from cotgen.search.mcts import TreeSearch
 from cotgen.search.ratings import assign_ratings
-from cotgen.tree import Tree, solution_steps
+from cotgen.tree import Node, Tree, solution_steps
 from cotgen.verify import grade
 
-BUDGETS = (1, 2, 4, 8)  # multiples of the greedy tokens
-VALUE_MODES = ("judge", "confidence", "rollout")
+BUDGETS = (1, 2, 4, 8, 16)  # multiples of the greedy tokens
+VALUE_MODES = ("judge", "confidence")
 JUDGE_TOKENS = 1  # a judged prompt costs what the judge would write: one token, Yes or No
 
 
 class MeteredEngine:
-    """An Engine that counts generated tokens (and judged prompts) on the way through."""
+    """An Engine that counts generated tokens (and judged prompts) and processed prompt
+    tokens on the way through."""
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.name, self.model_id = engine.name, engine.model_id
         self.tokens = 0
+        self.prompt_tokens = 0
 
     @property
     def stats(self):
@@ -59,11 +65,15 @@ class MeteredEngine:
     async def generate(self, prompts: list[str], **sampling: Any) -> list[list[Completion]]:
         out = await self.engine.generate(prompts, **sampling)
         self.tokens += sum(c.tokens for row in out for c in row)
+        self.prompt_tokens += sum(c.prompt_tokens for row in out for c in row)
         return out
 
     async def score(self, prompts: list[str], candidates: list[str]) -> list[dict[str, float]]:
         out = await self.engine.score(prompts, candidates)
         self.tokens += JUDGE_TOKENS * len(prompts)
+        tokenizer = getattr(self.engine, "tokenizer", None)
+        if tokenizer is not None:
+            self.prompt_tokens += sum(len(tokenizer.encode(p)) for p in prompts)
         return out
 
     def render_chat(self, messages, add_generation_prompt: bool = True) -> str:
@@ -76,24 +86,34 @@ class MeteredEngine:
         return None
 
 
+@dataclass
+class Simulation:
+    """One simulation of a searched tree: the meter before it, where its chain ended."""
+
+    tokens_before: int
+    prompt_tokens_before: int
+    end: int  # node id the simulation's chain ended at
+    first_node: int  # id of the first node it created (== len(nodes) before it)
+    why: str
+
+
 class BudgetedSearch(TreeSearch):
     """cotgen's TreeSearch, one simulation at a time, stopped once the meter passes the
-    budget; it records the tokens spent before each node's expansion began."""
+    budget; it logs every simulation (see Simulation)."""
 
     def __init__(self, *args: Any, meter: MeteredEngine, budget: float, **kw: Any) -> None:
         super().__init__(*args, **kw)
         self.meter, self.budget = meter, budget
-        self.started_at: dict[int, int] = {0: 0}  # node id -> tokens spent before its expansion
+        self.log: list[Simulation] = []
 
     def should_stop(self) -> bool:
         return self.meter.tokens >= self.budget or super().should_stop()
 
-    async def _expand(self, leaf):
-        before, spent = len(self.tree.nodes), self.meter.tokens
-        value = await super()._expand(leaf)
-        for node_id in range(before, len(self.tree.nodes)):
-            self.started_at[node_id] = spent
-        return value
+    async def simulate(self) -> None:
+        before, prompt_before, first = self.meter.tokens, self.meter.prompt_tokens, len(self.tree.nodes)
+        await super().simulate()
+        why, end = self.history[-1]
+        self.log.append(Simulation(before, prompt_before, end, first, why))
 
 
 @dataclass
@@ -101,9 +121,10 @@ class SearchRecord:
     """One searched tree: what the bench needs of it."""
 
     tree: Tree
-    started_at: dict[int, int]
+    log: list[Simulation]
     tokens: int  # all the search spent
-    verdicts: dict[int, bool] = field(default_factory=dict)  # terminal id -> graded post hoc
+    prompt_tokens: int
+    verdicts: dict[int, bool] = field(default_factory=dict)  # terminal id -> graded (post hoc when hidden)
 
 
 def _grade(text: str, gold: str) -> bool | None:
@@ -111,68 +132,100 @@ def _grade(text: str, gold: str) -> bool | None:
 
 
 async def search_one(
-    engine: Engine, prompts: Prompts, problem: Problem, cfg: SearchConfig, budget: float, model: str
+    engine: Engine, prompts: Prompts, problem: Problem, cfg: SearchConfig, budget: float, model: str,
+    visible: bool,
 ) -> SearchRecord:
     meter = MeteredEngine(engine)
-    with_gold = cfg.value == "rollout"
-    tree = Tree.new(problem.question, problem.answer if with_gold else None, source=problem.source, model=model)
+    tree = Tree.new(problem.question, problem.answer if visible else None, source=problem.source, model=model)
     policy = EnginePolicy(meter, prompts, cfg)
     valuer = EngineValuer(meter, prompts, cfg, grade=_grade)
     rng = random.Random(cfg.seed ^ int(tree.id, 16))
     search = BudgetedSearch(tree, policy, valuer, _grade, cfg, rng, meter=meter, budget=budget)
     await search.run()
-    record = SearchRecord(tree, search.started_at, meter.tokens)
-    # Grade every terminal against the gold now, then rate as cotgen does after a search.
-    tree.answer = problem.answer
+    record = SearchRecord(tree, search.log, meter.tokens, meter.prompt_tokens)
+    tree.answer = problem.answer  # grade every final answer now (hidden: after the search)
     for node in tree.nodes:
         if node.terminal:
             node.correct = bool(_grade(node.text, problem.answer))
             record.verdicts[node.id] = node.correct
-    assign_ratings(tree)
     return record
 
 
-def mcts_at(record: SearchRecord, budget: float) -> tuple[bool, bool, bool, int]:
-    """(a correct leaf exists, the highest-value terminal leaf is correct, the answer most
-    terminal leaves state is correct, tokens used) for the part of the search that started
-    before `budget` tokens were spent. The vote is best-of-N's majority applied to the
-    tree's leaves (ties to the leaf started first): a pick that needs no value head."""
-    kept = [n for n in record.tree.nodes if record.started_at.get(n.id, 0) < budget or n.id == 0]
-    terminals = [n for n in kept if n.terminal]
-    passed = any(record.verdicts[n.id] for n in terminals)
-    picked = max(terminals, key=lambda n: (n.value, -n.id)) if terminals else None
-    pick_ok = bool(picked is not None and record.verdicts[picked.id])
-    stated = [(n, extract_answer(n.text)) for n in sorted(terminals, key=lambda n: record.started_at.get(n.id, 0))]
-    stated = [(n, a) for n, a in stated if a is not None]
-    votes = Counter(a for _, a in stated)
-    vote_ok = False
-    if votes:
-        top = max(votes.values())
-        winner = next(n for n, a in stated if votes[a] == top)
-        vote_ok = bool(record.verdicts[winner.id])
-    kept_ids = {n.id for n in kept}
-    spent = [record.started_at[n.id] for n in record.tree.nodes if n.id not in kept_ids]
-    used = min(spent) if spent else record.tokens
-    return passed, pick_ok, vote_ok, used
+def kept_tree(record: SearchRecord, budget: float, negative_after: int,
+              simulations: int | None = None) -> tuple[Tree, list[Simulation], int, int]:
+    """The tree as it stood after the simulations that started before `budget` tokens (and
+    among the first `simulations`), rated as cotgen rates it; with those simulations and
+    the generated and prompt tokens they used."""
+    sims = [s for s in record.log if s.tokens_before < budget]
+    if simulations is not None:
+        sims = sims[:simulations]
+    rest = record.log[len(sims):]
+    cut = rest[0].first_node if rest else len(record.tree.nodes)
+    full = record.tree
+    tree = Tree(problem=full.problem, answer=full.answer, source=full.source, model=full.model, id=full.id)
+    tree.nodes = [Node(**{**n.to_dict(), "visits": 0}) for n in full.nodes[:cut]]
+    index = {n.id: n for n in tree.nodes}
+    for s in sims:
+        node = index.get(s.end)
+        while node is not None:
+            node.visits += 1
+            node = index.get(node.parent)
+    assign_ratings(tree, negative_after)
+    used = rest[0].tokens_before if rest else record.tokens
+    used_prompt = rest[0].prompt_tokens_before if rest else record.prompt_tokens
+    return tree, sims, used, used_prompt
 
 
-def bon_at(samples: list[tuple[int, str | None, bool]], budget: float) -> tuple[bool, bool, int]:
-    """(pass@N, majority vote correct, tokens used) over the samples started within budget;
-    a sample is (tokens, extracted answer, correct)."""
-    taken, spent = [], 0
+def answers(tree: Tree) -> list[tuple[Node, str, int]]:
+    """(terminal node, the answer it states, rollouts that ended there) in creation order."""
+    kids = tree.children()
+    out = []
+    for n in tree.nodes:
+        if n.terminal and not kids[n.id]:
+            a = extract_answer(n.text)
+            if a is not None:
+                out.append((n, a, max(1, n.visits)))
+    return out
+
+
+def vote(tree: Tree) -> bool:
+    """Is the answer most rollouts ended at correct (ties to the earliest)?"""
+    stated = answers(tree)
+    if not stated:
+        return False
+    weight: Counter[str] = Counter()
+    for _, a, w in stated:
+        weight[a] += w
+    top = max(weight.values())
+    winner = next(n for n, a, _ in stated if weight[a] == top)
+    return bool(winner.correct)
+
+
+def clean_solution(tree: Tree, leaf: Node) -> bool:
+    """Every step on the path to the correct answer `leaf` is right by exact truth."""
+    steps = solution_steps(tree.path_to(leaf.id))
+    return all(v.correct for v in label_path(tree.problem, [s.text for s in steps]))
+
+
+def bon_at(samples: list[tuple[int, str | None, bool]], budget: float, enough: int = 0) -> tuple[bool, bool, int, int]:
+    """(pass@N, majority vote correct, tokens used, samples taken) over the samples started
+    within budget, stopping once `enough` are correct (0: never); a sample is (tokens,
+    extracted answer, correct)."""
+    taken, spent, right = [], 0, 0
     for s in samples:
-        if spent >= budget:
+        if spent >= budget or (enough and right >= enough):
             break
         taken.append(s)
         spent += s[0]
+        right += s[2]
     passed = any(s[2] for s in taken)
-    answers = Counter(s[1] for s in taken if s[1] is not None)
+    counts = Counter(s[1] for s in taken if s[1] is not None)
     majority = False
-    if answers:
-        top = max(answers.values())
-        winner = next(s[1] for s in taken if s[1] is not None and answers[s[1]] == top)  # first to reach the top
+    if counts:
+        top = max(counts.values())
+        winner = next(s[1] for s in taken if s[1] is not None and counts[s[1]] == top)  # first to reach the top
         majority = next(s[2] for s in taken if s[1] == winner)
-    return passed, majority, spent
+    return passed, majority, spent, len(taken)
 
 
 # -- step truth ---------------------------------------------------------------------
@@ -181,8 +234,9 @@ def bon_at(samples: list[tuple[int, str | None, bool]], budget: float) -> tuple[
 def path_errors(tree: Tree) -> list[tuple[int | None, int | None]]:
     """Per terminal leaf: (index of the earliest wrong step by exact truth, index of the
     earliest step cotgen rated negative), None when there is none (ProcessBench)."""
+    kids = tree.children()
     out = []
-    for leaf in (n for n in tree.nodes if n.terminal):
+    for leaf in (n for n in tree.nodes if n.terminal and not kids[n.id]):
         steps = solution_steps(tree.path_to(leaf.id))
         truth = label_path(tree.problem, [s.text for s in steps])
         wrong = next((i for i, v in enumerate(truth) if not v.correct), None)
@@ -202,17 +256,40 @@ def processbench_f1(pairs: list[tuple[int | None, int | None]]) -> dict[str, flo
     return {"f1": f1, "acc_error_paths": acc_err, "acc_correct_paths": acc_ok, "error_paths": len(err), "correct_paths": len(ok)}
 
 
-def step_value_pairs(tree: Tree) -> list[tuple[float, bool]]:
-    """(value-head estimate, exact truth) of every step node the value head scored; truth is
-    that the step and every step before it on its path are right."""
-    out = []
+def node_labels(tree: Tree) -> tuple[int, int, int]:
+    """(rated right, rated, steps): a step's truth is that it and every step before it on its
+    path are right; positive should mean right, negative wrong; unknown is not rated."""
+    right = rated = total = 0
     for node in tree.nodes:
-        if node.q_estimate is None or node.kind in ("problem", "critic"):
+        if node.kind not in ("step", "refine"):
+            continue
+        total += 1
+        if node.rating == "unknown":
             continue
         steps = solution_steps(tree.path_to(node.id))
+        truth = all(v.correct for v in label_path(tree.problem, [s.text for s in steps]))
+        rated += 1
+        right += truth == (node.rating == "positive")
+    return right, rated, total
+
+
+def critic_hits(tree: Tree) -> tuple[int, int]:
+    """(critics on a step that is wrong by exact truth, critics)."""
+    hits = total = 0
+    index = tree.by_id()
+    for node in tree.nodes:
+        if node.kind != "critic":
+            continue
+        total += 1
+        steps = solution_steps(tree.path_to(index[node.parent].id))
         truth = label_path(tree.problem, [s.text for s in steps])
-        out.append((node.q_estimate, all(v.correct for v in truth)))
-    return out
+        hits += bool(truth) and not truth[-1].correct
+    return hits, total
+
+
+def step_value_pairs(tree: Tree) -> list[tuple[float, bool]]:
+    """(value-head estimate, correct) of every final answer the value head scored."""
+    return [(n.q_estimate, bool(n.correct)) for n in tree.nodes if n.q_estimate is not None and n.terminal]
 
 
 def auc(pairs: list[tuple[float, bool]]) -> float | None:
@@ -233,9 +310,91 @@ def auc(pairs: list[tuple[float, bool]]) -> float | None:
     return (rank_sum - len(pos) * (len(pos) + 1) / 2) / (len(pos) * len(neg))
 
 
+def _mean(values: list[float]) -> float:
+    return sum(values) / len(values) if values else 0.0
+
+
+def visible_figures(records: list[SearchRecord], g_tokens: float, cfg: SearchConfig,
+                    simulations: int | None = None) -> dict[int | str, dict[str, float]]:
+    """The gold-visible figures of the searched trees at each budget (and, under "default",
+    after the first `simulations` simulations with no token budget)."""
+    out: dict[int | str, dict[str, float]] = {}
+    cuts: list[tuple[int | str, float, int | None]] = [(k, k * g_tokens, None) for k in BUDGETS]
+    if simulations is not None:
+        cuts.append(("default", float("inf"), simulations))
+    for key, budget, sims in cuts:
+        solved, clean, distinct, used, used_prompt, plans = [], [], [], [], [], Counter()
+        pairs, labels, crit = [], [0, 0, 0], [0, 0]
+        for r in records:
+            tree, kept, spent, spent_prompt = kept_tree(r, budget, cfg.negative_after, sims)
+            correct = [n for n in tree.nodes if n.terminal and n.correct]
+            solved.append(bool(correct))
+            clean.append(any(clean_solution(tree, n) for n in correct))
+            distinct.append(len(correct))
+            used.append(spent)
+            used_prompt.append(spent_prompt)
+            plans.update(s.why for s in kept)
+            pairs += path_errors(tree)
+            for i, v in enumerate(node_labels(tree)):
+                labels[i] += v
+            for i, v in enumerate(critic_hits(tree)):
+                crit[i] += v
+        f1 = processbench_f1(pairs)
+        out[key] = {
+            "solved": _mean(solved), "clean": _mean(clean), "distinct_correct": _mean(distinct),
+            "tokens": _mean(used), "prompt_tokens": _mean(used_prompt),
+            "rating_f1": f1["f1"], "acc_error_paths": f1["acc_error_paths"],
+            "acc_correct_paths": f1["acc_correct_paths"], "error_paths": f1["error_paths"],
+            "correct_paths": f1["correct_paths"],
+            "label_accuracy": labels[0] / labels[1] if labels[1] else 0.0,
+            "label_coverage": labels[1] / labels[2] if labels[2] else 0.0,
+            "critics": crit[1], "critic_precision": crit[0] / crit[1] if crit[1] else None,
+            "simulations_by_start": {k: v / len(records) for k, v in sorted(plans.items())},
+        }
+    return out
+
+
+def hidden_figures(records: list[SearchRecord], g_tokens: float, cfg: SearchConfig) -> dict[int, dict[str, float]]:
+    out: dict[int, dict[str, float]] = {}
+    for k in BUDGETS:
+        per: dict[str, list[float]] = {m: [] for m in ("pass", "pick", "vote", "tokens", "prompt_tokens")}
+        for r in records:
+            tree, _, spent, spent_prompt = kept_tree(r, k * g_tokens, cfg.negative_after)
+            stated = answers(tree)
+            per["pass"].append(any(n.correct for n, _, _ in stated))
+            valued = [n for n, _, _ in stated if n.q_estimate is not None]
+            picked = max(valued, key=lambda n: (n.q_estimate, -n.id)) if valued else None
+            per["pick"].append(bool(picked is not None and picked.correct))
+            per["vote"].append(vote(tree))
+            per["tokens"].append(spent)
+            per["prompt_tokens"].append(spent_prompt)
+        out[k] = {m: _mean(v) for m, v in per.items()}
+    return out
+
+
+def bon_default(rows: list[list[tuple[int, str | None, bool]]], tokens: float, enough: int) -> dict[str, float]:
+    """Best-of-N with the `enough` stop at the N whose mean tokens match `tokens`, solved
+    share interpolated between the two N around it."""
+    curve = [(0.0, 0.0)]
+    for n in range(1, len(rows[0]) + 1):
+        solved, spent = [], []
+        for samples in rows:
+            p, _, used, _ = bon_at(samples[:n], float("inf"), enough)
+            solved.append(p)
+            spent.append(used)
+        curve.append((_mean(spent), _mean(solved)))
+    for i in range(1, len(curve)):
+        (t0, s0), (t1, s1) = curve[i - 1], curve[i]
+        if t1 >= tokens:
+            frac = (tokens - t0) / (t1 - t0) if t1 > t0 else 1.0
+            return {"solved": s0 + frac * (s1 - s0), "tokens": tokens, "n": i - 1 + frac}
+    return {"solved": curve[-1][1], "tokens": curve[-1][0], "n": float(len(rows[0])), "short_of_tokens": True}
+
+
 async def run_all(
     engine: Engine, prompts: Prompts, problems: list[Problem], seeds: list[int], cfg: SearchConfig,
     model: str, bon_n: int, concurrency: int = 64, modes: tuple[str, ...] = VALUE_MODES, log=print,
+    default_simulations: int | None = None,
 ) -> dict[str, Any]:
     """Every method on every problem and seed; returns the figures (see the module docstring)."""
     from cotgen.reasoner.evaluate import sample_solutions
@@ -246,62 +405,60 @@ async def run_all(
     log(f"greedy: accuracy {g_acc:.3f}, {g_tokens:.1f} tokens per problem")
     top = max(BUDGETS) * g_tokens
     figures: dict[str, Any] = {"greedy_acc": g_acc, "greedy_tokens": g_tokens, "problems": len(problems),
-                               "seeds": seeds, "budgets": list(BUDGETS), "bon": {}, "mcts": {}}
+                               "seeds": seeds, "budgets": list(BUDGETS), "bon": {}, "bon_visible": {},
+                               "visible": {}, "mcts": {}, "ratings": {}}
     gate = asyncio.Semaphore(concurrency)
     bon = {k: {"pass": [], "maj": [], "tokens": []} for k in BUDGETS}
+    bon_v = {k: {"solved": [], "tokens": []} for k in BUDGETS}
+    rows_all: list[list[tuple[int, str | None, bool]]] = []
     for seed in seeds:
         rows = await sample_solutions(
             engine, problems, n=bon_n, temperature=cfg.temperature, top_p=cfg.top_p, seed=seed, prompts=prompts
         )
         for row in rows:
             samples = [(s.tokens, s.answer, s.correct) for s in row]
+            rows_all.append(samples)
             if sum(s[0] for s in samples) < top:
                 log(f"warning: {bon_n} samples hold fewer than {top:.0f} tokens; raise bon_n")
             for k in BUDGETS:
-                p, m, used = bon_at(samples, k * g_tokens)
+                p, m, used, _ = bon_at(samples, k * g_tokens)
                 bon[k]["pass"].append(p)
                 bon[k]["maj"].append(m)
                 bon[k]["tokens"].append(used)
+                p, _, used, _ = bon_at(samples, k * g_tokens, cfg.enough_correct)
+                bon_v[k]["solved"].append(p)
+                bon_v[k]["tokens"].append(used)
         log(f"best-of-N seed {seed} done")
+    prompt_len = len(getattr(engine, "tokenizer").encode(prompts.render("step", problem=problems[0].question, hint=""))) \
+        if getattr(engine, "tokenizer", None) is not None else 0
     for k in BUDGETS:
-        figures["bon"][k] = {m: sum(v) / len(v) for m, v in bon[k].items()}
+        figures["bon"][k] = {m: _mean(v) for m, v in bon[k].items()}
+        figures["bon_visible"][k] = {m: _mean(v) for m, v in bon_v[k].items()}
+    figures["bon_prompt_tokens_per_sample_approx"] = prompt_len
 
-    ratings: dict[str, Any] = {}
+    async def searched(scfg: SearchConfig, visible: bool) -> list[SearchRecord]:
+        async def one(problem: Problem) -> SearchRecord:
+            async with gate:
+                return await search_one(engine, prompts, problem, scfg, top, model, visible)
+        return list(await asyncio.gather(*(one(p) for p in problems)))
+
+    records: list[SearchRecord] = []
+    for seed in seeds:
+        records += await searched(SearchConfig(**{**cfg.to_dict(), "seed": seed}), True)
+        log(f"mcts gold visible seed {seed} done")
+    figures["visible"] = visible_figures(records, g_tokens, cfg, default_simulations)
+    if default_simulations is not None:
+        figures["bon_visible"]["default"] = bon_default(rows_all, figures["visible"]["default"]["tokens"],
+                                                        cfg.enough_correct)
     for mode in modes:
-        mcfg = SearchConfig(**{**cfg.to_dict(), "value": mode})
-        per = {k: {"pass": [], "pick": [], "vote": [], "tokens": []} for k in BUDGETS}
-        records: list[SearchRecord] = []
+        mcfg = SearchConfig(**{**cfg.to_dict(), "value": mode, "enough_correct": 0})
+        hidden: list[SearchRecord] = []
         for seed in seeds:
-            scfg = SearchConfig(**{**mcfg.to_dict(), "seed": seed})
-
-            async def one(problem: Problem, scfg: SearchConfig = scfg) -> SearchRecord:
-                async with gate:
-                    return await search_one(engine, prompts, problem, scfg, top, model)
-
-            records += await asyncio.gather(*(one(p) for p in problems))
-            log(f"mcts {mode} seed {seed} done")
-        for r in records:
-            for k in BUDGETS:
-                p, pick, vote, used = mcts_at(r, k * g_tokens)
-                per[k]["pass"].append(p)
-                per[k]["pick"].append(pick)
-                per[k]["vote"].append(vote)
-                per[k]["tokens"].append(used)
-        figures["mcts"][mode] = {k: {m: sum(v) / len(v) for m, v in per[k].items()} for k in BUDGETS}
-        if mode == "rollout":
-            for k in BUDGETS:
-                # read off the grader: see the docstring
-                figures["mcts"][mode][k]["pick"] = figures["mcts"][mode][k]["vote"] = None
-        pairs = [p for r in records for p in path_errors(r.tree)]
-        values = [p for r in records for p in step_value_pairs(r.tree)]
-        ratings[mode] = {**processbench_f1(pairs), "value_auc": auc(values), "scored_steps": len(values)}
-        spent = Counter()
-        for r in records:
-            for n in r.tree.nodes:
-                spent[n.kind] += n.tokens
-        ratings[mode]["policy_tokens_by_kind"] = dict(spent)
-        ratings[mode]["tokens_per_tree"] = sum(r.tokens for r in records) / len(records)
-    figures["ratings"] = ratings
+            hidden += await searched(SearchConfig(**{**mcfg.to_dict(), "seed": seed}), False)
+            log(f"mcts gold hidden ({mode}) seed {seed} done")
+        figures["mcts"][mode] = hidden_figures(hidden, g_tokens, mcfg)
+        values = [p for r in hidden for p in step_value_pairs(r.tree)]
+        figures["ratings"][mode] = {"value_auc": auc(values), "valued_answers": len(values)}
     return figures
 
 
@@ -311,20 +468,33 @@ def headline(figures: dict[str, Any]) -> dict[str, float]:
     for k in BUDGETS:
         out[f"sq_bon_pass_at_{k}x"] = figures["bon"][k]["pass"]
         out[f"sq_bon_maj_at_{k}x"] = figures["bon"][k]["maj"]
+        out[f"sq_visible_bon_solved_at_{k}x"] = figures["bon_visible"][k]["solved"]
+        vis = figures["visible"][k]
+        out[f"sq_visible_mcts_solved_at_{k}x"] = vis["solved"]
+        out[f"sq_visible_mcts_clean_at_{k}x"] = vis["clean"]
+        out[f"sq_visible_mcts_distinct_correct_at_{k}x"] = vis["distinct_correct"]
+        out[f"sq_rating_f1_at_{k}x"] = vis["rating_f1"]
+        out[f"sq_label_accuracy_at_{k}x"] = vis["label_accuracy"]
         for mode, per in figures["mcts"].items():
             # cotgen's default value mode (judge) is also the unsuffixed headline figure
-            suffixes = [f"_{mode}", ""] if mode == "judge" else [f"_{mode}"]
-            for suffix in suffixes:
+            for suffix in ([f"_{mode}", ""] if mode == "judge" else [f"_{mode}"]):
                 out[f"sq_mcts_pass_at_{k}x{suffix}"] = per[k]["pass"]
-                if per[k]["pick"] is not None:
-                    out[f"sq_mcts_pick_at_{k}x{suffix}"] = per[k]["pick"]
-                if per[k].get("vote") is not None:
-                    out[f"sq_mcts_vote_at_{k}x{suffix}"] = per[k]["vote"]
-    judge = figures["ratings"].get("judge")
-    if judge:
-        out["sq_rating_f1"] = judge["f1"]
-        if judge["value_auc"] is not None:
-            out["sq_value_auc"] = judge["value_auc"]
+                out[f"sq_mcts_pick_at_{k}x{suffix}"] = per[k]["pick"]
+                out[f"sq_mcts_vote_at_{k}x{suffix}"] = per[k]["vote"]
+    default = figures["visible"].get("default")
+    if default:
+        out["sq_visible_default_mcts_solved"] = default["solved"]
+        out["sq_visible_default_mcts_tokens"] = default["tokens"]
+        out["sq_visible_default_bon_solved"] = figures["bon_visible"]["default"]["solved"]
+        out["sq_rating_f1"] = default["rating_f1"]
+        if default["critic_precision"] is not None:
+            out["sq_critic_precision"] = default["critic_precision"]
+    precision = [figures["visible"][k]["critic_precision"] for k in BUDGETS]
+    if "sq_critic_precision" not in out and precision[-1] is not None:
+        out["sq_critic_precision"] = precision[-1]
+    for mode, r in figures["ratings"].items():
+        if r["value_auc"] is not None:
+            out["sq_value_auc" + ("" if mode == "judge" else f"_{mode}")] = r["value_auc"]
     return out
 
 
@@ -332,9 +502,13 @@ def load_figures(path) -> dict[str, Any]:
     """search_quality.json read back, its budget keys (strings in JSON) as ints again."""
     import json
 
+    def keys(per: dict[str, Any]) -> dict[Any, Any]:
+        return {int(k) if k.isdigit() else k: v for k, v in per.items()}
+
     figures = json.loads(open(path).read())
-    figures["bon"] = {int(k): v for k, v in figures["bon"].items()}
-    figures["mcts"] = {m: {int(k): v for k, v in per.items()} for m, per in figures["mcts"].items()}
+    for name in ("bon", "bon_visible", "visible"):
+        figures[name] = keys(figures[name])
+    figures["mcts"] = {m: keys(per) for m, per in figures["mcts"].items()}
     return figures
 
 
@@ -344,32 +518,36 @@ def plot(figures: dict[str, Any], path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7.5, 4.8), dpi=120)
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.8), dpi=120)
     ks = list(BUDGETS)
+    vis, bonv = figures["visible"], figures["bon_visible"]
+    left.plot([bonv[k]["tokens"] for k in ks], [bonv[k]["solved"] for k in ks], "o-", color="black",
+              label="best-of-N (same stop)")
+    left.plot([vis[k]["tokens"] for k in ks], [vis[k]["solved"] for k in ks], "s-", color="tab:blue",
+              label="search: solved")
+    left.plot([vis[k]["tokens"] for k in ks], [vis[k]["clean"] for k in ks], "s:", color="tab:blue",
+              label="search: clean solution")
+    left.set_title("gold visible (the data run)")
     bon = figures["bon"]
-    ax.plot([bon[k]["tokens"] for k in ks], [bon[k]["pass"] for k in ks], "o-", color="black", label="best-of-N pass@N")
-    ax.plot([bon[k]["tokens"] for k in ks], [bon[k]["maj"] for k in ks], "o--", color="gray", label="best-of-N majority")
-    colors = {"judge": "tab:blue", "confidence": "tab:orange", "rollout": "tab:green"}
+    right.plot([bon[k]["tokens"] for k in ks], [bon[k]["pass"] for k in ks], "o-", color="black", label="best-of-N pass@N")
+    right.plot([bon[k]["tokens"] for k in ks], [bon[k]["maj"] for k in ks], "o--", color="gray", label="best-of-N majority")
+    colors = {"judge": "tab:blue", "confidence": "tab:orange"}
     for mode, per in figures["mcts"].items():
-        ax.plot([per[k]["tokens"] for k in ks], [per[k]["pass"] for k in ks], "s-", color=colors[mode],
-                label=f"MCTS ({mode}) correct leaf")
-        if per[ks[0]]["pick"] is not None:
-            ax.plot([per[k]["tokens"] for k in ks], [per[k]["pick"] for k in ks], "s--", color=colors[mode],
-                    label=f"MCTS ({mode}) pick")
-        if per[ks[0]].get("vote") is not None:
-            ax.plot([per[k]["tokens"] for k in ks], [per[k]["vote"] for k in ks], "s:", color=colors[mode],
-                    label=f"MCTS ({mode}) leaf vote")
-    ax.scatter([figures["greedy_tokens"]], [figures["greedy_acc"]], marker="*", s=160, color="red", zorder=5,
-               label="greedy")
-    ax.set_xscale("log", base=2)
-    ax.set_xlabel("generated tokens per problem (judge and rollout tokens included)")
-    ax.set_ylabel("share of problems")
-    top = max([figures["greedy_acc"]] + [bon[k]["pass"] for k in ks]
-              + [per[k]["pass"] for per in figures["mcts"].values() for k in ks])
-    ax.set_ylim(0, min(1.0, max(0.1, 1.3 * top)))
-    ax.set_title(f"tiny-reasoner, {figures['problems']} held-out builtin:arith problems x {len(figures['seeds'])} seeds")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="upper left")
+        c = colors.get(mode, "tab:green")
+        right.plot([per[k]["tokens"] for k in ks], [per[k]["pass"] for k in ks], "s-", color=c, label=f"search ({mode}) pass")
+        right.plot([per[k]["tokens"] for k in ks], [per[k]["pick"] for k in ks], "s--", color=c, label=f"search ({mode}) pick")
+        right.plot([per[k]["tokens"] for k in ks], [per[k]["vote"] for k in ks], "s:", color=c, label=f"search ({mode}) vote")
+    right.set_title("gold hidden (the solver)")
+    for ax in (left, right):
+        ax.scatter([figures["greedy_tokens"]], [figures["greedy_acc"]], marker="*", s=160, color="red", zorder=5,
+                   label="greedy")
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("generated tokens per problem")
+        ax.set_ylabel("share of problems")
+        ax.set_ylim(0, 1)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="lower right")
+    fig.suptitle(f"tiny-reasoner, {figures['problems']} held-out builtin:arith problems x {len(figures['seeds'])} seeds")
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)

@@ -15,8 +15,8 @@ from cotgen.formats.openlongcot import KIND_TAGS, MISSPELLED_RATING, RATING_STAR
 from cotgen.formats.openlongcot import RATING_TOKENS as OPENLONGCOT_RATINGS
 from cotgen.formats.openlongcot import TOKENS as OPENLONGCOT_TOKENS
 from cotgen.search.config import SearchConfig
-from cotgen.search.protocols import Candidate, Evaluation, Proposal
-from cotgen.tree import Node, Tree, solution_steps
+from cotgen.search.protocols import Candidate, Evaluation, Proposal, Rollout
+from cotgen.tree import Node, Tree, has_final_answer, solution_steps
 
 DEFAULT_PROMPTS = Path(__file__).parent / "prompts"
 
@@ -26,16 +26,15 @@ TEMPLATES: dict[str, tuple[str, ...]] = {
     "step": ("problem",),
     "critic": ("problem", "steps", "step"),
     "refine": ("problem", "steps", "step", "critic"),
-    "conclusion": ("problem", "steps"),
     "judge": ("problem", "steps", "step"),
-    "rollout": ("problem",),
     "hint": ("answer",),
 }
 PLACEHOLDERS = ("problem", "steps", "step", "critic", "hint", "answer")
 # Only these names are substituted, so LaTeX braces such as \boxed{} pass through untouched.
 _PLACEHOLDER = re.compile(r"\{(" + "|".join(PLACEHOLDERS) + r")\}")
 
-STEP_STOP = ["\n\n"]  # a reasoning step ends at a blank line
+STEP_SEPARATOR = "\n\n"  # a reasoning step ends at a blank line
+STEP_STOP = [STEP_SEPARATOR]  # critics and refines are one paragraph
 RATING_TOKENS = [OPENLONGCOT_RATINGS["positive"], OPENLONGCOT_RATINGS["negative"]]
 YES, NO = ("Yes", "yes"), ("No", "no")  # no leading-space forms: their first token may be a bare space
 NO_STEPS = "(none yet)"  # what {steps} shows before the first step
@@ -161,12 +160,13 @@ class EnginePolicy:
         return ""
 
     def prompt(self, tree: Tree, parent: Node, kind: str) -> str:
-        """The prompt that asks for a child of `kind` under `parent`."""
+        """The prompt that asks for a child of `kind` under `parent`: `step` continues the
+        solution after `parent` (the assistant writes on from its own steps so far)."""
         p = self.prompts
         hint = self._hint(tree)
         if kind == "step":
             steps = reasoning(tree, parent.id)
-            prefix = "".join(s + "\n\n" for s in steps)  # the assistant continues its own answer
+            prefix = "".join(s + STEP_SEPARATOR for s in steps)
             return self._chat(p.render("step", problem=tree.problem, hint=hint)) + prefix
         if kind == "critic":
             before = reasoning(tree, parent.id)[:-1]
@@ -177,13 +177,22 @@ class EnginePolicy:
             user = p.render(
                 "refine", problem=tree.problem, hint=hint, steps=_joined(before), step=step.text, critic=parent.text
             )
-        elif kind == "conclusion":
-            user = p.render("conclusion", problem=tree.problem, hint=hint, steps=_joined(reasoning(tree, parent.id)))
         else:
             raise ValueError(f"no prompt for children of kind '{kind}'")
         return self._chat(user)
 
+    async def rollout(self, tree: Tree, start: Node, seed: int) -> Rollout:
+        """The rest of the solution after `start`, in one request up to `max_tokens`, split
+        into steps at the blank lines; see `split_rollout`."""
+        [[c]] = await self.engine.generate(
+            [self.prompt(tree, start, "step")], n=1, max_tokens=self.cfg.max_tokens,
+            temperature=self.cfg.temperature, top_p=self.cfg.top_p, seed=seed, fit_context=True,
+        )
+        self.generated_tokens += c.tokens
+        return split_rollout(c)
+
     async def propose(self, tree: Tree, proposal: Proposal) -> list[Candidate]:
+        """Critic or refine texts: one paragraph each, up to `max_step_tokens`."""
         parent = tree.nodes[proposal.parent]
         prompt = self.prompt(tree, parent, proposal.kind)
         [completions] = await self.engine.generate(
@@ -192,7 +201,6 @@ class EnginePolicy:
             max_tokens=self.cfg.max_step_tokens,
             temperature=self.cfg.temperature,
             top_p=self.cfg.top_p,
-            # Every kind stops at a blank line: one sampling key lets the engine batch them together.
             stop=STEP_STOP,
             seed=proposal.seed,
         )
@@ -204,13 +212,44 @@ class EnginePolicy:
                 logprob=c.mean_logprob,
                 confidence=confidence(c),
                 finish_reason=c.finish_reason,
+                prompt_tokens=c.prompt_tokens,
             )
             for c in completions
         ]
 
 
+def split_rollout(c: Completion) -> Rollout:
+    """A completion as a rollout: its steps (the text between blank lines, cleaned, empty
+    ones dropped) up to and including the first that states a final answer. Each step gets
+    its share of the completion's tokens and log-probs by its share of the characters (the
+    engine's tokens are not mapped back to text offsets). The rollout is truncated when the
+    completion hit its token limit before any step answered."""
+    pieces = c.text.split(STEP_SEPARATOR)
+    total = max(1, len(c.text))
+    n_tok = len(c.logprobs) if c.logprobs else c.tokens
+    steps: list[Candidate] = []
+    pos, answered = 0, False
+    for i, raw in enumerate(pieces):
+        end = pos + len(raw) + (len(STEP_SEPARATOR) if i < len(pieces) - 1 else 0)
+        lo, hi = round(n_tok * pos / total), round(n_tok * end / total)
+        pos = end
+        text = clean_text(raw)
+        if not text:
+            continue
+        part = Completion(text=text, tokens=hi - lo, finish_reason="stop",
+                          logprobs=c.logprobs[lo:hi], top_logprobs=c.top_logprobs[lo:hi])
+        steps.append(Candidate(text=text, tokens=max(1, round(c.tokens * (hi - lo) / max(1, n_tok))),
+                               logprob=part.mean_logprob, confidence=confidence(part)))
+        if has_final_answer(text):
+            answered = True
+            break
+    return Rollout(steps=steps, truncated=c.finish_reason == "length" and not answered, tokens=c.tokens,
+                   prompt_tokens=c.prompt_tokens)
+
+
 class EngineValuer:
-    """Scores candidate children: `judge` (rating tokens or Yes/No), `confidence`, `rollout`."""
+    """Values a rollout's final answer when the gold is hidden: `judge` (rating tokens or
+    Yes/No) or `confidence` (Marco-o1)."""
 
     def __init__(
         self,
@@ -223,8 +262,6 @@ class EngineValuer:
         self.mode = cfg.value
         # A model trained on OpenLongCoT rates a record with its own tokens; others get asked.
         self.rating_tokens = cfg.value == "judge" and engine.has_tokens(RATING_TOKENS)
-        if cfg.value == "rollout" and grade is None:
-            raise ValueError("the rollout value mode needs a grader")
         self.grade = grade
         self.generated_tokens = 0
 
@@ -235,8 +272,6 @@ class EngineValuer:
             return Evaluation([c.confidence if c.confidence is not None else 0.5 for c in candidates])
         # Under a critic this already leaves out the criticized step: the refine takes its place.
         before = reasoning(tree, parent.id)
-        if self.mode == "rollout":
-            return await self._rollout(tree, before, candidates, seed)
         if self.rating_tokens:
             prompts = [_openlongcot_record_prompt(tree.problem, before, c.text) for c in candidates]
             scores = await self.engine.score(prompts, RATING_TOKENS)
@@ -253,28 +288,6 @@ class EngineValuer:
         ]
         scores = await self.engine.score(prompts, list(YES + NO))
         return Evaluation([_two_way(s, YES, NO) for s in scores])
-
-    async def _rollout(self, tree: Tree, before: list[str], candidates: list[Candidate], seed: int) -> Evaluation:
-        """Math-Shepherd: k completions to an answer from each candidate; value = share correct.
-        Without a gold answer nothing can be counted, so the estimate is neutral."""
-        if tree.answer is None:
-            return Evaluation([0.5] * len(candidates))
-        system = self.prompts.texts["system"]
-        user = self.prompts.render("rollout", problem=tree.problem, hint="")
-        head = self.engine.render_chat([{"role": "system", "content": system}, {"role": "user", "content": user}])
-        prompts = [head + "".join(s + "\n\n" for s in [*before, c.text]) for c in candidates]
-        results = await self.engine.generate(
-            prompts, n=self.cfg.rollouts, max_tokens=self.cfg.rollout_tokens,
-            temperature=self.cfg.temperature, top_p=self.cfg.top_p, seed=seed,
-        )
-        tokens = sum(c.tokens for comps in results for c in comps)
-        self.generated_tokens += tokens
-        grade = self.grade or (lambda text, gold: None)
-        values = [
-            sum(bool(grade(f"{cand.text}\n\n{c.text}", tree.answer)) for c in comps) / len(comps)
-            for cand, comps in zip(candidates, results, strict=True)
-        ]
-        return Evaluation(values, tokens=tokens)
 
 
 def _joined(steps: list[str]) -> str:

@@ -62,6 +62,7 @@ class Node:
     correct: bool | None = None  # grader's verdict; only on terminal nodes
     tokens: int = 0
     logprob: float | None = None  # mean token log-prob of the text
+    truncated: bool = False  # the text was cut by a token limit: never an answer, never expanded
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -73,6 +74,7 @@ class TreeStats:
     generated_tokens: int = 0
     seconds: float = 0.0
     correct_leaves: int = 0
+    prompt_tokens: int = 0  # prompt tokens the engine processed for this tree (0 where it does not say)
 
 
 @dataclass
@@ -275,6 +277,7 @@ _NODE_TYPES: dict[str, tuple[tuple[type, ...], bool]] = {
     "correct": ((bool,), True),
     "tokens": ((int,), False),
     "logprob": ((int, float), True),
+    "truncated": ((bool,), False),
 }
 
 
@@ -307,7 +310,8 @@ def record_problems(tree: Tree) -> list[str]:
                 or type(n.value) not in num or type(n.prior) not in num or type(n.terminal) is not bool
                 or type(n.tokens) is not int or (n.correct is not None and type(n.correct) is not bool)
                 or (n.q_estimate is not None and type(n.q_estimate) not in num)
-                or (n.logprob is not None and type(n.logprob) not in num)):
+                or (n.logprob is not None and type(n.logprob) not in num)
+                or type(n.truncated) is not bool):
             break
     else:
         return out
@@ -373,6 +377,8 @@ def broken_invariants(tree: Tree) -> list[str]:
                     out.append(f"{label}: a refine node's parent must be a critic, not '{parent.kind}'")
         if n.terminal and not may_be_terminal(n.kind, n.text):
             out.append(f"{label}: terminal nodes must be conclusions or steps with a final answer")
+        if n.truncated and n.terminal:
+            out.append(f"{label}: a truncated node (cut by a token limit) cannot be terminal")
         if n.correct is not None and not n.terminal:
             out.append(f"{label}: 'correct' is set on a node that is not terminal")
         if n.kind == "critic" and n.rating != "unknown":
@@ -404,6 +410,7 @@ def arrow_schema():  # -> pyarrow.Schema
             ("correct", pa.bool_()),
             ("tokens", pa.int32()),
             ("logprob", pa.float64()),
+            ("truncated", pa.bool_()),
         ]
     )
     stats = pa.struct(
@@ -412,6 +419,7 @@ def arrow_schema():  # -> pyarrow.Schema
             ("generated_tokens", pa.int64()),
             ("seconds", pa.float64()),
             ("correct_leaves", pa.int32()),
+            ("prompt_tokens", pa.int64()),
         ]
     )
     return pa.schema(

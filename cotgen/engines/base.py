@@ -21,6 +21,7 @@ class Completion:
     # may not be among them). Marco-o1's confidence value reads these.
     top_logprobs: list[list[float]] = field(default_factory=list)
     token_ids: list[int] = field(default_factory=list)  # the kept tokens, where the engine knows them
+    prompt_tokens: int = 0  # tokens of the prompt it continued (0 where the engine does not say)
 
     @property
     def mean_logprob(self) -> float | None:
@@ -39,6 +40,9 @@ class GenerationParams:
     stop: tuple[str, ...] = ()  # stop strings, each trimmed off with what follows; sorted, unique
     seed: int | None = None  # None = the engine's own rng picks one
     ignore_eos: bool = False  # every completion runs to max_tokens (benchmarks)
+    # max_tokens is a ceiling: an engine that knows the model's context lowers it to the
+    # room each prompt leaves there (a rollout to the end of a solution), instead of refusing.
+    fit_context: bool = False
 
     def __post_init__(self) -> None:
         if self.n < 1 or self.max_tokens < 1:
@@ -127,9 +131,16 @@ def single_tokens(tokenizer: Any, tokens: list[str]) -> bool:
     return all(len(tokenizer.encode(t, add_special_tokens=False)) == 1 for t in tokens)
 
 
-def encode_prompts(tokenizer: Any, prompts: list[str], room: int, context_len: int, model_id: str) -> list[list[int]]:
+MIN_FIT_ROOM = 16  # with fit_context, a prompt must still leave this many tokens to generate
+
+
+def encode_prompts(tokenizer: Any, prompts: list[str], room: int, context_len: int, model_id: str,
+                   fit: bool = False) -> list[list[int]]:
     """Token ids per prompt; refuses the whole call if one prompt is empty or leaves fewer
-    than `room` tokens of the context (so it fails alone, before it joins a batch)."""
+    than `room` tokens of the context (so it fails alone, before it joins a batch). With
+    `fit`, `room` is a ceiling and a prompt need only leave MIN_FIT_ROOM tokens."""
+    if fit:
+        room = min(room, MIN_FIT_ROOM)
     if isinstance(prompts, str):
         raise UsageError("prompts must be a list of strings, not one string")
     encoded = []
@@ -144,6 +155,14 @@ def encode_prompts(tokenizer: Any, prompts: list[str], room: int, context_len: i
             )
         encoded.append(ids)
     return encoded
+
+
+def fitted_max_tokens(params: GenerationParams, ids: list[int], context_len: int) -> int:
+    """The max_tokens one prompt gets: params.max_tokens, lowered to the context's room
+    when params.fit_context."""
+    if params.fit_context:
+        return max(1, min(params.max_tokens, context_len - len(ids)))
+    return params.max_tokens
 
 
 class BusyClock:

@@ -39,6 +39,7 @@ from cotgen.engines.base import (
     EngineStats,
     GenerationParams,
     encode_prompts,
+    fitted_max_tokens,
     render_chat_template,
     single_tokens,
 )
@@ -173,7 +174,9 @@ class VLLMEngine:
         return final
 
     async def _many(self, prompts: list[list[int]], params: Any) -> list[Any]:
-        return await asyncio.gather(*(self._final(p, params) for p in prompts))
+        """`params`: one SamplingParams for every prompt, or a list of one per prompt."""
+        each = params if isinstance(params, list) else [params] * len(prompts)
+        return await asyncio.gather(*(self._final(p, q) for p, q in zip(prompts, each, strict=True)))
 
     # --- the Engine interface -------------------------------------------------------
 
@@ -181,16 +184,17 @@ class VLLMEngine:
         from vllm.sampling_params import RequestOutputKind
 
         checked = GenerationParams(**sampling)
-        encoded = encode_prompts(self.tokenizer, prompts, checked.max_tokens, self.context_len, self.model_id)
+        encoded = encode_prompts(self.tokenizer, prompts, checked.max_tokens, self.context_len, self.model_id,
+                                 checked.fit_context)
         if not encoded:
             return []
         # vLLM refuses n > 1 when greedy; the n greedy samples are one sample n times (as hf's agree).
         copies, n = (checked.n, 1) if checked.temperature == 0 else (1, checked.n)
-        params = _sampling_params(
+        params = [_sampling_params(
             n=n,
             temperature=checked.temperature,
             top_p=checked.top_p,
-            max_tokens=checked.max_tokens,
+            max_tokens=fitted_max_tokens(checked, ids, self.context_len),
             stop=list(checked.stop),
             seed=checked.seed,
             logprobs=TOP_K,
@@ -198,16 +202,16 @@ class VLLMEngine:
             skip_special_tokens=False,  # the hf engine keeps them too (rating tokens are text here)
             spaces_between_special_tokens=False,
             output_kind=RequestOutputKind.FINAL_ONLY,
-        )
+        ) for ids in encoded]
         outputs = await self._on_engine_loop(self._many(encoded, params))
         self.stats.batches += len(encoded)
         self.stats.sequences += len(encoded) * n
         result = []
-        for output in outputs:
+        for output, prompt_ids in zip(outputs, encoded, strict=True):
             completions = []
             for sample in sorted(output.outputs, key=lambda o: o.index):
                 self.stats.generated_tokens += len(sample.token_ids)
-                completions.append(self._completion(sample))
+                completions.append(replace(self._completion(sample), prompt_tokens=len(prompt_ids)))
             result.append([replace(c) for c in completions for _ in range(copies)])
         return result
 

@@ -6,54 +6,55 @@ import math
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-VALUE_MODES = ("judge", "confidence", "rollout")
+VALUE_MODES = ("judge", "confidence")
 TIMING_ONLY = ("parallel",)  # settings that change how fast trees are made, never what they hold
 
 
 @dataclass(frozen=True)
 class SearchConfig:
-    """Settings of one tree's search. The same record is what manifest.json stores."""
+    """Settings of one tree's search. The same record is what manifest.json stores.
 
-    simulations: int = 16  # simulations per tree (each expands one leaf or revisits a terminal)
-    branch: int = 3  # children per expansion, sampled in one request with n = branch
-    max_depth: int = 8  # deepest node; nodes at max_depth - 1 expand into conclusions
-    enough_correct: int = 2  # stop a tree early once this many terminal leaves are correct; 0 = never
+    Every simulation is one rollout: the rest of a solution, sampled in one request from a
+    node of the tree, to a final answer or the token limit (see DESIGN, Search)."""
+
+    simulations: int = 16  # rollouts per tree, each to a final answer (or the token limit)
+    samples: int = 4  # the first rollouts all start at the root: best-of-N inside the tree
+    branch: int = 2  # rollouts that may start at one inner node
+    enough_correct: int = 2  # stop a tree once this many rollouts ended correct; 0 = never
     c_puct: float = 1.5  # exploration weight; 0 = greedy on Q
     temperature: float = 0.8  # sampling temperature of the policy
     top_p: float = 0.95  # nucleus sampling of the policy
-    max_step_tokens: int = 96  # token cap for one step, critic, refine or conclusion
-    critic_rate: float = 0.15  # chance that expanding a step criticizes it instead of continuing
-    conclude_rate: float = 0.2  # chance that expanding a step concludes (final answer) before max_depth
-    refine: bool = True  # a critic gets refine children (the step rewritten); off: critics are leaves
-    value: str = "judge"  # judge | confidence | rollout (see DESIGN.md, Search)
-    rollouts: int = 4  # rollout value mode: completions per node
-    rollout_tokens: int = 256  # rollout value mode: token cap of one completion
+    max_tokens: int = 2048  # token limit of one rollout (the rest of a solution)
+    max_step_tokens: int = 512  # token limit of one critic or refine
+    max_depth: int = 100  # deepest step; a rollout's steps beyond it are joined into the last
+    probe: bool = True  # gold visible: roll out inside failed paths to find their first error
+    negative_after: int = 1  # a step with no correct answer below it is negative once this many rollouts through it failed
+    critics: int = 0  # critics per tree, each on the estimated first error of a failed path
+    refine: bool = True  # a critic gets a refine child (the step rewritten) that rolls out to an answer
+    value: str = "judge"  # gold hidden: how a final answer is valued, judge | confidence
     virtual_loss: float = 1.0  # pending visits a running simulation adds to its path, each worth 0
     parallel: int = 4  # simulations of one tree in flight at once
-    seed: int = 0  # with the tree id, seeds the tree's rng (meta actions, engine seeds)
+    seed: int = 0  # with the tree id, seeds the tree's rng (engine seeds)
 
     def __post_init__(self) -> None:
         refuse_non_finite(self)
-        for name in ("simulations", "branch", "max_depth", "max_step_tokens", "rollouts",
-                     "rollout_tokens", "parallel"):
+        for name in ("simulations", "samples", "branch", "max_tokens", "max_step_tokens", "max_depth",
+                     "negative_after", "parallel"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, not {getattr(self, name)}")
-        if self.max_depth < 2:
-            raise ValueError(f"max_depth must be >= 2 (a step and a conclusion), not {self.max_depth}")
-        if self.enough_correct < 0:
-            raise ValueError(f"enough_correct must be >= 0, not {self.enough_correct}")
+        for name in ("enough_correct", "critics"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, not {getattr(self, name)}")
         if self.c_puct < 0:
             raise ValueError(f"c_puct must be >= 0, not {self.c_puct}")
         if self.temperature < 0:
             raise ValueError(f"temperature must be >= 0, not {self.temperature}")
         if not 0.0 < self.top_p <= 1.0:
             raise ValueError(f"top_p must be in (0, 1], not {self.top_p}")
-        if not 0.0 <= self.critic_rate <= 1.0:
-            raise ValueError(f"critic_rate must be in [0, 1], not {self.critic_rate}")
-        if not 0.0 <= self.conclude_rate <= 1.0:
-            raise ValueError(f"conclude_rate must be in [0, 1], not {self.conclude_rate}")
         if self.value not in VALUE_MODES:
-            raise ValueError(f"value must be one of {', '.join(VALUE_MODES)}, not '{self.value}'")
+            extra = (" (every simulation is a rollout to an answer now: the rollout value mode is gone)"
+                     if self.value == "rollout" else "")
+            raise ValueError(f"value must be one of {', '.join(VALUE_MODES)}, not '{self.value}'{extra}")
         if self.virtual_loss < 0:
             raise ValueError(f"virtual_loss must be >= 0, not {self.virtual_loss}")
 

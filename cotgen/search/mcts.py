@@ -1,12 +1,24 @@
-"""The search loop: select by PUCT, expand with one n-sampled proposal, evaluate, back up.
+"""The search loop: every simulation is one rollout to a final answer.
 
-Visit accounting, the invariant tests check after a search: every simulation adds one visit
-to each node on its path, root to the node where it ended (the leaf it expanded, or a terminal
-or dead-end leaf it revisited). A node is expanded by exactly one simulation, the first to end
-at it, and every later simulation through it continues into one child. Hence, once no
-simulation is in flight, for every node with children:
+A simulation picks where to start (`_plan`), samples the rest of the solution from there in
+one request (Policy.rollout), inserts its steps as a chain, merging each step into an
+existing child with the same text, grades the answer (gold visible) or values it (gold
+hidden), and backs the value up from the root to the chain's end. Where it starts:
 
-    visits == 1 + sum(child.visits)    # the 1 is the simulation that expanded it
+1. the root, for the first `samples` simulations: the tree holds best-of-N's samples;
+2. a critic, with its refine, on the estimated first error of a failed path, while the tree
+   has fewer than `critics` of them: the refine rolls out to an answer like any node;
+3. gold visible, `probe`: OmegaPRM's binary search over a failed path. The first error lies
+   after the deepest step rated positive (a correct answer is reached through it) and at or
+   before the first step rated negative (search.ratings); a rollout from the middle of the
+   steps between, whose rating the tree lacks the evidence for, halves that span;
+4. otherwise down the tree by PUCT to a node that may start more rollouts (at most `branch`
+   at an inner node); once none is left, the root again.
+
+Visit accounting: a simulation adds one visit to every node from the root to the end of its
+chain, so a leaf's visits count the rollouts that ended there (identical steps are one node),
+and a node's visits are at least the sum of its children's (the difference: rollouts that
+ended at it, which only an empty completion does).
 """
 
 from __future__ import annotations
@@ -14,13 +26,28 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from random import Random
 
 from cotgen.search.config import SearchConfig
-from cotgen.search.protocols import Candidate, Grader, Policy, Proposal, Valuer
+from cotgen.search.protocols import Candidate, Grader, Policy, Proposal, Rollout, Valuer
 from cotgen.search.ratings import assign_ratings
 from cotgen.search.select import select_child, sibling_priors
-from cotgen.tree import Node, Tree, may_be_terminal
+from cotgen.tree import Node, Tree, may_be_terminal, solution_steps
+
+
+def normalized(text: str) -> str:
+    """The text two steps are compared by: runs of whitespace as one space, trimmed."""
+    return " ".join(text.split())
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Where the next simulation starts: a rollout from `node`, or a critic on it."""
+
+    action: str  # rollout | critic
+    node: Node
+    why: str  # root | critic | probe | puct (the bench counts them)
 
 
 class TreeSearch:
@@ -34,17 +61,19 @@ class TreeSearch:
         self.cfg, self.rng = cfg, rng
         self.on_simulation = on_simulation  # told the count of finished simulations after each
         self.pending: dict[int, float] = {}
-        self.expanding: dict[int, asyncio.Event] = {}
-        # Leaves that will never get children: a critic without refine, a node whose
-        # proposals were all empty, a node at max_depth. Revisiting one backs up its value.
-        self.dead: set[int] = set()
         self.kids: dict[int, list[Node]] = tree.children()
         self.depth: dict[int, int] = {}
         for node in tree.preorder():
             self.depth[node.id] = 0 if node.parent == -1 else self.depth[node.parent] + 1
+        self.starts: dict[int, int] = {}  # rollouts started at a node, those in flight included
+        self.flying: dict[int, int] = {}  # of those, the ones in flight
+        self.confidence: dict[int, float | None] = {}  # Marco-o1 confidence of new nodes' texts
+        self.criticizing: set[int] = {n.parent for n in tree.nodes if n.kind == "critic"}
         self.started = 0
         self.finished = 0
-        self.correct = sum(1 for n in tree.nodes if n.terminal and n.correct)
+        self.correct = sum(max(1, n.visits) for n in tree.nodes if n.terminal and n.correct)
+        self.plans: dict[str, int] = {}  # simulations by where they started (Plan.why)
+        self.history: list[tuple[str, int]] = []  # per finished simulation: (Plan.why, id of its chain's end)
 
     # -- the loop ---------------------------------------------------------------------
     async def run(self) -> Tree:
@@ -79,37 +108,106 @@ class TreeSearch:
                 self.on_simulation(self.finished)
 
     async def simulate(self) -> None:
-        """One simulation: select (virtual loss on), expand or revisit, back up (loss off)."""
-        while True:
-            path = self._select()
-            leaf = path[-1]
-            busy = self.expanding.get(leaf.id)
-            if busy is None:
-                break
-            # Another simulation is expanding this leaf: wait for its children, then choose again.
-            self._release(path)
-            await busy.wait()
+        """One simulation: plan (virtual loss on its path), roll out or criticize, back up."""
+        plan = self._plan()
+        self.plans[plan.why] = self.plans.get(plan.why, 0) + 1
+        path = self.tree.path_to(plan.node.id)
+        self._hold(path)
         try:
-            if leaf.terminal or leaf.id in self.dead:
-                value = leaf.value
+            if plan.action == "critic":
+                chain = await self._criticize(plan.node)
             else:
-                value = await self._expand(leaf)
+                rollout = await self.policy.rollout(self.tree, plan.node, self.rng.getrandbits(31))
+                self._spent(rollout.tokens, rollout.prompt_tokens)
+                chain = self._insert(plan.node, rollout)
+            value = await self._value(chain[-1] if chain else plan.node)
         finally:
             self._release(path)
-        for node in path:
+            if plan.action == "rollout":
+                self.flying[plan.node.id] -= 1
+        for node in path + chain:
             node.value = min(1.0, max(0.0, (node.value * node.visits + value) / (node.visits + 1)))
             node.visits += 1
+        end = chain[-1] if chain else plan.node
+        self.history.append((plan.why, end.id))
+        if chain and end.terminal and end.correct:
+            self.correct += 1
 
-    # -- selection ----------------------------------------------------------------------
-    def _select(self) -> list[Node]:
+    # -- where a simulation starts -------------------------------------------------------
+    def _plan(self) -> Plan:
+        root = self.tree.root
+        if self.starts.get(root.id, 0) < self.cfg.samples:
+            return self._start("rollout", root, "root")
+        if self.tree.answer is not None and (self.cfg.critics > 0 or self.cfg.probe):
+            assign_ratings(self.tree, self.cfg.negative_after)  # the estimates so far; redone at the end
+            spans = [self._span(leaf) for leaf in self._failed_leaves()]
+            if self.cfg.critics > len(self.criticizing):
+                for steps, _, hi in spans:
+                    node = steps[hi]
+                    if node.rating == "negative" and not node.terminal and node.id not in self.criticizing:
+                        self.criticizing.add(node.id)
+                        return Plan("critic", node, "critic")
+            if self.cfg.probe:
+                for steps, lo, hi in spans:
+                    if hi - lo >= 2:
+                        node = steps[(lo + hi) // 2]
+                        if self._open(node, 1):
+                            return self._start("rollout", node, "probe")
+        node = self._descend()
+        return self._start("rollout", node, "puct" if node.parent != -1 else "root")
+
+    def _start(self, action: str, node: Node, why: str) -> Plan:
+        self.starts[node.id] = self.starts.get(node.id, 0) + 1
+        self.flying[node.id] = self.flying.get(node.id, 0) + 1
+        return Plan(action, node, why)
+
+    def _failed_leaves(self) -> list[Node]:
+        """Leaves whose rollout ended wrong: a wrong answer, or no answer (cut off or not)."""
+        return [n for n in self.tree.nodes
+                if not self.kids[n.id] and n.kind in ("step", "refine")
+                and (n.terminal and n.correct is False or not n.terminal)]
+
+    def _span(self, leaf: Node) -> tuple[list[Node], int, int]:
+        """The failed path's steps (a refine in place of the step it replaces) and the span
+        (lo, hi] its first error lies in, by the ratings so far: lo the deepest step rated
+        positive (a correct answer is reached through it; -1: none), hi the first later step
+        rated negative, or the path's last step. hi == lo + 1 places the error at steps[hi];
+        a wider span holds steps whose rating the tree lacks the evidence for."""
+        steps = solution_steps(self.tree.path_to(leaf.id))
+        lo = max((i for i, s in enumerate(steps) if s.rating == "positive"), default=-1)
+        hi = next((i for i in range(lo + 1, len(steps)) if steps[i].rating == "negative"), len(steps) - 1)
+        return steps, lo, hi
+
+    def _open(self, node: Node, limit: int) -> bool:
+        """May a rollout start after `node`? Its text must be whole and not an answer, and
+        fewer than `limit` rollouts may have started there."""
+        if node.kind not in ("problem", "step", "refine") or node.terminal or node.truncated:
+            return False
+        if node.kind != "problem" and not self.kids[node.id]:
+            return False  # a rollout that ended here without an answer: nothing to continue
+        if self.depth[node.id] >= self.cfg.max_depth:
+            return False
+        return self.starts.get(node.id, 0) < limit
+
+    def _descend(self) -> Node:
+        """From the root by PUCT through nodes with room left below them, to the first that
+        may start a rollout itself; the root when the whole tree is used up."""
+        room: dict[int, bool] = {}
+        for node in reversed(list(self.tree.preorder())):
+            room[node.id] = (node.parent != -1 and self._open(node, self.cfg.branch)) or any(
+                room[k.id] for k in self.kids[node.id])
         node = self.tree.root
-        path = [node]
-        while self.kids[node.id]:
-            node = select_child(node, self.kids[node.id], self.cfg.c_puct, self.pending)
-            path.append(node)
+        while True:
+            if node.parent != -1 and self._open(node, self.cfg.branch):
+                return node
+            choices = [k for k in self.kids[node.id] if room[k.id]]
+            if not choices:  # only at the root: a child with room has an open node below it
+                return self.tree.root
+            node = select_child(node, choices, self.cfg.c_puct, self.pending)
+
+    def _hold(self, path: list[Node]) -> None:
         for n in path:
             self.pending[n.id] = self.pending.get(n.id, 0.0) + self.cfg.virtual_loss
-        return path
 
     def _release(self, path: list[Node]) -> None:
         for n in path:
@@ -119,92 +217,104 @@ class TreeSearch:
             else:
                 self.pending[n.id] = left
 
-    # -- expansion ----------------------------------------------------------------------
-    def _action(self, leaf: Node) -> tuple[str, int] | None:
-        """The meta action that expands `leaf`: (kind of children, how many), or None."""
-        cfg, d = self.cfg, self.depth[leaf.id]
-        if d >= cfg.max_depth:
-            return None
-        if leaf.kind == "critic":
-            return ("refine", cfg.branch) if cfg.refine else None
-        if d >= cfg.max_depth - 1:
-            return ("conclusion", cfg.branch)
-        # A critic at d+1 needs room for its refine at d+2 and that refine's conclusion.
-        if leaf.kind in ("step", "refine") and d + 3 <= cfg.max_depth and self.rng.random() < cfg.critic_rate:
-            return ("critic", 1)  # a critique is not a choice point: one per criticized step
-        if leaf.kind in ("step", "refine") and self.rng.random() < cfg.conclude_rate:
-            return ("conclusion", cfg.branch)
-        return ("step", cfg.branch)
+    def _spent(self, tokens: int, prompt_tokens: int) -> None:
+        self.tree.stats.generated_tokens += tokens
+        self.tree.stats.prompt_tokens += prompt_tokens
 
-    async def _expand(self, leaf: Node) -> float:
-        """Add `leaf`'s children; returns the value this simulation backs up."""
-        event = asyncio.Event()
-        self.expanding[leaf.id] = event
-        try:
-            action = self._action(leaf)
-            if action is None:
-                self.dead.add(leaf.id)
-                return leaf.value
-            kind, n = action
-            proposal = Proposal(parent=leaf.id, kind=kind, n=n, seed=self.rng.getrandbits(31))
-            candidates = await self.policy.propose(self.tree, proposal)
-            self.tree.stats.generated_tokens += sum(c.tokens for c in candidates)
-            # An empty thought is not a step (and OpenLongCoT forbids it): drop it.
-            candidates = [c for c in candidates if c.text.strip()]
-            if not candidates:
-                self.dead.add(leaf.id)
-                return leaf.value
-            values, estimates, terminal, correct = await self._evaluate(leaf, kind, candidates)
-            priors = sibling_priors([c.logprob for c in candidates])
-            for i, c in enumerate(candidates):
-                child = self.tree.add(
-                    leaf.id, kind, c.text, prior=priors[i], value=values[i], q_estimate=estimates[i],
-                    terminal=terminal[i], correct=correct[i], tokens=c.tokens, logprob=c.logprob,
-                )
-                self.kids[leaf.id].append(child)
-                self.kids[child.id] = []
-                self.depth[child.id] = self.depth[leaf.id] + 1
-                if kind == "critic" and not self.cfg.refine:
-                    self.dead.add(child.id)
-                if correct[i]:
-                    self.correct += 1
-            return sum(p * v for p, v in zip(priors, values, strict=True))
-        finally:
-            del self.expanding[leaf.id]
-            event.set()
+    # -- growing the tree ------------------------------------------------------------------
+    def _insert(self, start: Node, rollout: Rollout) -> list[Node]:
+        """The rollout's steps as a chain under `start`, each merged into a child with the
+        same text where there is one; returns the chain's nodes (start excluded)."""
+        steps = _capped(rollout.steps, self.cfg.max_depth - self.depth[start.id])
+        chain: list[Node] = []
+        parent = start
+        for i, c in enumerate(steps):
+            cut = rollout.truncated and i == len(steps) - 1
+            node = self._child(parent, "step", c, truncated=cut)
+            chain.append(node)
+            parent = node
+            if node.terminal:
+                break
+        return chain
 
-    async def _evaluate(
-        self, leaf: Node, kind: str, candidates: list[Candidate]
-    ) -> tuple[list[float], list[float | None], list[bool], list[bool | None]]:
-        """Values, value-head estimates, terminal flags and verdicts of new children.
+    def _child(self, parent: Node, kind: str, c: Candidate, truncated: bool = False) -> Node:
+        """`parent`'s child of `kind` with `c`'s text: the existing one with the same text
+        (whitespace aside) and the same truncation, or a new node, graded if it answers."""
+        key = normalized(c.text)
+        for kid in self.kids[parent.id]:
+            if kid.kind == kind and kid.truncated == truncated and normalized(kid.text) == key:
+                return kid
+        terminal = not truncated and may_be_terminal(kind, c.text)
+        correct = None
+        if terminal and self.tree.answer is not None:
+            correct = bool(self.grader(c.text, self.tree.answer))  # no final answer is never correct
+        node = self.tree.add(parent.id, kind, c.text, terminal=terminal, correct=correct, tokens=c.tokens,
+                             logprob=c.logprob, truncated=truncated, value=0.0)
+        self.kids[parent.id].append(node)
+        self.kids[node.id] = []
+        self.depth[node.id] = self.depth[parent.id] + 1
+        siblings = [k for k in self.kids[parent.id] if k.kind == kind]
+        for kid, prior in zip(siblings, sibling_priors([k.logprob for k in siblings]), strict=True):
+            kid.prior = prior
+        self.confidence[node.id] = c.confidence
+        return node
 
-        Graded terminals take 1.0 / 0.0 and skip the value head; a critic makes no claim of
-        its own and inherits its parent's value, so Q through it reflects its refinements.
-        """
-        k = len(candidates)
-        gold = self.tree.answer
-        terminal = [may_be_terminal(kind, c.text) for c in candidates]
-        correct: list[bool | None] = [None] * k
-        values: list[float | None] = [None] * k
-        if kind == "critic":
-            return [leaf.value] * k, [None] * k, terminal, correct
-        if gold is not None:
-            for i, c in enumerate(candidates):
-                if terminal[i]:
-                    correct[i] = bool(self.grader(c.text, gold))  # no final answer is never correct
-                    values[i] = 1.0 if correct[i] else 0.0
-        estimates: list[float | None] = [None] * k
-        todo = [i for i in range(k) if values[i] is None]
-        if todo:
-            ev = await self.valuer.evaluate(
-                self.tree, leaf, kind, [candidates[i] for i in todo], self.rng.getrandbits(31)
-            )
-            if len(ev.values) != len(todo):
-                raise ValueError(f"the valuer returned {len(ev.values)} values for {len(todo)} candidates")
-            self.tree.stats.generated_tokens += ev.tokens
-            for i, v in zip(todo, ev.values, strict=True):
-                estimates[i] = values[i] = min(1.0, max(0.0, float(v)))
-        return [float(v) for v in values], estimates, terminal, correct  # type: ignore[arg-type]
+    async def _criticize(self, step: Node) -> list[Node]:
+        """A critic of `step` and, with `refine`, the step rewritten, rolled out to an answer."""
+        seed = self.rng.getrandbits(31)
+        critics = await self.policy.propose(self.tree, Proposal(step.id, "critic", 1, seed))
+        self._spent(sum(c.tokens for c in critics), sum(c.prompt_tokens for c in critics))
+        critics = [c for c in critics if c.text.strip()]
+        if not critics:
+            return []
+        critic = self._child(step, "critic", critics[0])
+        if not self.cfg.refine:
+            return [critic]
+        refines = await self.policy.propose(self.tree, Proposal(critic.id, "refine", 1, self.rng.getrandbits(31)))
+        self._spent(sum(c.tokens for c in refines), sum(c.prompt_tokens for c in refines))
+        refines = [c for c in refines if c.text.strip()]
+        if not refines:
+            return [critic]
+        refine = self._child(critic, "refine", refines[0], truncated=refines[0].finish_reason == "length")
+        chain = [critic, refine]
+        if not refine.terminal and not refine.truncated:
+            self.starts[refine.id] = self.starts.get(refine.id, 0) + 1
+            rollout = await self.policy.rollout(self.tree, refine, self.rng.getrandbits(31))
+            self._spent(rollout.tokens, rollout.prompt_tokens)
+            chain += self._insert(refine, rollout)
+        return chain
+
+    async def _value(self, end: Node) -> float:
+        """What the simulation backs up: the verdict on its answer (gold visible), the value
+        head's estimate of it (gold hidden), 0 for a rollout that ended without one."""
+        if not end.terminal:
+            return 0.0
+        if end.correct is not None:
+            return 1.0 if end.correct else 0.0
+        if end.q_estimate is None:
+            parent = self.tree.nodes[end.parent]
+            c = Candidate(text=end.text, tokens=end.tokens, logprob=end.logprob,
+                          confidence=self.confidence.get(end.id))
+            ev = await self.valuer.evaluate(self.tree, parent, end.kind, [c], self.rng.getrandbits(31))
+            if len(ev.values) != 1:
+                raise ValueError(f"the valuer returned {len(ev.values)} values for 1 candidate")
+            self._spent(ev.tokens, 0)
+            end.q_estimate = min(1.0, max(0.0, float(ev.values[0])))
+        return end.q_estimate
+
+
+def _capped(steps: list[Candidate], room: int) -> list[Candidate]:
+    """At most `room` steps: those beyond are joined into the last one (max_depth)."""
+    if len(steps) <= room:
+        return steps
+    room = max(1, room)
+    head, tail = steps[: room - 1], steps[room - 1:]
+    tokens = sum(c.tokens for c in tail)
+    known = [c for c in tail if c.logprob is not None]
+    logprob = sum(c.logprob * c.tokens for c in known) / max(1, sum(c.tokens for c in known)) if known else None
+    joined = Candidate(text="\n\n".join(c.text for c in tail), tokens=tokens, logprob=logprob,
+                       confidence=tail[-1].confidence, finish_reason=tail[-1].finish_reason)
+    return [*head, joined]
 
 
 async def run_search(
@@ -215,5 +325,5 @@ async def run_search(
 
     `on_simulation(finished)` is called after each simulation (progress display)."""
     await TreeSearch(tree, policy, valuer, grader, cfg, rng, on_simulation).run()
-    assign_ratings(tree)
+    assign_ratings(tree, cfg.negative_after)
     return tree

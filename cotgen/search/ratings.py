@@ -1,19 +1,54 @@
-"""Ratings after the search: Math-Shepherd's soft estimate where terminal leaves were graded."""
+"""Ratings after the search: Math-Shepherd's hard estimate over the rollouts below each step.
+
+Every simulation is a rollout that ends at a leaf: a graded final answer, or (gold visible)
+a failed end, a completion that stopped without an answer or hit its token limit. A leaf
+stands for the `visits` rollouts that ended there (identical steps are merged), so counts
+weigh each leaf by its visits. A step is
+
+- positive when some correct answer is reached through it,
+- negative when none is and at least `negative_after` rollouts through it were tried,
+- unknown otherwise (or, where no leaf below it is graded, read off the value head's
+  estimate, the only evidence a gold-hidden tree has).
+
+Where no correct answer is reached through a step's parent either (a problem the rollouts
+never solved, or a part of the tree none of its correct answers pass through), the hard
+rule cannot place the error: every step there is negative, the right ones too. There the
+rollouts' agreement places it (`consensus`): a step that at least half the rollouts through
+its parent took (they agree on it) is unknown, and negative are the steps where they parted
+(fewer than half took it). The first negative step of such a path is where its rollouts
+first disagreed, which is where a model that samples a step inconsistently made its error.
+
+A graded final answer is rated by its verdict. The soft share, correct / tried, stays the
+node's Monte Carlo value (`label_values` in formats.prm, preference pairs).
+"""
 
 from __future__ import annotations
 
-from cotgen.tree import Tree
+from cotgen.tree import Node, Tree
 
-POSITIVE_AT = 0.5  # a node whose Monte Carlo value (or, failing that, estimate) is >= this is positive
+POSITIVE_AT = 0.5  # a value-head estimate >= this rates a step with no graded leaf positive
+NEGATIVE_AFTER = 1  # SearchConfig.negative_after's default
+
+
+def leaf_counts(node: Node, graded: bool) -> tuple[int, int]:
+    """(correct, tried) rollouts that ended at leaf `node`; `graded`: the tree has a gold
+    answer, so an unanswered or cut-off end counts as a failed try."""
+    weight = max(1, node.visits)
+    if node.terminal and node.correct is not None:
+        return (weight if node.correct else 0, weight)
+    if graded and not node.terminal and node.kind in ("step", "refine"):
+        return (0, weight)
+    return (0, 0)
 
 
 def monte_carlo_values(tree: Tree) -> dict[int, tuple[int, int]]:
-    """node id -> (correct, graded) terminal leaves in its subtree, itself included."""
+    """node id -> (correct, tried) rollouts that ended in its subtree, itself included."""
     kids = tree.children()
+    graded = tree.answer is not None
     counts: dict[int, tuple[int, int]] = {}
     for node in reversed(list(tree.preorder())):  # children before parents
-        if node.terminal and node.correct is not None:
-            counts[node.id] = (int(node.correct), 1)
+        if not kids[node.id]:
+            counts[node.id] = leaf_counts(node, graded)
             continue
         good = total = 0
         for child in kids[node.id]:
@@ -24,7 +59,7 @@ def monte_carlo_values(tree: Tree) -> dict[int, tuple[int, int]]:
 
 
 def own_counts(tree: Tree) -> dict[int, tuple[int, int]]:
-    """node id -> (correct, graded) terminal leaves that the node's own reasoning reaches.
+    """node id -> (correct, tried) rollouts that the node's own reasoning reaches.
 
     The leaves under a node's critics are not the node's: the refine replaces the step
     its critic criticized, so a wrong step that was later fixed does not earn the fix's
@@ -42,16 +77,25 @@ def own_counts(tree: Tree) -> dict[int, tuple[int, int]]:
     return own
 
 
-def assign_ratings(tree: Tree) -> Tree:
-    """Set every node's rating in place; the root (the problem) and critics stay unknown."""
+def assign_ratings(tree: Tree, negative_after: int = NEGATIVE_AFTER, consensus: bool = True) -> Tree:
+    """Set every node's rating in place (the rule in the module docstring); the root (the
+    problem) and critics stay unknown."""
     counts = own_counts(tree)
+    index = tree.by_id()
     for node in tree.nodes:
-        good, total = counts[node.id]
+        good, tried = counts[node.id]
         if node.parent == -1 or node.kind == "critic":
             node.rating = "unknown"
-        elif total:
-            node.rating = "positive" if good / total >= POSITIVE_AT else "negative"
-        elif node.q_estimate is not None:
+        elif node.terminal and node.correct is not None:
+            node.rating = "positive" if node.correct else "negative"
+        elif good > 0:
+            node.rating = "positive"
+        elif tried >= negative_after:
+            parent = index.get(node.parent)
+            unplaced = consensus and parent is not None and counts[parent.id][0] == 0
+            agreed = unplaced and parent is not None and 2 * tried >= counts[parent.id][1]
+            node.rating = "unknown" if agreed else "negative"
+        elif tried == 0 and node.q_estimate is not None:
             node.rating = "positive" if node.q_estimate >= POSITIVE_AT else "negative"
         else:
             node.rating = "unknown"

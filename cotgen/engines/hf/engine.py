@@ -53,6 +53,7 @@ from cotgen.engines.base import (
     EngineStats,
     GenerationParams,
     encode_prompts,
+    fitted_max_tokens,
     render_chat_template,
     single_tokens,
 )
@@ -117,14 +118,14 @@ class HFEngine:
         if not prompts:
             return []
         n = params.n
-        encoded = self._encode(prompts, room=params.max_tokens)
+        encoded = self._encode(prompts, room=params.max_tokens, fit=params.fit_context)
         base = params.seed if params.seed is not None else self._rng.getrandbits(63)
         requests = []
         for p, ids in enumerate(encoded):
             seeds = [hash((base, p, j)) & (2**63 - 1) for j in range(n)]
             requests.append(
                 self._new_request(
-                    "gen", ids, n=n, max_tokens=params.max_tokens, temperature=params.temperature,
+                    "gen", ids, n=n, max_tokens=fitted_max_tokens(params, ids, self.context_len), temperature=params.temperature,
                     top_p=params.top_p, stop=params.stop, ignore_eos=params.ignore_eos,
                     seeds=seeds, results=[None] * n,
                 )
@@ -169,8 +170,8 @@ class HFEngine:
 
     # --- queueing (event loop) ------------------------------------------------------
 
-    def _encode(self, prompts: list[str], room: int) -> list[list[int]]:
-        return encode_prompts(self.tokenizer, prompts, room, self.context_len, self.model_id)
+    def _encode(self, prompts: list[str], room: int, fit: bool = False) -> list[list[int]]:
+        return encode_prompts(self.tokenizer, prompts, room, self.context_len, self.model_id, fit)
 
     def _new_request(self, kind: str, ids: list[int], **settings) -> Request:
         loop = asyncio.get_running_loop()
@@ -423,6 +424,7 @@ class HFEngine:
             logprobs=r.logprobs[: len(kept)],
             top_logprobs=r.tops[: len(kept)],
             token_ids=list(kept),
+            prompt_tokens=len(r.req.ids),
         )
 
     def _decode(self, ids: list[int]) -> str:
