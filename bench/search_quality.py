@@ -170,7 +170,7 @@ def kept_tree(record: SearchRecord, budget: float, negative_after: int,
         while node is not None:
             node.visits += 1
             node = index.get(node.parent)
-    assign_ratings(tree, negative_after)
+    assign_ratings(tree, negative_after, failed_ends=True)
     used = rest[0].tokens_before if rest else record.tokens
     used_prompt = rest[0].prompt_tokens_before if rest else record.prompt_tokens
     return tree, sims, used, used_prompt

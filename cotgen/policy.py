@@ -223,7 +223,8 @@ def split_rollout(c: Completion) -> Rollout:
     ones dropped) up to and including the first that states a final answer. Each step gets
     its share of the completion's tokens and log-probs by its share of the characters (the
     engine's tokens are not mapped back to text offsets). The rollout is truncated when the
-    completion hit its token limit before any step answered."""
+    completion hit its token limit before a whole step answered: the piece the limit cut is
+    never an answer, even where a \\boxed{} in it parses."""
     pieces = c.text.split(STEP_SEPARATOR)
     total = max(1, len(c.text))
     n_tok = len(c.logprobs) if c.logprobs else c.tokens
@@ -240,7 +241,8 @@ def split_rollout(c: Completion) -> Rollout:
                           logprobs=c.logprobs[lo:hi], top_logprobs=c.top_logprobs[lo:hi])
         steps.append(Candidate(text=text, tokens=max(1, round(c.tokens * (hi - lo) / max(1, n_tok))),
                                logprob=part.mean_logprob, confidence=confidence(part)))
-        if has_final_answer(text):
+        cut = c.finish_reason == "length" and i == len(pieces) - 1  # the piece the token limit cut
+        if not cut and has_final_answer(text):
             answered = True
             break
     return Rollout(steps=steps, truncated=c.finish_reason == "length" and not answered, tokens=c.tokens,

@@ -495,7 +495,7 @@ async def _search_one(tree: Tree, policy, valuer, search: SearchConfig, rng: ran
         raise
     except CotgenError as exc:
         tree.error = f"{type(exc).__name__}: {exc}"
-        assign_ratings(tree, search.negative_after)
+        assign_ratings(tree, search.negative_after, failed_ends=True)
     return tree
 
 

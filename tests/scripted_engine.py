@@ -23,7 +23,8 @@ class ScriptedEngine:
         self.interrupt_after, self.die_after = interrupt_after, die_after
         self.calls = 0
 
-    async def generate(self, prompts, n=1, max_tokens=256, temperature=0.7, top_p=1.0, stop=None, seed=None):
+    async def generate(self, prompts, n=1, max_tokens=256, temperature=0.7, top_p=1.0, stop=None, seed=None,
+                       fit_context=False):
         self.calls += 1
         if self.interrupt_after is not None and self.calls > self.interrupt_after:
             raise KeyboardInterrupt

@@ -15,7 +15,7 @@ from cotgen.problems import load_problems
 from cotgen.search import SearchConfig
 from cotgen.synthesize import RunOptions, run
 
-CFG = SearchConfig(simulations=3, parallel=1, critic_rate=0.0, conclude_rate=0.0)
+CFG = SearchConfig(simulations=3, parallel=1)
 
 
 def Engine(die_after=None, fail_on=None):

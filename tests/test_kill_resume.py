@@ -23,7 +23,7 @@ LIMIT = 10
 # the signal, so "some but not all trees are saved" holds on however fast a machine.
 INTERRUPTED_LIMIT = 40
 ARGS = ["--problems", "builtin:arith", "--simulations", "4", "--branch", "2",
-        "--max-depth", "4", "--max-step-tokens", "8", "--concurrency", "2", "--shard-trees", "1",
+        "--max-depth", "4", "--max-step-tokens", "8", "--max-tokens", "24", "--concurrency", "2", "--shard-trees", "1",
         "--max-batch", "8", "--quiet"]
 
 

@@ -15,6 +15,7 @@ from cotgen.policy import (
     confidence,
     load_prompts,
     reasoning,
+    split_rollout,
 )
 from cotgen.search import Candidate, Proposal, SearchConfig
 from cotgen.tree import Tree
@@ -32,12 +33,14 @@ class FakeEngine:
         self.generate_calls = []
         self.score_calls = []
 
-    async def generate(self, prompts, n=1, max_tokens=256, temperature=0.7, top_p=1.0, stop=None, seed=None):
-        self.generate_calls.append(dict(prompts=prompts, n=n, max_tokens=max_tokens, stop=stop, seed=seed))
+    async def generate(self, prompts, n=1, max_tokens=256, temperature=0.7, top_p=1.0, stop=None, seed=None,
+                       fit_context=False):
+        self.generate_calls.append(dict(prompts=prompts, n=n, max_tokens=max_tokens, stop=stop, seed=seed,
+                                        fit_context=fit_context))
         return [
             [
                 Completion(text=self.texts[i % len(self.texts)], tokens=2, finish_reason="stop",
-                           logprobs=[-0.5, -1.5], top_logprobs=[[-0.5, -1.0], [-1.0, -1.5]])
+                           logprobs=[-0.5, -1.5], top_logprobs=[[-0.5, -1.0], [-1.0, -1.5]], prompt_tokens=9)
                 for i in range(n)
             ]
             for _ in prompts
@@ -69,7 +72,7 @@ def sample_tree():
 def test_default_prompts_load_and_keep_latex_braces():
     p = load_prompts()
     assert p.texts["system"] == "Please reason step by step, and put your final answer within \\boxed{}."
-    assert "\\boxed{}" in p.render("conclusion", problem="q", steps="s", hint="")
+    assert "\\boxed{}" in p.texts["system"] and "conclusion" not in p.texts
     assert len(p.digest()) == 16
 
 
@@ -98,7 +101,7 @@ def test_gold_reaches_policy_prompts_only_with_hint_answer(hint):
     t, a, c, r = sample_tree()
     pol = EnginePolicy(FakeEngine(), load_prompts(), SearchConfig(), hint_answer=hint)
     prompts = [pol.prompt(t, a, "step"), pol.prompt(t, a, "critic"), pol.prompt(t, c, "refine"),
-               pol.prompt(t, r, "conclusion")]
+               pol.prompt(t, r, "step")]
     assert all((GOLD in p) == hint for p in prompts)
     assert prompts[0].endswith("[assistant]Ann starts with 7000.\n\n")  # continues its own answer
     assert "Say where 7000 comes from." in prompts[2] and "Ann starts with 7000." in prompts[2]
@@ -108,14 +111,37 @@ def test_propose_is_one_n_sampled_request_with_step_stops():
     t, a, c, r = sample_tree()
     eng = FakeEngine(texts=["Add<end_of_thought> 319.\x1b", "Then \ufffdmultiply."])
     pol = EnginePolicy(eng, load_prompts(), SearchConfig(max_step_tokens=33))
-    cands = asyncio.run(pol.propose(t, Proposal(parent=r.id, kind="step", n=3, seed=11)))
+    cands = asyncio.run(pol.propose(t, Proposal(parent=a.id, kind="critic", n=3, seed=11)))
     [call] = eng.generate_calls
     assert call["n"] == 3 and call["seed"] == 11 and call["stop"] == ["\n\n"] and call["max_tokens"] == 33
     assert [c.text for c in cands] == ["Add 319.", "Then multiply.", "Add 319."]
-    assert cands[0].logprob == pytest.approx(-1.0) and cands[0].tokens == 2
+    assert cands[0].logprob == pytest.approx(-1.0) and cands[0].tokens == 2 and cands[0].prompt_tokens == 9
     assert pol.generated_tokens == 6
-    asyncio.run(pol.propose(t, Proposal(parent=r.id, kind="conclusion", n=2, seed=1)))
-    assert eng.generate_calls[-1]["stop"] == ["\n\n"]
+
+
+def test_rollout_is_one_request_to_the_end_split_into_steps():
+    t, a, c, r = sample_tree()
+    text = "Add 319.\n\n7000 + 319 = 7319<|im_end|>\n\n\n\nSo \\boxed{7319}.\n\nAnd more after the answer."
+    eng = FakeEngine(texts=[text])
+    pol = EnginePolicy(eng, load_prompts(), SearchConfig(max_tokens=700))
+    roll = asyncio.run(pol.rollout(t, r, seed=4))
+    [call] = eng.generate_calls
+    assert call["n"] == 1 and call["max_tokens"] == 700 and call["seed"] == 4 and call["fit_context"] is True
+    assert not call["stop"]  # it runs to the end of the solution
+    assert call["prompts"][0].endswith("[assistant]The problem says Ann has 7000 apples.\n\n")
+    # Steps at blank lines, cleaned, empty ones dropped, cut after the first that answers.
+    assert [s.text for s in roll.steps] == ["Add 319.", "7000 + 319 = 7319", "So \\boxed{7319}."]
+    assert not roll.truncated and roll.tokens == 2 and roll.prompt_tokens == 9
+
+
+def test_split_rollout_marks_a_cut_completion_truncated_never_an_answer():
+    cut = Completion(text="3 * 4 = 12\n\nSo the answer is \\boxed{1", tokens=40, finish_reason="length",
+                     logprobs=[-0.1] * 40)
+    roll = split_rollout(cut)
+    assert roll.truncated and [s.text for s in roll.steps] == ["3 * 4 = 12", "So the answer is \\boxed{1"]
+    assert sum(s.tokens for s in roll.steps) == pytest.approx(40, abs=2)  # shared out by characters
+    answered = Completion(text="So \\boxed{12}.\n\nblah blah", tokens=40, finish_reason="length")
+    assert not split_rollout(answered).truncated  # the answer came before the limit
 
 
 def test_clean_text_and_confidence():
@@ -151,22 +177,11 @@ def test_judge_asks_yes_or_no_otherwise():
     assert GOLD not in eng.score_calls[0]["prompts"][0]
 
 
-def test_confidence_and_rollout_modes():
+def test_confidence_mode():
     t, a, c, r = sample_tree()
     val = EngineValuer(FakeEngine(), load_prompts(), SearchConfig(value="confidence"))
     ev = asyncio.run(val.evaluate(t, a, "step", [Candidate("x", 1, confidence=0.3), Candidate("y", 1)], seed=0))
     assert ev.values == [0.3, 0.5]
-
-    eng = FakeEngine(texts=[f"so \\boxed{{{GOLD}}}", "so \\boxed{1}", "no answer"])
-    cfg = SearchConfig(value="rollout", rollouts=3, rollout_tokens=50)
-    val = EngineValuer(eng, load_prompts(), cfg, grade=lambda text, gold: f"\\boxed{{{gold}}}" in text)
-    ev = asyncio.run(val.evaluate(t, r, "step", [Candidate("Add 319.", 2)], seed=5))
-    assert ev.values == [pytest.approx(1 / 3)] and ev.tokens == 6
-    call = eng.generate_calls[0]
-    assert call["n"] == 3 and call["max_tokens"] == 50 and call["seed"] == 5
-    assert call["prompts"][0].endswith("The problem says Ann has 7000 apples.\n\nAdd 319.\n\n")
-    with pytest.raises(ValueError, match="grader"):
-        EngineValuer(eng, load_prompts(), cfg)
 
 
 def test_judging_a_refine_leaves_the_criticized_step_out():

@@ -139,7 +139,7 @@ class TreeSearch:
         if self.starts.get(root.id, 0) < self.cfg.samples:
             return self._start("rollout", root, "root")
         if self.tree.answer is not None and (self.cfg.critics > 0 or self.cfg.probe):
-            assign_ratings(self.tree, self.cfg.negative_after)  # the estimates so far; redone at the end
+            assign_ratings(self.tree, self.cfg.negative_after, failed_ends=True)  # the estimates so far; redone at the end
             spans = [self._span(leaf) for leaf in self._failed_leaves()]
             if self.cfg.critics > len(self.criticizing):
                 for steps, _, hi in spans:
@@ -325,5 +325,5 @@ async def run_search(
 
     `on_simulation(finished)` is called after each simulation (progress display)."""
     await TreeSearch(tree, policy, valuer, grader, cfg, rng, on_simulation).run()
-    assign_ratings(tree, cfg.negative_after)
+    assign_ratings(tree, cfg.negative_after, failed_ends=True)
     return tree

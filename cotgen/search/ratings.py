@@ -30,21 +30,32 @@ POSITIVE_AT = 0.5  # a value-head estimate >= this rates a step with no graded l
 NEGATIVE_AFTER = 1  # SearchConfig.negative_after's default
 
 
-def leaf_counts(node: Node, graded: bool) -> tuple[int, int]:
-    """(correct, tried) rollouts that ended at leaf `node`; `graded`: the tree has a gold
-    answer, so an unanswered or cut-off end counts as a failed try."""
+def rolled_out(tree: Tree) -> bool:
+    """Was `tree` searched by rollouts (every leaf ends one)? Its recorded settings say so. A
+    tree of cotgen before 0.3 (or from another tool) has leaves no simulation ever expanded:
+    those are no failed tries."""
+    return "samples" in tree.config
+
+
+def leaf_counts(node: Node, failed_ends: bool) -> tuple[int, int]:
+    """(correct, tried) rollouts that ended at leaf `node`; with `failed_ends` (a graded
+    tree searched by rollouts) an unanswered or cut-off end counts as a failed try."""
     weight = max(1, node.visits)
     if node.terminal and node.correct is not None:
         return (weight if node.correct else 0, weight)
-    if graded and not node.terminal and node.kind in ("step", "refine"):
+    if failed_ends and not node.terminal and node.kind in ("step", "refine"):
         return (0, weight)
     return (0, 0)
 
 
-def monte_carlo_values(tree: Tree) -> dict[int, tuple[int, int]]:
-    """node id -> (correct, tried) rollouts that ended in its subtree, itself included."""
+def monte_carlo_values(tree: Tree, failed_ends: bool | None = None) -> dict[int, tuple[int, int]]:
+    """node id -> (correct, tried) rollouts that ended in its subtree, itself included.
+    `failed_ends`: count rollouts that ended without an answer (default: for a graded tree
+    searched by rollouts, see `rolled_out`)."""
     kids = tree.children()
-    graded = tree.answer is not None
+    if failed_ends is None:
+        failed_ends = rolled_out(tree)
+    graded = failed_ends and tree.answer is not None
     counts: dict[int, tuple[int, int]] = {}
     for node in reversed(list(tree.preorder())):  # children before parents
         if not kids[node.id]:
@@ -58,14 +69,14 @@ def monte_carlo_values(tree: Tree) -> dict[int, tuple[int, int]]:
     return counts
 
 
-def own_counts(tree: Tree) -> dict[int, tuple[int, int]]:
+def own_counts(tree: Tree, failed_ends: bool | None = None) -> dict[int, tuple[int, int]]:
     """node id -> (correct, tried) rollouts that the node's own reasoning reaches.
 
     The leaves under a node's critics are not the node's: the refine replaces the step
     its critic criticized, so a wrong step that was later fixed does not earn the fix's
     success. Those leaves still count for every ancestor, whose paths do reach them.
     """
-    counts = monte_carlo_values(tree)
+    counts = monte_carlo_values(tree, failed_ends)
     kids = tree.children()
     own: dict[int, tuple[int, int]] = {}
     for node in tree.nodes:
@@ -77,10 +88,12 @@ def own_counts(tree: Tree) -> dict[int, tuple[int, int]]:
     return own
 
 
-def assign_ratings(tree: Tree, negative_after: int = NEGATIVE_AFTER, consensus: bool = True) -> Tree:
+def assign_ratings(tree: Tree, negative_after: int = NEGATIVE_AFTER, consensus: bool = True,
+                   failed_ends: bool | None = None) -> Tree:
     """Set every node's rating in place (the rule in the module docstring); the root (the
-    problem) and critics stay unknown."""
-    counts = own_counts(tree)
+    problem) and critics stay unknown. `failed_ends` as in monte_carlo_values (the search
+    says True)."""
+    counts = own_counts(tree, failed_ends)
     index = tree.by_id()
     for node in tree.nodes:
         good, tried = counts[node.id]

@@ -90,8 +90,8 @@ def test_synthesize_with_the_openai_engine(server, tiny_model_dir, tmp_path, cli
     out = tmp_path / "run"
     r = cli("synthesize", "--engine", "openai", "--base-url", server.url, "--model", tiny_model_dir,
             "--problems", "builtin:arith", "--limit", "4", "--out", out, "--json", "--quiet",
-            "--simulations", "6", "--branch", "2", "--max-depth", "5", "--max-step-tokens", "12",
-            "--critic-rate", "0.5", "--concurrency", "4", "--parallel", "2", "--shard-trees", "2", "--seed", "3")
+            "--simulations", "6", "--branch", "2", "--max-depth", "5", "--max-step-tokens", "12", "--max-tokens", "24",
+            "--critics", "1", "--concurrency", "4", "--parallel", "2", "--shard-trees", "2", "--seed", "3")
     assert r.code == 0, r.err
     summary = json.loads(r.out)
     assert summary["trees"] == 4 and summary["failed"] == 0

@@ -28,7 +28,7 @@ pytestmark = [pytest.mark.vllm, pytest.mark.slow]
 
 LIMIT = 40
 ARGS = ["--engine", "vllm", "--problems", "builtin:arith", "--limit", str(LIMIT), "--simulations", "4",
-        "--branch", "2", "--max-depth", "4", "--max-step-tokens", "8", "--concurrency", "2",
+        "--branch", "2", "--max-depth", "4", "--max-step-tokens", "8", "--max-tokens", "24", "--concurrency", "2",
         "--shard-trees", "1", "--max-batch", "8", "--quiet"]
 
 

@@ -71,8 +71,8 @@ def test_prefix_cache_is_measured(vllm_engine):
 def test_synthesize_with_the_vllm_engine(vllm_engine, tiny_model_dir, tmp_path, cli):
     out = tmp_path / "run"
     opts = RunOptions(problems="builtin:arith", out=out, limit=4, concurrency=4, shard_trees=2)
-    search = SearchConfig(simulations=6, branch=2, max_depth=5, max_step_tokens=12, critic_rate=0.5,
-                          conclude_rate=0.3, parallel=2, seed=3)
+    search = SearchConfig(simulations=6, branch=2, max_depth=5, max_step_tokens=12, max_tokens=24, critics=1,
+                          parallel=2, seed=3)
     summary = run(opts, search, EngineConfig(engine="vllm", model=str(tiny_model_dir), max_model_len=CONTEXT),
                   engine=vllm_engine).as_json()
     assert summary["trees"] == 4 and summary["failed"] == 0

@@ -23,7 +23,7 @@ from cotgen.io.writers import read_manifest
 pytestmark = pytest.mark.slow
 
 SMALL = ["--problems", "builtin:arith", "--simulations", "4", "--branch", "2", "--max-depth", "4",
-         "--max-step-tokens", "8", "--max-batch", "8", "--seed", "3"]
+         "--max-step-tokens", "8", "--max-tokens", "24", "--max-batch", "8", "--seed", "3"]
 
 
 def driver(cluster, model: Path, out: Path, *args: object, env: dict | None = None) -> subprocess.Popen:

@@ -18,7 +18,7 @@ from cotgen.problems import load_problems
 from cotgen.search import SearchConfig
 from cotgen.synthesize import RunOptions, run
 
-CFG = SearchConfig(simulations=5, critic_rate=0.5, parallel=2)
+CFG = SearchConfig(simulations=5, critics=1, parallel=2)
 
 
 def _items(n: int):

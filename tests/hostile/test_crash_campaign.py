@@ -30,7 +30,7 @@ pytestmark = pytest.mark.slow
 
 LIMIT = 6
 ARGS = ["--problems", "builtin:arith", "--limit", str(LIMIT), "--simulations", "3", "--branch", "2",
-        "--max-depth", "3", "--max-step-tokens", "6", "--concurrency", "2", "--shard-trees", "2",
+        "--max-depth", "3", "--max-step-tokens", "6", "--max-tokens", "24", "--concurrency", "2", "--shard-trees", "2",
         "--max-batch", "8", "--quiet"]
 
 

@@ -29,7 +29,7 @@ from cotgen.io.writers import read_manifest  # noqa: E402
 from cotgen.tree import arrow_schema  # noqa: E402
 
 # A small, quick search on the tiny model (seconds).
-QUICK = ["--simulations", "2", "--branch", "2", "--max-depth", "3", "--max-step-tokens", "6",
+QUICK = ["--simulations", "2", "--branch", "2", "--max-depth", "3", "--max-step-tokens", "6", "--max-tokens", "24",
          "--concurrency", "4", "--shard-trees", "2", "--max-batch", "16", "--quiet"]
 
 

@@ -7,43 +7,62 @@ import random
 from dataclasses import dataclass, field
 
 from cotgen.search import Candidate, Evaluation, Proposal
-from cotgen.tree import Node, Tree
+from cotgen.search.protocols import Rollout
+from cotgen.tree import Node, Tree, solution_steps
 
 
 @dataclass
 class FakePolicy:
-    """Candidates from a seeded rng: some steps carry a boxed answer, right or wrong.
+    """Rollouts from a seeded rng over a small step vocabulary, so identical steps recur.
 
-    `answer_rate` is the share of steps that state an answer; `right_rate` the share of
-    those that are right. `search` (set by the test) lets it record virtual losses it sees.
+    A rollout continues the path to `start` with `length` more steps in all: each step is
+    one of `choices` texts at its depth, the last states an answer (`right_rate` of them
+    right). `truncate_rate` of rollouts hit the token limit instead. `search` (set by the
+    test) lets it record the virtual losses it sees.
     """
 
-    answer_rate: float = 0.2
     right_rate: float = 0.5
+    choices: int = 2
+    length: int = 3
+    truncate_rate: float = 0.0
     empty: bool = False
     yield_each_call: bool = True
-    calls: list[Proposal] = field(default_factory=list)
+    starts: list[int] = field(default_factory=list)
+    proposals: list[Proposal] = field(default_factory=list)
     pending_seen: list[dict[int, float]] = field(default_factory=list)
     search: object = None
+    generated: int = 0  # tokens of every rollout, critic and refine it wrote
 
-    async def propose(self, tree: Tree, proposal: Proposal) -> list[Candidate]:
-        self.calls.append(proposal)
+    async def rollout(self, tree: Tree, start: Node, seed: int) -> Rollout:
+        self.starts.append(start.id)
         if self.search is not None:
             self.pending_seen.append(dict(self.search.pending))
         if self.yield_each_call:
             await asyncio.sleep(0)  # let other simulations of the tree run meanwhile
-        rng = random.Random(proposal.seed)
-        out = []
-        for i in range(proposal.n):
-            if self.empty:
-                text = "  "
-            elif proposal.kind == "conclusion" or (proposal.kind in ("step", "refine") and rng.random() < self.answer_rate):
-                ans = tree.answer if rng.random() < self.right_rate else "999"
-                text = f"{proposal.kind} {i}: so \\boxed{{{ans}}}"
-            else:
-                text = f"{proposal.kind} {i} of {proposal.parent} ({rng.randrange(1000)})"
-            out.append(Candidate(text=text, tokens=5, logprob=-rng.random()))
-        return out
+        if self.empty:
+            return Rollout(steps=[], tokens=3, prompt_tokens=7)
+        rng = random.Random(seed)
+        done = len(solution_steps(tree.path_to(start.id)))
+        steps = []
+        for depth in range(done, max(done + 1, self.length)):
+            steps.append(Candidate(text=f"step {depth}.{rng.randrange(self.choices)}", tokens=5,
+                                   logprob=-rng.random(), prompt_tokens=0))
+        truncated = rng.random() < self.truncate_rate
+        if truncated:
+            steps[-1] = Candidate(text=steps[-1].text + " and then", tokens=5, logprob=-1.0)
+        else:
+            ans = tree.answer if rng.random() < self.right_rate else "999"
+            steps[-1] = Candidate(text=f"so \\boxed{{{ans}}}", tokens=5, logprob=-rng.random())
+        self.generated += 5 * len(steps)
+        return Rollout(steps=steps, truncated=truncated, tokens=5 * len(steps), prompt_tokens=11)
+
+    async def propose(self, tree: Tree, proposal: Proposal) -> list[Candidate]:
+        self.proposals.append(proposal)
+        self.generated += 4 * proposal.n
+        if self.yield_each_call:
+            await asyncio.sleep(0)
+        return [Candidate(text=f"{proposal.kind} of {proposal.parent}", tokens=4, logprob=-0.5, prompt_tokens=13)
+                for _ in range(proposal.n)]
 
 
 @dataclass

@@ -5,6 +5,8 @@ import pytest
 from search_fakes import FakePolicy, FakeValuer, fake_grader
 
 from cotgen.search import SearchConfig, TreeSearch, run_search
+from cotgen.search.mcts import normalized
+from cotgen.search.protocols import Candidate, Rollout
 from cotgen.tree import Tree
 
 
@@ -19,144 +21,196 @@ def search(cfg, policy=None, valuer=None, answer="42", seed=None):
 
 
 def assert_visits_add_up(tree):
+    """Every simulation adds a visit from the root to its chain's end, so a node holds at
+    least its children's visits, and exactly them unless a rollout ended at it."""
     kids = tree.children()
     for n in tree.nodes:
         if kids[n.id]:
-            assert n.visits == 1 + sum(c.visits for c in kids[n.id]), n.id
+            assert n.visits >= sum(c.visits for c in kids[n.id]), n.id
+
+
+def assert_no_duplicate_siblings(tree):
+    kids = tree.children()
+    for n in tree.nodes:
+        keys = [(c.kind, normalized(c.text), c.truncated) for c in kids[n.id]]
+        assert len(keys) == len(set(keys)), (n.id, keys)
 
 
 @pytest.mark.parametrize("parallel", [1, 4])
 def test_visits_add_up_and_virtual_loss_is_released(parallel):
-    cfg = SearchConfig(simulations=40, branch=3, max_depth=6, enough_correct=0, critic_rate=0.3, parallel=parallel)
-    ts, tree, policy = search(cfg)
+    cfg = SearchConfig(simulations=40, enough_correct=0, parallel=parallel, critics=3)
+    ts, tree, policy = search(cfg, FakePolicy(right_rate=0.3))
     tree.check()
     assert_visits_add_up(tree)
     assert tree.root.visits == 40 == tree.stats.simulations
-    assert ts.pending == {} and ts.expanding == {}
+    assert sum(n.visits for n in tree.leaves()) == 40  # every rollout ended at a leaf
+    assert ts.pending == {} and all(v == 0 for v in ts.flying.values())
     if parallel > 1:
-        # While several simulations ran, the policy saw their losses on the root.
         assert max(p.get(0, 0.0) for p in policy.pending_seen) >= 2.0
     else:
         assert all(p.get(0) == 1.0 for p in policy.pending_seen)
 
 
-def test_virtual_loss_is_released_when_the_policy_fails():
-    class Failing(FakePolicy):
-        async def propose(self, tree, proposal):
-            if len(self.calls) >= 3:
-                raise RuntimeError("engine died")
-            return await super().propose(tree, proposal)
+def test_identical_steps_merge_into_one_node_with_a_count():
+    # One choice per depth: every rollout writes the same steps, so the tree is one chain
+    # (plus one leaf per distinct answer) whatever the number of simulations.
+    cfg = SearchConfig(simulations=12, enough_correct=0, samples=12)
+    _, tree, _ = search(cfg, FakePolicy(choices=1, length=3, right_rate=0.5))
+    assert_no_duplicate_siblings(tree)
+    steps = [n for n in tree.nodes if n.kind == "step" and not n.terminal]
+    assert [n.text for n in steps] == ["step 0.0", "step 1.0"]
+    assert [n.visits for n in steps] == [12, 12]
+    answers = [n for n in tree.nodes if n.terminal]
+    assert len(answers) == 2 and sum(n.visits for n in answers) == 12
 
-    cfg = SearchConfig(simulations=20, enough_correct=0, parallel=3)
-    tree = Tree.new("q", "1")
-    ts = TreeSearch(tree, Failing(), FakeValuer(), fake_grader, cfg, random.Random(0))
-    with pytest.raises(RuntimeError, match="engine died"):
-        asyncio.run(ts.run())
-    assert ts.pending == {} and ts.expanding == {}
+
+def test_whitespace_does_not_make_a_new_step():
+    class Spacey(FakePolicy):
+        async def rollout(self, tree, start, seed):
+            text = "a  step\twith space" if len(self.starts) % 2 else "a step with space"
+            self.starts.append(start.id)
+            return Rollout(steps=[Candidate(text, 3), Candidate("\\boxed{42}", 2)], tokens=5)
+
+    cfg = SearchConfig(simulations=6, enough_correct=0, samples=6, parallel=1)
+    _, tree, _ = search(cfg, Spacey())
+    assert len(tree.children()[0]) == 1 and tree.nodes[1].visits == 6
+
+
+def test_every_rollout_ends_at_an_answer_or_a_truncation():
+    cfg = SearchConfig(simulations=30, enough_correct=0)
+    _, tree, _ = search(cfg, FakePolicy(truncate_rate=0.4, length=4))
+    leaves = tree.leaves()
+    cut = [n for n in leaves if n.truncated]
+    assert cut and all(not n.terminal and n.correct is None for n in cut)  # cut short: never an answer
+    assert all(n.terminal or n.truncated for n in leaves)
+    assert not any(n.truncated for n in tree.nodes if tree.children()[n.id])  # nothing continues a cut step
     tree.check()
 
 
-def test_second_simulation_follows_puct():
-    # Root children get values 0.2, 0.9, 0.5 with equal priors: the next expansion is node 2.
-    cfg = SearchConfig(simulations=2, branch=3, enough_correct=0, critic_rate=0.0, parallel=1)
-    policy = FakePolicy(answer_rate=0.0)
-
-    async def same_logprob(tree, proposal, _orig=policy.propose):
-        out = await _orig(tree, proposal)
-        return [type(c)(text=c.text, tokens=c.tokens, logprob=-1.0) for c in out]
-
-    policy.propose = same_logprob
-    ts, tree, policy = search(cfg, policy=policy, valuer=FakeValuer(script=[0.2, 0.9, 0.5]))
-    assert [c.parent for c in policy.calls] == [0, 2]
-    assert tree.nodes[2].visits == 1 and tree.nodes[1].visits == 0
-    assert tree.root.value == pytest.approx((0.2 + 0.9 + 0.5) / 3 / 2 + 0.5 / 2)
+def test_first_simulations_start_at_the_root_then_the_search_branches():
+    cfg = SearchConfig(simulations=20, samples=5, enough_correct=0, parallel=1, probe=False)
+    ts, tree, policy = search(cfg, FakePolicy(right_rate=0.3, choices=3, length=4))
+    assert policy.starts[:5] == [0] * 5
+    assert any(s != 0 for s in policy.starts[5:])  # later ones start inside the tree
+    assert ts.plans["root"] >= 5 and ts.plans.get("puct", 0) > 0
 
 
-def test_early_stop_at_enough_correct():
-    cfg = SearchConfig(simulations=50, enough_correct=2, branch=3, parallel=1, critic_rate=0.0)
-    ts, tree, _ = search(cfg, policy=FakePolicy(answer_rate=1.0, right_rate=1.0))
-    assert tree.stats.correct_leaves >= 2
-    assert tree.stats.simulations < 50
-    assert sum(1 for n in tree.nodes if n.correct) == tree.stats.correct_leaves
+def test_early_stop_at_enough_correct_rollouts():
+    cfg = SearchConfig(simulations=200, enough_correct=3, parallel=1)
+    ts, tree, _ = search(cfg, FakePolicy(right_rate=0.5))
+    assert ts.correct == 3 and tree.stats.simulations < 200
+    assert sum(n.visits for n in tree.nodes if n.terminal and n.correct) == 3
 
 
-def test_depth_limit_and_conclusions_at_the_bottom():
-    cfg = SearchConfig(simulations=60, max_depth=3, branch=2, enough_correct=0, critic_rate=0.0, parallel=2)
-    ts, tree, _ = search(cfg, policy=FakePolicy(answer_rate=0.0))
-    depth = ts.depth
-    assert max(depth.values()) == 3
-    for n in tree.nodes:
-        if depth[n.id] == 3:
-            assert n.kind == "conclusion" and n.terminal and n.correct is not None
-    assert_visits_add_up(tree)
+def test_depth_limit_joins_the_steps_beyond_it():
+    cfg = SearchConfig(simulations=3, enough_correct=0, max_depth=2, samples=3)
+    _, tree, _ = search(cfg, FakePolicy(length=5, choices=1))
+    depth = {0: 0}
+    for n in tree.preorder():
+        if n.parent != -1:
+            depth[n.id] = depth[n.parent] + 1
+    assert max(depth.values()) == 2
+    last = [n for n in tree.nodes if n.terminal][0]
+    assert last.text.startswith("step 1.0\n\nstep 2.0") and "\\boxed" in last.text
 
 
-def test_critics_and_refines_have_the_right_parents():
-    cfg = SearchConfig(simulations=60, max_depth=8, enough_correct=0, critic_rate=0.5, parallel=2)
-    _, tree, _ = search(cfg, policy=FakePolicy(answer_rate=0.05))
-    by_id = tree.by_id()
-    critics = [n for n in tree.nodes if n.kind == "critic"]
-    refines = [n for n in tree.nodes if n.kind == "refine"]
-    assert critics and refines
-    assert all(by_id[c.parent].kind in ("step", "refine") for c in critics)
-    assert all(by_id[r.parent].kind == "critic" for r in refines)
+def test_critic_goes_on_the_first_negative_step_and_its_refine_rolls_out():
+    # Two root rollouts share "good" then part: "bad" fails, "fine" answers right. The first
+    # error of the failed path is "bad" (a correct answer passes through "good").
+    script = [["good", "bad", "\\boxed{1}"], ["good", "fine", "\\boxed{42}"]]
+
+    class Scripted(FakePolicy):
+        async def rollout(self, tree, start, seed):
+            self.starts.append(start.id)
+            steps = script[len(self.starts) - 1] if len(self.starts) <= 2 else ["\\boxed{42}"]
+            return Rollout(steps=[Candidate(s, 2) for s in steps], tokens=6)
+
+    cfg = SearchConfig(simulations=3, samples=2, enough_correct=0, critics=1, parallel=1)
+    ts, tree, policy = search(cfg, Scripted())
+    by_text = {n.text: n for n in tree.nodes}
+    critic = next(n for n in tree.nodes if n.kind == "critic")
+    assert critic.parent == by_text["bad"].id
+    refine = next(n for n in tree.nodes if n.kind == "refine")
+    assert refine.parent == critic.id
+    assert policy.starts[-1] == refine.id  # the refine rolled out to an answer
+    assert [p.kind for p in policy.proposals] == ["critic", "refine"]
+    assert tree.children()[refine.id][0].correct is True
     tree.check()
 
 
 def test_without_refine_critics_are_leaves():
-    cfg = SearchConfig(simulations=40, enough_correct=0, critic_rate=0.6, refine=False, parallel=2)
-    _, tree, _ = search(cfg, policy=FakePolicy(answer_rate=0.05))
-    kids = tree.children()
+    cfg = SearchConfig(simulations=30, enough_correct=0, critics=2, refine=False)
+    _, tree, policy = search(cfg, FakePolicy(right_rate=0.4, choices=2, length=4))
     critics = [n for n in tree.nodes if n.kind == "critic"]
-    assert critics and all(not kids[c.id] for c in critics)
-    assert not any(n.kind == "refine" for n in tree.nodes)
-    assert_visits_add_up(tree)
+    assert critics and not any(n.kind == "refine" for n in tree.nodes)
+    kids = tree.children()
+    assert all(not kids[c.id] for c in critics)
+
+
+def test_probes_roll_out_inside_a_failed_path():
+    # Rollouts from the root all fail; with enough steps the consensus leaves unknown steps
+    # between, and probes start rollouts there.
+    cfg = SearchConfig(simulations=30, enough_correct=0, samples=4, parallel=1, critics=0)
+    ts, tree, policy = search(cfg, FakePolicy(right_rate=0.0, choices=1, length=6))
+    assert ts.plans.get("probe", 0) > 0
+    probed = [s for s in policy.starts if s != 0]
+    assert probed and all(tree.nodes[s].kind == "step" for s in probed)
 
 
 def test_same_seed_same_tree_other_seed_other_tree():
-    cfg = SearchConfig(simulations=30, enough_correct=0, critic_rate=0.3, parallel=4)
+    def texts(seed):
+        cfg = SearchConfig(simulations=15, enough_correct=0, seed=seed, parallel=1)
+        _, tree, _ = search(cfg, FakePolicy(choices=3), seed=seed)
+        return [(n.parent, n.text) for n in tree.nodes]
 
-    def rows(seed):
-        _, tree, _ = search(cfg, seed=seed)
-        return [n.to_dict() for n in tree.nodes]
-
-    assert rows(7) == rows(7)
-    assert rows(7) != rows(8)
-
-
-def test_empty_proposals_make_a_dead_end_not_a_crash():
-    cfg = SearchConfig(simulations=5, enough_correct=0, parallel=2)
-    ts, tree, _ = search(cfg, policy=FakePolicy(empty=True))
-    assert len(tree.nodes) == 1 and tree.root.visits == 5 and 0 in ts.dead
+    assert texts(1) == texts(1)
+    assert texts(1) != texts(2)
 
 
-def test_stats_and_ratings_after_run_search():
-    cfg = SearchConfig(simulations=30, enough_correct=0, parallel=2)
-    tree = Tree.new("q", "42")
-    asyncio.run(run_search(tree, FakePolicy(answer_rate=0.3), FakeValuer(), fake_grader, cfg, random.Random(1)))
-    s = tree.stats
-    assert s.simulations == 30 and s.seconds > 0
-    # 5 tokens per candidate from the policy, 1 per valuer call
-    assert s.generated_tokens >= 5 * (len(tree.nodes) - 1)
-    assert s.correct_leaves == sum(1 for n in tree.nodes if n.correct)
-    assert {n.rating for n in tree.nodes[1:]} <= {"positive", "negative", "unknown"}
-    assert any(n.rating != "unknown" for n in tree.nodes[1:])
+def test_empty_rollouts_end_at_their_start_not_a_crash():
+    cfg = SearchConfig(simulations=5, enough_correct=0)
+    _, tree, _ = search(cfg, FakePolicy(empty=True))
+    assert len(tree.nodes) == 1 and tree.root.visits == 5
     tree.check()
 
 
-def test_without_gold_terminals_are_valued_not_graded():
-    cfg = SearchConfig(simulations=20, enough_correct=1, parallel=1)
-    _, tree, _ = search(cfg, policy=FakePolicy(answer_rate=1.0), answer=None)
+def test_tokens_and_prompt_tokens_are_metered():
+    cfg = SearchConfig(simulations=8, enough_correct=0, critics=1, parallel=1)
+    policy = FakePolicy(right_rate=0.4, length=3)
+    _, tree, policy = search(cfg, policy)
+    critics = len(policy.proposals)
+    assert tree.stats.prompt_tokens == 11 * len(policy.starts) + 13 * critics
+    assert tree.stats.generated_tokens == policy.generated
+
+
+def test_stats_and_ratings_after_run_search():
+    tree = Tree.new("q", "42")
+    cfg = SearchConfig(simulations=12, enough_correct=0)
+    asyncio.run(run_search(tree, FakePolicy(), FakeValuer(), fake_grader, cfg, random.Random(0)))
+    assert tree.stats.simulations == 12
+    assert tree.stats.correct_leaves == sum(1 for n in tree.nodes if n.terminal and n.correct)
+    assert all(n.rating in ("positive", "negative", "unknown") for n in tree.nodes)
+    assert tree.root.rating == "unknown"
+    tree.check()
+
+
+def test_without_gold_answers_are_valued_not_graded():
+    valuer = FakeValuer(default=0.8)
+    cfg = SearchConfig(simulations=6, enough_correct=1)
+    ts, tree, _ = search(cfg, valuer=valuer, answer=None)
     terminals = [n for n in tree.nodes if n.terminal]
-    assert terminals and all(n.correct is None and n.q_estimate == 0.5 for n in terminals)
-    assert tree.stats.simulations == 20  # no correct leaf can stop it early
+    assert terminals and all(n.correct is None and n.q_estimate == 0.8 for n in terminals)
+    assert tree.stats.simulations == 6  # enough_correct cannot fire without a gold answer
+    assert valuer.calls == len(terminals)  # a merged answer is valued once
 
 
 def test_config_checks():
-    with pytest.raises(ValueError, match="branch"):
-        SearchConfig(branch=0)
-    with pytest.raises(ValueError, match="value"):
-        SearchConfig(value="vibes")
-    with pytest.raises(ValueError, match="critic_rate"):
-        SearchConfig(critic_rate=1.5)
-    assert "parallel" not in SearchConfig().result_settings()
+    with pytest.raises(ValueError, match="simulations"):
+        SearchConfig(simulations=0)
+    with pytest.raises(ValueError, match="rollout value mode is gone"):
+        SearchConfig(value="rollout")
+    with pytest.raises(ValueError, match="critics"):
+        SearchConfig(critics=-1)
+    with pytest.raises(ValueError, match="finite"):
+        SearchConfig(c_puct=float("nan"))
+    assert SearchConfig().max_tokens >= 2000 and SearchConfig().max_depth >= 20  # long solutions fit
