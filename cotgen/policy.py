@@ -27,6 +27,7 @@ TEMPLATES: dict[str, tuple[str, ...]] = {
     "critic": ("problem", "steps", "step"),
     "refine": ("problem", "steps", "step", "critic"),
     "judge": ("problem", "steps", "step"),
+    "conclusion": ("problem", "steps"),  # not asked by the search: tiny-reasoner's training data uses it
     "hint": ("answer",),
 }
 PLACEHOLDERS = ("problem", "steps", "step", "critic", "hint", "answer")

@@ -29,7 +29,7 @@ ASSETS = ("view.css", "tree.js", "index.js")
 # The order of a node's fields in the page's JSON; lists instead of objects keep a
 # 1,000-tree site small (the keys would repeat for every node).
 NODE_FIELDS = ("id", "parent", "kind", "text", "prior", "visits", "value", "q_estimate",
-               "rating", "terminal", "correct", "tokens", "logprob")  # fmt: skip
+               "rating", "terminal", "correct", "tokens", "logprob", "truncated")  # fmt: skip
 
 
 @dataclass

@@ -15,12 +15,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repo root ho
 from bench.search_quality import (  # noqa: E402
     JUDGE_TOKENS,
     MeteredEngine,
-    SearchRecord,
     auc,
     bon_at,
-    mcts_at,
+    bon_default,
+    kept_tree,
     processbench_f1,
     search_one,
+    visible_figures,
+    vote,
 )
 from cotgen.engines.base import Completion  # noqa: E402
 from cotgen.policy import load_prompts  # noqa: E402
@@ -41,14 +43,21 @@ class ScriptedEngine:
     def __init__(self) -> None:
         self.generated = 0
         self.scored = 0
+        self.prompt_tokens = 0
 
-    async def generate(self, prompts, n=1, max_tokens=256, temperature=0.7, top_p=1.0, stop=None, seed=None):
+    async def generate(self, prompts, n=1, max_tokens=256, temperature=0.7, top_p=1.0, stop=None, seed=None,
+                       fit_context=False):
         out = []
         for p in prompts:
             done = sum(s in p.split("<|im_start|>assistant\n")[-1] for s in SCRIPT)
-            text = SCRIPT[min(done, len(SCRIPT) - 1)] if stop else "\n\n".join(SCRIPT)
+            rest = list(SCRIPT[done:]) or [SCRIPT[-1]]
+            if seed is not None and seed % 2:  # half the rollouts get the last sum wrong
+                rest[-1] = rest[-1].replace("80", "81")
+            text = rest[0] if stop else "\n\n".join(rest)
             row = [Completion(text=text, tokens=len(text.split()) + j, finish_reason="stop",
-                              logprobs=[-0.5] * (len(text.split()) + j)) for j in range(n)]
+                              logprobs=[-0.5] * (len(text.split()) + j), prompt_tokens=len(p.split()))
+                   for j in range(n)]
+            self.prompt_tokens += sum(c.prompt_tokens for c in row)
             self.generated += sum(c.tokens for c in row)
             out.append(row)
         return out
@@ -64,24 +73,31 @@ class ScriptedEngine:
         return False
 
 
-@pytest.mark.parametrize("value", ["judge", "confidence", "rollout"])
-def test_search_is_charged_what_the_engine_generated(value):
+@pytest.mark.parametrize("visible", [True, False])
+def test_search_is_charged_what_the_engine_generated_and_read_at_each_budget(visible):
     engine = ScriptedEngine()
-    cfg = SearchConfig(simulations=1000, parallel=1, enough_correct=0, value=value, rollouts=2, critic_rate=0.0,
-                       conclude_rate=0.0)
+    cfg = SearchConfig(simulations=1000, parallel=1, enough_correct=0)
     problem = Problem("p", Q, "80", "test")
-    budget = 400
-    record = asyncio.run(search_one(engine, load_prompts(), problem, cfg, budget=budget, model="scripted"))
+    budget = 200
+    record = asyncio.run(search_one(engine, load_prompts(), problem, cfg, budget=budget, model="scripted",
+                                    visible=visible))
     assert record.tokens == engine.generated + JUDGE_TOKENS * engine.scored
+    assert record.prompt_tokens >= engine.prompt_tokens > 0  # judged prompts are metered too
     assert record.tokens >= budget  # it ran until the budget was spent
-    assert value != "judge" or engine.scored > 0
-    passed, pick, vote, used = mcts_at(record, budget)
-    assert used == record.tokens
-    # Rollouts all agree here, so that search spreads wide and has no leaf yet.
-    assert passed == (value != "rollout")
-    # A smaller budget keeps a prefix of the expansions and charges what they spent.
-    _, _, _, used_small = mcts_at(record, 10)
-    assert used_small < used
+    assert (engine.scored > 0) == (not visible)  # the value head runs only without the gold
+    assert record.log[0].tokens_before == 0 and record.log[0].why == "root"
+    # The whole tree, read at the largest budget, is what the search made.
+    tree, sims, used, _ = kept_tree(record, budget, cfg.negative_after)
+    assert len(sims) == len(record.log) and used == record.tokens
+    assert [n.visits for n in tree.nodes] == [n.visits for n in record.tree.nodes]
+    # A smaller budget keeps a prefix of the simulations, their nodes and visits.
+    small, sims_small, used_small, _ = kept_tree(record, 30, cfg.negative_after)
+    assert 0 < len(sims_small) < len(sims) and used_small < used
+    assert small.root.visits == len(sims_small) and len(small.nodes) <= len(tree.nodes)
+    assert sum(n.visits for n in small.leaves() if n.parent != -1) == len(sims_small)
+    fig = visible_figures([record], 10.0, cfg, simulations=2)
+    assert fig["default"]["tokens"] == record.log[2].tokens_before
+    assert 0 <= fig[16]["rating_f1"] <= 1 and fig[16]["solved"] == 1.0
 
 
 def test_best_of_n_is_charged_what_the_engine_generated():
@@ -92,25 +108,30 @@ def test_best_of_n_is_charged_what_the_engine_generated():
     [row] = asyncio.run(sample_solutions(meter, [Problem("p", Q, "80", "t")], n=5, temperature=1.0, prompts=load_prompts()))
     samples = [(s.tokens, s.answer, s.correct) for s in row]
     assert sum(s[0] for s in samples) == engine.generated == meter.tokens
-    passed, majority, used = bon_at(samples, budget=10**9)
-    assert passed and majority and used == engine.generated
+    assert meter.prompt_tokens == engine.prompt_tokens > 0
+    passed, majority, used, taken = bon_at(samples, budget=10**9)
+    assert passed and used == engine.generated and taken == 5
 
 
-def test_budgets_admit_the_work_started_before_they_ran_out():
-    samples = [(10, "5", True), (10, "6", False), (10, "6", False)]
-    assert bon_at(samples, 15) == (True, True, 20)  # a 1-1 tie goes to the answer seen first
-    assert bon_at(samples, 25) == (True, False, 30)  # 6 wins 2-1
-    assert bon_at(samples, 5) == (True, True, 10)
+def test_budgets_admit_the_work_started_before_they_ran_out_and_stop_at_enough_correct():
+    samples = [(10, "5", True), (10, "6", False), (10, "6", False), (10, "5", True)]
+    assert bon_at(samples, 15) == (True, True, 20, 2)  # a 1-1 tie goes to the answer seen first
+    assert bon_at(samples, 25) == (True, False, 30, 3)  # 6 wins 2-1
+    assert bon_at(samples, 5) == (True, True, 10, 1)
+    assert bon_at(samples, 100, enough=1) == (True, True, 10, 1)  # the data run's stop
+    assert bon_at(samples, 100, enough=2)[3] == 4
+    rows = [samples, [(10, "6", False)] * 4]
+    half = bon_default(rows, 10.0, enough=2)  # N = 1: one of two solved, 10 tokens each
+    assert half["solved"] == pytest.approx(0.5) and half["n"] == pytest.approx(1.0)
+
+
+def test_vote_counts_the_rollouts_a_merged_answer_stands_for():
     tree = Tree.new(Q, "80")
-    a = tree.add(0, "step", "The answer is \\boxed{79}.", terminal=True, value=0.9)
-    b = tree.add(0, "step", "The answer is \\boxed{80}.", terminal=True, value=0.4)
-    record = SearchRecord(tree, {0: 0, a.id: 0, b.id: 20}, tokens=35, verdicts={a.id: False, b.id: True})
-    assert mcts_at(record, 20) == (False, False, False, 20)
-    # The correct leaf is found, not picked; the vote is 1-1 and goes to the leaf started first.
-    assert mcts_at(record, 21) == (True, False, False, 35)
-    c = tree.add(0, "conclusion", "So 72 + 8 = 80. The answer is \\boxed{80}.", terminal=True, value=0.1)
-    record.started_at[c.id], record.verdicts[c.id] = 25, True
-    assert mcts_at(record, 30) == (True, False, True, 35)  # 80 wins the vote 2-1; the pick stays 79
+    tree.add(0, "step", "The answer is \\boxed{79}.", terminal=True, correct=False, visits=1)
+    tree.add(0, "step", "So 72 + 8 = 80, the answer is \\boxed{80}.", terminal=True, correct=True, visits=1)
+    assert vote(tree) is False  # 1-1: the earliest
+    tree.nodes[2].visits = 2  # two rollouts ended at the right answer
+    assert vote(tree) is True
 
 
 def test_auc_and_processbench_f1():
