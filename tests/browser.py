@@ -1,4 +1,6 @@
-"""A headless Chromium from the OS packages, driven by Playwright, for the browser tests.
+"""A headless Chromium from the OS packages, driven by Playwright, for the browser tests
+(tests/view, and tests/hostile's view test); tests/conftest.py makes its fixtures shared, so
+that one session runs one Playwright.
 
 Playwright's own browser download cannot run here, so the browser is Debian's `chromium`
 (or COTGEN_CHROMIUM). Without it the browser tests skip, saying why; under CI=true they fail,
