@@ -28,14 +28,22 @@ a driver handing problems to remote workers, must follow them too):
    manifest, is unfinished: every reader refuses it with `check_finished`, naming what to
    do. A manifest without `status` (written before this rule) counts as finished.
    A shard file given by name is always read: each shard is complete on its own.
+4. Nothing is written through a link. A run folder may come from elsewhere or be shared, so
+   a name in it may be a planted link to any file the user can write. The lock file is
+   opened with O_NOFOLLOW and refused when it is a symbolic link, a hard link, not a plain
+   file, or a file cotgen did not write; temporary files are created new (O_EXCL, after
+   removing whatever had the name), and reach their final name by rename or link, which
+   replace a name and never write through it.
 """
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import os
 import socket
+import stat
 import sys
 import time
 from dataclasses import dataclass, field
@@ -72,9 +80,15 @@ class RunLock:
             raise RunError(f"--out {self.run_dir}: cannot create the run folder ({exc.strerror})") from None
         while True:
             try:
-                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT | NO_FOLLOW, 0o644)
             except OSError as exc:
+                if exc.errno == errno.ELOOP:
+                    raise self._refusal("is a symbolic link") from None
                 raise RunError(f"--out {self.run_dir}: cannot write in the run folder ({exc.strerror})") from None
+            foreign = _foreign_lock(fd)
+            if foreign:
+                os.close(fd)
+                raise self._refusal(foreign)
             if not _flock_soon(fd, fcntl.LOCK_EX):
                 holder = describe_holder(self.path)
                 os.close(fd)
@@ -106,6 +120,13 @@ class RunLock:
         self._fd = fd
         return self
 
+    def _refusal(self, what: str) -> UsageError:
+        return UsageError(
+            f"--out {self.run_dir}: {self.path} {what}; cotgen writes its lock there and never "
+            f"writes through a link or over a file it did not make: remove {self.path} if the "
+            "folder is yours, or use another --out"
+        )
+
     def release(self) -> None:
         if self._fd is None:
             return
@@ -129,6 +150,29 @@ class RunLock:
         self.release()
 
 
+# Opening a lock file never follows a link, and never waits on a FIFO planted in its place.
+NO_FOLLOW = os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+
+
+def _foreign_lock(fd: int) -> str | None:
+    """Why the open lock file is not one cotgen may truncate and rewrite, or None: it must be
+    a plain file with one name, empty or holding a lock record that cotgen wrote."""
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):
+        return "is not a plain file"
+    if info.st_nlink > 1:
+        return f"is a hard link to a file with {info.st_nlink} names"
+    if info.st_size == 0:
+        return None
+    if info.st_size > 64 * 1024:
+        return "is not a cotgen lock file (too big)"
+    try:
+        record = json.loads(os.pread(fd, info.st_size, 0).decode("utf-8"))
+    except (OSError, ValueError):
+        return "is not a cotgen lock file"
+    return None if isinstance(record, dict) and "pid" in record else "is not a cotgen lock file"
+
+
 def _flock_soon(fd: int, mode: int, patience_s: float = 1.0) -> bool:
     """Take the flock within `patience_s`: a reader's brief shared lock (is_locked) must not
     make a writer think the folder is taken."""
@@ -146,7 +190,11 @@ def _flock_soon(fd: int, mode: int, patience_s: float = 1.0) -> bool:
 def describe_holder(lock_path: Path) -> str:
     """'pid 123 on host h since T: cotgen synthesize ...' from a lock file, as well as it can."""
     try:
-        info = json.loads(Path(lock_path).read_text(encoding="utf-8") or "{}")
+        fd = os.open(lock_path, os.O_RDONLY | NO_FOLLOW)
+        try:
+            info = json.loads(os.read(fd, 64 * 1024).decode("utf-8") or "{}")
+        finally:
+            os.close(fd)
     except (OSError, ValueError):
         info = {}
     if not isinstance(info, dict) or "pid" not in info:
@@ -158,7 +206,7 @@ def is_locked(run_dir: Path) -> bool:
     """Whether a live process holds the run folder's lock now (a reader's question)."""
     path = Path(run_dir) / LOCK_NAME
     try:
-        fd = os.open(path, os.O_RDONLY)
+        fd = os.open(path, os.O_RDONLY | NO_FOLLOW)
     except OSError:
         return False
     try:

@@ -5,13 +5,15 @@ shard trusted on resume. One test (or a few) per item, through the CLI where a u
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from corpus import good_tree  # noqa: E402
+from corpus import good_tree, run_folder  # noqa: E402
+from test_defects import error_line  # noqa: E402
 
-from cotgen.io.writers import TreeShardWriter  # noqa: E402
+from cotgen.io.writers import TreeShardWriter, temporary_name, write_json_atomic, write_tree_shard  # noqa: E402
 from cotgen.view.site import build_site  # noqa: E402
 
 # A function, not an expression: Playwright evaluates a polled expression with eval, which the
@@ -53,3 +55,66 @@ def test_view_runs_no_script_from_a_tree_field(offline, tmp_path: Path):
     page.wait_for_timeout(300)
     assert page.evaluate("window.inline") is None
     assert offline.errors == []
+
+
+# 2: nothing written through a link in a run folder -----------------------------------
+
+VICTIM = "precious data\n"
+
+
+def _planted_locks(tmp_path: Path):
+    """Run folders whose .lock is something cotgen must not truncate, with the file at stake."""
+    victim = tmp_path / "victim.txt"
+    victim.write_text(VICTIM)
+    for what, plant, needle in [
+        ("symlink", lambda lock: lock.symlink_to(victim), "symbolic link"),
+        ("hardlink", lambda lock: os.link(victim, lock), "hard link"),
+        ("foreign", lambda lock: lock.write_text(VICTIM), "not a cotgen lock file"),
+        ("fifo", lambda lock: os.mkfifo(lock), "not a plain file"),
+    ]:
+        out = tmp_path / what
+        out.mkdir()
+        plant(out / ".lock")
+        yield what, out, needle
+    assert victim.read_text() == VICTIM
+
+
+def test_a_planted_lock_file_is_refused_and_nothing_is_clobbered(cli, tmp_path: Path):
+    for what, out, needle in _planted_locks(tmp_path):
+        # A model that does not exist: the lock is taken before the model loads.
+        r = cli("synthesize", "--model", tmp_path / "no-such-model", "--problems", "builtin:arith",
+                "--limit", "1", "--out", out)
+        assert r.code == 2, (what, r.err)
+        error_line(r, str(out / ".lock"), needle)
+        assert not (out / "trees").exists() and not (out / "manifest.json").exists(), what
+        if what == "foreign":
+            assert (out / ".lock").read_text() == VICTIM
+
+
+def test_a_stale_lock_of_a_killed_run_is_still_taken_over(cli, tmp_path: Path):
+    out = run_folder(tmp_path / "run")
+    (out / ".lock").write_text('{"pid": 999999, "host": "h", "since": "t", "command": "cotgen synthesize"}\n')
+    r = cli("synthesize", "--model", tmp_path / "no-such-model", "--problems", "builtin:arith",
+            "--limit", "1", "--out", out)
+    assert "another cotgen process" not in r.err and ".lock" not in r.err, r.err
+    assert "no-such-model" in r.err  # it got past the lock, to the model
+
+
+def test_no_temporary_file_is_written_through_a_planted_link(cli, tmp_path: Path):
+    victim = tmp_path / "victim.txt"
+    victim.write_text(VICTIM)
+    run = run_folder(tmp_path / "run")
+    manifest = run / "manifest.json"
+    temporary_name(manifest).symlink_to(victim)
+    write_json_atomic(manifest, {"status": "complete"})
+    shard = run / "trees" / "part-00009.parquet"
+    temporary_name(shard).symlink_to(victim)
+    write_tree_shard(run, [good_tree(9)], shard.name)
+    out = tmp_path / "export"
+    out.mkdir()
+    (out / f".train-00000.parquet.tmp-{os.getpid()}").symlink_to(victim)
+    r = cli("export", run, "-f", "sft", "-o", out)
+    assert r.code == 0, r.err
+    assert victim.read_text() == VICTIM
+    assert not manifest.is_symlink() and not shard.is_symlink()
+    assert [p.name for p in out.iterdir() if p.name.startswith(".")] == []
