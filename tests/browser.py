@@ -34,9 +34,11 @@ def _unavailable(reason: str):
     pytest.skip(reason)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chromium():
-    """A launched browser, shared by the session's browser tests."""
+    """A launched browser, shared by one module's browser tests. Not by the session: a live
+    Playwright keeps an event loop running, and the in-process CLI tests of other modules
+    (asyncio.run) cannot run beside it."""
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:

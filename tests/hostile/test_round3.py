@@ -1,6 +1,7 @@
-"""Hostile inputs, round 3 (issue 19): no script runs from a tree, no file clobbered through
-a run folder, no chat-template control token in a problem or an exported row, no damaged
-shard trusted on resume. One test (or a few) per item, through the CLI where a user meets it.
+"""Hostile inputs, round 3 (issue 19): no file clobbered through a run folder, no
+chat-template control token in a problem or an exported row. One test (or a few) per item, through the CLI where a user meets it. No script
+running from a tree in view is test_view_xss.py (a browser module of its own: a live
+Playwright keeps an event loop running, which the in-process synthesize runs here cannot share).
 """
 
 from __future__ import annotations
@@ -20,50 +21,13 @@ from test_defects import error_line  # noqa: E402
 
 from cotgen.errors import DataError  # noqa: E402
 from cotgen.formats import make_format  # noqa: E402
-from cotgen.io.writers import TreeShardWriter, temporary_name, write_json_atomic, write_tree_shard  # noqa: E402
+from cotgen.io.writers import (  # noqa: E402
+    TreeShardWriter,
+    temporary_name,
+    write_json_atomic,
+    write_tree_shard,
+)
 from cotgen.problems import load_problems  # noqa: E402
-from cotgen.view.site import build_site  # noqa: E402
-
-# A function, not an expression: Playwright evaluates a polled expression with eval, which the
-# pages' Content-Security-Policy forbids.
-DRAWN = "() => document.body.dataset.drawn === '1'"
-
-# 1: stored XSS in view ----------------------------------------------------------------
-
-PAYLOAD = '"><image href="x" onerror="window.pwned=(window.pwned||[]).concat(\'{}\')"/><g class="'
-
-
-def test_view_runs_no_script_from_a_tree_field(offline, tmp_path: Path):
-    tree = good_tree(1)
-    tree.nodes[1].kind = PAYLOAD.format("kind")
-    tree.nodes[2].rating = PAYLOAD.format("rating")
-    tree.nodes[3].text = "<img src=x onerror=\"window.pwned=['text']\">"
-    TreeShardWriter(tmp_path / "run").write([tree])
-    build_site([tmp_path / "run"], tmp_path / "site")
-    page_html = (tmp_path / "site" / "trees" / "00000.html").read_text()
-    assert 'http-equiv="Content-Security-Policy"' in page_html and "script-src 'self'" in page_html
-
-    offline.open(tmp_path / "site" / "trees" / "00000.html")
-    page = offline.page
-    page.wait_for_function(DRAWN)
-    for node_id in (1, 2, 3):  # hover each hostile node, as a reader would
-        page.locator(f'#viewport [data-node-id="{node_id}"] .shape').first.hover()
-        page.locator(f'#viewport [data-node-id="{node_id}"] .shape').first.click()
-    page.wait_for_timeout(300)
-    assert page.evaluate("window.pwned") is None
-    assert page.locator("#viewport image, #viewport img").count() == 0
-    # the hostile values are shown as text, and became no class name
-    assert page.locator("#viewport .node.k-other").count() == 1
-    assert page.locator("#viewport .node.r-other").count() == 1
-    assert page.locator("#tooltip").inner_text().startswith("#3")
-    page.locator('#viewport [data-node-id="1"] .shape').first.click()
-    assert PAYLOAD.format("kind") in page.locator("#details h2").inner_text()
-    # and the page's policy refuses an inline handler even if markup got in some other way
-    page.evaluate("document.body.insertAdjacentHTML('beforeend', '<img src=\"nothing.png\" onerror=\"window.inline=1\">')")
-    page.wait_for_timeout(300)
-    assert page.evaluate("window.inline") is None
-    assert offline.errors == []
-
 
 # 2: nothing written through a link in a run folder -----------------------------------
 
@@ -196,3 +160,4 @@ def test_export_refuses_a_tree_whose_rows_would_hold_control_tokens(cli, tmp_pat
         summary = json.loads(r.out)
         assert summary["trees_exported"] == 1 and any("control token" in k for k in summary["skipped"]), (fmt, summary)
         assert cli("validate", tmp_path / fmt).code == 0
+
