@@ -20,7 +20,11 @@ a driver handing problems to remote workers, must follow them too):
    the shards on disk (`reconcile`). A tree id found twice (two writers before this rule,
    or a crash between a retry's write and the removal of the failed record it replaces)
    keeps one record, a good one where there is one. A failed tree is searched again unless
-   the user keeps failed trees; its record stays until the retry is written.
+   the user keeps failed trees; its record stays until the retry is written. Every shard is
+   read whole, as every reader reads it: one that cannot be (a flipped byte, a truncated
+   copy) is damaged, renamed `part-NNNNN.parquet.damaged` (kept, for a look, but no reader
+   takes it for a shard), named in the manifest's `damaged_shards` and by the writer, and
+   its problems are searched again.
 3. The manifest's `status` says whether the run finished: `running` from the moment a
    writer takes the folder, `complete` once every problem has a tree, `interrupted` when
    the writer stopped early and knew it (Ctrl-C, SIGTERM, a failed engine, a full disk).
@@ -54,6 +58,7 @@ from cotgen.errors import DataError, RunError, UsageError, first_line
 from cotgen.io.inputs import TREES_DIR, shard_paths
 
 LOCK_NAME = ".lock"
+DAMAGED_SUFFIX = ".damaged"  # a damaged shard's new name: part-NNNNN.parquet.damaged
 RUNNING, COMPLETE, INTERRUPTED = "running", "complete", "interrupted"
 UNFINISHED = (RUNNING, INTERRUPTED)
 
@@ -254,6 +259,7 @@ class Reconciled:
     removed_temporaries: list[str] = field(default_factory=list)
     dropped_duplicates: int = 0  # records of a tree id that another record of it supersedes
     retried_failed: int = 0  # failed trees the run searches again (their record stays until then)
+    damaged: list[dict[str, str]] = field(default_factory=list)  # shards moved aside: shard, name, reason
     shards: list[dict[str, Any]] = field(default_factory=list)  # the manifest's shard list
 
 
@@ -277,8 +283,9 @@ def reconcile(run_dir: Path, *, keep_failed: bool = False) -> Reconciled:
     write and TreeShardWriter.drop_retried_failures; else the first is kept); and returns
     the shard list for the manifest and the ids the run need not search again: those with a
     good record, and with `keep_failed` the failed ones too. A failed record stays on disk
-    until its retry is written. Reads only the `id` and `error` columns, except for a shard
-    it rewrites.
+    until its retry is written. Reads every shard whole (a shard readable by its `id` and
+    `error` columns only would pass for done while no reader can read its trees); a damaged
+    one is moved aside (`move_aside`) and listed in `damaged`, so its trees are searched again.
     """
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -290,13 +297,10 @@ def reconcile(run_dir: Path, *, keep_failed: bool = False) -> Reconciled:
     columns: dict[Path, tuple[list[Any], list[bool]]] = {}
     for path in shard_paths(run_dir):
         try:
-            table = pq.read_table(path, columns=["id", "error"])
-        except (OSError, pa.ArrowException) as exc:
-            raise DataError(
-                f"{path}: a shard of this run cannot be read ({first_line(exc)}); move it out of "
-                f"{path.parent} to resume without it"
-            ) from None
-        columns[path] = (table.column("id").to_pylist(), [e is not None for e in table.column("error").to_pylist()])
+            columns[path] = read_whole_shard(path)
+        except DataError as exc:
+            aside = move_aside(path)
+            result.damaged.append({"shard": path.name, "name": aside.name, "reason": str(exc)[:500]})
     # The record each id keeps: the first good one, else the first failed one.
     keeper: dict[Any, tuple[Path, int]] = {}
     for path, (ids, failed) in columns.items():
@@ -323,6 +327,37 @@ def reconcile(run_dir: Path, *, keep_failed: bool = False) -> Reconciled:
             result.done_ids.add(tid)
     crash_point("reconciled")
     return result
+
+
+def read_whole_shard(path: Path) -> tuple[list[Any], list[bool]]:
+    """The tree ids of a shard and whether each tree failed, every tree read and parsed as
+    every reader does; DataError names the first thing that cannot be."""
+    import pyarrow as pa
+
+    from cotgen.io.readers import BadRow, TreeShardReader
+
+    ids: list[Any] = []
+    failed: list[bool] = []
+    try:
+        for index, tree in TreeShardReader(path).trees():
+            if isinstance(tree, BadRow):
+                raise DataError(f"{path}: row {index}: {tree.message}")
+            ids.append(tree.id)
+            failed.append(tree.error is not None)
+    except (OSError, pa.ArrowException) as exc:
+        raise DataError(f"{path}: cannot read the tree shard ({first_line(exc)})") from None
+    return ids, failed
+
+
+def move_aside(path: Path) -> Path:
+    """Rename a damaged shard to `<name>.damaged` (`.damaged-2`, ... when taken), out of every
+    reader's sight, and return its new path; only the lock holder may."""
+    target, n = path.with_name(path.name + DAMAGED_SUFFIX), 1
+    while os.path.lexists(target):
+        n += 1
+        target = path.with_name(f"{path.name}{DAMAGED_SUFFIX}-{n}")
+    os.rename(path, target)
+    return target
 
 
 def crash_point(name: str) -> None:

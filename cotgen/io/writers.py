@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -145,8 +145,13 @@ class TreeShardWriter:
         self.manifest["updated_at"] = utc_now()
         write_json_atomic(self.run_dir / MANIFEST, self.manifest)
 
-    def reconciled(self, shards: list[dict[str, Any]], **fields: Any) -> None:
-        """Replace the manifest's shard list with what is on disk (runfolder.reconcile)."""
+    def reconciled(self, shards: list[dict[str, Any]], damaged: Sequence[dict[str, str]] = (), **fields: Any) -> None:
+        """Replace the manifest's shard list with what is on disk (runfolder.reconcile), and
+        add the shards it moved aside as damaged to `damaged_shards` (kept across runs)."""
+        if damaged:
+            at = utc_now()
+            self.manifest["damaged_shards"] = [*self.manifest.get("damaged_shards", []),
+                                               *({**d, "moved_at": at} for d in damaged)]
         self.manifest["shards"] = sorted(shards, key=lambda s: s["name"])
         self.manifest["counts"] = {
             "trees": sum(s["rows"] for s in shards),
