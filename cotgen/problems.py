@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cotgen.chat_tokens import control_token, describe
 from cotgen.errors import DataError, RunError, UsageError
 from cotgen.tree import tree_id
 from cotgen.verify import normalize_gold
@@ -265,6 +266,7 @@ def _collect(
             skipped.append(f"{where}: {loc}: {drop}")
             reasons[drop.reason] += 1
             continue
+        _refuse_control_tokens(where, loc, question, answer)
         pid = tree_id(question, answer)
         if pid in first_seen:
             skipped.append(f"{where}: {loc}: duplicate of {first_seen[pid]} (id {pid})")
@@ -281,6 +283,20 @@ def _collect(
         detail = f"; {len(skipped)} rows dropped, first: {skipped[0]}" if skipped else ""
         raise DataError(f"{where}: no usable problems{detail}")
     return ProblemSet(problems=problems, skipped=skipped, source=source, reasons=reasons)
+
+
+def _refuse_control_tokens(where: str, loc: str, question: str, answer: str | None) -> None:
+    """A problem whose question or answer (the hint prompt shows it) holds a chat-template
+    control token stops the load: rendered through the chat template it would forge turns
+    of the conversation (see cotgen.chat_tokens). Refused, not dropped: a dropped row is only
+    counted, and a poisoned source is worth a look."""
+    for name, text in (("question", question), ("answer", answer or "")):
+        found = control_token(text)
+        if found is not None:
+            raise DataError(
+                f"{where}: {loc}: {describe(f'the {name}', found)}; a chat template would read it as a "
+                "turn boundary: remove it from the problem file, or drop the row"
+            )
 
 
 # -- builtin generators ------------------------------------------------------------------

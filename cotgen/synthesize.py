@@ -276,7 +276,7 @@ def _run_locked(opts: RunOptions, search: SearchConfig, engine_cfg: EngineConfig
     problems = [p for p in problem_set.problems if len(p.question) <= opts.max_problem_chars]
     rec = reconcile(out, keep_failed=opts.keep_failed)
     writer = TreeShardWriter(out, settings)
-    writer.reconciled(rec.shards, status=RUNNING, problems_source=problem_set.source)
+    writer.reconciled(rec.shards, damaged=rec.damaged, status=RUNNING, problems_source=problem_set.source)
     todo = [p for p in problems if tree_id(p.question, p.answer) not in rec.done_ids]
     report = SynthesizeReport(
         out=str(out),
@@ -391,6 +391,8 @@ def _say_what_is_odd(warn: WarnCallback, too_long, report: SynthesizeReport, tod
     if report.no_answer:
         warn(f"{report.no_answer} of the {todo} problem(s) to search have no answer: their leaves cannot be "
              "graded, so their ratings rest on the value head alone")
+    for d in rec.damaged:
+        warn(f"moved the damaged shard trees/{d['shard']} aside as trees/{d['name']}; its problems are searched again ({d['reason']})")
     if rec.removed_temporaries:
         warn(f"removed {len(rec.removed_temporaries)} temporary file(s) left by a stopped run")
     if rec.retried_failed:

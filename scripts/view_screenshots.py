@@ -68,7 +68,7 @@ def main() -> int:
             page = browser.new_page(viewport={"width": 1600, "height": 860})
             page.route("**/*", lambda r: r.continue_() if r.request.url.startswith("file://") else r.abort())
             page.goto((work / "site" / "trees" / "00000.html").as_uri())
-            page.wait_for_function("document.body.dataset.drawn === '1'")
+            page.wait_for_function("() => document.body.dataset.drawn === '1'")  # no eval under the pages' CSP
             page.locator('#viewport [data-node-id="10"] .shape').click()
             page.locator('#viewport [data-node-id="3"] .shape').hover()
             page.screenshot(path=str(DOCS / "view-tree.png"))

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from browser import chromium, offline  # noqa: F401  (fixtures of the browser tests)
 
 # A job started in the background by a non-interactive shell (`make test &`, nohup, some CI
 # runners) inherits SIGINT ignored, and so would every `cotgen` the tests start: the Ctrl-C

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
 
+from cotgen.chat_tokens import control_token, describe
 from cotgen.errors import CotgenError
 from cotgen.tree import Tree
 
@@ -47,6 +48,26 @@ class Finding:
         if self.offset is not None:
             out["offset"] = self.offset
         return out
+
+
+CONTROL_TOKEN_HINT = "a tokenizer reads it as a turn boundary, so the rendered conversation is not this row"
+
+
+def control_token_findings(text: str, where: str) -> list[Finding]:
+    """An error when `text` (a field of an sft, prm or dpo row) holds a chat-template control token."""
+    found = control_token(text)
+    if found is None:
+        return []
+    return [Finding("error", f"{describe(where, found)}: {CONTROL_TOKEN_HINT}", offset=found.start())]
+
+
+def refuse_control_tokens(texts: dict[str, str]) -> None:
+    """Raise ExportRefused when one of `texts` (field name -> text of a row about to be
+    exported) holds a chat-template control token: validate would reject the row."""
+    for where, text in texts.items():
+        found = control_token(text)
+        if found is not None:
+            raise ExportRefused(describe(where, found))
 
 
 class Format(Protocol):

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from itertools import combinations
 from typing import Any, ClassVar
 
-from cotgen.formats.base import ExportRefused, Finding
+from cotgen.formats.base import ExportRefused, Finding, refuse_control_tokens
 from cotgen.formats.prm import label_values, path_from_root, text_findings
 from cotgen.tree import Node, Tree, solution_steps
 
@@ -62,8 +62,10 @@ class DPOFormat:
                     a, b = chosen.text.strip(), rejected.text.strip()
                     if not a or not b or a == b:
                         continue  # not a preference between two different texts
+                    row = {"prompt": _prompt(index, problem, parent), "chosen": a, "rejected": b}
+                    refuse_control_tokens(row)
                     rows += 1
-                    yield {"prompt": _prompt(index, problem, parent), "chosen": a, "rejected": b}
+                    yield row
         if rows == 0:
             raise ExportRefused(f"no sibling pair whose values differ by more than {self.margin}")
 

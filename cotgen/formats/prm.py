@@ -6,7 +6,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from cotgen.formats.base import ExportRefused, Finding
+from cotgen.formats.base import (
+    ExportRefused,
+    Finding,
+    control_token_findings,
+    refuse_control_tokens,
+)
 from cotgen.search.ratings import own_counts
 from cotgen.tree import Node, Tree, solution_steps
 
@@ -77,6 +82,7 @@ class PRMFormat:
             completions = [n.text.strip() for n in steps]
             if not completions or not all(completions):
                 continue  # an empty step cannot be supervised; counted below if nothing is left
+            refuse_control_tokens({"prompt": prompt, **{f"completions[{i}]": c for i, c in enumerate(completions)}})
             rows += 1
             yield {
                 "prompt": prompt,
@@ -100,6 +106,8 @@ class PRMFormat:
                     out.append(Finding("error", f"completions[{i}] must be a string, not {_kind(step)}"))
                 elif not step.strip():
                     out.append(Finding("error", f"completions[{i}] is empty"))
+                else:
+                    out.extend(control_token_findings(step, f"completions[{i}]"))
         if not isinstance(labels, (list, tuple)):
             out.append(Finding("error", f"labels must be a list of booleans, not {_kind(labels)}"))
         else:
@@ -130,10 +138,11 @@ def _kind(value: object) -> str:
 
 
 def text_findings(row: dict[str, Any], column: str) -> list[Finding]:
-    """Findings for a column that must hold a non-blank string (the prm and dpo checks)."""
+    """Findings for a column that must hold a non-blank string with no chat-template
+    control token (the prm and dpo checks)."""
     value = row.get(column)
     if not isinstance(value, str):
         return [Finding("error", f"{column} must be a string, not {_kind(value)}")]
     if not value.strip():
         return [Finding("error", f"{column} is empty")]
-    return []
+    return control_token_findings(value, column)

@@ -8,7 +8,12 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from cotgen.answers import extract_answer
-from cotgen.formats.base import ExportRefused, Finding
+from cotgen.formats.base import (
+    ExportRefused,
+    Finding,
+    control_token_findings,
+    refuse_control_tokens,
+)
 from cotgen.formats.marco import to_marco
 from cotgen.formats.paths import best_correct_path, journey_path, reasoning_nodes
 from cotgen.tree import Node, Tree
@@ -69,6 +74,7 @@ class SFTFormat:
         messages = [{"role": "system", "content": self.system_prompt}] if self.system_prompt else []
         messages.append({"role": "user", "content": problem})
         messages.append({"role": "assistant", "content": self._assistant(tree)})
+        refuse_control_tokens({f"messages[{i}]": m["content"] for i, m in enumerate(messages)})
         yield {"messages": messages}
 
     def _assistant(self, tree: Tree) -> str:
@@ -117,8 +123,10 @@ class SFTFormat:
                 out.append(Finding("error", f"messages[{i}]: content must be a string"))
             elif not content.strip():
                 out.append(Finding("error", f"messages[{i}]: content is empty"))
-            elif role == "assistant":
-                out.extend(_unbalanced_tags(i, content))
+            else:
+                out.extend(control_token_findings(content, f"messages[{i}]"))
+                if role == "assistant":
+                    out.extend(_unbalanced_tags(i, content))
         if "user" not in roles:
             out.append(Finding("error", "messages has no user message"))
         if roles and roles[-1] in ROLES and roles[-1] != "assistant":

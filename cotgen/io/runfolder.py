@@ -20,7 +20,11 @@ a driver handing problems to remote workers, must follow them too):
    the shards on disk (`reconcile`). A tree id found twice (two writers before this rule,
    or a crash between a retry's write and the removal of the failed record it replaces)
    keeps one record, a good one where there is one. A failed tree is searched again unless
-   the user keeps failed trees; its record stays until the retry is written.
+   the user keeps failed trees; its record stays until the retry is written. Every shard is
+   read whole, as every reader reads it: one that cannot be (a flipped byte, a truncated
+   copy) is damaged, renamed `part-NNNNN.parquet.damaged` (kept, for a look, but no reader
+   takes it for a shard), named in the manifest's `damaged_shards` and by the writer, and
+   its problems are searched again.
 3. The manifest's `status` says whether the run finished: `running` from the moment a
    writer takes the folder, `complete` once every problem has a tree, `interrupted` when
    the writer stopped early and knew it (Ctrl-C, SIGTERM, a failed engine, a full disk).
@@ -28,14 +32,22 @@ a driver handing problems to remote workers, must follow them too):
    manifest, is unfinished: every reader refuses it with `check_finished`, naming what to
    do. A manifest without `status` (written before this rule) counts as finished.
    A shard file given by name is always read: each shard is complete on its own.
+4. Nothing is written through a link. A run folder may come from elsewhere or be shared, so
+   a name in it may be a planted link to any file the user can write. The lock file is
+   opened with O_NOFOLLOW and refused when it is a symbolic link, a hard link, not a plain
+   file, or a file cotgen did not write; temporary files are created new (O_EXCL, after
+   removing whatever had the name), and reach their final name by rename or link, which
+   replace a name and never write through it.
 """
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import os
 import socket
+import stat
 import sys
 import time
 from dataclasses import dataclass, field
@@ -46,6 +58,7 @@ from cotgen.errors import DataError, RunError, UsageError, first_line
 from cotgen.io.inputs import TREES_DIR, shard_paths
 
 LOCK_NAME = ".lock"
+DAMAGED_SUFFIX = ".damaged"  # a damaged shard's new name: part-NNNNN.parquet.damaged
 RUNNING, COMPLETE, INTERRUPTED = "running", "complete", "interrupted"
 UNFINISHED = (RUNNING, INTERRUPTED)
 
@@ -72,9 +85,15 @@ class RunLock:
             raise RunError(f"--out {self.run_dir}: cannot create the run folder ({exc.strerror})") from None
         while True:
             try:
-                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT | NO_FOLLOW, 0o644)
             except OSError as exc:
+                if exc.errno == errno.ELOOP:
+                    raise self._refusal("is a symbolic link") from None
                 raise RunError(f"--out {self.run_dir}: cannot write in the run folder ({exc.strerror})") from None
+            foreign = _foreign_lock(fd)
+            if foreign:
+                os.close(fd)
+                raise self._refusal(foreign)
             if not _flock_soon(fd, fcntl.LOCK_EX):
                 holder = describe_holder(self.path)
                 os.close(fd)
@@ -106,6 +125,13 @@ class RunLock:
         self._fd = fd
         return self
 
+    def _refusal(self, what: str) -> UsageError:
+        return UsageError(
+            f"--out {self.run_dir}: {self.path} {what}; cotgen writes its lock there and never "
+            f"writes through a link or over a file it did not make: remove {self.path} if the "
+            "folder is yours, or use another --out"
+        )
+
     def release(self) -> None:
         if self._fd is None:
             return
@@ -129,6 +155,29 @@ class RunLock:
         self.release()
 
 
+# Opening a lock file never follows a link, and never waits on a FIFO planted in its place.
+NO_FOLLOW = os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+
+
+def _foreign_lock(fd: int) -> str | None:
+    """Why the open lock file is not one cotgen may truncate and rewrite, or None: it must be
+    a plain file with one name, empty or holding a lock record that cotgen wrote."""
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):
+        return "is not a plain file"
+    if info.st_nlink > 1:
+        return f"is a hard link to a file with {info.st_nlink} names"
+    if info.st_size == 0:
+        return None
+    if info.st_size > 64 * 1024:
+        return "is not a cotgen lock file (too big)"
+    try:
+        record = json.loads(os.pread(fd, info.st_size, 0).decode("utf-8"))
+    except (OSError, ValueError):
+        return "is not a cotgen lock file"
+    return None if isinstance(record, dict) and "pid" in record else "is not a cotgen lock file"
+
+
 def _flock_soon(fd: int, mode: int, patience_s: float = 1.0) -> bool:
     """Take the flock within `patience_s`: a reader's brief shared lock (is_locked) must not
     make a writer think the folder is taken."""
@@ -146,7 +195,11 @@ def _flock_soon(fd: int, mode: int, patience_s: float = 1.0) -> bool:
 def describe_holder(lock_path: Path) -> str:
     """'pid 123 on host h since T: cotgen synthesize ...' from a lock file, as well as it can."""
     try:
-        info = json.loads(Path(lock_path).read_text(encoding="utf-8") or "{}")
+        fd = os.open(lock_path, os.O_RDONLY | NO_FOLLOW)
+        try:
+            info = json.loads(os.read(fd, 64 * 1024).decode("utf-8") or "{}")
+        finally:
+            os.close(fd)
     except (OSError, ValueError):
         info = {}
     if not isinstance(info, dict) or "pid" not in info:
@@ -158,7 +211,7 @@ def is_locked(run_dir: Path) -> bool:
     """Whether a live process holds the run folder's lock now (a reader's question)."""
     path = Path(run_dir) / LOCK_NAME
     try:
-        fd = os.open(path, os.O_RDONLY)
+        fd = os.open(path, os.O_RDONLY | NO_FOLLOW)
     except OSError:
         return False
     try:
@@ -206,6 +259,7 @@ class Reconciled:
     removed_temporaries: list[str] = field(default_factory=list)
     dropped_duplicates: int = 0  # records of a tree id that another record of it supersedes
     retried_failed: int = 0  # failed trees the run searches again (their record stays until then)
+    damaged: list[dict[str, str]] = field(default_factory=list)  # shards moved aside: shard, name, reason
     shards: list[dict[str, Any]] = field(default_factory=list)  # the manifest's shard list
 
 
@@ -229,8 +283,9 @@ def reconcile(run_dir: Path, *, keep_failed: bool = False) -> Reconciled:
     write and TreeShardWriter.drop_retried_failures; else the first is kept); and returns
     the shard list for the manifest and the ids the run need not search again: those with a
     good record, and with `keep_failed` the failed ones too. A failed record stays on disk
-    until its retry is written. Reads only the `id` and `error` columns, except for a shard
-    it rewrites.
+    until its retry is written. Reads every shard whole (a shard readable by its `id` and
+    `error` columns only would pass for done while no reader can read its trees); a damaged
+    one is moved aside (`move_aside`) and listed in `damaged`, so its trees are searched again.
     """
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -242,13 +297,10 @@ def reconcile(run_dir: Path, *, keep_failed: bool = False) -> Reconciled:
     columns: dict[Path, tuple[list[Any], list[bool]]] = {}
     for path in shard_paths(run_dir):
         try:
-            table = pq.read_table(path, columns=["id", "error"])
-        except (OSError, pa.ArrowException) as exc:
-            raise DataError(
-                f"{path}: a shard of this run cannot be read ({first_line(exc)}); move it out of "
-                f"{path.parent} to resume without it"
-            ) from None
-        columns[path] = (table.column("id").to_pylist(), [e is not None for e in table.column("error").to_pylist()])
+            columns[path] = read_whole_shard(path)
+        except DataError as exc:
+            aside = move_aside(path)
+            result.damaged.append({"shard": path.name, "name": aside.name, "reason": str(exc)[:500]})
     # The record each id keeps: the first good one, else the first failed one.
     keeper: dict[Any, tuple[Path, int]] = {}
     for path, (ids, failed) in columns.items():
@@ -275,6 +327,37 @@ def reconcile(run_dir: Path, *, keep_failed: bool = False) -> Reconciled:
             result.done_ids.add(tid)
     crash_point("reconciled")
     return result
+
+
+def read_whole_shard(path: Path) -> tuple[list[Any], list[bool]]:
+    """The tree ids of a shard and whether each tree failed, every tree read and parsed as
+    every reader does; DataError names the first thing that cannot be."""
+    import pyarrow as pa
+
+    from cotgen.io.readers import BadRow, TreeShardReader
+
+    ids: list[Any] = []
+    failed: list[bool] = []
+    try:
+        for index, tree in TreeShardReader(path).trees():
+            if isinstance(tree, BadRow):
+                raise DataError(f"{path}: row {index}: {tree.message}")
+            ids.append(tree.id)
+            failed.append(tree.error is not None)
+    except (OSError, pa.ArrowException) as exc:
+        raise DataError(f"{path}: cannot read the tree shard ({first_line(exc)})") from None
+    return ids, failed
+
+
+def move_aside(path: Path) -> Path:
+    """Rename a damaged shard to `<name>.damaged` (`.damaged-2`, ... when taken), out of every
+    reader's sight, and return its new path; only the lock holder may."""
+    target, n = path.with_name(path.name + DAMAGED_SUFFIX), 1
+    while os.path.lexists(target):
+        n += 1
+        target = path.with_name(f"{path.name}{DAMAGED_SUFFIX}-{n}")
+    os.rename(path, target)
+    return target
 
 
 def crash_point(name: str) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +27,15 @@ def temporary_name(path: Path) -> Path:
     return path.with_name(f".{path.name}.tmp-{os.getpid()}")
 
 
+def open_new(path: Path, mode: str = "wb") -> IO[Any]:
+    """Open `path` as a new file for writing. Whatever had the name (a stale temporary, or a
+    link planted in a folder cotgen did not make) is removed first, never written through:
+    O_EXCL creates the file or fails, and never follows a link."""
+    path.unlink(missing_ok=True)  # a link itself, never its target
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666)
+    return os.fdopen(fd, mode, encoding=None if "b" in mode else "utf-8")
+
+
 @contextmanager
 def atomic_file(path: Path, mode: str = "wb", moment: str | None = None) -> Iterator[IO[Any]]:
     """Open a temporary file beside `path`; on success fsync it and rename it over `path`,
@@ -34,9 +43,8 @@ def atomic_file(path: Path, mode: str = "wb", moment: str | None = None) -> Iter
     disk, leaves no temporary either). `moment` names the instants before and after the
     rename for the crash tests (cotgen.io.runfolder.crash_point)."""
     tmp = temporary_name(path)
-    encoding = None if "b" in mode else "utf-8"
     try:
-        with open(tmp, mode, encoding=encoding) as f:
+        with open_new(tmp, mode) as f:
             yield f
             f.flush()
             os.fsync(f.fileno())
@@ -137,8 +145,13 @@ class TreeShardWriter:
         self.manifest["updated_at"] = utc_now()
         write_json_atomic(self.run_dir / MANIFEST, self.manifest)
 
-    def reconciled(self, shards: list[dict[str, Any]], **fields: Any) -> None:
-        """Replace the manifest's shard list with what is on disk (runfolder.reconcile)."""
+    def reconciled(self, shards: list[dict[str, Any]], damaged: Sequence[dict[str, str]] = (), **fields: Any) -> None:
+        """Replace the manifest's shard list with what is on disk (runfolder.reconcile), and
+        add the shards it moved aside as damaged to `damaged_shards` (kept across runs)."""
+        if damaged:
+            at = utc_now()
+            self.manifest["damaged_shards"] = [*self.manifest.get("damaged_shards", []),
+                                               *({**d, "moved_at": at} for d in damaged)]
         self.manifest["shards"] = sorted(shards, key=lambda s: s["name"])
         self.manifest["counts"] = {
             "trees": sum(s["rows"] for s in shards),
@@ -208,7 +221,7 @@ def write_tree_shard(run_dir: Path, trees: list[Tree], name: str) -> ShardInfo:
     final = Path(run_dir) / TREES_DIR / name
     tmp = temporary_name(final)
     try:
-        with open(tmp, "wb") as f:
+        with open_new(tmp) as f:
             pq.write_table(table, f, compression="zstd")
             f.flush()
             os.fsync(f.fileno())
@@ -326,7 +339,7 @@ class ParquetShardWriter(ExportShardWriter):
         if self.writer is not None and self.file.tell() + expected + footer > self.limit:
             self._close_file()
         if self.writer is None:
-            self.file = open(self._new_path(), "wb")
+            self.file = open_new(self._new_path())
             # No column statistics: min/max of long texts would bloat every footer.
             self.writer = pq.ParquetWriter(self.file, self.schema, compression="zstd", write_statistics=False)
             self.row_groups = 0
@@ -369,7 +382,7 @@ class JsonShardWriter(ExportShardWriter):
         if self.file is not None and self.size + 2 + len(chunk) + 3 > self.limit:
             self._close_file()
         if self.file is None:
-            self.file = open(self._new_path(), "wb")
+            self.file = open_new(self._new_path())
             self.file.write(b"[\n")
             self.size = 2
         else:

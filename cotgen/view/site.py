@@ -28,6 +28,14 @@ MARKER = "cotgen-site.json"  # written last: its presence marks a folder as a fi
 ASSETS = ("view.css", "tree.js", "index.js")
 # The order of a node's fields in the page's JSON; lists instead of objects keep a
 # 1,000-tree site small (the keys would repeat for every node).
+# Scripts and styles only from the site's own files: no inline script, no event-handler
+# attribute, no script from elsewhere runs, whatever a tree's text holds. The tree's data is
+# inline JSON, which is not script. Chromium treats 'self' of a file:// page as file:.
+CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+       "base-uri 'none'; form-action 'none'")
+HEAD = f"""<meta charset="utf-8">
+<meta http-equiv="Content-Security-Policy" content="{CSP}">
+<meta name="viewport" content="width=device-width, initial-scale=1">"""
 NODE_FIELDS = ("id", "parent", "kind", "text", "prior", "visits", "value", "q_estimate",
                "rating", "terminal", "correct", "tokens", "logprob", "truncated")  # fmt: skip
 
@@ -189,8 +197,7 @@ def tree_page(data: dict[str, Any], prev_page: str | None, next_page: str | None
     if data["warnings"]:
         banners += '<p class="banner warn">broken invariants: ' + _e("; ".join(data["warnings"])) + "</p>"
     return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
+<html lang="en"><head>{HEAD}
 <title>tree {data["index"]} · {_e(_short(data["problem"], 60))}</title>
 <link rel="stylesheet" href="../assets/view.css">
 </head><body class="tree-page">
@@ -240,8 +247,7 @@ def index_page(rows: list[TreeRow], summary: SiteSummary) -> str:
             "skipped rows: " + "; ".join(f"{n} × {reason}" for reason, n in summary.skipped.most_common())
         ) + "</p>"
     return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
+<html lang="en"><head>{HEAD}
 <title>cotgen trees ({len(rows)})</title>
 <link rel="stylesheet" href="assets/view.css">
 </head><body class="index-page">

@@ -129,11 +129,18 @@ def test_reconcile_makes_the_shards_the_whole_truth(tmp_path: Path):
     assert [s["name"] for s in again.shards] == ["part-00000.parquet", "part-00001.parquet"]
 
 
-def test_reconcile_names_a_shard_it_cannot_read(tmp_path: Path):
+def test_reconcile_moves_a_shard_it_cannot_read_aside_and_names_it(tmp_path: Path):
     from cotgen.io.runfolder import reconcile
 
     run = tmp_path / "run"
     (run / "trees").mkdir(parents=True)
     (run / "trees" / "part-00000.parquet").write_bytes(b"PAR1 not really")
-    with pytest.raises(DataError, match="part-00000.parquet: a shard of this run cannot be read"):
-        reconcile(run)
+    result = reconcile(run)
+    [moved] = result.damaged
+    assert moved["shard"] == "part-00000.parquet" and moved["name"] == "part-00000.parquet.damaged"
+    assert "part-00000.parquet: not a readable Parquet file" in moved["reason"]
+    assert result.shards == [] and result.done_ids == set()
+    assert [p.name for p in (run / "trees").iterdir()] == ["part-00000.parquet.damaged"]
+    # a second damaged shard of the same name keeps the first one's copy
+    (run / "trees" / "part-00000.parquet").write_bytes(b"PAR1 not really")
+    assert reconcile(run).damaged[0]["name"] == "part-00000.parquet.damaged-2"

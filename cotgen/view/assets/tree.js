@@ -35,14 +35,26 @@
   const tooltip = document.getElementById("tooltip");
   const colourBy = document.getElementById("colour-by");
 
-  const SHAPES = {
-    problem: '<rect class="shape" x="-7" y="-7" width="14" height="14"/>',
-    step: '<circle class="shape" r="6"/>',
-    critic: '<path class="shape" d="M0,-7L7,0L0,7L-7,0Z"/>',
-    refine: '<path class="shape" d="M0,-7L6.5,5.5L-6.5,5.5Z"/>',
-    conclusion: '<circle class="shape" r="7"/><circle class="dot" r="2.5"/>',
+  // Every element is built with DOM calls and every field of the tree goes in as text or as
+  // an attribute value, never as markup; kind and rating become class names only when they
+  // are one of the known values (a hostile shard's kind could otherwise carry markup).
+  const SVG_NS = document.getElementById("tree-svg").namespaceURI;  // SVG's, from the page
+  const make = (tag, attrs, ...kids) => {
+    const e = document.createElementNS(SVG_NS, tag);
+    for (const k in attrs) e.setAttribute(k, attrs[k]);
+    e.append(...kids);
+    return e;
   };
-  const esc = (s) => String(s).replace(/[&<>"]/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;" })[c]);
+  const SHAPES = {
+    problem: () => [make("rect", { class: "shape", x: -7, y: -7, width: 14, height: 14 })],
+    step: () => [make("circle", { class: "shape", r: 6 })],
+    critic: () => [make("path", { class: "shape", d: "M0,-7L7,0L0,7L-7,0Z" })],
+    refine: () => [make("path", { class: "shape", d: "M0,-7L6.5,5.5L-6.5,5.5Z" })],
+    conclusion: () => [make("circle", { class: "shape", r: 7 }), make("circle", { class: "dot", r: 2.5 })],
+  };
+  const RATINGS = ["positive", "negative", "unknown"];
+  const kindClass = (n) => "k-" + (Object.hasOwn(SHAPES, n.kind) ? n.kind : "other");
+  const ratingClass = (n) => "r-" + (RATINGS.includes(n.rating) ? n.rating : "other");
   const short = (s, w) => { s = String(s).replace(/\s+/g, " ").trim(); return s.length > w ? s.slice(0, w - 1) + "…" : s; };
   const colour = (v) => `hsl(${Math.round(Math.max(0, Math.min(1, v)) * 120)},65%,42%)`;
   const fmt = (v, d) => (v === null || v === undefined ? "—" : typeof v === "number" ? (Number.isInteger(v) ? String(v) : v.toFixed(d || 3)) : String(v));
@@ -76,13 +88,13 @@
     const p = n.up, x0 = p.x + Math.min(p.tail || 12, DX - 30), mx = (x0 + n.x) / 2;
     return `M${x0},${p.y}C${mx},${p.y} ${mx},${n.y} ${n.x - 8},${n.y}H${n.x}`;
   };
-  function label(n) {
+  function label(n) {  // the label's parts: a verdict mark, the text, "(+N)" when collapsed
     const v = verdict(n);
-    const mark = v === "correct" ? '<tspan class="verdict ok">✓ </tspan>' : v === "wrong" ? '<tspan class="verdict bad">✗ </tspan>' : "";
-    const more = n.collapsed ? ` <tspan class="more">(+${n.size - 1})</tspan>` : "";
+    const mark = v === "correct" ? make("tspan", { class: "verdict ok" }, "✓ ") : v === "wrong" ? make("tspan", { class: "verdict bad" }, "✗ ") : null;
+    const more = n.collapsed ? make("tspan", { class: "more" }, `(+${n.size - 1})`) : null;
     const text = short(n.text, LABEL);
     n.tail = (n.kids.length ? 22 : 11) + 7.3 * (text.length + (mark ? 2 : 0) + (more ? String(n.size).length + 4 : 0)) + 6;
-    return mark + esc(text) + more;
+    return [mark, text, more && " ", more].filter((x) => x);
   }
 
   // -- drawing: every node gets its element (with data-node-id) at once; what a node
@@ -90,29 +102,41 @@
   // most subtrees collapsed costs what its visible part costs.
   const elements = new Map(), edges = new Map();
   let edgeLayer = null;
-  const inner = (n) => (SHAPES[n.kind] || SHAPES.step)
-    + (n.kids.length ? '<g class="knob"><circle cx="13" r="5"/><path d="M10,0H16M13,-3V3"/></g>' : "")
-    + `<text class="label" x="${n.kids.length ? 22 : 11}" dy="4">${label(n)}</text>`;
-  const edgeMarkup = (n) => `<path class="edge${best.has(n.id) && best.has(n.up.id) ? " best" : ""}" data-edge-to="${n.id}" d="${edgePath(n)}"/>`;
+  const inner = (n) => [
+    ...(SHAPES[n.kind] || SHAPES.step)(),
+    ...(n.kids.length ? [make("g", { class: "knob" }, make("circle", { cx: 13, r: 5 }), make("path", { d: "M10,0H16M13,-3V3" }))] : []),
+    make("text", { class: "label", x: n.kids.length ? 22 : 11, dy: 4 }, ...label(n)),
+  ];
+  const edgeElement = (n) => make("path", {
+    class: "edge" + (best.has(n.id) && best.has(n.up.id) ? " best" : ""), "data-edge-to": n.id, d: edgePath(n),
+  });
   function draw() {
     layout();
-    const e = [], g = [], shown = new Set(visible);
+    const shown = new Set(visible);
+    const edgeGroup = make("g", { class: "edges" }), nodeGroup = make("g", { class: "nodes" });
     for (const n of nodes) {
-      const cls = ["node", "k-" + n.kind, "r-" + n.rating];
+      const cls = ["node", kindClass(n), ratingClass(n)];
       const v = verdict(n);
       if (v) cls.push(v);
       if (best.has(n.id)) cls.push("best");
       if (n.collapsed) cls.push("collapsed");
       const on = shown.has(n);
       if (!on) cls.push("gone");
-      g.push(`<g class="${cls.join(" ")}" data-node-id="${n.id}"${on ? ` transform="translate(${n.x},${n.y})"` : ""} fill="${colour(n.value)}">`
-        + (on ? inner(n) : "") + "</g>");
-      if (n.up && on) e.push(edgeMarkup(n));
+      const el = make("g", { class: cls.join(" "), "data-node-id": n.id, fill: colour(n.value) });
+      if (on) {
+        el.setAttribute("transform", `translate(${n.x},${n.y})`);
+        el.append(...inner(n));
+      }
+      nodeGroup.append(el);
+      elements.set(n.id, el);
+      if (n.up && on) {
+        const edge = edgeElement(n);
+        edgeGroup.append(edge);
+        edges.set(n.id, edge);
+      }
     }
-    viewport.innerHTML = `<g class="edges">${e.join("")}</g><g class="nodes">${g.join("")}</g>`;
-    edgeLayer = viewport.firstChild;
-    for (const el of viewport.querySelectorAll(".node")) elements.set(+el.dataset.nodeId, el);
-    for (const el of edgeLayer.children) edges.set(+el.dataset.edgeTo, el);
+    viewport.replaceChildren(edgeGroup, nodeGroup);
+    edgeLayer = edgeGroup;
   }
   function redraw() {
     layout();
@@ -123,14 +147,15 @@
       el.classList.toggle("gone", !on);
       if (edge) edge.classList.toggle("gone", !on);
       if (!on) continue;
-      if (!el.firstChild) el.innerHTML = inner(n);
+      if (!el.firstChild) el.append(...inner(n));
       if (n.up && !edge) {
-        edgeLayer.insertAdjacentHTML("beforeend", edgeMarkup(n));
-        edges.set(n.id, (edge = edgeLayer.lastChild));
+        edge = edgeElement(n);
+        edgeLayer.append(edge);
+        edges.set(n.id, edge);
       }
       el.setAttribute("transform", `translate(${n.x},${n.y})`);
       el.classList.toggle("collapsed", n.collapsed);
-      el.querySelector(".label").innerHTML = label(n);
+      el.querySelector(".label").replaceChildren(...label(n));
       if (edge) edge.setAttribute("d", edgePath(n));
     }
   }
@@ -316,10 +341,11 @@
     if (keys[ev.key]) { ev.preventDefault(); keys[ev.key](); }
   });
 
-  document.getElementById("legend").innerHTML = '<svg width="520" height="18" aria-hidden="true">'
-    + Object.keys(SHAPES).map((k, i) => `<g class="k-${k}" transform="translate(${9 + i * 78},9)">${SHAPES[k]}<text x="11" dy="4">${k}</text></g>`).join("")
-    + '<text x="400" dy="13" class="verdict ok">✓</text><text x="412" dy="13">correct</text>'
-    + '<text x="460" dy="13" class="verdict bad">✗</text><text x="472" dy="13">wrong</text></svg>';
+  const legend = make("svg", { width: 520, height: 18, "aria-hidden": "true" },
+    ...Object.keys(SHAPES).map((k, i) => make("g", { class: "k-" + k, transform: `translate(${9 + i * 78},9)` }, ...SHAPES[k](), make("text", { x: 11, dy: 4 }, k))),
+    make("text", { x: 400, dy: 13, class: "verdict ok" }, "✓"), make("text", { x: 412, dy: 13 }, "correct"),
+    make("text", { x: 460, dy: 13, class: "verdict bad" }, "✗"), make("text", { x: 472, dy: 13 }, "wrong"));
+  document.getElementById("legend").replaceChildren(legend);
 
   // -- first drawing -------------------------------------------------------------------
   // A big tree opens readable: whole levels from the root while they fit in OPEN_ROWS rows,

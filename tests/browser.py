@@ -1,4 +1,6 @@
-"""A headless Chromium from the OS packages, driven by Playwright, for the browser tests.
+"""A headless Chromium from the OS packages, driven by Playwright, for the browser tests
+(tests/view, and tests/hostile's view test); tests/conftest.py makes its fixtures shared, so
+that one session runs one Playwright.
 
 Playwright's own browser download cannot run here, so the browser is Debian's `chromium`
 (or COTGEN_CHROMIUM). Without it the browser tests skip, saying why; under CI=true they fail,
@@ -32,9 +34,11 @@ def _unavailable(reason: str):
     pytest.skip(reason)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chromium():
-    """A launched browser, shared by the session's browser tests."""
+    """A launched browser, shared by one module's browser tests. Not by the session: a live
+    Playwright keeps an event loop running, and the in-process CLI tests of other modules
+    (asyncio.run) cannot run beside it."""
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
