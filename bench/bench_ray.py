@@ -36,7 +36,7 @@ def _run(work: Path, model: Path, workers: int | None, n: int | None = None) -> 
     shutil.rmtree(work, ignore_errors=True)
     n = n or int(os.environ.get("BENCH_RAY_PROBLEMS", PROBLEMS))
     opts = RunOptions(problems="builtin:arith", out=work, limit=n, concurrency=CONCURRENCY, shard_trees=16)
-    search = SearchConfig(simulations=4, branch=2, max_depth=4, max_step_tokens=12)
+    search = SearchConfig(simulations=4, max_tokens=24, max_step_tokens=12)
     engine = EngineConfig(model=str(model), cpu_threads=1, max_batch=16)
     if workers is None:
         s = run(opts, search, engine)

@@ -152,12 +152,12 @@ def run(work: Path) -> dict[str, float]:
     engine = HFEngine(resolved, EngineConfig(model=str(model_dir), max_batch=batch))
     short = plain_generate_tokens_per_s(engine, batch, max_tokens=STEP_TOKENS)
 
-    # Each tree keeps `parallel` simulations of `branch` sequences in flight; twice the trees
+    # Each tree keeps `parallel` simulations (one sequence each) in flight; twice the trees
     # needed to fill a batch keep it full while some trees wait on the judge or finish.
-    judge = SearchConfig(simulations=12 if quick else 24, branch=4, parallel=2, max_depth=6,
+    judge = SearchConfig(simulations=12 if quick else 24, parallel=4, max_tokens=2 * STEP_TOKENS,
                          max_step_tokens=STEP_TOKENS, enough_correct=0)
     confidence = SearchConfig(**{**judge.to_dict(), "value": "confidence"})
-    per_tree = judge.branch * judge.parallel
+    per_tree = judge.parallel  # one rollout (one sequence) per simulation in flight
     # DESIGN.md's target is one engine serving >= 64 concurrent trees; that many also keeps
     # the batch full while some trees wait on the judge or finish.
     in_flight = max(1, 2 * batch // per_tree) if quick else TREES_IN_FLIGHT

@@ -116,7 +116,7 @@ def _seconds_to_draw(page_path: Path) -> tuple[float, float] | None:
 
                 page.route("**/*", guard)
                 page.goto(page_path.resolve().as_uri())
-                page.wait_for_function("document.body.dataset.drawn === '1'", timeout=60_000)
+                page.wait_for_function("() => document.body.dataset.drawn === '1'", timeout=60_000)
                 drawn = page.evaluate("window.cotgenView")
                 assert drawn["nodes"] == page.locator("[data-node-id]").count() == BIG_TREE_NODES, drawn
                 assert not outside, outside

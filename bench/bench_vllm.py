@@ -92,7 +92,7 @@ def measure(work: Path) -> dict[str, float]:
     work.mkdir(parents=True, exist_ok=True)
     model_dir = build_tiny_model(work / "tiny")
     model = resolve_model(str(model_dir))
-    search = SearchConfig(simulations=12 if quick else 24, branch=4, parallel=2, max_depth=6,
+    search = SearchConfig(simulations=12 if quick else 24, parallel=4, max_tokens=2 * STEP_TOKENS,
                           max_step_tokens=STEP_TOKENS, enough_correct=0)
 
     t0 = time.perf_counter()

@@ -83,9 +83,9 @@ def main() -> int:
         figures[f"build_s_b{batch}"] = time.perf_counter() - t0
         figures[f"plain_tokens_per_s_b{batch}"] = plain_generate_tokens_per_s(
             engine, batch, max_tokens=STEP_TOKENS, repeats=1 if args.dry else 2)
-        search = SearchConfig(simulations=4 if args.dry else 8, branch=4, parallel=2, max_depth=4,
+        search = SearchConfig(simulations=4 if args.dry else 8, parallel=4, max_tokens=2 * STEP_TOKENS,
                               max_step_tokens=STEP_TOKENS, enough_correct=0)
-        trees = max(1, 2 * batch // (search.branch * search.parallel))
+        trees = max(1, 2 * batch // search.parallel)
         work = Path(tempfile.mkdtemp())
         recorder = Recording(engine)
         t0 = time.perf_counter()

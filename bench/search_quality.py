@@ -37,6 +37,7 @@ from cotgen.engines.base import Completion, Engine
 from cotgen.policy import EnginePolicy, EngineValuer, Prompts
 from cotgen.problems import Problem
 from cotgen.reasoner.arith import label_path
+from cotgen.reasoner.evaluate import path_errors, processbench_f1
 from cotgen.search.config import SearchConfig
 from cotgen.search.mcts import TreeSearch
 from cotgen.search.ratings import assign_ratings
@@ -231,31 +232,6 @@ def bon_at(samples: list[tuple[int, str | None, bool]], budget: float, enough: i
 # -- step truth ---------------------------------------------------------------------
 
 
-def path_errors(tree: Tree) -> list[tuple[int | None, int | None]]:
-    """Per terminal leaf: (index of the earliest wrong step by exact truth, index of the
-    earliest step cotgen rated negative), None when there is none (ProcessBench)."""
-    kids = tree.children()
-    out = []
-    for leaf in (n for n in tree.nodes if n.terminal and not kids[n.id]):
-        steps = solution_steps(tree.path_to(leaf.id))
-        truth = label_path(tree.problem, [s.text for s in steps])
-        wrong = next((i for i, v in enumerate(truth) if not v.correct), None)
-        rated = next((i for i, s in enumerate(steps) if s.rating == "negative"), None)
-        out.append((wrong, rated))
-    return out
-
-
-def processbench_f1(pairs: list[tuple[int | None, int | None]]) -> dict[str, float]:
-    """Accuracy on paths with an error (the earliest error found exactly), on paths without
-    (nothing flagged), and their harmonic mean."""
-    err = [p for p in pairs if p[0] is not None]
-    ok = [p for p in pairs if p[0] is None]
-    acc_err = sum(w == r for w, r in err) / len(err) if err else 0.0
-    acc_ok = sum(r is None for _, r in ok) / len(ok) if ok else 0.0
-    f1 = 2 * acc_err * acc_ok / (acc_err + acc_ok) if acc_err + acc_ok else 0.0
-    return {"f1": f1, "acc_error_paths": acc_err, "acc_correct_paths": acc_ok, "error_paths": len(err), "correct_paths": len(ok)}
-
-
 def node_labels(tree: Tree) -> tuple[int, int, int]:
     """(rated right, rated, steps): a step's truth is that it and every step before it on its
     path are right; positive should mean right, negative wrong; unknown is not rated."""
@@ -408,33 +384,34 @@ async def run_all(
                                "seeds": seeds, "budgets": list(BUDGETS), "bon": {}, "bon_visible": {},
                                "visible": {}, "mcts": {}, "ratings": {}}
     gate = asyncio.Semaphore(concurrency)
-    bon = {k: {"pass": [], "maj": [], "tokens": []} for k in BUDGETS}
-    bon_v = {k: {"solved": [], "tokens": []} for k in BUDGETS}
+    bon = {k: {"pass": [], "maj": [], "tokens": [], "prompt_tokens": []} for k in BUDGETS}
+    bon_v = {k: {"solved": [], "tokens": [], "prompt_tokens": []} for k in BUDGETS}
     rows_all: list[list[tuple[int, str | None, bool]]] = []
     for seed in seeds:
+        meter = MeteredEngine(engine)
         rows = await sample_solutions(
-            engine, problems, n=bon_n, temperature=cfg.temperature, top_p=cfg.top_p, seed=seed, prompts=prompts
+            meter, problems, n=bon_n, temperature=cfg.temperature, top_p=cfg.top_p, seed=seed, prompts=prompts
         )
+        per_sample = meter.prompt_tokens / (bon_n * len(problems))  # every sample processes its prompt
         for row in rows:
             samples = [(s.tokens, s.answer, s.correct) for s in row]
             rows_all.append(samples)
             if sum(s[0] for s in samples) < top:
                 log(f"warning: {bon_n} samples hold fewer than {top:.0f} tokens; raise bon_n")
             for k in BUDGETS:
-                p, m, used, _ = bon_at(samples, k * g_tokens)
+                p, m, used, taken = bon_at(samples, k * g_tokens)
                 bon[k]["pass"].append(p)
                 bon[k]["maj"].append(m)
                 bon[k]["tokens"].append(used)
-                p, _, used, _ = bon_at(samples, k * g_tokens, cfg.enough_correct)
+                bon[k]["prompt_tokens"].append(taken * per_sample)
+                p, _, used, taken = bon_at(samples, k * g_tokens, cfg.enough_correct)
                 bon_v[k]["solved"].append(p)
                 bon_v[k]["tokens"].append(used)
+                bon_v[k]["prompt_tokens"].append(taken * per_sample)
         log(f"best-of-N seed {seed} done")
-    prompt_len = len(getattr(engine, "tokenizer").encode(prompts.render("step", problem=problems[0].question, hint=""))) \
-        if getattr(engine, "tokenizer", None) is not None else 0
     for k in BUDGETS:
         figures["bon"][k] = {m: _mean(v) for m, v in bon[k].items()}
         figures["bon_visible"][k] = {m: _mean(v) for m, v in bon_v[k].items()}
-    figures["bon_prompt_tokens_per_sample_approx"] = prompt_len
 
     async def searched(scfg: SearchConfig, visible: bool) -> list[SearchRecord]:
         async def one(problem: Problem) -> SearchRecord:
@@ -470,7 +447,11 @@ def headline(figures: dict[str, Any]) -> dict[str, float]:
         out[f"sq_bon_maj_at_{k}x"] = figures["bon"][k]["maj"]
         out[f"sq_visible_bon_solved_at_{k}x"] = figures["bon_visible"][k]["solved"]
         vis = figures["visible"][k]
+        out[f"sq_visible_bon_tokens_at_{k}x"] = figures["bon_visible"][k]["tokens"]
+        out[f"sq_visible_bon_prompt_tokens_at_{k}x"] = figures["bon_visible"][k]["prompt_tokens"]
         out[f"sq_visible_mcts_solved_at_{k}x"] = vis["solved"]
+        out[f"sq_visible_mcts_tokens_at_{k}x"] = vis["tokens"]
+        out[f"sq_visible_mcts_prompt_tokens_at_{k}x"] = vis["prompt_tokens"]
         out[f"sq_visible_mcts_clean_at_{k}x"] = vis["clean"]
         out[f"sq_visible_mcts_distinct_correct_at_{k}x"] = vis["distinct_correct"]
         out[f"sq_rating_f1_at_{k}x"] = vis["rating_f1"]

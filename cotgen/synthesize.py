@@ -200,6 +200,12 @@ def _refuse_changed_settings(out: Path, new: dict[str, Any]) -> None:
     if not old:
         return
     a_all, b_all = shaping_settings(old), shaping_settings(new)
+    if isinstance(a_all.get("search"), dict) and "samples" not in a_all["search"]:
+        raise UsageError(
+            f"{out} holds trees of cotgen's earlier search (one level per simulation); the search "
+            "now rolls out to an answer every simulation, and one folder cannot mix the two: use "
+            "another --out (the old trees stay readable by export, validate, view and the rest)"
+        )
     changed = []
     for key in SHAPING:
         a, b = a_all[key], b_all[key]

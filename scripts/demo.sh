@@ -10,7 +10,7 @@ out=${DEMO_OUT:-demo-out}
 rm -rf "$out"
 run() { printf '\n$ %s\n' "$*" >&2; "$@"; }
 run cotgen synthesize --model tiny-reasoner --problems builtin:arith --problem-seed 1000 --limit 16 \
-  --simulations 24 --out "$out/run"
+  --out "$out/run"
 run cotgen export "$out/run" --format openlongcot --out "$out/openlongcot"
 run cotgen export "$out/run" --format marco --out "$out/marco"
 run cotgen export "$out/run" --format sft --out "$out/sft"

@@ -77,6 +77,24 @@ def test_changed_settings_into_the_same_folder_are_refused(tiny_run, tiny_model_
     assert "other settings" in r.err and "simulations: 6 -> 7" in r.err
 
 
+def test_a_folder_of_the_earlier_search_is_refused_on_resume(tiny_run, tiny_model_dir, tmp_path, cli):
+    # The same folder as a run of the one-level-per-simulation search had left it.
+    old = tmp_path / "old-run"
+    shutil.copytree(tiny_run, old)
+    manifest = json.loads((old / "manifest.json").read_text())
+    search = manifest["settings"]["search"]
+    for name in ("samples", "probe", "negative_after", "critics", "max_tokens"):
+        search.pop(name)
+    search.update(critic_rate=0.15, conclude_rate=0.2, rollouts=4, rollout_tokens=256)
+    (old / "manifest.json").write_text(json.dumps(manifest))
+    r = cli("synthesize", "--model", tiny_model_dir, "--problems", "builtin:arith", "--limit", "4",
+            "--out", old, *SMALL)
+    assert r.code == 2 and "Traceback" not in r.err
+    assert "earlier search" in r.err and "another --out" in r.err
+    r = cli("validate", old)  # its trees stay readable
+    assert r.code == 0, r.out + r.err
+
+
 def test_exports_of_the_run_validate(tiny_run, tmp_path, cli):
     r = cli("export", tiny_run, "--format", "openlongcot", "--out", tmp_path / "olc")
     assert r.code == 0, r.err

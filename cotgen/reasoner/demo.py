@@ -1,6 +1,8 @@
 """`python -m cotgen.reasoner.demo RUN`: what `make demo` shows after its search: greedy
-accuracy of the same model on the same problems against the share of trees where the search
-found a correct answer (a table on stderr), one correct path, and that tree's id on stdout."""
+accuracy of the same model on the same problems, and best-of-N at each problem's own search
+tokens, against the share of trees where the search found a correct answer (a table on
+stderr), the step ratings' F1 against exact step truth, one correct path, and that tree's id
+on stdout."""
 
 from __future__ import annotations
 
@@ -16,7 +18,11 @@ from cotgen.config import EngineConfig
 from cotgen.io.trees import iter_input_trees
 from cotgen.problems import Problem
 from cotgen.reasoner.arith import label_path
+from cotgen.reasoner.evaluate import rating_f1
+from cotgen.search.config import SearchConfig
 from cotgen.tree import Tree, solution_steps
+
+BON_SAMPLES = 32  # whole solutions drawn per problem; best-of-N takes a prefix of them
 
 
 def correct_leaves(tree: Tree) -> list[int]:
@@ -51,26 +57,44 @@ def main(argv: list[str] | None = None) -> int:
     from cotgen.engines import build_engine
     from cotgen.reasoner.evaluate import sample_solutions
 
-    async def greedy() -> list[bool]:
+    search = SearchConfig(**{k: v for k, v in trees[0].config.items() if k in SearchConfig.__dataclass_fields__})
+
+    async def baselines() -> tuple[list[bool], list[bool]]:
+        """Greedy; and best-of-N at the search's temperature, each problem's samples taken in
+        order until they used the tokens its tree used or `enough_correct` were right."""
         engine = build_engine(EngineConfig(model=model))
         try:
             problems = [Problem(t.id, t.problem, t.answer, t.source) for t in trees]
-            return [s[0].correct for s in await sample_solutions(engine, problems)]
+            greedy = [s[0].correct for s in await sample_solutions(engine, problems)]
+            rows = await sample_solutions(engine, problems, n=BON_SAMPLES, temperature=search.temperature,
+                                          top_p=search.top_p, seed=search.seed)
         finally:
             await engine.close()
+        bon = []
+        for tree, row in zip(trees, rows, strict=True):
+            spent = right = 0
+            for sample in row:
+                if spent >= tree.stats.generated_tokens or (search.enough_correct and right >= search.enough_correct):
+                    break
+                spent += sample.tokens
+                right += sample.correct
+            bon.append(right > 0)
+        return greedy, bon
 
-    greedy_ok = asyncio.run(greedy())
+    greedy_ok, bon_ok = asyncio.run(baselines())
     table = Table(title=f"{model} on {len(trees)} held-out problems")
     table.add_column("method")
     table.add_column("solved", justify="right")
     table.add_column("share", justify="right")
     table.add_row("greedy chain of thought", str(sum(greedy_ok)), f"{sum(greedy_ok) / len(trees):.0%}")
-    table.add_row("MCTS: a correct leaf in the tree", str(len(found)), f"{len(found) / len(trees):.0%}")
+    table.add_row("best-of-N, each problem the tokens its tree used", str(sum(bon_ok)), f"{sum(bon_ok) / len(trees):.0%}")
+    table.add_row("search: a correct answer in the tree", str(len(found)), f"{len(found) / len(trees):.0%}")
     clean = [t for t in found if any(sound(t, leaf) for leaf in correct_leaves(t))]
     table.add_row("  of which a path with every step right", str(len(clean)), f"{len(clean) / len(trees):.0%}")
     tokens = sum(t.stats.generated_tokens for t in trees)
     err.print(table)
-    err.print(f"search: {tokens} generated tokens in all ({tokens / len(trees):.0f} per tree)")
+    err.print(f"search: {tokens} generated tokens in all ({tokens / len(trees):.0f} per tree); "
+              f"step ratings: {rating_f1(trees):.2f} ProcessBench F1 against exact step truth")
     if not found:
         err.print("no tree has a correct leaf")
         return 1

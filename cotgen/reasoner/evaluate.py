@@ -9,7 +9,9 @@ from dataclasses import dataclass
 from cotgen.engines.base import Completion, Engine
 from cotgen.policy import Prompts, load_prompts
 from cotgen.problems import Problem, load_problems
+from cotgen.reasoner.arith import label_path
 from cotgen.reasoner.data import EVAL_SEED, TRAIN_SEEDS
+from cotgen.tree import Tree, solution_steps
 from cotgen.verify import grade
 
 SOLUTION_TOKENS = 128  # a worked solution is ~40 tokens; this leaves room for a rambling one
@@ -72,3 +74,36 @@ def greedy_accuracy(engine: Engine, problems: list[Problem]) -> float:
     """Share of `problems` whose greedy whole solution ends with the right answer."""
     samples = asyncio.run(sample_solutions(engine, problems))
     return sum(s[0].correct for s in samples) / len(samples)
+
+
+# -- step truth: ProcessBench's measure of step ratings ---------------------------------
+
+
+def path_errors(tree: Tree) -> list[tuple[int | None, int | None]]:
+    """Per terminal leaf: (index of the earliest wrong step by exact truth, index of the
+    earliest step cotgen rated negative), None when there is none (ProcessBench)."""
+    kids = tree.children()
+    out = []
+    for leaf in (n for n in tree.nodes if n.terminal and not kids[n.id]):
+        steps = solution_steps(tree.path_to(leaf.id))
+        truth = label_path(tree.problem, [s.text for s in steps])
+        wrong = next((i for i, v in enumerate(truth) if not v.correct), None)
+        rated = next((i for i, s in enumerate(steps) if s.rating == "negative"), None)
+        out.append((wrong, rated))
+    return out
+
+
+def processbench_f1(pairs: list[tuple[int | None, int | None]]) -> dict[str, float]:
+    """Accuracy on paths with an error (the earliest error found exactly), on paths without
+    (nothing flagged), and their harmonic mean."""
+    err = [p for p in pairs if p[0] is not None]
+    ok = [p for p in pairs if p[0] is None]
+    acc_err = sum(w == r for w, r in err) / len(err) if err else 0.0
+    acc_ok = sum(r is None for _, r in ok) / len(ok) if ok else 0.0
+    f1 = 2 * acc_err * acc_ok / (acc_err + acc_ok) if acc_err + acc_ok else 0.0
+    return {"f1": f1, "acc_error_paths": acc_err, "acc_correct_paths": acc_ok, "error_paths": len(err), "correct_paths": len(ok)}
+
+
+def rating_f1(trees: list[Tree]) -> float:
+    """ProcessBench F1 of the trees' step ratings against exact step truth."""
+    return processbench_f1([p for t in trees for p in path_errors(t)])["f1"]
