@@ -47,7 +47,7 @@ def utc_now() -> str:
 
 @dataclass
 class Node:
-    """One node of a search tree. Field meanings are in DESIGN.md (The Tree)."""
+    """One node of a search tree. Field meanings are in docs/ARCHITECTURE.md (The Tree)."""
 
     id: int  # 0 = root, then creation order
     parent: int  # -1 for the root
@@ -336,7 +336,7 @@ _TYPE_WORDS = {int: "an integer", float: "a number", str: "a string", bool: "a b
 def broken_invariants(tree: Tree) -> list[str]:
     """Every broken invariant of `tree`, as messages; [] when the tree is sound.
 
-    The one place the invariants of DESIGN.md (The Tree) are written down.
+    The one place the invariants of the Tree (docs/ARCHITECTURE.md) are written down.
     """
     out = record_problems(tree)
     if out:

@@ -52,7 +52,7 @@ class PRMFormat:
     columns: ClassVar[tuple[str, ...]] = ("prompt", "completions", "labels")
 
     paths: str = "terminal"  # "terminal": only paths ending at a terminal (answered) leaf; "all": every leaf
-    label_threshold: float = 0.5  # a step is good when its Monte Carlo value >= this (DESIGN's rating cut)
+    label_threshold: float = 0.5  # a step is good when its Monte Carlo value >= this (the soft share's cut)
 
     def __post_init__(self) -> None:
         if self.paths not in PATH_MODES:

@@ -15,7 +15,7 @@ class SearchConfig:
     """Settings of one tree's search. The same record is what manifest.json stores.
 
     Every simulation is one rollout: the rest of a solution, sampled in one request from a
-    node of the tree, to a final answer or the token limit (see DESIGN, Search)."""
+    node of the tree, to a final answer or the token limit (see docs/ARCHITECTURE.md and cotgen.search.mcts)."""
 
     simulations: int = 16  # rollouts per tree, each to a final answer (or the token limit)
     samples: int = 4  # the first rollouts all start at the root: best-of-N inside the tree

@@ -34,3 +34,24 @@ def test_every_engine_fills_the_protocol():
         assert set(inspect.signature(cls.generate).parameters) == wanted, cls
         for name in ("score", "render_chat", "has_tokens", "close"):
             assert callable(getattr(cls, name)), (cls, name)
+
+
+def test_fit_context_lowers_max_tokens_to_the_room_the_prompt_leaves():
+    from cotgen.engines.base import MIN_FIT_ROOM, encode_prompts, fitted_max_tokens
+    from cotgen.errors import DataError
+
+    class Words:  # one token per word
+        def encode(self, text):
+            return text.split()
+
+    tok, ctx = Words(), 100
+    prompt = " ".join(["w"] * 60)
+    with pytest.raises(DataError, match="exceeds the context"):
+        encode_prompts(tok, [prompt], 2048, ctx, "m")  # a fixed max_tokens is refused
+    [ids] = encode_prompts(tok, [prompt], 2048, ctx, "m", fit=True)
+    params = GenerationParams(max_tokens=2048, fit_context=True)
+    assert fitted_max_tokens(params, ids, ctx) == 40  # the room left, not 2048
+    assert fitted_max_tokens(GenerationParams(max_tokens=30, fit_context=True), ids, ctx) == 30
+    assert fitted_max_tokens(GenerationParams(max_tokens=30), ids, ctx) == 30
+    with pytest.raises(DataError):  # a prompt that leaves almost no room still fails alone
+        encode_prompts(tok, [" ".join(["w"] * (ctx - MIN_FIT_ROOM + 1))], 2048, ctx, "m", fit=True)
