@@ -348,23 +348,29 @@ def hidden_figures(records: list[SearchRecord], g_tokens: float, cfg: SearchConf
     return out
 
 
-def bon_default(rows: list[list[tuple[int, str | None, bool]]], tokens: float, enough: int) -> dict[str, float]:
+def bon_default(rows: list[list[tuple[int, str | None, bool]]], tokens: float, enough: int,
+                prompt_per_sample: float = 0.0) -> dict[str, float]:
     """Best-of-N with the `enough` stop at the N whose mean tokens match `tokens`, solved
-    share interpolated between the two N around it."""
-    curve = [(0.0, 0.0)]
+    share (and samples taken) interpolated between the two N around it."""
+    curve = [(0.0, 0.0, 0.0)]
     for n in range(1, len(rows[0]) + 1):
-        solved, spent = [], []
+        solved, spent, taken = [], [], []
         for samples in rows:
-            p, _, used, _ = bon_at(samples[:n], float("inf"), enough)
+            p, _, used, k = bon_at(samples[:n], float("inf"), enough)
             solved.append(p)
             spent.append(used)
-        curve.append((_mean(spent), _mean(solved)))
+            taken.append(k)
+        curve.append((_mean(spent), _mean(solved), _mean(taken)))
     for i in range(1, len(curve)):
-        (t0, s0), (t1, s1) = curve[i - 1], curve[i]
+        (t0, s0, k0), (t1, s1, k1) = curve[i - 1], curve[i]
         if t1 >= tokens:
             frac = (tokens - t0) / (t1 - t0) if t1 > t0 else 1.0
-            return {"solved": s0 + frac * (s1 - s0), "tokens": tokens, "n": i - 1 + frac}
-    return {"solved": curve[-1][1], "tokens": curve[-1][0], "n": float(len(rows[0])), "short_of_tokens": True}
+            samples = k0 + frac * (k1 - k0)
+            return {"solved": s0 + frac * (s1 - s0), "tokens": tokens, "n": i - 1 + frac,
+                    "prompt_tokens": samples * prompt_per_sample}
+    t, s, k = curve[-1]
+    return {"solved": s, "tokens": t, "n": float(len(rows[0])), "prompt_tokens": k * prompt_per_sample,
+            "short_of_tokens": True}
 
 
 async def run_all(
@@ -387,6 +393,7 @@ async def run_all(
     bon = {k: {"pass": [], "maj": [], "tokens": [], "prompt_tokens": []} for k in BUDGETS}
     bon_v = {k: {"solved": [], "tokens": [], "prompt_tokens": []} for k in BUDGETS}
     rows_all: list[list[tuple[int, str | None, bool]]] = []
+    per_sample = 0.0
     for seed in seeds:
         meter = MeteredEngine(engine)
         rows = await sample_solutions(
@@ -426,7 +433,7 @@ async def run_all(
     figures["visible"] = visible_figures(records, g_tokens, cfg, default_simulations)
     if default_simulations is not None:
         figures["bon_visible"]["default"] = bon_default(rows_all, figures["visible"]["default"]["tokens"],
-                                                        cfg.enough_correct)
+                                                        cfg.enough_correct, per_sample)
     for mode in modes:
         mcfg = SearchConfig(**{**cfg.to_dict(), "value": mode, "enough_correct": 0})
         hidden: list[SearchRecord] = []
@@ -466,7 +473,9 @@ def headline(figures: dict[str, Any]) -> dict[str, float]:
     if default:
         out["sq_visible_default_mcts_solved"] = default["solved"]
         out["sq_visible_default_mcts_tokens"] = default["tokens"]
+        out["sq_visible_default_mcts_prompt_tokens"] = default["prompt_tokens"]
         out["sq_visible_default_bon_solved"] = figures["bon_visible"]["default"]["solved"]
+        out["sq_visible_default_bon_prompt_tokens"] = figures["bon_visible"]["default"]["prompt_tokens"]
         out["sq_rating_f1"] = default["rating_f1"]
         if default["critic_precision"] is not None:
             out["sq_critic_precision"] = default["critic_precision"]
