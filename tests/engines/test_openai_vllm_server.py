@@ -105,8 +105,8 @@ def test_synthesize_with_the_openai_engine(server, tiny_model_dir, tmp_path, cli
     assert read_manifest(out)["counts"] == {"trees": 4, "failed": 0}
     # openlongcot and prm make rows from every finished tree; dpo needs two siblings whose
     # values differ, which a random model's scores (batch-dependent on CPU) may not give.
-    for fmt in ("openlongcot", "prm"):
-        r = cli("export", out, "--format", fmt, "--out", tmp_path / fmt, "--quiet")
+    for fmt, extra in (("openlongcot", []), ("prm", ["--paths", "all"])):  # no answers: every path
+        r = cli("export", out, "--format", fmt, *extra, "--out", tmp_path / fmt, "--quiet")
         assert r.code == 0, r.err
         r = cli("validate", tmp_path / fmt)
         assert r.code == 0, r.out + r.err

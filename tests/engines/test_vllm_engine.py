@@ -87,8 +87,9 @@ def test_synthesize_with_the_vllm_engine(vllm_engine, tiny_model_dir, tmp_path, 
         # against hf by the engine contract: with the gold visible a search grades instead.)
         assert any(n.truncated for n in t.nodes) and t.stats.prompt_tokens > 0
     assert read_manifest(out)["counts"] == {"trees": 4, "failed": 0}
-    for fmt in ("openlongcot", "prm"):
-        r = cli("export", out, "--format", fmt, "--out", tmp_path / fmt, "--json", "--quiet")
+    # A random model's rollouts end at the token limit, not at an answer: prm takes every path.
+    for fmt, extra in (("openlongcot", []), ("prm", ["--paths", "all"])):
+        r = cli("export", out, "--format", fmt, *extra, "--out", tmp_path / fmt, "--json", "--quiet")
         assert r.code == 0, r.err
         assert json.loads(r.out)["rows_written"] > 0
         r = cli("validate", tmp_path / fmt)
