@@ -36,7 +36,7 @@ from cotgen.policy import EnginePolicy, EngineValuer, load_prompts
 from cotgen.search.config import SearchConfig
 from cotgen.search.mcts import run_search
 from cotgen.search.ratings import assign_ratings
-from cotgen.stopping import StopRequest, held_signals, terminate_as_interrupt
+from cotgen.stopping import StopRequest, held_signals, run_async, terminate_as_interrupt
 from cotgen.tree import Tree, tree_id
 
 # Settings a resumed run must share with the run that started the folder: they shape trees.
@@ -331,7 +331,7 @@ def _run_locked(opts: RunOptions, search: SearchConfig, engine_cfg: EngineConfig
 
     report_progress = (lambda: progress(snapshot())) if progress is not None else None
     try:
-        asyncio.run(_run_all(todo, engine, policy, valuer, search, opts, writer, live, report_progress, own_engine))
+        run_async(_run_all(todo, engine, policy, valuer, search, opts, writer, live, report_progress, own_engine), stop)
     except (KeyboardInterrupt, asyncio.CancelledError):
         with held_signals(deliver=False):  # a second Ctrl-C must not cut the last save short
             _flush(writer, live, everything=True)

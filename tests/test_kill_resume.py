@@ -1,5 +1,6 @@
-"""A real process, really signalled: Ctrl-C exits 130 with finished trees saved, kill -9
-loses at most the trees in flight, and a rerun finishes the run with no duplicates."""
+"""A real process, really signalled: Ctrl-C exits 130 with finished trees saved, SIGTERM 143
+even when the process started with SIGINT ignored, kill -9 loses at most the trees in flight,
+and a rerun finishes the run with no duplicates."""
 
 from __future__ import annotations
 
@@ -27,12 +28,15 @@ ARGS = ["--problems", "builtin:arith", "--simulations", "4", "--branch", "2",
         "--max-batch", "8", "--quiet"]
 
 
-def start(model: Path, out: Path, limit: int = LIMIT) -> subprocess.Popen:
+def start(model: Path, out: Path, limit: int = LIMIT, ignore_sigint: bool = False) -> subprocess.Popen:
+    """`cotgen synthesize`; with `ignore_sigint`, as `cotgen ... &` starts it from a script
+    (or a supervisor does): SIGINT ignored from the start."""
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     return subprocess.Popen(
         [sys.executable, "-m", "cotgen.cli.main", "synthesize", "--model", str(model), "--out", str(out),
          "--limit", str(limit), *ARGS],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=(lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if ignore_sigint else None,
     )
 
 
@@ -65,6 +69,25 @@ def test_ctrl_c_exits_130_and_a_rerun_completes(tiny_model_dir: Path, tmp_path: 
     assert 2 <= len(saved) < INTERRUPTED_LIMIT and len(saved) == len(set(saved))
     assert read_manifest(out)["counts"]["trees"] == len(saved)
     rerun_completes(tiny_model_dir, out, INTERRUPTED_LIMIT)
+
+
+def test_sigterm_exits_143_when_sigint_is_ignored(tiny_model_dir: Path, tmp_path: Path):
+    out = tmp_path / "run"
+    proc = start(tiny_model_dir, out, INTERRUPTED_LIMIT, ignore_sigint=True)
+    wait_for_shards(proc, out, 2)
+    proc.send_signal(signal.SIGTERM)
+    try:
+        _, err = proc.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        pytest.fail(f"SIGTERM did not stop the run:\n{proc.communicate()[1][-3000:]}")
+    assert proc.returncode == 143, err
+    assert "Traceback" not in err and "interrupted (SIGTERM)" in err and "run the same command again" in err
+    saved = [t.id for t in iter_input_trees(shard_paths(out))]
+    assert 2 <= len(saved) < INTERRUPTED_LIMIT and len(saved) == len(set(saved))
+    manifest = read_manifest(out)
+    assert manifest["status"] == "interrupted" and manifest["counts"]["trees"] == len(saved)
+    assert sorted(s["name"] for s in manifest["shards"]) == sorted(p.name for p in shard_paths(out))
 
 
 def test_kill_9_loses_only_trees_in_flight(tiny_model_dir: Path, tmp_path: Path):

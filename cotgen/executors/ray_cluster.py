@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import signal
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -23,6 +22,7 @@ from typing import Any
 from cotgen.errors import CotgenError, MissingExtraError, RunError, UsageError
 from cotgen.executors.worker import WorkerSpec, tree_summary
 from cotgen.problems import Problem
+from cotgen.stopping import terminate_as_interrupt
 
 POLL_S = 1.0  # longest a worker holds a poll open when nothing happens
 START_TIMEOUT_S = 900.0  # a worker that has not built its engine by then is stuck (no free GPU?)
@@ -178,7 +178,8 @@ def run_on_ray(
 
     `record_shard(ShardInfo)` is called in this process for every shard a worker finishes,
     so the caller keeps the manifest. Ctrl-C / SIGTERM: workers stop, their finished trees are
-    written and recorded, then KeyboardInterrupt propagates.
+    written and recorded, then KeyboardInterrupt propagates; the caller's StopRequest (from
+    cotgen.stopping.terminate_as_interrupt) says which signal it was.
     """
     import contextlib
     import sys
@@ -186,25 +187,16 @@ def run_on_ray(
     ray = import_ray()
     # Ray prints cluster events (a worker died, and why) on stdout from a thread of its own;
     # stdout carries --json data, so while Ray is connected they go to stderr with messages.
-    with contextlib.redirect_stdout(sys.stderr):
+    with contextlib.redirect_stdout(sys.stderr), terminate_as_interrupt():
         connected = connect(opts)
-        previous_term = _term_as_interrupt()
-        try:
-            return _Driver(ray, problems, spec, opts, record_shard, on_progress).run()
-        finally:
-            if previous_term is not None:
-                signal.signal(signal.SIGTERM, previous_term)
-            if connected:
-                ray.shutdown()
-
-
-def _term_as_interrupt() -> Any:
-    """SIGTERM on the driver saves finished trees as Ctrl-C does (main thread only)."""
-    import threading
-
-    if threading.current_thread() is not threading.main_thread():
-        return None
-    return signal.signal(signal.SIGTERM, signal.default_int_handler)
+        # ray.init sets a SIGTERM handler of its own (it exits at once, saving nothing): the
+        # run's stop path goes back over it until Ray is shut down.
+        with terminate_as_interrupt():
+            try:
+                return _Driver(ray, problems, spec, opts, record_shard, on_progress).run()
+            finally:
+                if connected:
+                    ray.shutdown()
 
 
 class _Driver:
