@@ -200,7 +200,8 @@ def _refuse_changed_settings(out: Path, new: dict[str, Any]) -> None:
     if not old:
         return
     a_all, b_all = shaping_settings(old), shaping_settings(new)
-    if isinstance(a_all.get("search"), dict) and "samples" not in a_all["search"]:
+    earlier = ("critic_rate", "conclude_rate")  # settings only the one-level-per-simulation search had
+    if isinstance(a_all.get("search"), dict) and any(k in a_all["search"] for k in earlier):
         raise UsageError(
             f"{out} holds trees of cotgen's earlier search (one level per simulation); the search "
             "now rolls out to an answer every simulation, and one folder cannot mix the two: use "
