@@ -38,7 +38,8 @@ def export(
     reasoning_tags: Annotated[str | None, typer.Option("--reasoning-tags", help=f"{_Opt} (sft): think | thought | none.")] = None,
     system_prompt: Annotated[str | None, typer.Option("--system-prompt", help=f"{_Opt} (sft); '' = no system message.")] = None,
     paths: Annotated[str | None, typer.Option("--paths", help=f"{_Opt} (prm): terminal | all.")] = None,
-    label_threshold: Annotated[float | None, typer.Option("--label-threshold", help=f"{_Opt} (prm).")] = None,
+    label_threshold: Annotated[float | None, typer.Option("--label-threshold", help=f"{_Opt} (prm): a step's share of correct rollouts that makes it good.")] = None,
+    labels: Annotated[str | None, typer.Option("--labels", help=f"{_Opt} (prm): ratings (a rated step keeps its rating, an unknown one its share) | share.")] = None,
     margin: Annotated[float | None, typer.Option("--margin", help=f"{_Opt} (dpo): least value gap of a pair.")] = None,
     pairs: Annotated[str | None, typer.Option("--pairs", help=f"{_Opt} (dpo): best-worst | all.")] = None,
     json_out: JsonFlag = False,
@@ -55,6 +56,7 @@ def export(
         system_prompt=system_prompt,
         paths=paths,
         label_threshold=label_threshold,
+        labels=labels,
         margin=margin,
         pairs=pairs,
     )

@@ -16,6 +16,7 @@ from cotgen.search.ratings import own_counts
 from cotgen.tree import Node, Tree, solution_steps
 
 PATH_MODES = ("terminal", "all")
+LABEL_MODES = ("ratings", "share")
 
 
 def label_values(tree: Tree) -> dict[int, float]:
@@ -43,8 +44,11 @@ def path_from_root(index: dict[int, Node], node: Node) -> list[Node]:
 class PRMFormat:
     """One row per root-to-leaf path: the path's steps, each labelled good or bad.
 
-    Labels read `label_values` (ground truth where the subtree has graded leaves),
-    not the backed-up search value, and never the rating, so the threshold can move.
+    `labels="ratings"` (default): a step rated positive or negative keeps its rating (the
+    search's hard rule, checked against exact step truth in bench/search_quality.py), and an
+    unknown step falls back to its share; `labels="share"`: every step is its share of
+    correct rollouts (`label_values`, ground truth where the subtree has graded leaves)
+    >= `label_threshold`.
     """
 
     name: ClassVar[str] = "prm"
@@ -53,10 +57,13 @@ class PRMFormat:
 
     paths: str = "terminal"  # "terminal": only paths ending at a terminal (answered) leaf; "all": every leaf
     label_threshold: float = 0.5  # a step is good when its Monte Carlo value >= this (the soft share's cut)
+    labels: str = "ratings"  # ratings: the step's rating where it has one; share: the soft share for every step
 
     def __post_init__(self) -> None:
         if self.paths not in PATH_MODES:
             raise ValueError(f"paths must be one of {', '.join(PATH_MODES)}, not {self.paths!r}")
+        if self.labels not in LABEL_MODES:
+            raise ValueError(f"labels must be one of {', '.join(LABEL_MODES)}, not {self.labels!r}")
         if isinstance(self.label_threshold, bool) or not isinstance(self.label_threshold, (int, float)):
             raise ValueError(f"label_threshold must be a number, not {self.label_threshold!r}")
         if not 0.0 <= self.label_threshold <= 1.0:
@@ -87,10 +94,15 @@ class PRMFormat:
             yield {
                 "prompt": prompt,
                 "completions": completions,
-                "labels": [values[n.id] >= self.label_threshold for n in steps],
+                "labels": [self._label(n, values[n.id]) for n in steps],
             }
         if rows == 0:
             raise ExportRefused("every path has an empty step")
+
+    def _label(self, node: Node, share: float) -> bool:
+        if self.labels == "ratings" and node.rating in ("positive", "negative"):
+            return node.rating == "positive"
+        return share >= self.label_threshold
 
     def check(self, row: dict[str, Any]) -> list[Finding]:
         out = text_findings(row, "prompt")

@@ -169,3 +169,23 @@ def test_loads_with_datasets(tmp_path, monkeypatch):
     rows = list(PRMFormat(paths="all").export(order_of_operations()))
     loaded = load_with_datasets(rows, PRMFormat.arrow_schema(), tmp_path, monkeypatch)
     assert loaded == rows
+
+
+def test_labels_follow_the_ratings_where_a_step_has_one():
+    # One rollout right, three wrong through "s": its share is 0.25, but a correct answer is
+    # reached through it, so the search rates it positive (the hard rule).
+    t = Tree.new("What is 2 + 2?", "4", config={"samples": 4})
+    s = t.add(0, "step", "2 + 2 = 4", rating="positive", visits=4)
+    t.add(s.id, "step", "\\boxed{4}", terminal=True, correct=True, rating="positive", visits=1)
+    bad = t.add(s.id, "step", "so 4 + 1 = 5", rating="negative", visits=3)
+    t.add(bad.id, "step", "\\boxed{5}", terminal=True, correct=False, rating="negative", visits=3)
+    odd = t.add(s.id, "step", "maybe", rating="unknown", visits=1)  # unknown: its share decides
+    t.add(odd.id, "step", "\\boxed{4}", terminal=True, correct=True, rating="positive", visits=1)
+    rows = {tuple(r["completions"]): r["labels"] for r in PRMFormat().export(t)}
+    assert rows[("2 + 2 = 4", "\\boxed{4}")] == [True, True]
+    assert rows[("2 + 2 = 4", "so 4 + 1 = 5", "\\boxed{5}")] == [True, False, False]
+    assert rows[("2 + 2 = 4", "maybe", "\\boxed{4}")] == [True, True, True]
+    share = {tuple(r["completions"]): r["labels"] for r in PRMFormat(labels="share").export(t)}
+    assert share[("2 + 2 = 4", "so 4 + 1 = 5", "\\boxed{5}")] == [False, False, False]  # 2/5 < 0.5
+    with pytest.raises(UsageError, match="labels must be one of ratings, share"):
+        make_format("prm", labels="votes")
