@@ -164,7 +164,9 @@ def _batches(inp: DatasetInput, path: Path, settings: DedupeSettings) -> Iterato
             if on == "problem":
                 texts = [_row_problem(fmt, r) for r in rows]
             else:
-                texts = ["\n".join(_strings(r)) for r in rows]
+                # A processbench row's id and generator name the path, not its text.
+                texts = ["\n".join(_strings(r if fmt != "processbench" else [r.get("problem"), r.get("steps")]))
+                         for r in rows]
             yield _Keys(pa.array(texts, pa.string()), [None] * n, [0] * n, [0] * n)
         row += n
 
@@ -177,6 +179,8 @@ def _row_problem(fmt: str, row: dict[str, Any]) -> str:
     if fmt == "sft":
         users = [m.get("content") or "" for m in row.get("messages") or [] if m.get("role") == "user"]
         return users[0] if users else ""
+    if fmt == "processbench":
+        return str(row.get("problem") or "")
     return str(row.get("prompt") or "")
 
 
@@ -396,7 +400,7 @@ def dedupe(paths: list[Path], out: Path, settings: DedupeSettings | None = None)
     inp = resolve_dataset_inputs([Path(p) for p in paths])
     out = Path(out)
     _check_out(out, inp)
-    if settings.on == "problem" and inp.format not in (TREES, "openlongcot", "marco", "sft", "prm", "dpo"):
+    if settings.on == "problem" and inp.format not in (TREES, "openlongcot", "marco", "sft", "prm", "dpo", "processbench"):
         raise UsageError(f"--on problem does not apply to {inp.format} files")
     if inp.format in (TREES, "marco"):
         # Records that validate refuses (a null problem, a cycle, a record that is no object)

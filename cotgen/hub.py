@@ -29,6 +29,7 @@ DESCRIPTIONS = {
     "sft": "Chat messages (`messages: [{role, content}]`), TRL's conversational format.",
     "prm": "TRL step-wise supervision: `prompt`, `completions` and per-step `labels`.",
     "dpo": "Preference pairs: `prompt`, `chosen`, `rejected` from sibling steps whose values differ.",
+    "processbench": "Qwen's ProcessBench columns: `id`, `generator`, `problem`, `steps`, `label` (index of the first wrong step, -1 if none), `final_answer_correct`.",
 }
 
 

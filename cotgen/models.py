@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 
 from cotgen.errors import RunError
 
@@ -50,6 +50,15 @@ def _cached_snapshot(repo_id: str) -> Path | None:
 
 def _looks_like_path(name: str) -> bool:
     return name.startswith(("/", "./", "../", "~", ".\\")) or name.count("/") > 1 or "\\" in name
+
+
+def public_model_id(model_id: str) -> str:
+    """The model id a dataset may publish: a Hub id or name as recorded, a local folder
+    (which names a user's home or a cluster's disk) by its last path component only."""
+    text = model_id.strip()
+    if not _looks_like_path(text):
+        return text
+    return (PureWindowsPath(text) if "\\" in text else PurePosixPath(text)).name
 
 
 def resolve_model(name: str, *, offline: bool | None = None) -> ResolvedModel:

@@ -161,7 +161,7 @@ def test_same_seed_same_trees(tmp_path):
     assert nodes(tmp_path / "a") == nodes(tmp_path / "b")
 
 
-@pytest.mark.parametrize("fmt", ["openlongcot", "marco", "sft", "prm", "dpo"])
+@pytest.mark.parametrize("fmt", ["openlongcot", "marco", "sft", "prm", "dpo", "processbench"])
 def test_tiny_run_exports_and_validates_in_every_format(tiny_run, tmp_path, cli, fmt):
     out = tmp_path / fmt
     r = cli("export", tiny_run, "--format", fmt, "--out", out, "--json", "--quiet")
@@ -175,7 +175,8 @@ def test_tiny_run_exports_and_validates_in_every_format(tiny_run, tmp_path, cli,
         if summary["rows_written"] == 0:
             assert sum(summary["skipped"].values()) == 4
             wanted = {"marco": "no correct root-to-leaf path", "sft": "no correct root-to-leaf path",
-                      "prm": "no terminal leaf", "dpo": "no sibling pair"}[fmt]
+                      "prm": "no terminal leaf", "dpo": "no sibling pair",
+                      "processbench": "no terminal leaf"}[fmt]
             assert all(wanted in reason for reason in summary["skipped"])
             return
     assert summary["rows_written"] > 0

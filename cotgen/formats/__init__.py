@@ -18,6 +18,7 @@ FORMATS: dict[str, str] = {
     "sft": "cotgen.formats.sft:SFTFormat",
     "prm": "cotgen.formats.prm:PRMFormat",
     "dpo": "cotgen.formats.dpo:DPOFormat",
+    "processbench": "cotgen.formats.processbench:ProcessBenchFormat",
 }
 
 

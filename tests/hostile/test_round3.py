@@ -158,7 +158,7 @@ def test_export_refuses_a_tree_whose_rows_would_hold_control_tokens(cli, tmp_pat
         tree.add(0, "step", " A wrong first step.", rating="negative", value=0.1, visits=1)
     trees[1].problem = FORGED
     TreeShardWriter(tmp_path / "run").write(trees)
-    for fmt in ("sft", "prm", "dpo"):
+    for fmt in ("sft", "prm", "dpo", "processbench"):
         r = cli("export", tmp_path / "run", "-f", fmt, "-o", tmp_path / fmt, "--json")
         summary = json.loads(r.out)
         assert summary["trees_exported"] == 1 and any("control token" in k for k in summary["skipped"]), (fmt, summary)
