@@ -158,6 +158,10 @@ def check_marco_record(obj: Any) -> list[Finding]:
         findings.append(
             Finding("warning", f"extra key(s) {', '.join(extra)}: Marco-o1 records hold only instruction and response")
         )
+        # An extra key is written back as it came (export, dedupe, push): it too must have a UTF-8 form.
+        rest = json.dumps({str(k): v for k, v in obj.items() if k not in KEYS}, ensure_ascii=False, allow_nan=True)
+        if lone_surrogate(rest) >= 0:
+            findings.append(Finding("error", f"an extra key {SURROGATE_ERROR}"))
     instruction, response = obj.get("instruction"), obj.get("response")
     if isinstance(instruction, str) and not instruction.strip():
         findings.append(Finding("error", "empty instruction"))

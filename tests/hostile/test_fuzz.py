@@ -133,6 +133,14 @@ def test_marco_reader_raises_only_its_own_error(value, cut, noise):
             dumps_marco([obj]).encode("utf-8")
 
 
+def test_a_lone_surrogate_in_an_extra_marco_key_is_an_error():
+    # Found by the fuzz test above: validate accepted the record, then writing it out failed.
+    good = "<Thought>\nx\n</Thought>\n<Output>\n1\n</Output>"
+    record = {"instruction": "\x1b", "": "\ud800", "response": good}
+    assert any(f.severity == "error" and "extra key" in f.message for f in check_marco_record(record))
+    assert not any(f.severity == "error" for f in check_marco_record({"instruction": "q", "x": [1], "response": good}))
+
+
 def test_marco_reader_on_deep_nesting():
     for text in ("[" * 100_000, "[" * 100_000 + "]" * 100_000, '{"a":' * 50_000):
         with pytest.raises(CotgenError, match="nested too deeply|not valid JSON"):
