@@ -24,6 +24,9 @@ HERE = Path(__file__).parent
 # per tree (so every node's cost is known).
 SEARCH = dict(simulations=1000, parallel=1)
 BON_N = 32  # samples drawn per problem and seed; budgets take a prefix of them
+# cotgen's default search makes no critic; a second gold-visible pass with one per tree
+# measures where critics land (sq_critic_precision) and what they cost (untagged runs only).
+CRITICS = 1
 
 
 def run(work: Path) -> dict[str, float]:
@@ -50,6 +53,7 @@ def run(work: Path) -> dict[str, float]:
             return await run_all(
                 engine, load_prompts(), held_out_problems(n, seed=problem_seed), seeds, SearchConfig(**search),
                 "tiny-reasoner", BON_N, modes=modes, default_simulations=SearchConfig().simulations,
+                critics=0 if tag else CRITICS,
                 log=lambda m: print(f"  [{time.perf_counter() - t0:.0f}s] {m}", flush=True),
             )
         finally:

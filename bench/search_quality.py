@@ -376,9 +376,11 @@ def bon_default(rows: list[list[tuple[int, str | None, bool]]], tokens: float, e
 async def run_all(
     engine: Engine, prompts: Prompts, problems: list[Problem], seeds: list[int], cfg: SearchConfig,
     model: str, bon_n: int, concurrency: int = 64, modes: tuple[str, ...] = VALUE_MODES, log=print,
-    default_simulations: int | None = None,
+    default_simulations: int | None = None, critics: int = 0,
 ) -> dict[str, Any]:
-    """Every method on every problem and seed; returns the figures (see the module docstring)."""
+    """Every method on every problem and seed; returns the figures (see the module docstring).
+    `critics` > 0 (and the search's own setting 0): the gold-visible search runs once more with
+    that many critics, for where they land (`visible_critics`, `sq_critic_precision`)."""
     from cotgen.reasoner.evaluate import sample_solutions
 
     greedy = await sample_solutions(engine, problems, prompts=prompts)
@@ -431,6 +433,13 @@ async def run_all(
         records += await searched(SearchConfig(**{**cfg.to_dict(), "seed": seed}), True)
         log(f"mcts gold visible seed {seed} done")
     figures["visible"] = visible_figures(records, g_tokens, cfg, default_simulations)
+    if critics and not cfg.critics:
+        ccfg = SearchConfig(**{**cfg.to_dict(), "critics": critics})
+        with_critics: list[SearchRecord] = []
+        for seed in seeds:
+            with_critics += await searched(SearchConfig(**{**ccfg.to_dict(), "seed": seed}), True)
+            log(f"mcts gold visible with {critics} critic(s) seed {seed} done")
+        figures["visible_critics"] = visible_figures(with_critics, g_tokens, ccfg, default_simulations)
     if default_simulations is not None:
         figures["bon_visible"]["default"] = bon_default(rows_all, figures["visible"]["default"]["tokens"],
                                                         cfg.enough_correct, per_sample)
@@ -477,11 +486,15 @@ def headline(figures: dict[str, Any]) -> dict[str, float]:
         out["sq_visible_default_bon_solved"] = figures["bon_visible"]["default"]["solved"]
         out["sq_visible_default_bon_prompt_tokens"] = figures["bon_visible"]["default"]["prompt_tokens"]
         out["sq_rating_f1"] = default["rating_f1"]
-        if default["critic_precision"] is not None:
-            out["sq_critic_precision"] = default["critic_precision"]
-    precision = [figures["visible"][k]["critic_precision"] for k in BUDGETS]
-    if "sq_critic_precision" not in out and precision[-1] is not None:
-        out["sq_critic_precision"] = precision[-1]
+    # Where critics land: the search's own trees when it makes critics, else the pass with them.
+    for key in ("visible", "visible_critics"):
+        at = figures.get(key, {}).get("default") or figures.get(key, {}).get(max(BUDGETS))
+        if at and at["critic_precision"] is not None:
+            out["sq_critic_precision"] = at["critic_precision"]
+            if key == "visible_critics":
+                out["sq_critics_rating_f1"] = at["rating_f1"]
+                out["sq_critics_solved"] = at["solved"]
+            break
     for mode, r in figures["ratings"].items():
         if r["value_auc"] is not None:
             out["sq_value_auc" + ("" if mode == "judge" else f"_{mode}")] = r["value_auc"]
@@ -496,8 +509,9 @@ def load_figures(path) -> dict[str, Any]:
         return {int(k) if k.isdigit() else k: v for k, v in per.items()}
 
     figures = json.loads(open(path).read())
-    for name in ("bon", "bon_visible", "visible"):
-        figures[name] = keys(figures[name])
+    for name in ("bon", "bon_visible", "visible", "visible_critics"):
+        if name in figures:
+            figures[name] = keys(figures[name])
     figures["mcts"] = {m: keys(per) for m, per in figures["mcts"].items()}
     return figures
 
