@@ -107,19 +107,9 @@ class PRMFormat:
     def check(self, row: dict[str, Any]) -> list[Finding]:
         out = text_findings(row, "prompt")
         completions, labels = row.get("completions"), row.get("labels")
+        out.extend(step_list_findings(row, "completions"))
         if not isinstance(completions, (list, tuple)):
-            out.append(Finding("error", f"completions must be a list of strings, not {_kind(completions)}"))
             completions = None
-        elif not completions:
-            out.append(Finding("error", "completions is empty: a path needs at least one step"))
-        else:
-            for i, step in enumerate(completions):
-                if not isinstance(step, str):
-                    out.append(Finding("error", f"completions[{i}] must be a string, not {_kind(step)}"))
-                elif not step.strip():
-                    out.append(Finding("error", f"completions[{i}] is empty"))
-                else:
-                    out.extend(control_token_findings(step, f"completions[{i}]"))
         if not isinstance(labels, (list, tuple)):
             out.append(Finding("error", f"labels must be a list of booleans, not {_kind(labels)}"))
         else:
@@ -147,6 +137,25 @@ class PRMFormat:
 
 def _kind(value: object) -> str:
     return "missing" if value is None else type(value).__name__
+
+
+def step_list_findings(row: dict[str, Any], column: str) -> list[Finding]:
+    """Findings for a column that must hold a non-empty list of step texts, each a non-blank
+    string with no chat-template control token (prm's completions, processbench's steps)."""
+    steps = row.get(column)
+    if not isinstance(steps, (list, tuple)):
+        return [Finding("error", f"{column} must be a list of strings, not {_kind(steps)}")]
+    if not steps:
+        return [Finding("error", f"{column} is empty: a path needs at least one step")]
+    out: list[Finding] = []
+    for i, step in enumerate(steps):
+        if not isinstance(step, str):
+            out.append(Finding("error", f"{column}[{i}] must be a string, not {_kind(step)}"))
+        elif not step.strip():
+            out.append(Finding("error", f"{column}[{i}] is empty"))
+        else:
+            out.extend(control_token_findings(step, f"{column}[{i}]"))
+    return out
 
 
 def text_findings(row: dict[str, Any], column: str) -> list[Finding]:

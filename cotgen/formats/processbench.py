@@ -9,10 +9,9 @@ from typing import Any, ClassVar
 from cotgen.formats.base import (
     ExportRefused,
     Finding,
-    control_token_findings,
     refuse_control_tokens,
 )
-from cotgen.formats.prm import path_from_root, text_findings
+from cotgen.formats.prm import path_from_root, step_list_findings, text_findings
 from cotgen.models import public_model_id
 from cotgen.tree import Node, Tree, solution_steps
 
@@ -79,19 +78,9 @@ class ProcessBenchFormat:
         out.extend(_generator_findings(row.get("generator")))
         out.extend(text_findings(row, "problem"))
         steps = row.get("steps")
+        out.extend(step_list_findings(row, "steps"))
         if not isinstance(steps, (list, tuple)):
-            out.append(Finding("error", f"steps must be a list of strings, not {_kind(steps)}"))
             steps = None
-        elif not steps:
-            out.append(Finding("error", "steps is empty: a path needs at least one step"))
-        else:
-            for i, step in enumerate(steps):
-                if not isinstance(step, str):
-                    out.append(Finding("error", f"steps[{i}] must be a string, not {_kind(step)}"))
-                elif not step.strip():
-                    out.append(Finding("error", f"steps[{i}] is empty"))
-                else:
-                    out.extend(control_token_findings(step, f"steps[{i}]"))
         label, correct = row.get("label"), row.get("final_answer_correct")
         if isinstance(label, bool) or not isinstance(label, int):
             out.append(Finding("error", f"label must be an integer (a step index, or -1), not {_kind(label)}"))
