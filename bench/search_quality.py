@@ -37,7 +37,7 @@ from cotgen.engines.base import Completion, Engine
 from cotgen.policy import EnginePolicy, EngineValuer, Prompts
 from cotgen.problems import Problem
 from cotgen.reasoner.arith import label_path
-from cotgen.reasoner.evaluate import path_errors, processbench_f1
+from cotgen.reasoner.evaluate import bon_at, path_errors, processbench_f1
 from cotgen.search.config import SearchConfig
 from cotgen.search.mcts import TreeSearch
 from cotgen.search.ratings import assign_ratings
@@ -139,7 +139,7 @@ async def search_one(
     meter = MeteredEngine(engine)
     tree = Tree.new(problem.question, problem.answer if visible else None, source=problem.source, model=model)
     policy = EnginePolicy(meter, prompts, cfg)
-    valuer = EngineValuer(meter, prompts, cfg, grade=_grade)
+    valuer = EngineValuer(meter, prompts, cfg)
     rng = random.Random(cfg.seed ^ int(tree.id, 16))
     search = BudgetedSearch(tree, policy, valuer, _grade, cfg, rng, meter=meter, budget=budget)
     await search.run()
@@ -206,27 +206,6 @@ def clean_solution(tree: Tree, leaf: Node) -> bool:
     """Every step on the path to the correct answer `leaf` is right by exact truth."""
     steps = solution_steps(tree.path_to(leaf.id))
     return all(v.correct for v in label_path(tree.problem, [s.text for s in steps]))
-
-
-def bon_at(samples: list[tuple[int, str | None, bool]], budget: float, enough: int = 0) -> tuple[bool, bool, int, int]:
-    """(pass@N, majority vote correct, tokens used, samples taken) over the samples started
-    within budget, stopping once `enough` are correct (0: never); a sample is (tokens,
-    extracted answer, correct)."""
-    taken, spent, right = [], 0, 0
-    for s in samples:
-        if spent >= budget or (enough and right >= enough):
-            break
-        taken.append(s)
-        spent += s[0]
-        right += s[2]
-    passed = any(s[2] for s in taken)
-    counts = Counter(s[1] for s in taken if s[1] is not None)
-    majority = False
-    if counts:
-        top = max(counts.values())
-        winner = next(s[1] for s in taken if s[1] is not None and counts[s[1]] == top)  # first to reach the top
-        majority = next(s[2] for s in taken if s[1] == winner)
-    return passed, majority, spent, len(taken)
 
 
 # -- step truth ---------------------------------------------------------------------

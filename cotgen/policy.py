@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import math
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -259,13 +258,11 @@ class EngineValuer:
         engine: Engine,
         prompts: Prompts,
         cfg: SearchConfig,
-        grade: Callable[[str, str], bool | None] | None = None,
     ) -> None:
         self.engine, self.prompts, self.cfg = engine, prompts, cfg
         self.mode = cfg.value
         # A model trained on OpenLongCoT rates a record with its own tokens; others get asked.
         self.rating_tokens = cfg.value == "judge" and engine.has_tokens(RATING_TOKENS)
-        self.grade = grade
         self.generated_tokens = 0
 
     async def evaluate(

@@ -314,7 +314,7 @@ def _run_locked(opts: RunOptions, search: SearchConfig, engine_cfg: EngineConfig
             raise
     crash_point("engine-built")
     policy = EnginePolicy(engine, prompts, search, hint_answer=opts.hint_answer)
-    valuer = EngineValuer(engine, prompts, search, grade=_grade)
+    valuer = EngineValuer(engine, prompts, search)
     live = _Live()
     cache_before = _prompt_cache(engine)
     t0 = time.perf_counter()
@@ -543,7 +543,6 @@ def _flush(writer: TreeShardWriter, live: _Live, everything: bool, shard_trees: 
 
 
 # What a Ray worker shares with the local loop above, so that both search a problem alike.
-grade_answer = _grade
 search_tree = _search_one
 
 

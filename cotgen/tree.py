@@ -129,9 +129,10 @@ class Tree:
     def by_id(self) -> dict[int, Node]:
         return {n.id: n for n in self.nodes}
 
-    def path_to(self, node_id: int) -> list[Node]:
-        """Root-to-node path, root first."""
-        index = self.by_id()
+    def path_to(self, node_id: int, index: dict[int, Node] | None = None) -> list[Node]:
+        """Root-to-node path, root first. `index`: a `by_id()` the caller built once, for
+        many paths of an unchanged tree."""
+        index = index if index is not None else self.by_id()
         path: list[Node] = []
         cur: Node | None = index.get(node_id)
         while cur is not None:

@@ -18,7 +18,7 @@ from cotgen.config import EngineConfig
 from cotgen.io.trees import iter_input_trees
 from cotgen.problems import Problem
 from cotgen.reasoner.arith import label_path
-from cotgen.reasoner.evaluate import rating_f1
+from cotgen.reasoner.evaluate import bon_at, rating_f1
 from cotgen.search.config import SearchConfig
 from cotgen.tree import Tree, solution_steps
 
@@ -70,15 +70,9 @@ def main(argv: list[str] | None = None) -> int:
                                           top_p=search.top_p, seed=search.seed)
         finally:
             await engine.close()
-        bon = []
-        for tree, row in zip(trees, rows, strict=True):
-            spent = right = 0
-            for sample in row:
-                if spent >= tree.stats.generated_tokens or (search.enough_correct and right >= search.enough_correct):
-                    break
-                spent += sample.tokens
-                right += sample.correct
-            bon.append(right > 0)
+        bon = [bon_at([(s.tokens, s.answer, s.correct) for s in row], tree.stats.generated_tokens,
+                      search.enough_correct)[0]
+               for tree, row in zip(trees, rows, strict=True)]
         return greedy, bon
 
     greedy_ok, bon_ok = asyncio.run(baselines())

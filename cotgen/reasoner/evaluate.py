@@ -4,6 +4,7 @@ greedy accuracy, and the samples best-of-N draws from."""
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from dataclasses import dataclass
 
 from cotgen.engines.base import Completion, Engine
@@ -74,6 +75,27 @@ def greedy_accuracy(engine: Engine, problems: list[Problem]) -> float:
     """Share of `problems` whose greedy whole solution ends with the right answer."""
     samples = asyncio.run(sample_solutions(engine, problems))
     return sum(s[0].correct for s in samples) / len(samples)
+
+
+def bon_at(samples: list[tuple[int, str | None, bool]], budget: float, enough: int = 0) -> tuple[bool, bool, int, int]:
+    """(pass@N, majority vote correct, tokens used, samples taken) over the samples started
+    within budget, stopping once `enough` are correct (0: never); a sample is (tokens,
+    extracted answer, correct)."""
+    taken, spent, right = [], 0, 0
+    for s in samples:
+        if spent >= budget or (enough and right >= enough):
+            break
+        taken.append(s)
+        spent += s[0]
+        right += s[2]
+    passed = any(s[2] for s in taken)
+    counts = Counter(s[1] for s in taken if s[1] is not None)
+    majority = False
+    if counts:
+        top = max(counts.values())
+        winner = next(s[1] for s in taken if s[1] is not None and counts[s[1]] == top)  # first to reach the top
+        majority = next(s[2] for s in taken if s[1] == winner)
+    return passed, majority, spent, len(taken)
 
 
 # -- step truth: ProcessBench's measure of step ratings ---------------------------------

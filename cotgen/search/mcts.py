@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from random import Random
@@ -72,7 +73,6 @@ class TreeSearch:
         self.started = 0
         self.finished = 0
         self.correct = sum(max(1, n.visits) for n in tree.nodes if n.terminal and n.correct)
-        self.plans: dict[str, int] = {}  # simulations by where they started (Plan.why)
         self.history: list[tuple[str, int]] = []  # per finished simulation: (Plan.why, id of its chain's end)
 
     # -- the loop ---------------------------------------------------------------------
@@ -94,6 +94,11 @@ class TreeSearch:
             stats.correct_leaves = sum(1 for n in self.tree.nodes if n.terminal and n.correct)
         return self.tree
 
+    @property
+    def plans(self) -> Counter[str]:
+        """Finished simulations by where they started (Plan.why)."""
+        return Counter(why for why, _ in self.history)
+
     def should_stop(self) -> bool:
         if self.started >= self.cfg.simulations:
             return True
@@ -110,7 +115,6 @@ class TreeSearch:
     async def simulate(self) -> None:
         """One simulation: plan (virtual loss on its path), roll out or criticize, back up."""
         plan = self._plan()
-        self.plans[plan.why] = self.plans.get(plan.why, 0) + 1
         path = self.tree.path_to(plan.node.id)
         self._hold(path)
         try:
@@ -140,7 +144,8 @@ class TreeSearch:
             return self._start("rollout", root, "root")
         if self.tree.answer is not None and (self.cfg.critics > 0 or self.cfg.probe):
             assign_ratings(self.tree, self.cfg.negative_after, failed_ends=True)  # the estimates so far; redone at the end
-            spans = [self._span(leaf) for leaf in self._failed_leaves()]
+            index = self.tree.by_id()
+            spans = [self._span(leaf, index) for leaf in self._failed_leaves()]
             if self.cfg.critics > len(self.criticizing):
                 for steps, _, hi in spans:
                     node = steps[hi]
@@ -167,13 +172,13 @@ class TreeSearch:
                 if not self.kids[n.id] and n.kind in ("step", "refine")
                 and (n.terminal and n.correct is False or not n.terminal)]
 
-    def _span(self, leaf: Node) -> tuple[list[Node], int, int]:
+    def _span(self, leaf: Node, index: dict[int, Node]) -> tuple[list[Node], int, int]:
         """The failed path's steps (a refine in place of the step it replaces) and the span
         (lo, hi] its first error lies in, by the ratings so far: lo the deepest step rated
         positive (a correct answer is reached through it; -1: none), hi the first later step
         rated negative, or the path's last step. hi == lo + 1 places the error at steps[hi];
         a wider span holds steps whose rating the tree lacks the evidence for."""
-        steps = solution_steps(self.tree.path_to(leaf.id))
+        steps = solution_steps(self.tree.path_to(leaf.id, index))
         lo = max((i for i, s in enumerate(steps) if s.rating == "positive"), default=-1)
         hi = next((i for i in range(lo + 1, len(steps)) if steps[i].rating == "negative"), len(steps) - 1)
         return steps, lo, hi
