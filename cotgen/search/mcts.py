@@ -69,6 +69,7 @@ class TreeSearch:
         self.starts: dict[int, int] = {}  # rollouts started at a node, those in flight included
         self.flying: dict[int, int] = {}  # of those, the ones in flight
         self.confidence: dict[int, float | None] = {}  # Marco-o1 confidence of new nodes' texts
+        self.keys: dict[int, str] = {n.id: normalized(n.text) for n in tree.nodes}  # what merging compares
         self.criticizing: set[int] = {n.parent for n in tree.nodes if n.kind == "critic"}
         self.started = 0
         self.finished = 0
@@ -247,7 +248,7 @@ class TreeSearch:
         (whitespace aside) and the same truncation, or a new node, graded if it answers."""
         key = normalized(c.text)
         for kid in self.kids[parent.id]:
-            if kid.kind == kind and kid.truncated == truncated and normalized(kid.text) == key:
+            if kid.kind == kind and kid.truncated == truncated and self.keys[kid.id] == key:
                 return kid
         terminal = not truncated and may_be_terminal(kind, c.text)
         correct = None
@@ -262,6 +263,7 @@ class TreeSearch:
         for kid, prior in zip(siblings, sibling_priors([k.logprob for k in siblings]), strict=True):
             kid.prior = prior
         self.confidence[node.id] = c.confidence
+        self.keys[node.id] = key
         return node
 
     async def _criticize(self, step: Node) -> list[Node]:
