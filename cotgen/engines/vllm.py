@@ -176,7 +176,12 @@ class VLLMEngine:
     async def _many(self, prompts: list[list[int]], params: Any) -> list[Any]:
         """`params`: one SamplingParams for every prompt, or a list of one per prompt."""
         each = params if isinstance(params, list) else [params] * len(prompts)
-        return await asyncio.gather(*(self._final(p, q) for p, q in zip(prompts, each, strict=True)))
+        gathered = asyncio.gather(*(self._final(p, q) for p, q in zip(prompts, each, strict=True)))
+        # On Ctrl-C or SIGTERM the engine loop may stop while this waits, its requests aborted:
+        # the gather's CancelledError is then nobody's, and asyncio would print it with a
+        # traceback at exit ("exception was never retrieved"). It is retrieved here.
+        gathered.add_done_callback(_retrieve)
+        return await gathered
 
     # --- the Engine interface -------------------------------------------------------
 
@@ -330,6 +335,12 @@ def _stop(llm: Any, loop: asyncio.AbstractEventLoop, thread: threading.Thread) -
     thread.join(timeout=SHUTDOWN_TIMEOUT_S)
     if not loop.is_running() and not loop.is_closed():
         loop.close()
+
+
+def _retrieve(future: asyncio.Future) -> None:
+    """Mark a finished future's exception as seen (see VLLMEngine._many)."""
+    if not future.cancelled():
+        future.exception()
 
 
 def _sampling_params(**settings: Any) -> Any:
