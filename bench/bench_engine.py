@@ -37,9 +37,9 @@ def plain_generate_tokens_per_s(engine, batch: int, max_tokens: int = MAX_TOKENS
 
 def run(work: Path) -> dict[str, float]:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from cotgen.config import EngineConfig
+    from cotgen.engines.config import EngineConfig
     from cotgen.engines.hf import HFEngine
-    from cotgen.engines.tiny import build_tiny_model
+    from cotgen.tiny_model import build_tiny_model
     from cotgen.models import resolve_model
 
     work.mkdir(parents=True, exist_ok=True)

@@ -28,20 +28,20 @@ REPEATS = 3
 
 
 def _run(work: Path, model: Path, workers: int | None, n: int | None = None) -> float:
-    from cotgen.config import EngineConfig
-    from cotgen.executors.ray_cluster import RayOptions
+    from cotgen.engines.config import EngineConfig
+    from cotgen.executors.ray_cluster import RayConfig
     from cotgen.search import SearchConfig
-    from cotgen.synthesize import RunOptions, run
+    from cotgen.synthesize import RunConfig, run
 
     shutil.rmtree(work, ignore_errors=True)
     n = n or int(os.environ.get("BENCH_RAY_PROBLEMS", PROBLEMS))
-    opts = RunOptions(problems="builtin:arith", out=work, limit=n, concurrency=CONCURRENCY, shard_trees=16)
+    opts = RunConfig(problems="builtin:arith", out=work, limit=n, concurrency=CONCURRENCY, shard_trees=16)
     search = SearchConfig(simulations=4, max_tokens=24, max_step_tokens=12)
     engine = EngineConfig(model=str(model), cpu_threads=1, max_batch=16)
     if workers is None:
         s = run(opts, search, engine)
         return s.trees / s.seconds  # from the engine loaded to the last shard
-    s = run(opts, search, engine, ray=RayOptions(workers=workers, cpus_per_worker=1))
+    s = run(opts, search, engine, ray=RayConfig(workers=workers, cpus_per_worker=1))
     assert s.trees == n and s.worker_deaths == 0, s
     if not s.steady_trees_per_s:
         raise RuntimeError(f"the run of {n} problems ended before all {workers} workers were up; "
@@ -50,7 +50,7 @@ def _run(work: Path, model: Path, workers: int | None, n: int | None = None) -> 
 
 
 def run(work: Path) -> dict[str, float]:
-    from cotgen.engines.tiny import build_tiny_model
+    from cotgen.tiny_model import build_tiny_model
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # loopback only: no token file in ~/.ray

@@ -116,11 +116,11 @@ def _plain_job(engine, calls: list, batch: int) -> float:
 
 
 def _search(engine, work: Path, trees: int, concurrency: int, search) -> dict:
-    from cotgen.config import EngineConfig
-    from cotgen.synthesize import RunOptions, run
+    from cotgen.engines.config import EngineConfig
+    from cotgen.synthesize import RunConfig, run
 
     shutil.rmtree(work, ignore_errors=True)
-    opts = RunOptions(problems="builtin:arith", out=work, limit=trees, concurrency=concurrency,
+    opts = RunConfig(problems="builtin:arith", out=work, limit=trees, concurrency=concurrency,
                       shard_trees=max(trees, 1))
     return run(opts, search, EngineConfig(model="tiny"), engine=engine)
 
@@ -137,9 +137,9 @@ def _timed_search(engine, work: Path, trees: int, concurrency: int, search) -> t
 def run(work: Path) -> dict[str, float]:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from bench.bench_engine import plain_generate_tokens_per_s
-    from cotgen.config import EngineConfig
+    from cotgen.engines.config import EngineConfig
     from cotgen.engines.hf import HFEngine
-    from cotgen.engines.tiny import build_tiny_model
+    from cotgen.tiny_model import build_tiny_model
     from cotgen.models import resolve_model
     from cotgen.search.config import SearchConfig
 
@@ -156,7 +156,7 @@ def run(work: Path) -> dict[str, float]:
     # needed to fill a batch keep it full while some trees wait on the judge or finish.
     judge = SearchConfig(simulations=12 if quick else 24, parallel=4, max_tokens=2 * STEP_TOKENS,
                          max_step_tokens=STEP_TOKENS, enough_correct=0)
-    confidence = SearchConfig(**{**judge.to_dict(), "value": "confidence"})
+    confidence = SearchConfig(**{**judge.to_dict(), "value_mode": "confidence"})
     per_tree = judge.parallel  # one rollout (one sequence) per simulation in flight
     # DESIGN.md's target is one engine serving >= 64 concurrent trees; that many also keeps
     # the batch full while some trees wait on the judge or finish.

@@ -31,7 +31,7 @@ CRITICS = 1
 
 def run(work: Path) -> dict[str, float]:
     from bench.search_quality import VALUE_MODES, headline, plot, run_all
-    from cotgen.config import EngineConfig
+    from cotgen.engines.config import EngineConfig
     from cotgen.engines import build_engine
     from cotgen.policy import load_prompts
     from cotgen.reasoner.evaluate import held_out_problems

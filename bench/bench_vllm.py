@@ -80,9 +80,9 @@ def measure(work: Path) -> dict[str, float]:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "2")
     from bench.bench_search import STEP_TOKENS
-    from cotgen.config import EngineConfig
+    from cotgen.engines.config import EngineConfig
     from cotgen.engines.hf import HFEngine
-    from cotgen.engines.tiny import build_tiny_model
+    from cotgen.tiny_model import build_tiny_model
     from cotgen.engines.vllm import VLLMEngine
     from cotgen.models import resolve_model
     from cotgen.search.config import SearchConfig

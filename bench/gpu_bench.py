@@ -34,9 +34,9 @@ def build_engine(shape: dict, batch: int, device: str, dtype: str):
     import torch
     from transformers import Qwen2Config, Qwen2ForCausalLM
 
-    from cotgen.config import EngineConfig
+    from cotgen.engines.config import EngineConfig
     from cotgen.engines.hf import HFEngine
-    from cotgen.engines.tiny import build_tiny_model
+    from cotgen.tiny_model import build_tiny_model
     from cotgen.models import resolve_model
 
     tiny = build_tiny_model(Path(tempfile.mkdtemp()) / "tiny")

@@ -423,7 +423,7 @@ async def run_all(
         figures["bon_visible"]["default"] = bon_default(rows_all, figures["visible"]["default"]["tokens"],
                                                         cfg.enough_correct, per_sample)
     for mode in modes:
-        mcfg = SearchConfig(**{**cfg.to_dict(), "value": mode, "enough_correct": 0})
+        mcfg = SearchConfig(**{**cfg.to_dict(), "value_mode": mode, "enough_correct": 0})
         hidden: list[SearchRecord] = []
         for seed in seeds:
             hidden += await searched(SearchConfig(**{**mcfg.to_dict(), "seed": seed}), False)

@@ -30,7 +30,7 @@ DATA_SEED = 5  # a seed below 1000: data the model may see
 
 
 def _greedy(model: str, n: int) -> float:
-    from cotgen.config import EngineConfig
+    from cotgen.engines.config import EngineConfig
     from cotgen.engines import build_engine
     from cotgen.reasoner.evaluate import held_out_problems, sample_solutions
 
@@ -49,7 +49,7 @@ def _bon_rows(count: int, n_problems: int, system: str) -> list[dict]:
     """Correct best-of-8 samples, one per problem first, written as the sft export writes a
     path that ends at a step stating its answer."""
     from cotgen.answers import extract_answer
-    from cotgen.config import EngineConfig
+    from cotgen.engines.config import EngineConfig
     from cotgen.engines import build_engine
     from cotgen.problems import load_problems
     from cotgen.reasoner.evaluate import sample_solutions

@@ -40,7 +40,7 @@ _UNICODE_SPACES = r"[\x{85}\x{a0}\x{1680}\x{2000}-\x{200a}\x{2028}\x{2029}\x{202
 
 
 @dataclass(frozen=True)
-class DedupeSettings:
+class DedupeConfig:
     """How duplicates are found; recorded in dedupe.json and the output manifest."""
 
     on: str = "text"  # "text": the row's full text; "problem": one tree per problem
@@ -119,7 +119,7 @@ class _Keys:
     nodes: list[int]
 
 
-def _batches(inp: DatasetInput, path: Path, settings: DedupeSettings) -> Iterator[_Keys]:
+def _batches(inp: DatasetInput, path: Path, settings: DedupeConfig) -> Iterator[_Keys]:
     """Stream the keys of one file, one record batch at a time."""
     import pyarrow as pa
 
@@ -198,7 +198,7 @@ class _Signer:
 
     _P = 0x9E3779B97F4A7C15  # odd, so invertible modulo 2**64
 
-    def __init__(self, settings: DedupeSettings) -> None:
+    def __init__(self, settings: DedupeConfig) -> None:
         import numpy as np
 
         self.np = np
@@ -393,10 +393,10 @@ def lsh_bands(threshold: float, num_perm: int) -> tuple[int, int]:
 # -- the two passes -------------------------------------------------------------------
 
 
-def dedupe(paths: list[Path], out: Path, settings: DedupeSettings | None = None) -> DedupeReport:
+def dedupe(paths: list[Path], out: Path, settings: DedupeConfig | None = None) -> DedupeReport:
     """Dedupe `paths` (one format) into `out`, same format and shard layout, plus dedupe.json.
     Invalid input is refused before anything is written; `out` appears whole or not at all."""
-    settings = settings or DedupeSettings()
+    settings = settings or DedupeConfig()
     inp = resolve_dataset_inputs([Path(p) for p in paths])
     out = Path(out)
     _check_out(out, inp)
@@ -431,7 +431,7 @@ def dedupe(paths: list[Path], out: Path, settings: DedupeSettings | None = None)
     return report
 
 
-def _dedupe_into(inp: DatasetInput, out: Path, settings: DedupeSettings) -> DedupeReport:
+def _dedupe_into(inp: DatasetInput, out: Path, settings: DedupeConfig) -> DedupeReport:
     """Both passes, writing the kept rows and the manifest into `out`; the report is the caller's to write."""
     import numpy as np
 
@@ -490,7 +490,7 @@ _EXACT, _NEAR = 1, 2  # codes in the reason array; 0 = kept
 _REASONS = {_EXACT: "exact", _NEAR: "near"}
 
 
-def _decide(keys, sigs, correct, sizes, settings: DedupeSettings):
+def _decide(keys, sigs, correct, sizes, settings: DedupeConfig):
     """Greedy in rank order: a row is dropped when it equals, or is near, a row already kept.
 
     Rank is first-seen order for --on text; for --on problem, most correct leaves first,
@@ -627,7 +627,7 @@ def _output_names(inp: DatasetInput) -> list[str]:
     return names
 
 
-def _write_file(inp: DatasetInput, path: Path, target: Path, mask, settings: DedupeSettings) -> int:
+def _write_file(inp: DatasetInput, path: Path, target: Path, mask, settings: DedupeConfig) -> int:
     """Write the rows of `path` where `mask` is true to `target`, atomically; returns the count."""
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -653,7 +653,7 @@ def _write_file(inp: DatasetInput, path: Path, target: Path, mask, settings: Ded
     return kept
 
 
-def _write_batch_rows(pf, settings: DedupeSettings) -> int:
+def _write_batch_rows(pf, settings: DedupeConfig) -> int:
     """Rows per pass-2 batch: about WRITE_BATCH_BYTES uncompressed, at least batch_rows.
 
     Pass 2 only filters and re-encodes, so it can take far bigger batches than pass 1,
@@ -668,7 +668,7 @@ def _write_batch_rows(pf, settings: DedupeSettings) -> int:
     return max(settings.batch_rows, int(WRITE_BATCH_BYTES // max(widest, 1.0)))
 
 
-def _write_manifest(inp: DatasetInput, out: Path, report: DedupeReport, settings: DedupeSettings) -> None:
+def _write_manifest(inp: DatasetInput, out: Path, report: DedupeReport, settings: DedupeConfig) -> None:
     """The first input run's manifest, with this output's shards, counts and dedupe settings."""
     import pyarrow.parquet as pq
 

@@ -34,7 +34,7 @@ DESCRIPTIONS = {
 
 
 @dataclass(frozen=True)
-class PushSettings:
+class PushConfig:
     """Where and how `cotgen push` uploads; checked before any network call."""
 
     repo: str  # OWNER/NAME of the dataset repo; created when missing
@@ -98,7 +98,7 @@ class _Local:
 
 def push(
     input_path: Path,
-    settings: PushSettings,
+    settings: PushConfig,
     token: str | None = None,
     log: Callable[[str], None] = lambda _msg: None,
 ) -> PushReport:
@@ -213,7 +213,7 @@ def _sha256(path: Path) -> tuple[str, int]:
     return h.hexdigest(), size
 
 
-def _commit_batches(additions: list[tuple[str, Any, int]], settings: PushSettings) -> list[list[tuple[str, Any, int]]]:
+def _commit_batches(additions: list[tuple[str, Any, int]], settings: PushConfig) -> list[list[tuple[str, Any, int]]]:
     batches: list[list[tuple[str, Any, int]]] = []
     current: list[tuple[str, Any, int]] = []
     size = 0
@@ -240,7 +240,7 @@ class _Retrying:
     Hub already holds are not sent again. Errors the user must fix are mapped to messages.
     """
 
-    def __init__(self, settings: PushSettings, log: Callable[[str], None]) -> None:
+    def __init__(self, settings: PushConfig, log: Callable[[str], None]) -> None:
         self.settings = settings
         self.log = log
 
@@ -259,7 +259,7 @@ class _Retrying:
         raise AssertionError("unreachable")
 
 
-def _classify(exc: Exception, settings: PushSettings, what: str) -> bool:
+def _classify(exc: Exception, settings: PushConfig, what: str) -> bool:
     """True for a transient failure; raises the user-facing error for one that is not."""
     import httpx2
     from huggingface_hub.errors import (
@@ -291,7 +291,7 @@ def _short(exc: BaseException) -> str:
     return (text[0] if text else type(exc).__name__)[:300]
 
 
-def _remote_files(api, settings: PushSettings) -> dict[str, str]:
+def _remote_files(api, settings: PushConfig) -> dict[str, str]:
     """Repo path -> content hash (sha256 for LFS files, git blob id otherwise) at the revision."""
     from huggingface_hub.hf_api import RepoFile
 
@@ -342,7 +342,7 @@ def split_card(text: str) -> tuple[dict[str, Any], str]:
     return {}, text
 
 
-def render_card(old: str, settings: PushSettings, config: str, fmt: str, locals_: list[_Local], manifest: dict[str, Any]) -> str:
+def render_card(old: str, settings: PushConfig, config: str, fmt: str, locals_: list[_Local], manifest: dict[str, Any]) -> str:
     """Merge this config into the card `old`: other configs' YAML entries and sections stay."""
     import yaml
 

@@ -68,7 +68,7 @@ def resolve_model(name: str, *, offline: bool | None = None) -> ResolvedModel:
     Offline (HF_HUB_OFFLINE=1, or offline=True) a Hub id must already be in the Hub cache.
     Online a Hub id is returned unchecked: the engine downloads it and reports failures.
     """
-    from cotgen.engines.tiny import tiny_model_path
+    from cotgen.tiny_model import tiny_model_path
 
     given = name
     name = name.strip()

@@ -260,9 +260,9 @@ class EngineValuer:
         cfg: SearchConfig,
     ) -> None:
         self.engine, self.prompts, self.cfg = engine, prompts, cfg
-        self.mode = cfg.value
+        self.mode = cfg.value_mode
         # A model trained on OpenLongCoT rates a record with its own tokens; others get asked.
-        self.rating_tokens = cfg.value == "judge" and engine.has_tokens(RATING_TOKENS)
+        self.rating_tokens = cfg.value_mode == "judge" and engine.has_tokens(RATING_TOKENS)
         self.generated_tokens = 0
 
     async def evaluate(

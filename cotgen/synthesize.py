@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cotgen.config import EngineConfig
+from cotgen.engines.config import EngineConfig
 from cotgen.engines.base import Engine
 from cotgen.errors import (
     CotgenError,
@@ -21,7 +21,7 @@ from cotgen.errors import (
     environment_error,
     first_line,
 )
-from cotgen.executors.ray_cluster import RayOptions
+from cotgen.executors.ray_cluster import RayConfig
 from cotgen.io.runfolder import (
     COMPLETE,
     INTERRUPTED,
@@ -45,7 +45,7 @@ SHAPING = ("search", "model", "prompts", "hint_answer")
 
 
 @dataclass(frozen=True)
-class RunOptions:
+class RunConfig:
     """Everything about a synthesize run that is not a search or engine setting."""
 
     problems: str  # what --problems takes: a file, a dataset id, builtin:arith
@@ -177,7 +177,7 @@ def _grade(text: str, gold: str) -> bool | None:
     return grade(text, gold).correct
 
 
-def _settings(search: SearchConfig, engine_cfg: EngineConfig, prompts_digest: str, opts: RunOptions) -> dict[str, Any]:
+def _settings(search: SearchConfig, engine_cfg: EngineConfig, prompts_digest: str, opts: RunConfig) -> dict[str, Any]:
     return {
         "search": search.to_dict(),
         "model": engine_cfg.model,
@@ -227,14 +227,14 @@ WarnCallback = Callable[[str], None]
 
 
 def run(
-    opts: RunOptions,
+    opts: RunConfig,
     search: SearchConfig,
     engine_cfg: EngineConfig,
     *,
     engine: Engine | None = None,
     progress: ProgressCallback | None = None,
     warn: WarnCallback | None = None,
-    ray: RayOptions | None = None,
+    ray: RayConfig | None = None,
 ) -> SynthesizeReport:
     """Search a tree for every problem not yet in `opts.out`; returns what the run did.
 
@@ -269,9 +269,9 @@ def run(
             lock.release()
 
 
-def _run_locked(opts: RunOptions, search: SearchConfig, engine_cfg: EngineConfig, settings: dict[str, Any],
+def _run_locked(opts: RunConfig, search: SearchConfig, engine_cfg: EngineConfig, settings: dict[str, Any],
                 prompts, out: Path, engine: Engine | None, progress: ProgressCallback | None,
-                warn: WarnCallback | None, stop: StopRequest, ray: RayOptions | None = None) -> SynthesizeReport:
+                warn: WarnCallback | None, stop: StopRequest, ray: RayConfig | None = None) -> SynthesizeReport:
     from cotgen.problems import load_problems
 
     _refuse_changed_settings(out, settings)
@@ -389,7 +389,7 @@ def _run_locked(opts: RunOptions, search: SearchConfig, engine_cfg: EngineConfig
 
 
 def _say_what_is_odd(warn: WarnCallback, too_long, report: SynthesizeReport, todo: int, rec: Reconciled,
-                     opts: RunOptions) -> None:
+                     opts: RunConfig) -> None:
     """Warnings at start: what the run will not search, what it cannot grade, what it repaired."""
     if too_long:
         warn(f"{len(too_long)} problem(s) longer than {opts.max_problem_chars:,} characters are not searched "
@@ -418,7 +418,7 @@ def _mark_interrupted(writer: TreeShardWriter) -> None:
 
 
 async def _run_all(
-    todo, engine, policy, valuer, search: SearchConfig, opts: RunOptions, writer, live: _Live,
+    todo, engine, policy, valuer, search: SearchConfig, opts: RunConfig, writer, live: _Live,
     report_progress: Callable[[], None] | None, own_engine: bool,
 ) -> None:
     """Keep `opts.concurrency` trees in flight; a new problem starts as each tree finishes."""
@@ -554,20 +554,20 @@ def new_tree(question: str, answer: str | None, source: str, model_id: str, sear
 
 
 def _run_ray(
-    todo, opts: RunOptions, search: SearchConfig, engine_cfg: EngineConfig, settings: dict[str, Any],
-    source: str, ray: RayOptions, report: SynthesizeReport, progress: ProgressCallback | None,
+    todo, opts: RunConfig, search: SearchConfig, engine_cfg: EngineConfig, settings: dict[str, Any],
+    source: str, ray: RayConfig, report: SynthesizeReport, progress: ProgressCallback | None,
     stop: StopRequest | None = None,
 ) -> SynthesizeReport:
     """The same run on Ray workers: they write the shards, this process keeps the manifest."""
     from cotgen.executors.ray_cluster import import_ray, run_on_ray
-    from cotgen.executors.worker import WorkerSpec
+    from cotgen.executors.worker import WorkerConfig
 
     import_ray()  # a missing extra is reported before the run folder is made
     out = Path(opts.out)
     writer = TreeShardWriter(out, settings)
     writer.update_manifest(problems_source=source)
     writer.drop_retried_failures()  # as the local loop: a crash may have left one
-    spec = WorkerSpec(
+    spec = WorkerConfig(
         engine=engine_cfg, search=search, out=str(out.resolve()), tag="", concurrency=opts.concurrency,
         shard_trees=opts.shard_trees, prompts=str(opts.prompts.resolve()) if opts.prompts else None,
         hint_answer=opts.hint_answer,

@@ -41,7 +41,7 @@ def shared() -> Path:
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory) -> Path:
     """The tiny random-weight Qwen2 model, built once per test session."""
-    from cotgen.engines.tiny import build_tiny_model
+    from cotgen.tiny_model import build_tiny_model
 
     out = tmp_path_factory.mktemp("tiny-model")
     build_tiny_model(out)

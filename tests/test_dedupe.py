@@ -10,7 +10,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from cotgen.dedupe import DedupeSettings, dedupe, lsh_bands
+from cotgen.dedupe import DedupeConfig, dedupe, lsh_bands
 from cotgen.errors import UsageError
 from cotgen.io.writers import TreeShardWriter, read_manifest
 from cotgen.tree import Tree
@@ -102,7 +102,7 @@ def test_exports_keep_their_shard_layout(tmp_path):
     src = tmp_path / "in"
     write_text_parquet(src / "train-00000-of-00002.parquet", rows[:15])
     write_text_parquet(src / "train-00001-of-00002.parquet", rows[15:])
-    dedupe([src], tmp_path / "out", DedupeSettings(batch_rows=4))
+    dedupe([src], tmp_path / "out", DedupeConfig(batch_rows=4))
     names = sorted(p.name for p in (tmp_path / "out").iterdir())
     assert names == ["dedupe.json", "train-00000-of-00002.parquet", "train-00001-of-00002.parquet"]
     assert kept_texts(tmp_path / "out") == [r for i, r in enumerate(rows) if i not in fate["drop"]]
@@ -142,7 +142,7 @@ def test_on_problem_keeps_the_tree_with_most_correct_leaves(tmp_path):
     best = make_tree(problem, 2, 2, seed=3)
     run_b.write([best])
     run_b.write([make_tree(problem, 2, 1, seed=4)])  # as many correct leaves, fewer nodes
-    report = dedupe([tmp_path / "run-a", tmp_path / "run-b"], tmp_path / "out", DedupeSettings(on="problem"))
+    report = dedupe([tmp_path / "run-a", tmp_path / "run-b"], tmp_path / "out", DedupeConfig(on="problem"))
     out = tmp_path / "out"
     shards = sorted((out / "trees").glob("part-*.parquet"))
     assert [p.name for p in shards] == ["part-00000.parquet", "part-00001.parquet", "part-00002.parquet"]
@@ -174,7 +174,7 @@ def test_mixed_formats_and_bad_out_are_usage_errors(tmp_path):
     with pytest.raises(UsageError, match="holds the input"):
         dedupe([tmp_path / "x"], tmp_path / "x")
     with pytest.raises(ValueError, match="threshold must be"):
-        DedupeSettings(threshold=1.5)
+        DedupeConfig(threshold=1.5)
 
 
 def test_lsh_layout_favours_recall():
@@ -192,6 +192,6 @@ def test_exact_keys_follow_str_split_whitespace(tmp_path):
     alphabet = ["a", "b", "é", " ", "  ", "\t", "\n", "\x1c", "\x1f", "\x01", "\x0e", "\u00a0", "\u2003", "\u3000"]
     rows = ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 12))) for _ in range(400)]
     src = write_text_parquet(tmp_path / "in" / "train-00000-of-00001.parquet", rows)
-    report = dedupe([src], tmp_path / "out", DedupeSettings(batch_rows=37))
+    report = dedupe([src], tmp_path / "out", DedupeConfig(batch_rows=37))
     distinct = {" ".join(unicodedata.normalize("NFKC", r).split()) for r in rows}
     assert report.dropped["exact"] == len(rows) - len(distinct)

@@ -6,14 +6,14 @@ from __future__ import annotations
 import pytest
 from scripted_engine import ScriptedEngine
 
-from cotgen.config import EngineConfig
+from cotgen.engines.config import EngineConfig
 from cotgen.errors import EngineFailed, RunError
 from cotgen.io.inputs import shard_paths
 from cotgen.io.trees import iter_input_trees as iter_trees
 from cotgen.io.writers import read_manifest
 from cotgen.problems import load_problems
 from cotgen.search import SearchConfig
-from cotgen.synthesize import RunOptions, run
+from cotgen.synthesize import RunConfig, run
 
 CFG = SearchConfig(simulations=3, parallel=1)
 
@@ -24,7 +24,7 @@ def Engine(die_after=None, fail_on=None):
 
 
 def _opts(out):
-    return RunOptions(problems="builtin:arith", out=out, limit=6, concurrency=2, shard_trees=1)
+    return RunConfig(problems="builtin:arith", out=out, limit=6, concurrency=2, shard_trees=1)
 
 
 def test_a_dead_engine_stops_the_run_and_records_no_tree_in_flight(tmp_path):

@@ -179,7 +179,7 @@ def test_judge_asks_yes_or_no_otherwise():
 
 def test_confidence_mode():
     t, a, c, r = sample_tree()
-    val = EngineValuer(FakeEngine(), load_prompts(), SearchConfig(value="confidence"))
+    val = EngineValuer(FakeEngine(), load_prompts(), SearchConfig(value_mode="confidence"))
     ev = asyncio.run(val.evaluate(t, a, "step", [Candidate("x", 1, confidence=0.3), Candidate("y", 1)], seed=0))
     assert ev.values == [0.3, 0.5]
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from scripted_engine import ScriptedEngine
 
-from cotgen.config import EngineConfig
+from cotgen.engines.config import EngineConfig
 from cotgen.errors import Interrupted, UsageError
 from cotgen.io.inputs import shard_paths
 from cotgen.io.trees import iter_input_trees
@@ -15,7 +15,7 @@ from cotgen.io.writers import read_manifest
 from cotgen.policy import DEFAULT_PROMPTS
 from cotgen.problems import load_problems
 from cotgen.search import SearchConfig
-from cotgen.synthesize import RunOptions, run
+from cotgen.synthesize import RunConfig, run
 
 SMALL = ["--simulations", "6", "--branch", "2", "--max-depth", "5", "--max-step-tokens", "12", "--max-tokens", "24",
          "--critics", "1", "--concurrency", "3", "--parallel", "2",
@@ -121,7 +121,7 @@ def test_bad_option_is_a_usage_error(tmp_path, cli):
 
 
 def _opts(out, **kw):
-    return RunOptions(problems="builtin:arith", out=out, limit=4, concurrency=2, shard_trees=1, **kw)
+    return RunConfig(problems="builtin:arith", out=out, limit=4, concurrency=2, shard_trees=1, **kw)
 
 
 def test_a_failed_tree_is_recorded_and_the_run_goes_on(tmp_path):

@@ -24,10 +24,10 @@ def dedupe(
     quiet: QuietFlag = False,
 ) -> None:
     """Remove exact and near-duplicate rows (MinHash LSH); writes the same format plus dedupe.json."""
-    from cotgen.dedupe import DedupeSettings
+    from cotgen.dedupe import DedupeConfig
     from cotgen.dedupe import dedupe as run_dedupe
 
-    settings = build_settings(DedupeSettings, on=on, threshold=threshold, num_perm=num_perm, ngram=ngram)
+    settings = build_settings(DedupeConfig, on=on, threshold=threshold, num_perm=num_perm, ngram=ngram)
     report = run_dedupe(inputs, out_dir, settings)
     if as_json:
         summary = {k: v for k, v in report.as_json().items() if k != "clusters"}

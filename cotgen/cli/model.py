@@ -24,7 +24,7 @@ def tiny(
     ] = None,
 ) -> None:
     """Build the tiny random-weight Qwen2 model (demos and tests only; its text is noise)."""
-    from cotgen.engines.tiny import tiny_model_path, write_tiny_model
+    from cotgen.tiny_model import tiny_model_path, write_tiny_model
 
     t0 = time.perf_counter()
     path = write_tiny_model(out_dir) if out_dir is not None else tiny_model_path()

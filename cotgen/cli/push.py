@@ -25,11 +25,11 @@ def push(
     quiet: QuietFlag = False,
 ) -> None:
     """Validate, then upload to data/<config>/<split>-*.parquet with a dataset card."""
-    from cotgen.hub import PushSettings
+    from cotgen.hub import PushConfig
     from cotgen.hub import push as run_push
 
     settings = build_settings(
-        PushSettings, repo=repo, private=private, revision=revision, config=config, split=split,
+        PushConfig, repo=repo, private=private, revision=revision, config=config, split=split,
         message=message, endpoint=endpoint,
     )
     report = run_push(input_path, settings, log=(lambda m: None) if quiet else (lambda m: err.print(m, markup=False)))

@@ -12,16 +12,16 @@ from rich.table import Table
 
 from cotgen.cli.app import app, emit_json, err, quiet_libraries
 from cotgen.cli.options import JsonFlag, OutDir, QuietFlag
-from cotgen.config import EngineConfig
+from cotgen.engines.config import EngineConfig
 from cotgen.errors import UsageError
-from cotgen.executors.ray_cluster import RayOptions
+from cotgen.executors.ray_cluster import RayConfig
 from cotgen.search.config import SearchConfig
-from cotgen.synthesize import AllTreesFailed, RunOptions, RunProgress, SynthesizeReport, run
+from cotgen.synthesize import AllTreesFailed, RunConfig, RunProgress, SynthesizeReport, run
 
 _S = SearchConfig()  # the defaults live in the dataclasses, shown here in --help
 _E = EngineConfig()
-_R = RunOptions(problems="", out=Path("."))
-_RAY = RayOptions()
+_R = RunConfig(problems="", out=Path("."))
+_RAY = RayConfig()
 EXECUTORS = ("local", "ray")
 
 
@@ -62,7 +62,7 @@ def synthesize(
     negative_after: Annotated[int, typer.Option(help="A step no correct answer is reached through is rated negative after this many failed rollouts.")] = _S.negative_after,
     critics: Annotated[int, typer.Option(help="Critics per tree, each on the estimated first error of a failed path.")] = _S.critics,
     refine: Annotated[bool, typer.Option("--refine/--no-refine", help="Give critics a refine child that rolls out to an answer.")] = _S.refine,
-    value: Annotated[str, typer.Option(help="Gold hidden: how a final answer is valued, judge | confidence.")] = _S.value,
+    value: Annotated[str, typer.Option(help="Gold hidden: how a final answer is valued, judge | confidence.")] = _S.value_mode,
     virtual_loss: Annotated[float, typer.Option(help="Virtual loss of a simulation in flight.")] = _S.virtual_loss,
     parallel: Annotated[int, typer.Option(help="Simulations of one tree in flight at once.")] = _S.parallel,
     seed: Annotated[int, typer.Option(help="Search seed (with the tree id, seeds each tree).")] = _S.seed,
@@ -81,13 +81,13 @@ def synthesize(
             simulations=simulations, samples=samples, branch=branch, enough_correct=enough_correct,
             c_puct=c_puct, temperature=temperature, top_p=top_p, max_tokens=max_tokens,
             max_step_tokens=max_step_tokens, max_depth=max_depth, probe=probe, negative_after=negative_after,
-            critics=critics, refine=refine, value=value, virtual_loss=virtual_loss, parallel=parallel, seed=seed,
+            critics=critics, refine=refine, value_mode=value, virtual_loss=virtual_loss, parallel=parallel, seed=seed,
         )
         engine_cfg = EngineConfig(
             model=model, engine=engine, device=device, dtype=dtype, trust_remote_code=trust_remote_code,
             max_batch=max_batch, base_url=base_url, seed=seed,
         )
-        opts = RunOptions(
+        opts = RunConfig(
             problems=problems, out=out_dir, split=split, question_field=question_field,
             answer_field=answer_field, limit=limit, skip=skip, problem_seed=problem_seed,
             concurrency=concurrency, shard_trees=shard_trees, prompts=prompts, hint_answer=hint_answer,
@@ -97,7 +97,7 @@ def synthesize(
             raise ValueError(f"executor must be one of {', '.join(EXECUTORS)}, not '{executor}'")
         ray = None
         if executor == "ray":
-            ray = RayOptions(workers=workers, address=ray_address, gpus_per_worker=gpus_per_worker,
+            ray = RayConfig(workers=workers, address=ray_address, gpus_per_worker=gpus_per_worker,
                              cpus_per_worker=cpus_per_worker, worker_restarts=worker_restarts)
         elif ray_address is not None:
             raise ValueError("--ray-address needs --executor ray")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cotgen.config import EngineConfig
+from cotgen.engines.config import EngineConfig
 from cotgen.engines.base import Completion, Engine, EngineStats, GenerationParams
 
 __all__ = ["Completion", "Engine", "EngineConfig", "EngineStats", "GenerationParams", "build_engine"]

@@ -32,7 +32,7 @@ import weakref
 from dataclasses import replace
 from typing import Any
 
-from cotgen.config import EngineConfig
+from cotgen.engines.config import EngineConfig
 from cotgen.engines.base import (
     BusyClock,
     Completion,

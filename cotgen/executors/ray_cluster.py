@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from cotgen.errors import CotgenError, MissingExtraError, RunError, UsageError
-from cotgen.executors.worker import WorkerSpec, tree_summary
+from cotgen.executors.worker import WorkerConfig, tree_summary
 from cotgen.problems import Problem
 from cotgen.stopping import terminate_as_interrupt
 
@@ -30,7 +30,7 @@ STOP_TIMEOUT_S = 120.0  # how long stopping workers may take to write their last
 
 
 @dataclass(frozen=True)
-class RayOptions:
+class RayConfig:
     """Where the workers run and how many; how the driver feeds them."""
 
     workers: int = 2  # Ray actors, each owning one engine
@@ -140,7 +140,7 @@ def import_ray() -> Any:
     return ray
 
 
-def connect(opts: RayOptions) -> bool:
+def connect(opts: RayConfig) -> bool:
     """Join `opts.address`, or start a local cluster bound to 127.0.0.1. True when this call
     connected (so the caller disconnects, which also stops a cluster it started)."""
     if opts.address is None:
@@ -169,8 +169,8 @@ def connect(opts: RayOptions) -> bool:
 
 def run_on_ray(
     problems: list[Problem],
-    spec: WorkerSpec,
-    opts: RayOptions,
+    spec: WorkerConfig,
+    opts: RayConfig,
     record_shard: Callable[[Any], None],
     on_progress: Callable[[dict[str, Any]], None] | None = None,
 ) -> RayRunResult:

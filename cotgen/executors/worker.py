@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cotgen.config import EngineConfig
+from cotgen.engines.config import EngineConfig
 from cotgen.search.config import SearchConfig
 from cotgen.tree import Tree
 
@@ -33,7 +33,7 @@ Item = tuple[int, str, "str | None", str]  # (index in the driver's list, questi
 
 
 @dataclass(frozen=True)
-class WorkerSpec:
+class WorkerConfig:
     """Everything a worker needs to search trees exactly as a local run would."""
 
     engine: EngineConfig
@@ -50,7 +50,7 @@ class WorkerSpec:
 class TreeWorker:
     """Searches the problems it is given, `concurrency` trees at a time, on its own engine."""
 
-    def __init__(self, spec: WorkerSpec, engine: Any = None) -> None:
+    def __init__(self, spec: WorkerConfig, engine: Any = None) -> None:
         self.spec = spec
         self._engine = engine  # tests pass a scripted engine; None = build spec.engine
         self._queue: list[Item] = []

@@ -14,7 +14,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from cotgen.config import EngineConfig
+from cotgen.engines.config import EngineConfig
 from cotgen.io.trees import iter_input_trees
 from cotgen.problems import Problem
 from cotgen.reasoner.arith import label_path

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from cotgen.engines.tiny import CHAT_TEMPLATE, CHATML_TOKENS  # one ChatML for both small models
+from cotgen.tiny_model import CHAT_TEMPLATE, CHATML_TOKENS  # one ChatML for both small models
 from cotgen.reasoner.data import (
     KINDS,
     MIX,
@@ -79,7 +79,7 @@ class TrainConfig:
 def train_tokenizer(texts: list[str], vocab_size: int):
     """A byte-level BPE with exactly Qwen2's normalizer and pre-tokenizer (digits stay single
     tokens), so transformers rebuilds the same tokenizer from vocab and merges on load."""
-    from cotgen.engines.tiny import train_qwen2_bpe
+    from cotgen.tiny_model import train_qwen2_bpe
 
     return train_qwen2_bpe(texts, vocab_size, CHATML_TOKENS)
 

@@ -7,7 +7,8 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 VALUE_MODES = ("judge", "confidence")
-TIMING_ONLY = ("parallel",)  # settings that change how fast trees are made, never what they hold
+TIMING_ONLY = ("parallel",)
+RENAMED = {"value": "value_mode"}  # older manifests' names of a setting  # settings that change how fast trees are made, never what they hold
 
 
 @dataclass(frozen=True)
@@ -31,7 +32,7 @@ class SearchConfig:
     negative_after: int = 1  # a step with no correct answer below it is negative once this many rollouts through it failed
     critics: int = 0  # critics per tree, each on the estimated first error of a failed path
     refine: bool = True  # a critic gets a refine child (the step rewritten) that rolls out to an answer
-    value: str = "judge"  # gold hidden: how a final answer is valued, judge | confidence
+    value_mode: str = "judge"  # gold hidden: how a final answer is valued, judge | confidence (--value)
     virtual_loss: float = 1.0  # pending visits a running simulation adds to its path, each worth 0
     parallel: int = 4  # simulations of one tree in flight at once
     seed: int = 0  # with the tree id, seeds the tree's rng (engine seeds)
@@ -51,10 +52,10 @@ class SearchConfig:
             raise ValueError(f"temperature must be >= 0, not {self.temperature}")
         if not 0.0 < self.top_p <= 1.0:
             raise ValueError(f"top_p must be in (0, 1], not {self.top_p}")
-        if self.value not in VALUE_MODES:
+        if self.value_mode not in VALUE_MODES:
             extra = (" (every simulation is a rollout to an answer now: the rollout value mode is gone)"
-                     if self.value == "rollout" else "")
-            raise ValueError(f"value must be one of {', '.join(VALUE_MODES)}, not '{self.value}'{extra}")
+                     if self.value_mode == "rollout" else "")
+            raise ValueError(f"value must be one of {', '.join(VALUE_MODES)}, not '{self.value_mode}'{extra}")
         if self.virtual_loss < 0:
             raise ValueError(f"virtual_loss must be >= 0, not {self.virtual_loss}")
 
@@ -68,8 +69,10 @@ class SearchConfig:
     @staticmethod
     def shaping(settings: dict[str, Any]) -> dict[str, Any]:
         """`settings` (a recorded SearchConfig, perhaps of an older version) without those that
-        only change timing, so that a resumed run may change them."""
-        return {k: v for k, v in settings.items() if k not in TIMING_ONLY}
+        only change timing, so that a resumed run may change them. A record written before
+        `value` was renamed `value_mode` reads as the same setting."""
+        renamed = {RENAMED.get(k, k): v for k, v in settings.items()}
+        return {k: v for k, v in renamed.items() if k not in TIMING_ONLY}
 
 
 def refuse_non_finite(settings: Any) -> None:

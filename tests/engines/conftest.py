@@ -7,7 +7,7 @@ import asyncio
 import pytest
 from contract import CONTEXT
 
-from cotgen.config import EngineConfig
+from cotgen.engines.config import EngineConfig
 from cotgen.engines.hf import HFEngine
 from cotgen.models import resolve_model
 

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 import torch
 
-from cotgen.config import EngineConfig
+from cotgen.engines.config import EngineConfig
 from cotgen.engines import build_engine
 from cotgen.engines.base import Engine
 from cotgen.engines.hf import HFEngine

@@ -10,7 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from cotgen.config import EngineConfig
+from cotgen.engines.config import EngineConfig
 from cotgen.engines import build_engine, openai
 from cotgen.errors import DataError, EngineFailed, RunError
 

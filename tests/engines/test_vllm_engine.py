@@ -19,13 +19,13 @@ pytest.importorskip("vllm", reason="needs vLLM (CPU build: make vllm-env; run wi
 from contract import CONTEXT, PROMPTS, EngineContract  # noqa: E402
 from vllm_fixtures import engine_processes, wait_gone  # noqa: E402
 
-from cotgen.config import EngineConfig  # noqa: E402
+from cotgen.engines.config import EngineConfig  # noqa: E402
 from cotgen.engines import build_engine  # noqa: E402
 from cotgen.errors import EngineFailed  # noqa: E402
 from cotgen.io.trees import iter_input_trees as iter_trees  # noqa: E402
 from cotgen.io.writers import read_manifest  # noqa: E402
 from cotgen.search import SearchConfig  # noqa: E402
-from cotgen.synthesize import RunOptions, run  # noqa: E402
+from cotgen.synthesize import RunConfig, run  # noqa: E402
 
 pytestmark = [pytest.mark.vllm, pytest.mark.slow]
 
@@ -70,7 +70,7 @@ def test_prefix_cache_is_measured(vllm_engine):
 
 def test_synthesize_with_the_vllm_engine(vllm_engine, tiny_model_dir, tmp_path, cli):
     out = tmp_path / "run"
-    opts = RunOptions(problems="builtin:arith", out=out, limit=4, concurrency=4, shard_trees=2)
+    opts = RunConfig(problems="builtin:arith", out=out, limit=4, concurrency=4, shard_trees=2)
     search = SearchConfig(simulations=6, branch=2, max_depth=5, max_step_tokens=12, max_tokens=24, critics=1,
                           parallel=2, seed=3)
     summary = run(opts, search, EngineConfig(engine="vllm", model=str(tiny_model_dir), max_model_len=CONTEXT),

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from cotgen.config import EngineConfig
+from cotgen.engines.config import EngineConfig
 from cotgen.engines import build_engine
 from cotgen.errors import MissingExtraError, RunError
 

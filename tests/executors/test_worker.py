@@ -8,15 +8,15 @@ from pathlib import Path
 import pytest
 from scripted_engine import ScriptedEngine
 
-from cotgen.config import EngineConfig
-from cotgen.executors.ray_cluster import RayOptions, WorkQueue
-from cotgen.executors.worker import TreeWorker, WorkerSpec
+from cotgen.engines.config import EngineConfig
+from cotgen.executors.ray_cluster import RayConfig, WorkQueue
+from cotgen.executors.worker import TreeWorker, WorkerConfig
 from cotgen.io.inputs import TREE_SHARD, shard_paths
 from cotgen.io.trees import iter_input_trees as iter_trees
 from cotgen.io.writers import TreeShardWriter
 from cotgen.problems import load_problems
 from cotgen.search import SearchConfig
-from cotgen.synthesize import RunOptions, run
+from cotgen.synthesize import RunConfig, run
 
 CFG = SearchConfig(simulations=5, critics=1, parallel=2)
 
@@ -26,9 +26,9 @@ def _items(n: int):
     return problems, [(i, p.question, p.answer, p.source) for i, p in enumerate(problems)]
 
 
-def _spec(out: Path, tag: str = "w0xab12", **kw) -> WorkerSpec:
+def _spec(out: Path, tag: str = "w0xab12", **kw) -> WorkerConfig:
     (out / "trees").mkdir(parents=True, exist_ok=True)
-    return WorkerSpec(engine=EngineConfig(), search=CFG, out=str(out), tag=tag, **kw)
+    return WorkerConfig(engine=EngineConfig(), search=CFG, out=str(out), tag=tag, **kw)
 
 
 async def _drain(worker: TreeWorker, n: int) -> list[dict]:
@@ -62,7 +62,7 @@ def test_worker_trees_equal_a_local_run_and_its_shards_carry_its_tag(tmp_path):
     assert names == [s["name"] for s in shards]
     assert all(TREE_SHARD.match(n)["tag"] == "w0xab12" for n in names)
 
-    run(RunOptions(problems="builtin:arith", out=tmp_path / "local", limit=5, concurrency=2, shard_trees=2),
+    run(RunConfig(problems="builtin:arith", out=tmp_path / "local", limit=5, concurrency=2, shard_trees=2),
         CFG, EngineConfig(), engine=ScriptedEngine())
 
     def nodes(folder):
@@ -157,11 +157,11 @@ def test_work_queue_gives_a_dead_workers_problems_back_first():
 
 def test_ray_options_are_checked():
     with pytest.raises(ValueError, match="workers must be >= 1"):
-        RayOptions(workers=0)
+        RayConfig(workers=0)
     with pytest.raises(ValueError, match="cpus_per_worker"):
-        RayOptions(cpus_per_worker=0)
-    assert RayOptions().batch_size(64) == 16 and RayOptions().batch_size(2) == 1
-    assert RayOptions(batch=5).batch_size(64) == 5
+        RayConfig(cpus_per_worker=0)
+    assert RayConfig().batch_size(64) == 16 and RayConfig().batch_size(2) == 1
+    assert RayConfig(batch=5).batch_size(64) == 5
 
 
 def test_executor_ray_without_ray_says_how_to_install_it(tmp_path, cli, monkeypatch):
@@ -217,7 +217,7 @@ def test_workers_that_cannot_all_be_placed_are_refused_before_any_starts(tmp_pat
     from cotgen.errors import UsageError
     from cotgen.executors.ray_cluster import _Driver
 
-    opts = RayOptions(workers=workers, gpus_per_worker=1, address=address)
+    opts = RayConfig(workers=workers, gpus_per_worker=1, address=address)
     driver = _Driver(FakeRay({"CPU": 16.0, "GPU": 2.0}), [], _spec(tmp_path), opts, print, None)
     if ok:  # a joined cluster may autoscale: only one worker's needs must fit now
         driver._check_resources()

@@ -250,7 +250,7 @@ def test_a_run_exports_validates_and_loads(reasoner_run, tmp_path, cli, monkeypa
 def test_dedupe_reads_the_problem_and_ignores_ids(tmp_path):
     import pyarrow as pa
 
-    from cotgen.dedupe import DedupeSettings, dedupe
+    from cotgen.dedupe import DedupeConfig, dedupe
 
     rows = rows_of(order_of_operations())
     copy = rows[0] | {"id": "another-tree-4", "generator": "another/model"}  # the same path, found twice
@@ -259,6 +259,6 @@ def test_dedupe_reads_the_problem_and_ignores_ids(tmp_path):
     pq.write_table(pa.Table.from_pylist([*rows, copy], schema=ProcessBenchFormat.arrow_schema()),
                    src / "train-00000-of-00001.parquet")
     for on, kept in (("text", 3), ("problem", 1)):
-        dedupe([src], tmp_path / on, DedupeSettings(on=on))
+        dedupe([src], tmp_path / on, DedupeConfig(on=on))
         [shard] = sorted((tmp_path / on).glob("*.parquet"))
         assert pq.read_table(shard).num_rows == kept, on

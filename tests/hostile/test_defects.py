@@ -194,7 +194,7 @@ def test_05_disk_full_in_export_and_dedupe(cli, tmp_path: Path, monkeypatch):
 
 
 def test_05_09_disk_full_in_model_tiny_leaves_nothing(cli, tmp_path: Path, monkeypatch):
-    from cotgen.engines import tiny
+    from cotgen import tiny_model as tiny
 
     def full(out):
         (Path(out) / "config.json").write_text("")

@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from cotgen.config import EngineConfig
+from cotgen.engines.config import EngineConfig
 from cotgen.engines import build_engine
 from cotgen.models import resolve_model
 from cotgen.policy import RATING_TOKENS, YES, load_prompts

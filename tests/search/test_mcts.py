@@ -208,7 +208,7 @@ def test_config_checks():
     with pytest.raises(ValueError, match="simulations"):
         SearchConfig(simulations=0)
     with pytest.raises(ValueError, match="rollout value mode is gone"):
-        SearchConfig(value="rollout")
+        SearchConfig(value_mode="rollout")
     with pytest.raises(ValueError, match="critics"):
         SearchConfig(critics=-1)
     with pytest.raises(ValueError, match="finite"):

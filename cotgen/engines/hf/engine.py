@@ -47,7 +47,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from cotgen.config import EngineConfig
+from cotgen.engines.config import EngineConfig
 from cotgen.engines.base import (
     Completion,
     EngineStats,

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from safetensors.torch import load_file
 
-from cotgen.engines import tiny
-from cotgen.engines.tiny import CHATML_TOKENS, OPENLONGCOT_TOKENS, build_tiny_model, tiny_model_path
+from cotgen import tiny_model as tiny
+from cotgen.tiny_model import CHATML_TOKENS, OPENLONGCOT_TOKENS, build_tiny_model, tiny_model_path
 
 TEXTS = [
     "Hello world! The answer is \\boxed{42}.",
