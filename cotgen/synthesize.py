@@ -149,6 +149,10 @@ class SynthesizeReport:
     prompt_tokens: int | None = None
     cached_prompt_tokens: int | None = None
     prefix_cache_hit_rate: float | None = None
+    # --engine chat: tokens as the API reported them, requests, the continuation used
+    # (engines/chat.py ChatEngine.api_usage), and their cost at --price-in/--price-out.
+    api: dict[str, Any] | None = None
+    cost_usd: float | None = None
 
     def as_json(self) -> dict[str, Any]:
         keys = ["out", "problems", "dropped_rows", "already_done", "too_long", "no_answer", "retried_failed",
@@ -158,6 +162,8 @@ class SynthesizeReport:
                      "correct_leaves", "terminal_leaves", "solved_trees", "shards", "model", "executor"]
             if self.prompt_tokens is not None:
                 keys += ["prompt_tokens", "cached_prompt_tokens", "prefix_cache_hit_rate"]
+            if self.api is not None:
+                keys += ["api", "cost_usd"]
             if self.executor == "ray":
                 keys += ["workers", "worker_deaths", "requeued", "search_seconds", "steady_trees_per_s"]
         return {k: getattr(self, k) for k in keys}
@@ -306,9 +312,11 @@ def _run_locked(opts: RunConfig, search: SearchConfig, engine_cfg: EngineConfig,
     own_engine = engine is None
     if engine is None:
         from cotgen.engines import build_engine
+        from cotgen.engines.chat import refuse_value_without_logprobs
 
         try:
             engine = build_engine(engine_cfg)
+            refuse_value_without_logprobs(engine, search.value_mode, report.no_answer)
         except BaseException:
             _mark_interrupted(writer)  # the folder's problems are not all searched: say so
             raise
@@ -357,10 +365,12 @@ def _run_locked(opts: RunConfig, search: SearchConfig, engine_cfg: EngineConfig,
             _flush(writer, live, everything=True)
             writer.drop_retried_failures()
             writer.update_manifest(status=INTERRUPTED)
-        raise EngineFailed(
+        failed = EngineFailed(
             f"{exc.reason}. The run stopped: {live.written} finished tree(s) are saved in {out}, "
             f"the {exc.in_flight} in flight are not; run the same command again to finish"
-        ) from None
+        )
+        failed.exit_code = getattr(exc.__cause__, "exit_code", failed.exit_code)  # --max-cost: 3
+        raise failed from None
     seconds = time.perf_counter() - t0
     tokens = policy.generated_tokens + valuer.generated_tokens
     report.ran = True
@@ -380,6 +390,9 @@ def _run_locked(opts: RunConfig, search: SearchConfig, engine_cfg: EngineConfig,
         prompt, cached = (now - then for now, then in zip(_prompt_cache(engine), cache_before, strict=True))
         report.prompt_tokens, report.cached_prompt_tokens = prompt, cached
         report.prefix_cache_hit_rate = round(cached / prompt, 4) if prompt else None
+    if hasattr(engine, "api_usage"):  # --engine chat
+        report.api = engine.api_usage()
+        report.cost_usd = report.api["cost_usd"]
     writer.drop_retried_failures()
     writer.update_manifest(last_run=report.as_json(), status=COMPLETE)
     crash_point("run-complete")

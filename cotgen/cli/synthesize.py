@@ -30,12 +30,19 @@ def synthesize(
     problems: Annotated[str, typer.Option("--problems", "-p", help="A .jsonl/.json/.parquet file, a dataset id (gsm8k, math500), or builtin:arith / builtin:letters.")],
     out_dir: OutDir,
     model: Annotated[str, typer.Option(help="qwen2.5-7b (and other sizes), tiny, a local folder or a Hub id.")] = _E.model,
-    engine: Annotated[str, typer.Option(help="hf | vllm | openai")] = _E.engine,
+    engine: Annotated[str, typer.Option(help="hf | vllm | openai | chat (a chat API: OpenAI, DeepSeek, Together, vLLM serve)")] = _E.engine,
     device: Annotated[str, typer.Option(help="auto | cpu | cuda | cuda:N | mps")] = _E.device,
     dtype: Annotated[str, typer.Option(help="auto | float32 | float16 | bfloat16")] = _E.dtype,
     trust_remote_code: Annotated[bool, typer.Option("--trust-remote-code", help="Allow a model repo's own Python code.")] = False,
     max_batch: Annotated[int, typer.Option(help="Most sequences in one engine batch.")] = _E.max_batch,
-    base_url: Annotated[str, typer.Option(help="openai engine: the server's URL up to /v1.")] = _E.base_url,
+    base_url: Annotated[str, typer.Option(help="openai and chat engines: the server's URL up to /v1.")] = _E.base_url,
+    api_key_env: Annotated[str | None, typer.Option(help="chat: the environment variable holding the API key (default COTGEN_API_KEY, then OPENAI_API_KEY).")] = None,
+    continuation: Annotated[str, typer.Option(help="chat: how a partial solution is continued, auto (probed) | prefill (vLLM) | prefix (DeepSeek) | restate.")] = _E.continuation,
+    max_requests: Annotated[int, typer.Option(help="chat: requests in flight at once.")] = _E.max_requests,
+    request_timeout: Annotated[float, typer.Option(help="openai and chat: seconds one request may take.")] = _E.request_timeout_s,
+    price_in: Annotated[float | None, typer.Option(help="chat: USD per 1M prompt tokens (gives cost_usd).")] = None,
+    price_out: Annotated[float | None, typer.Option(help="chat: USD per 1M completion tokens (gives cost_usd).")] = None,
+    max_cost: Annotated[float | None, typer.Option(help="chat: stop the run once it has spent this many USD (finished trees saved; exit code 3).")] = None,
     split: Annotated[str, typer.Option(help="Dataset split.")] = _R.split,
     question_field: Annotated[str | None, typer.Option(help="Column holding the question.")] = None,
     answer_field: Annotated[str | None, typer.Option(help="Column holding the gold answer.")] = None,
@@ -85,7 +92,9 @@ def synthesize(
         )
         engine_cfg = EngineConfig(
             model=model, engine=engine, device=device, dtype=dtype, trust_remote_code=trust_remote_code,
-            max_batch=max_batch, base_url=base_url, seed=seed,
+            max_batch=max_batch, base_url=base_url, seed=seed, api_key_env=api_key_env, continuation=continuation,
+            max_requests=max_requests, request_timeout_s=request_timeout, price_in=price_in, price_out=price_out,
+            max_cost=max_cost,
         )
         opts = RunConfig(
             problems=problems, out=out_dir, split=split, question_field=question_field,
@@ -99,6 +108,9 @@ def synthesize(
         if executor == "ray":
             ray = RayConfig(workers=workers, address=ray_address, gpus_per_worker=gpus_per_worker,
                              cpus_per_worker=cpus_per_worker, worker_restarts=worker_restarts)
+            if engine == "chat":
+                raise ValueError("--engine chat runs with --executor local: one process sends every request "
+                                 "(--max-requests caps them), and its cost is counted in one place")
         elif ray_address is not None:
             raise ValueError("--ray-address needs --executor ray")
     except ValueError as exc:
@@ -189,6 +201,11 @@ def _print_report(s: SynthesizeReport) -> None:
     if s.prompt_tokens:
         rows.append(("prompt tokens from the prefix cache",
                      f"{s.cached_prompt_tokens:,} / {s.prompt_tokens:,} ({s.prefix_cache_hit_rate:.1%})"))
+    if s.api is not None:  # --engine chat: what the API reported, and what it cost
+        rows.append(("API requests (retries)", f"{s.api['requests']:,} ({s.api['retries']:,})"))
+        rows.append(("API prompt / completion tokens", f"{s.api['prompt_tokens']:,} / {s.api['completion_tokens']:,}"))
+        rows.append(("continuation", s.api["continuation"]))
+        rows.append(("cost (USD)", "-" if s.cost_usd is None else f"{s.cost_usd:.4f}"))
     for k, v in rows:
         table.add_row(k, str(v))
     err.print(table)

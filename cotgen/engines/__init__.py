@@ -18,6 +18,11 @@ def build_engine(cfg: EngineConfig) -> Engine:
         from cotgen.engines.openai import OpenAIEngine
 
         return OpenAIEngine(cfg)
+    if cfg.engine == "chat":
+        # A hosted or OpenAI-compatible chat endpoint; probed once here (key, log-probs, continuation).
+        from cotgen.engines.chat import ChatEngine
+
+        return ChatEngine(cfg)
     if cfg.engine == "vllm":
         from cotgen.engines.vllm import VLLMEngine, check_vllm_available
 

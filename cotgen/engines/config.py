@@ -7,7 +7,8 @@ from typing import Any
 
 from cotgen.search.config import refuse_non_finite
 
-ENGINES = ("hf", "vllm", "openai")
+ENGINES = ("hf", "vllm", "openai", "chat")
+CONTINUATIONS = ("auto", "prefill", "prefix", "restate")  # chat engine: how a partial answer is continued
 DEVICES = ("auto", "cpu", "cuda", "mps")
 DTYPES = ("auto", "float32", "float16", "bfloat16")
 
@@ -17,7 +18,7 @@ class EngineConfig:
     """Which model to run, on which engine, and how the engine batches requests."""
 
     model: str = "tiny"  # alias (qwen2.5-7b), "tiny", a local folder or a Hub id
-    engine: str = "hf"  # hf (transformers in-process) | vllm (in-process, GPU) | openai (a server)
+    engine: str = "hf"  # hf (transformers in-process) | vllm (in-process, GPU) | openai (a server) | chat (a chat API)
     device: str = "auto"  # auto = cuda when available, else cpu (hf engine)
     dtype: str = "auto"  # auto = bfloat16 on cuda, float32 on cpu (hf); vllm picks its own
     trust_remote_code: bool = False  # never run a model repo's own Python unless asked
@@ -31,6 +32,14 @@ class EngineConfig:
     base_url: str = "http://127.0.0.1:8000/v1"  # openai engine: the server, up to /v1
     api_key: str | None = None  # openai engine: bearer token; None = $OPENAI_API_KEY if set
     request_timeout_s: float = 600.0  # openai engine: one HTTP request, generous for long batches
+    # chat engine (engines/chat.py). The key itself is never a setting: only the name of
+    # the environment variable that holds it (None = COTGEN_API_KEY, then OPENAI_API_KEY).
+    api_key_env: str | None = None
+    continuation: str = "auto"  # auto (probed at start) | prefill (vLLM) | prefix (DeepSeek) | restate
+    max_requests: int = 16  # requests in flight at once
+    price_in: float | None = None  # USD per 1M prompt tokens
+    price_out: float | None = None  # USD per 1M completion tokens
+    max_cost: float | None = None  # USD: the run stops (finished trees saved) once it has spent this
     gpu_memory_utilization: float = 0.9  # vllm: fraction of GPU memory for weights + KV cache
     seed: int = 0  # seeds the engine's own RNG, used by calls that pass no seed of their own
 
@@ -56,6 +65,17 @@ class EngineConfig:
             raise ValueError(f"base_url must start with http:// or https://, not '{self.base_url}'")
         if self.request_timeout_s <= 0:
             raise ValueError(f"request_timeout_s must be > 0, not {self.request_timeout_s}")
+        if self.continuation not in CONTINUATIONS:
+            raise ValueError(f"continuation must be one of {', '.join(CONTINUATIONS)}, not '{self.continuation}'")
+        if self.max_requests < 1:
+            raise ValueError(f"max_requests must be >= 1, not {self.max_requests}")
+        for name in ("price_in", "price_out", "max_cost"):
+            if getattr(self, name) is not None and getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, not {getattr(self, name)}")
+        if self.max_cost is not None and self.price_in is None and self.price_out is None:
+            raise ValueError("max_cost needs a price: give --price-in and --price-out (USD per 1M tokens)")
+        if self.api_key_env is not None and not self.api_key_env.strip():
+            raise ValueError("api_key_env must name an environment variable")
         if not 0.0 < self.gpu_memory_utilization <= 1.0:
             raise ValueError(f"gpu_memory_utilization must be in (0, 1], not {self.gpu_memory_utilization}")
 
