@@ -205,7 +205,7 @@ def _print_report(s: SynthesizeReport) -> None:
         rows.append(("API requests (retries)", f"{s.api['requests']:,} ({s.api['retries']:,})"))
         rows.append(("API prompt / completion tokens", f"{s.api['prompt_tokens']:,} / {s.api['completion_tokens']:,}"))
         rows.append(("continuation", s.api["continuation"]))
-        rows.append(("cost (USD)", "-" if s.cost_usd is None else f"{s.cost_usd:.4f}"))
+        rows.append(("cost (USD)", "-" if s.cost_usd is None else f"{s.cost_usd:.6f}"))
     for k, v in rows:
         table.add_row(k, str(v))
     err.print(table)

@@ -29,8 +29,10 @@ def answer_for(messages: list[dict]) -> str:
 
 class FakeChatServer:
     def __init__(self, dialect: str = "vllm", faults: list | None = None, logprobs: bool = True,
-                 slow_s: float = 3.0, usage: bool = True) -> None:
+                 slow_s: float = 3.0, usage: bool = True, delay_s: float = 0.0) -> None:
         self.dialect, self.faults, self.logprobs, self.slow_s, self.usage = dialect, list(faults or []), logprobs, slow_s, usage
+        self.delay_s = delay_s  # every answer waits this long (to see requests overlap)
+        self.in_flight = self.max_in_flight = 0
         self.requests: list[dict] = []  # {"headers": {...}, "body": {...}, "fault": ...}
         self.prompt_tokens = 0  # tallies of the usage reported in answers that went out whole
         self.completion_tokens = 0
@@ -49,7 +51,14 @@ class FakeChatServer:
                 with server.lock:
                     fault = server.faults.pop(0) if server.faults else None
                     server.requests.append({"headers": dict(self.headers), "body": body, "fault": fault})
-                server.handle(self, body, fault)
+                    server.in_flight += 1
+                    server.max_in_flight = max(server.max_in_flight, server.in_flight)
+                try:
+                    time.sleep(server.delay_s)
+                    server.handle(self, body, fault)
+                finally:
+                    with server.lock:
+                        server.in_flight -= 1
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
