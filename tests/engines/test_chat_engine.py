@@ -137,8 +137,8 @@ def test_judge_scores_from_top_logprobs(fake):
 
 @pytest.mark.parametrize("fault", ["429", "500", "timeout", "truncated", "drop"])
 def test_each_fault_is_retried(fake, fault):
-    server = fake(slow_s=1.5)
-    eng = engine_on(server, request_timeout_s=0.5)
+    server = fake(slow_s=2.5)  # timeouts well apart from a busy machine's slow answers
+    eng = engine_on(server, request_timeout_s=1.5)
     server.faults = [fault]
     t0 = time.monotonic()
     [[c]] = run(eng.generate(["hi"], max_tokens=40, temperature=0.7))
@@ -234,13 +234,13 @@ def test_cost_and_max_cost(fake):
 def synth(cli, server, out, *extra):
     return cli("synthesize", "--engine", "chat", "--model", "fake-model", "--base-url", server.url,
                "--problems", "builtin:arith", "--limit", "6", "--simulations", "3", "--samples", "2",
-               "--concurrency", "3", "--out", out, "--request-timeout", "0.5", *extra)
+               "--concurrency", "3", "--out", out, "--request-timeout", "2", *extra)
 
 
 def test_synthesize_through_faults_saves_every_tree_and_counts_cost(cli, fake, tmp_path):
-    server = fake(slow_s=1.0)
+    server = fake(slow_s=3.0)
     faults = ["429", "500", "timeout", "truncated", "drop", None, None]
-    server.faults = [None] * 3 + faults * 4 + ["echo400"]  # after the probe, faults all through the run
+    server.faults = [None] * 3 + ["echo400"] + faults * 3  # after the probe, faults all through the run
     out = tmp_path / "run"
     r = synth(cli, server, out, "--price-in", "0.27", "--price-out", "1.10", "--json")
     assert r.code == 0, r.err
