@@ -383,6 +383,9 @@ def published_settings(manifest: dict[str, Any]) -> dict[str, Any]:
     out["cotgen_version"] = manifest.get("cotgen_version") or __version__
     if isinstance(manifest.get("counts"), dict):
         out["counts"] = manifest["counts"]
+    api = (manifest.get("last_run") or {}).get("api") if isinstance(manifest.get("last_run"), dict) else None
+    if isinstance(api, dict):  # --engine chat: what the last run's API calls cost
+        out["api_usage"] = {k: api.get(k) for k in ("prompt_tokens", "completion_tokens", "cost_usd", "continuation")}
     return out
 
 

@@ -304,3 +304,15 @@ def _assert_no_key(result, root: Path) -> None:
     for path in root.rglob("*"):
         if path.is_file():
             assert KEY.encode() not in path.read_bytes(), path
+
+
+def test_the_dataset_card_publishes_the_api_cost():
+    from cotgen.hub import published_settings
+
+    api = {"prompt_tokens": 659, "completion_tokens": 80, "cost_usd": 0.000266, "continuation": "prefill",
+           "requests": 14, "price_in": 0.27, "price_out": 1.1}
+    manifest = {"settings": {"model": "m", "engine": {"base_url": "http://internal:8000/v1"}},
+                "last_run": {"api": api, "cost_usd": 0.000266}}
+    assert published_settings(manifest)["api_usage"] == {
+        "prompt_tokens": 659, "completion_tokens": 80, "cost_usd": 0.000266, "continuation": "prefill"}
+    assert "api_usage" not in published_settings({"settings": {"model": "m"}, "last_run": {"trees": 3}})
