@@ -142,6 +142,8 @@ class ChatEngine:
         self.spent = False  # --max-cost reached: no request is sent any more
         self.continuation = cfg.continuation if cfg.continuation != "auto" else "restate"
         self.logprobs = False  # the endpoint returns log-probs (found by the probe)
+        self.several = True  # the endpoint takes n > 1 (found by the probe; else one request a sample)
+        self.max_field = "max_tokens"  # OpenAI's reasoning models take only max_completion_tokens
         if probe:
             _run_sync(self._probe())
 
@@ -259,21 +261,31 @@ class ChatEngine:
         """What the summary, --json, the manifest and the card report."""
         cost = self.cost_usd
         return {**asdict(self.usage), "continuation": self.continuation, "logprobs": self.logprobs,
+                "n": self.several,
                 "cost_usd": None if cost is None else round(cost, 6),
                 "price_in": self.cfg.price_in, "price_out": self.cfg.price_out}
 
     # --- the probe ----------------------------------------------------------------------
 
     async def _probe(self) -> None:
-        """At start: the key and model work, whether log-probs come back, and (auto) how a
-        partial answer is continued."""
+        """At start: the key and model work, whether log-probs come back and n > 1 is taken,
+        and (auto) how a partial answer is continued."""
         hello = [{"role": "user", "content": "Say OK."}]
         body = {"model": self.model_id, "messages": hello, "max_tokens": 1, "temperature": 0.0}
         try:
-            reply = await self._request({**body, "logprobs": True, "top_logprobs": TOP_K})
+            await self._request(body)
+        except DataError as exc:
+            if "max_tokens" not in str(exc):
+                raise
+            self.max_field = "max_completion_tokens"
+            body = {"model": self.model_id, "messages": hello, self.max_field: 1}
+            await self._request(body)
+        try:
+            reply = await self._request({**body, "logprobs": True, "top_logprobs": TOP_K, "n": 2})
             self.logprobs = bool(((reply.get("choices") or [{}])[0].get("logprobs") or {}).get("content"))
-        except DataError:
-            await self._request(body)  # the endpoint refuses log-probs; it must serve the rest
+        except DataError:  # log-probs or n refused: which?
+            self.several = await self._accepts({**body, "n": 2})
+            self.logprobs = await self._accepts({**body, "logprobs": True, "top_logprobs": TOP_K})
         if self.cfg.continuation == "auto":
             self.continuation = await self._probe_continuation()
 
@@ -281,7 +293,7 @@ class ChatEngine:
         """prefill or prefix when the endpoint renders a final assistant message in fewer
         prompt tokens with the extension than without it (it left the turn open), else restate."""
         messages = [{"role": "user", "content": "Count from 1 to 10."}, {"role": "assistant", "content": "1, 2, 3,"}]
-        base = {"model": self.model_id, "max_tokens": 1, "temperature": 0.0}
+        base = {"model": self.model_id, self.max_field: 1, "temperature": 0.0}
         plain = await self._prompt_tokens({**base, "messages": messages})
         tries = {
             "prefill": {**base, "messages": messages, "continue_final_message": True, "add_generation_prompt": False},
@@ -292,6 +304,15 @@ class ChatEngine:
             if tokens is not None and (plain is None or tokens < plain):
                 return mode
         return "restate"
+
+    async def _accepts(self, body: dict[str, Any]) -> bool:
+        try:
+            reply = await self._request(body)
+        except DataError:
+            return False
+        if body.get("logprobs"):
+            return bool(((reply.get("choices") or [{}])[0].get("logprobs") or {}).get("content"))
+        return True
 
     async def _prompt_tokens(self, body: dict[str, Any]) -> int | None:
         """The prompt tokens the endpoint reports for `body`; None if it refuses or says not."""
@@ -327,7 +348,7 @@ class ChatEngine:
         messages, extras = self._messages(prompt)
         # n greedy samples are one sample n times (as the other engines' agree), paid once.
         copies, want = (params.n, 1) if params.temperature == 0 else (1, params.n)
-        body: dict[str, Any] = {"model": self.model_id, "messages": messages, "max_tokens": params.max_tokens,
+        body: dict[str, Any] = {"model": self.model_id, "messages": messages, self.max_field: params.max_tokens,
                                 "temperature": params.temperature, "top_p": params.top_p, **extras}
         if params.stop:
             body["stop"] = list(params.stop)
@@ -339,7 +360,7 @@ class ChatEngine:
             body.update(logprobs=True, top_logprobs=TOP_K)
         out: list[Completion] = []
         while len(out) < want:  # a server that ignores n (DeepSeek) answers one at a time
-            reply = await self._request({**body, "n": want - len(out)})
+            reply = await self._request({**body, "n": want - len(out) if self.several else 1})
             got = self._completions(reply, params.stop)
             if not got:
                 raise RunError(f"{self.url} answered no choices")
@@ -386,7 +407,7 @@ class ChatEngine:
 
         async def one(prompt: str) -> dict[str, float]:
             messages, extras = self._messages(prompt)
-            reply = await self._request({"model": self.model_id, "messages": messages, "max_tokens": 1,
+            reply = await self._request({"model": self.model_id, "messages": messages, self.max_field: 1,
                                          "temperature": 0.0, "logprobs": True, "top_logprobs": SCORE_TOP, **extras})
             content = ((reply["choices"] or [{}])[0].get("logprobs") or {}).get("content") or [{}]
             top = {a.get("token"): float(a.get("logprob", -math.inf)) for a in content[0].get("top_logprobs") or []}

@@ -29,7 +29,8 @@ def answer_for(messages: list[dict]) -> str:
 
 class FakeChatServer:
     def __init__(self, dialect: str = "vllm", faults: list | None = None, logprobs: bool = True,
-                 slow_s: float = 3.0, usage: bool = True, delay_s: float = 0.0) -> None:
+                 slow_s: float = 3.0, usage: bool = True, delay_s: float = 0.0, several: bool = True) -> None:
+        self.several = several  # takes n > 1 (else a 400, as some providers answer)
         self.dialect, self.faults, self.logprobs, self.slow_s, self.usage = dialect, list(faults or []), logprobs, slow_s, usage
         self.delay_s = delay_s  # every answer waits this long (to see requests overlap)
         self.in_flight = self.max_in_flight = 0
@@ -107,6 +108,8 @@ class FakeChatServer:
             return self.send(h, 400, json.dumps({"error": f"Unrecognized request argument: {unknown or 'prefix'}"}).encode())
         if body.get("logprobs") and not self.logprobs and self.dialect == "strict":
             return self.send(h, 400, b'{"error": "logprobs are not supported"}')
+        if int(body.get("n") or 1) > 1 and not self.several:
+            return self.send(h, 400, b'{"error": "n must be 1"}')
         reply = self.reply(body, messages, prefix)
         payload = json.dumps(reply).encode()
         if fault == "truncated":

@@ -92,7 +92,7 @@ def test_probe_finds_how_the_endpoint_continues(fake, dialect, mode):
 def test_forced_continuation_is_not_probed(fake):
     server = fake(dialect="vllm")
     eng = engine_on(server, continuation="restate")
-    assert eng.continuation == "restate" and len(server.requests) == 1  # the log-prob probe only
+    assert eng.continuation == "restate" and len(server.requests) == 2  # the key, log-probs and n only
 
 
 def test_a_fresh_prompt_is_sent_as_its_messages(fake):
@@ -115,6 +115,16 @@ def test_n_samples_share_the_reported_tokens(fake):
     assert sum(c.tokens for c in row) == server.completion_tokens - before[1]
     assert sum(c.prompt_tokens for c in row) == server.prompt_tokens - before[0]  # billed once per request
     assert all(len(c.top_logprobs[0]) == 5 for c in row)
+
+
+def test_an_endpoint_without_n_gets_one_request_a_sample(fake):
+    server = fake(several=False, dialect="strict", logprobs=False)
+    eng = engine_on(server)
+    assert not eng.several and not eng.logprobs
+    sent = len(server.requests)
+    [row] = run(eng.generate(["hi"], n=3, max_tokens=40, temperature=1.0))
+    assert len(row) == 3 and len(server.requests) == sent + 3
+    assert all(r["body"]["n"] == 1 for r in server.requests[sent:])
 
 
 def test_greedy_n_is_one_request(fake):
@@ -240,7 +250,7 @@ def synth(cli, server, out, *extra):
 def test_synthesize_through_faults_saves_every_tree_and_counts_cost(cli, fake, tmp_path):
     server = fake(slow_s=3.0)
     faults = ["429", "500", "timeout", "truncated", "drop", None, None]
-    server.faults = [None] * 3 + ["echo400"] + faults * 3  # after the probe, faults all through the run
+    server.faults = [None] * 4 + ["echo400"] + faults * 3  # after the probe, faults all through the run
     out = tmp_path / "run"
     r = synth(cli, server, out, "--price-in", "0.27", "--price-out", "1.10", "--json")
     assert r.code == 0, r.err
