@@ -201,14 +201,14 @@ class ChatEngine:
     async def _request(self, body: dict[str, Any]) -> dict[str, Any]:
         """The reply to `body`, tried up to ATTEMPTS times."""
         async with self._slot():
-            problem, refused = "", True
+            problem, refused = "", False
             for attempt in range(ATTEMPTS):
                 self._check_budget()
                 self._busy.enter()
                 try:
                     reply = await _in_thread(self._try_once, body)
                 except _Retry as exc:
-                    problem, refused = exc.problem, refused and exc.refused
+                    problem, refused = exc.problem, exc.refused  # gone: refused at the last try
                     if attempt + 1 < ATTEMPTS:
                         self.usage.retries += 1
                         await asyncio.sleep(_wait(attempt, exc.retry_after))

@@ -4,7 +4,7 @@ tests), records every request (headers too, for the key tests) and injects fault
 
 `faults` is consumed one per request, in order: "429" (with Retry-After: 1), "500",
 "timeout" (answers after `slow_s`), "truncated" (cut JSON), "drop" (closes the connection
-without an answer), "echo400" (a 400 whose body echoes the Authorization header), None
+without an answer), "gone" (drops it and shuts the server down), "echo400" (a 400 whose body echoes the Authorization header), None
 (answer normally). `dialect` says which continuation extension it honours: "vllm"
 (continue_final_message), "deepseek" (prefix: true) or "strict" (refuses unknown fields,
 as OpenAI does).
@@ -92,6 +92,9 @@ class FakeChatServer:
             return self.send(h, 429, b'{"error": "rate limited"}', {"Retry-After": "1"})
         if fault == "500":
             return self.send(h, 500, b'{"error": "internal"}')
+        if fault == "gone":  # the endpoint goes away: this connection drops, later ones are refused
+            threading.Thread(target=self.close, daemon=True).start()
+            fault = "drop"
         if fault == "drop":
             h.close_connection = True
             h.connection.shutdown(2)

@@ -284,6 +284,18 @@ def test_max_cost_stops_the_run_like_ctrl_c(cli, fake, tmp_path):
     _assert_no_key(r, tmp_path)
 
 
+def test_the_endpoint_going_away_stops_the_run_with_finished_trees_saved(cli, fake, tmp_path):
+    server = fake(delay_s=0.05)
+    server.faults = [None] * 14 + ["gone"]  # the probe, then about half the run
+    out = tmp_path / "run"
+    r = synth(cli, server, out, "--concurrency", "1")
+    assert r.code == 1, r.err
+    assert "is gone" in r.err and "finished tree(s) are saved" in r.err and "Traceback" not in r.err
+    manifest = read_manifest(out)
+    assert manifest["status"] == "interrupted"
+    assert 0 < len(_tree_errors(out)) < 6 and not any(_tree_errors(out))  # none in flight recorded as failed
+
+
 def test_value_modes_without_logprobs_are_refused(cli, fake, tmp_path):
     server = fake(dialect="strict", logprobs=False)
     problems = tmp_path / "p.jsonl"
@@ -305,7 +317,7 @@ def test_chat_with_ray_is_refused(cli, tmp_path):
 
 
 def _tree_errors(out: Path) -> list[str | None]:
-    return [tree.error for tree in iter_input_trees([out])]
+    return [tree.error for tree in iter_input_trees(sorted((out / "trees").glob("*.parquet")))]
 
 
 def _assert_no_key(result, root: Path) -> None:
