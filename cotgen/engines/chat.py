@@ -179,7 +179,7 @@ class ChatEngine:
             reason = exc.reason
             refused = isinstance(reason, (ConnectionRefusedError, socket.gaierror))
             raise _Retry(f"cannot reach the server: {reason}", refused=refused) from None
-        except (TimeoutError, socket.timeout):
+        except TimeoutError:
             raise _Retry(f"no answer within {self.cfg.request_timeout_s:g} s") from None
         except (http.client.HTTPException, ConnectionError, OSError) as exc:
             raise _Retry(f"the connection dropped: {type(exc).__name__}: {exc}") from None
