@@ -37,6 +37,7 @@ class FakeChatServer:
         self.requests: list[dict] = []  # {"headers": {...}, "body": {...}, "fault": ...}
         self.prompt_tokens = 0  # tallies of the usage reported in answers that went out whole
         self.completion_tokens = 0
+        self.billed: list[tuple[dict, int, int]] = []  # (request body, prompt, completion tokens) of each
         self.lock = threading.Lock()
         server = self
 
@@ -124,6 +125,7 @@ class FakeChatServer:
             usage = reply.get("usage") or {}
             self.prompt_tokens += usage.get("prompt_tokens", 0)
             self.completion_tokens += usage.get("completion_tokens", 0)
+            self.billed.append((body, usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0)))
         return self.send(h, 200, payload)
 
     def reply(self, body: dict, messages: list[dict], prefix: bool) -> dict:

@@ -7,6 +7,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -264,6 +268,11 @@ def test_synthesize_through_faults_saves_every_tree_and_counts_cost(cli, fake, t
     assert report["api"]["completion_tokens"] == server.completion_tokens
     assert report["api"]["continuation"] == "prefill" and report["api"]["retries"] > 0
     assert manifest["last_run"]["cost_usd"] == report["cost_usd"]
+    # Per tree: its requests' reported tokens (the probe's requests of one token belong to no tree).
+    trees = list(iter_input_trees(sorted((out / "trees").glob("*.parquet"))))
+    searched = [(p, c) for body, p, c in server.billed if body.get("max_tokens") != 1]
+    assert sum(t.stats.prompt_tokens for t in trees) == sum(p for p, _ in searched)
+    assert sum(t.stats.generated_tokens for t in trees) == sum(c for _, c in searched)
     assert manifest["settings"]["engine"]["price_in"] == 0.27
     errors = [e for e in _tree_errors(out) if e]
     assert report["failed"] == len(errors) == 1  # the tree whose request was refused, saying why
@@ -294,6 +303,34 @@ def test_the_endpoint_going_away_stops_the_run_with_finished_trees_saved(cli, fa
     manifest = read_manifest(out)
     assert manifest["status"] == "interrupted"
     assert 0 < len(_tree_errors(out)) < 6 and not any(_tree_errors(out))  # none in flight recorded as failed
+
+
+def test_ctrl_c_saves_the_finished_trees_and_never_shows_the_key(fake, tmp_path):
+    server = fake(delay_s=0.1)
+    out = tmp_path / "run"
+    env = {**os.environ, "COTGEN_API_KEY": KEY}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cotgen.cli.main", "synthesize", "--engine", "chat", "--model", "m",
+         "--base-url", server.url, "--problems", "builtin:arith", "--limit", "40", "--simulations", "3",
+         "--concurrency", "2", "--shard-trees", "1", "--out", str(out)],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.default_int_handler),
+    )
+    deadline = time.monotonic() + 120
+    while not list((out / "trees").glob("*.parquet")):
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    assert "Traceback" not in stderr and "finished tree(s) are saved" in stderr
+    assert read_manifest(out)["status"] == "interrupted"
+    assert 0 < len(_tree_errors(out)) < 40
+    assert server.requests[-1]["headers"]["Authorization"] == f"Bearer {KEY}"
+    assert KEY not in stdout + stderr
+    for path in tmp_path.rglob("*"):
+        if path.is_file():
+            assert KEY.encode() not in path.read_bytes(), path
 
 
 def test_value_modes_without_logprobs_are_refused(cli, fake, tmp_path):
