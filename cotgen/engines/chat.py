@@ -121,7 +121,7 @@ def api_key(cfg: EngineConfig) -> tuple[str | None, str]:
     for name in DEFAULT_KEY_ENVS:
         if os.environ.get(name):
             return os.environ[name], name
-    return None, " or ".join(DEFAULT_KEY_ENVS)
+    return None, " or $".join(DEFAULT_KEY_ENVS)
 
 
 class ChatEngine:
@@ -170,7 +170,8 @@ class ChatEngine:
             if exc.code in _TRANSIENT or exc.code >= 500:
                 raise _Retry(f"HTTP {exc.code}: {detail}", _retry_after(exc.headers.get("Retry-After"))) from None
             if exc.code in (401, 403):
-                raise EngineFailed(f"{self.url} refused the API key from ${self.key_source} (HTTP {exc.code}): {detail}") from None
+                what = f"the API key from ${self.key_source}" if self._key else f"a request without a key (${self.key_source} unset)"
+                raise EngineFailed(f"{self.url} refused {what} (HTTP {exc.code}): {detail}") from None
             if exc.code == 404:
                 raise EngineFailed(f"{self.url} answered HTTP 404 (no such endpoint or model "
                                    f"'{self.model_id}'): {detail}") from None
@@ -261,7 +262,7 @@ class ChatEngine:
         """What the summary, --json, the manifest and the card report."""
         cost = self.cost_usd
         return {**asdict(self.usage), "continuation": self.continuation, "logprobs": self.logprobs,
-                "n": self.several,
+                "takes_n": self.several,
                 "cost_usd": None if cost is None else round(cost, 6),
                 "price_in": self.cfg.price_in, "price_out": self.cfg.price_out}
 

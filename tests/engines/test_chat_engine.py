@@ -211,6 +211,16 @@ def test_a_refused_key_stops_at_start_naming_the_variable(fake, monkeypatch):
     assert "$COTGEN_API_KEY" in str(info.value) and KEY not in str(info.value)
 
 
+def test_no_key_refused_says_none_was_set(fake, monkeypatch):
+    monkeypatch.delenv("COTGEN_API_KEY")
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    server = fake()
+    monkeypatch.setattr(server, "handle", lambda h, body, fault: server.send(h, 401, b'{"error": "no key"}'))
+    with pytest.raises(EngineFailed, match=r"without a key \(\$COTGEN_API_KEY or \$OPENAI_API_KEY unset\)"):
+        engine_on(server)
+    assert "Authorization" not in server.requests[-1]["headers"]
+
+
 def test_api_key_env_names_the_variable(fake, monkeypatch):
     server = fake()
     monkeypatch.setenv("MY_PROVIDER_KEY", "sk-other-key-99")
