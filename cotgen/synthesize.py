@@ -50,7 +50,7 @@ class RunConfig:
 
     problems: str  # what --problems takes: a file, a dataset id, builtin:arith
     out: Path  # the run folder: trees/part-*.parquet + manifest.json
-    split: str = "test"  # dataset split, for dataset ids and folders
+    split: str | None = None  # dataset split, for dataset ids and folders; None = train (or the only one)
     question_field: str | None = None  # None = guess from common names
     answer_field: str | None = None  # None = guess from common names
     limit: int | None = None  # most problems to take (after --skip); None = all

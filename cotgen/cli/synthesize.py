@@ -36,7 +36,7 @@ def synthesize(
     trust_remote_code: Annotated[bool, typer.Option("--trust-remote-code", help="Allow a model repo's own Python code.")] = False,
     max_batch: Annotated[int, typer.Option(help="Most sequences in one engine batch.")] = _E.max_batch,
     base_url: Annotated[str, typer.Option(help="openai engine: the server's URL up to /v1.")] = _E.base_url,
-    split: Annotated[str, typer.Option(help="Dataset split.")] = _R.split,
+    split: Annotated[str | None, typer.Option(help="Dataset split; default: train, or the dataset's only split. A benchmark's test split warns.")] = _R.split,
     question_field: Annotated[str | None, typer.Option(help="Column holding the question.")] = None,
     answer_field: Annotated[str | None, typer.Option(help="Column holding the gold answer.")] = None,
     limit: Annotated[int | None, typer.Option(help="Take at most this many problems.")] = None,
