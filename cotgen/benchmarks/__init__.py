@@ -119,10 +119,10 @@ def load_benchmark(spec: str) -> list[BenchmarkItem]:
     path = Path(spec).expanduser()
     if path.is_file():
         if path.suffix.lower() not in BENCH_FILE_SUFFIXES:
-            raise UsageError(f"--against {spec}: a benchmark file is .jsonl, .json or .parquet, not '{path.suffix}'")
+            raise UsageError(f"benchmark {spec}: a benchmark file is .jsonl, .json or .parquet, not '{path.suffix}'")
         return _file_items(path, path.name, None)
     raise UsageError(
-        f"--against {spec}: no such benchmark file, and not a built-in benchmark "
+        f"benchmark {spec}: no such file, and not a built-in benchmark "
         f"(built-in: {', '.join(BUILTIN_BENCHMARKS)})"
     )
 
