@@ -308,7 +308,8 @@ def _batch_rows(pf) -> int:
     meta = pf.metadata
     widest = max((meta.row_group(i).total_byte_size / max(meta.row_group(i).num_rows, 1)
                   for i in range(meta.num_row_groups)), default=1.0)
-    return max(64, min(65536, int(WRITE_BATCH_BYTES // max(widest, 1.0))))
+    # At most 8,192: dictionary-encoded columns make the metadata understate a row's decoded size.
+    return max(64, min(8192, int(WRITE_BATCH_BYTES // max(widest, 1.0))))
 
 
 def _write_manifest(inp: DatasetInput, out: Path, report: DecontaminateReport) -> None:
