@@ -62,7 +62,7 @@ def ngrams(ws: list[str], n: int) -> Iterator[tuple[str, ...]]:
         if ws:
             yield tuple(ws)
         return
-    yield from zip(*(ws[i:] for i in range(n)))
+    yield from zip(*(ws[i:] for i in range(n)), strict=False)  # shorter tails end it
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,6 @@ from small_trees import make_tree
 
 from cotgen.decontaminate import BenchmarkIndex, decontaminate
 from cotgen.engines.config import EngineConfig
-from cotgen.errors import RunError, UsageError
 from cotgen.io.inputs import shard_paths
 from cotgen.io.trees import iter_input_trees
 from cotgen.io.writers import TreeShardWriter, read_manifest
@@ -84,7 +83,7 @@ def prm_export(path, problems):
 
 def test_every_planted_benchmark_question_goes_and_every_fresh_one_stays(mix, tmp_path):
     planted, fresh = mix
-    problems = [q for pair in zip(planted, fresh) for q in pair] + planted[len(fresh):] + fresh[len(planted):]
+    problems = [q for pair in zip(planted, fresh, strict=False) for q in pair] + planted[len(fresh):] + fresh[len(planted):]
     prm_export(tmp_path / "in" / "train-00000-of-00001.parquet", problems)
     report = decontaminate([tmp_path / "in"], tmp_path / "out", ["math500", "gsm8k"])
     kept = pq.read_table(tmp_path / "out" / "train-00000-of-00001.parquet").column("prompt").to_pylist()
