@@ -30,6 +30,7 @@ from cotgen.io.inputs import (
     MANIFEST,
     TREES_DIR,
     DatasetInput,
+    expand_inputs,
     export_shard_name,
     resolve_dataset_inputs,
     tree_shard_name,
@@ -164,7 +165,7 @@ def decontaminate(paths: list[Path | str], out: Path | str, against: list[str], 
     """Write the rows of `paths` (run folders, tree shards or exports of one format) that
     overlap no question of `against` to `out`, in the same format and layout, with
     decontaminate.json. `out` appears whole or not at all."""
-    inp = resolve_dataset_inputs([Path(p) for p in paths])
+    inp, line_based = _inputs([Path(p) for p in paths])
     out = Path(out)
     _check_out(out, inp)
     index = BenchmarkIndex.load(against, n)  # a bad --against fails before anything is written
@@ -173,9 +174,12 @@ def decontaminate(paths: list[Path | str], out: Path | str, against: list[str], 
         try:
             staging.mkdir(parents=True)
             report = DecontaminateReport(inp.format, [str(f) for f in inp.files], str(out), list(against), n, index.sizes())
-            names = _output_names(inp)
+            names = _output_names(inp, line_based)
             for path, name in zip(inp.files, names, strict=True):
-                _filter_file(inp.format, path, staging / name, index, report)
+                if line_based:
+                    _filter_lines(inp.format, path, staging / name, index, report)
+                else:
+                    _filter_file(inp.format, path, staging / name, index, report)
             report.kept = report.rows - len(report.removed)
             if inp.format == TREES:
                 _write_manifest(inp, staging, report)
@@ -203,8 +207,35 @@ def _check_out(out: Path, inp: DatasetInput) -> None:
         raise UsageError(f"--out {out} exists and is not an empty folder")
 
 
-def _output_names(inp: DatasetInput) -> list[str]:
-    """Tree shards renumbered part-NNNNN; exports keep their split, renumbered -NNNNN-of-NNNNN."""
+def _inputs(paths: list[Path]) -> tuple[DatasetInput, bool]:
+    """The inputs as dedupe and push take them (tree shards, Parquet exports, Marco-o1 files),
+    or line files (.jsonl, OpenLongCoT .txt) of one format, copied line by line; and which."""
+    files = expand_inputs(paths)
+    if files and all(_line_file(f) for f in files):
+        unique = list(dict.fromkeys(f.resolve() for f in files))
+        formats = {f: open_rows(f).format for f in unique}
+        if len(set(formats.values())) > 1:
+            listing = "; ".join(f"{f}: {fmt}" for f, fmt in formats.items())
+            raise UsageError(f"inputs hold more than one format: {listing}")
+        return DatasetInput(formats[unique[0]], unique, None), True
+    return resolve_dataset_inputs(paths), False
+
+
+def _line_file(path: Path) -> bool:
+    """A file of one row per line: JSONL (also under .json) or OpenLongCoT text."""
+    reader = open_rows(path)
+    return reader.kind in ("jsonl", "txt") or (reader.kind == "json" and getattr(reader, "_lines", None) is not None)
+
+
+def _output_names(inp: DatasetInput, line_based: bool) -> list[str]:
+    """Tree shards renumbered part-NNNNN; exports keep their split, renumbered -NNNNN-of-NNNNN;
+    line files keep their names (numbered when two share one)."""
+    if line_based:
+        names: list[str] = []
+        for f in inp.files:
+            name = f.name if f.name not in names else f"{f.stem}-{len(names)}{f.suffix}"
+            names.append(name)
+        return names
     if inp.format == TREES:
         return [f"{TREES_DIR}/{tree_shard_name(i)}" for i in range(len(inp.files))]
     ext = "json" if inp.format == "marco" else "parquet"
@@ -293,6 +324,40 @@ def _filter_marco(path: Path, target: Path, index: BenchmarkIndex, report: Decon
     with atomic_file(target, "w") as f:
         f.write(dumps_marco(kept))
     _count(report, path, target, len(records), len(kept), 0)
+
+
+def _filter_lines(fmt: str, path: Path, target: Path, index: BenchmarkIndex, report: DecontaminateReport) -> None:
+    """Stream a JSONL or OpenLongCoT .txt file; kept lines are copied byte for byte."""
+    from cotgen.io.readers import BadRow
+
+    opened = open_rows(path)
+    reader = getattr(opened, "_lines", None) or opened  # JSONL under a .json name
+    column = "instruction" if fmt == "marco" else _PROBLEM_COLUMN.get(fmt)
+    rows = kept = 0
+    with open(path, "rb") as src, atomic_file(target) as dst:
+        for lineno, raw in enumerate(src):
+            line = reader._strip(raw)
+            if not line.strip():
+                dst.write(raw)  # blank lines stay where they were
+                continue
+            try:
+                text = line.decode("utf-8")
+                row = reader._row(text.removeprefix("\ufeff") if lineno == 0 else text, lineno)
+            except UnicodeDecodeError:
+                raise DataError(f"{path}: line {lineno + 1}: not valid UTF-8") from None
+            if isinstance(row, BadRow):
+                raise DataError(f"{path}: {row.message}")
+            text = _problem(fmt, row.get(column))
+            if not isinstance(text, str):
+                raise DataError(f"{path}: line {lineno + 1}: no problem text in '{column}'")
+            rows += 1
+            found = index.match(text)
+            if found is None:
+                dst.write(raw)
+                kept += 1
+            else:
+                report.removed.append({"file": str(path), "line": lineno + 1, "problem": _cut(text), **found.as_json()})
+    _count(report, path, target, rows, kept, 0)
 
 
 def _count(report: DecontaminateReport, path: Path, target: Path, rows: int, kept: int, failed: int) -> None:

@@ -218,3 +218,24 @@ def test_synthesize_decontaminate_option_checks_the_name_before_the_model(tmp_pa
     r = cli("synthesize", "--problems", "builtin:arith", "--limit", "2", "--out", tmp_path / "r",
             "--model", tmp_path / "no-model", "--decontaminate", "math500,nosuch")
     assert r.code == 2 and "benchmark nosuch" in r.err
+
+
+def test_a_jsonl_file_keeps_its_other_lines_byte_for_byte(shared, tmp_path, cli):
+    gsm = benchmark_questions(shared)[500]
+
+    def line(question):
+        return json.dumps({"messages": [{"role": "user", "content": question},
+                                        {"role": "assistant", "content": "It is 18."}]}) + "\n"
+
+    fresh = [line("What is 2 + 3?"), "\n", line("Name a prime number above 90.")]
+    src = tmp_path / "sft.jsonl"
+    src.write_text(fresh[0] + line(gsm.lower()) + fresh[1] + fresh[2], encoding="utf-8")
+    r = cli("decontaminate", src, "--against", "gsm8k", "--out", tmp_path / "out")
+    assert r.code == 0, r.err
+    assert (tmp_path / "out" / "sft.jsonl").read_text(encoding="utf-8") == "".join(fresh)
+    removed = json.loads((tmp_path / "out" / "decontaminate.json").read_text(encoding="utf-8"))["removed"]
+    assert [(d["line"], d["benchmark_item"]) for d in removed] == [(2, "gsm8k#1")]
+
+    src.write_text(fresh[0] + '{"messages": [oops\n', encoding="utf-8")
+    r = cli("decontaminate", src, "--against", "gsm8k", "--out", tmp_path / "out2")
+    assert r.code == 1 and "sft.jsonl: line 2: not valid JSON" in r.err and not (tmp_path / "out2").exists()

@@ -115,7 +115,7 @@ def test_a_benchmark_run_warns_and_its_manifest_and_card_say_so(gsm8k, tmp_path)
     manifest = read_manifest(tmp_path / "train")
     assert manifest["problems_split"] == "train" and manifest["benchmark_problems"] is None
     card = render_card("", PushConfig(repo="me/data"), "trees", "trees", [], manifest)
-    assert "Warning" not in card and "split `train`" in card
+    assert "Warning" not in card and "problems: split `train` of" in card
 
 
 def test_the_warning_is_on_stderr(gsm8k, tmp_path, cli):
