@@ -121,6 +121,8 @@ def load_benchmark(spec: str) -> list[BenchmarkItem]:
         if path.suffix.lower() not in BENCH_FILE_SUFFIXES:
             raise UsageError(f"benchmark {spec}: a benchmark file is .jsonl, .json or .parquet, not '{path.suffix}'")
         return _file_items(path, path.name, None)
+    if path.is_dir():
+        raise UsageError(f"benchmark {spec}: a folder; give one .jsonl, .json or .parquet file of its questions")
     raise UsageError(
         f"benchmark {spec}: no such file, and not a built-in benchmark "
         f"(built-in: {', '.join(BUILTIN_BENCHMARKS)})"

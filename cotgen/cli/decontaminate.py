@@ -36,7 +36,7 @@ def decontaminate(
         return
     checked = ", ".join(f"{name} ({count})" for name, count in report.benchmark_items.items())
     err.print(f"decontaminate: {report.rows} rows, {report.kept} kept, {len(report.removed)} removed "
-              f"(against {checked}; {report.ngram}-grams)", markup=False)
+              f"(against {checked}; {report.ngram}-grams)", markup=False, soft_wrap=True)
     for name, count in sorted(report.removed_by_benchmark.items()):
         err.print(f"  {count} overlap {name}", markup=False)
     err.print(f"wrote {out_dir} (report: {out_dir / REPORT})", markup=False)
