@@ -207,7 +207,9 @@ class ChatEngine:
                 self._check_budget()
                 self._busy.enter()
                 try:
-                    reply = await _in_thread(self._try_once, body)
+                    # The socket's timeout bounds each read; this bounds the whole request (a
+                    # server that trickles bytes). A thread left behind ends at its socket timeout.
+                    reply = await _deadline(_in_thread(self._try_once, body), self.cfg.request_timeout_s)
                 except _Retry as exc:
                     problem, refused = exc.problem, exc.refused  # gone: refused at the last try
                     if attempt + 1 < ATTEMPTS:
@@ -507,6 +509,13 @@ async def _in_thread(fn, *args):
 
     threading.Thread(target=work, daemon=True, name="cotgen-chat").start()
     return await future
+
+
+async def _deadline(awaitable, seconds: float):
+    try:
+        return await asyncio.wait_for(awaitable, seconds)
+    except asyncio.TimeoutError:
+        raise _Retry(f"no answer within {seconds:g} s") from None
 
 
 async def _gather(coros: list) -> list:

@@ -4,7 +4,7 @@ tests), records every request (headers too, for the key tests) and injects fault
 
 `faults` is consumed one per request, in order: "429" (with Retry-After: 1), "500",
 "timeout" (answers after `slow_s`), "truncated" (cut JSON), "drop" (closes the connection
-without an answer), "gone" (drops it and shuts the server down), "echo400" (a 400 whose body echoes the Authorization header), None
+without an answer), "gone" (drops it and shuts the server down), "trickle" (a byte every slow_s / 10 s), "echo400" (a 400 whose body echoes the Authorization header), None
 (answer normally). `dialect` says which continuation extension it honours: "vllm"
 (continue_final_message), "deepseek" (prefix: true) or "strict" (refuses unknown fields,
 as OpenAI does).
@@ -105,6 +105,20 @@ class FakeChatServer:
             return self.send(h, 400, echo)
         if fault == "timeout":
             time.sleep(self.slow_s)
+        if fault == "trickle":  # a byte at a time, each within any socket timeout, the whole too slow
+            payload = json.dumps(self.reply(body, body.get("messages") or [], False)).encode()
+            h.send_response(200)
+            h.send_header("Content-Type", "application/json")
+            h.send_header("Content-Length", str(len(payload)))
+            h.end_headers()
+            try:
+                for i in range(len(payload)):
+                    h.wfile.write(payload[i:i + 1])
+                    h.wfile.flush()
+                    time.sleep(self.slow_s / 10)
+            except OSError:
+                pass
+            return None
         messages = body.get("messages") or []
         unknown = [k for k in ("continue_final_message", "add_generation_prompt") if k in body]
         prefix = bool(messages) and bool(messages[-1].get("prefix"))

@@ -149,7 +149,7 @@ def test_judge_scores_from_top_logprobs(fake):
 # --- robustness --------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("fault", ["429", "500", "timeout", "truncated", "drop"])
+@pytest.mark.parametrize("fault", ["429", "500", "timeout", "truncated", "drop", "trickle"])
 def test_each_fault_is_retried(fake, fault):
     server = fake(slow_s=2.5)  # timeouts well apart from a busy machine's slow answers
     eng = engine_on(server, request_timeout_s=1.5)
