@@ -192,7 +192,8 @@ class EnginePolicy:
     async def rollout(self, tree: Tree, start: Node, seed: int) -> Rollout:
         """The rest of the solution after `start`, in one request up to `max_tokens`, split
         into steps at the blank lines; see `split_rollout`."""
-        [[c]] = await self.engine.generate([self.prompt(tree, start, "step")], replace(self.rollout_params, seed=seed))
+        prompt = self.prompt(tree, start, "step")
+        [[c]] = await self.engine.generate([prompt], replace(self.rollout_params, seed=seed))
         self.generated_tokens += c.tokens
         return split_rollout(c)
 

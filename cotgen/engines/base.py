@@ -96,9 +96,9 @@ class Engine(Protocol):
 
     async def generate(self, prompts: list[str], params: GenerationParams) -> list[list[Completion]]:
         """`params.n` completions per prompt; result[i] belongs to prompts[i]. `params` was
-        checked when it was built (callers build theirs once and vary only the seed, as
-        vLLM's callers pass one SamplingParams). A prompt that cannot be served (longer
-        than the context) raises for that call only."""
+        checked when it was built (a caller builds its requests once and varies n and the
+        seed with dataclasses.replace, as vLLM's callers pass one SamplingParams). A prompt
+        that cannot be served (longer than the context) raises for that call only."""
         ...
 
     async def score(self, prompts: list[str], candidates: list[str]) -> list[dict[str, float]]:
@@ -136,7 +136,9 @@ def check_request(prompts: list[str], params: GenerationParams) -> None:
     settings come as one GenerationParams, never as keywords or a dict."""
     check_prompts(prompts)
     if not isinstance(params, GenerationParams):
-        raise TypeError(f"generate takes its sampling settings as a GenerationParams, not a {type(params).__name__}")
+        raise TypeError(
+            f"generate takes its sampling settings as a GenerationParams, not a {type(params).__name__}"
+        )
 
 
 def check_prompts(prompts: list[str]) -> None:

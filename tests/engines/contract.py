@@ -76,7 +76,8 @@ class EngineContract:
         prompt, full = next((p, c) for p, [c] in zip(PROMPTS, outs, strict=True)
                             if c.finish_reason == "length" and len(c.text) > 12)
         stop = next(full.text[i : i + 2] for i in range(8, len(full.text)) if full.text[i : i + 2].strip())
-        [[cut]] = run(engine.generate([prompt], GenerationParams(max_tokens=30, temperature=0, stop=[stop, "@@never@@"])))
+        params = GenerationParams(max_tokens=30, temperature=0, stop=[stop, "@@never@@"])
+        [[cut]] = run(engine.generate([prompt], params))
         assert cut.text == full.text[: full.text.find(stop)]
         assert cut.finish_reason == "stop"
         assert cut.tokens < full.tokens
@@ -89,9 +90,9 @@ class EngineContract:
         assert not cut.text.startswith(longer)  # the next token reached into the stop string
 
     def test_token_counts_and_logprobs_agree_with_hf(self, engine, hf):
-        stops = ["\n", "."]
-        mine = run(engine.generate(PROMPTS, GenerationParams(max_tokens=24, temperature=0, stop=stops)))
-        ref = run(hf.generate(PROMPTS, GenerationParams(max_tokens=24, temperature=0, stop=stops)))
+        params = GenerationParams(max_tokens=24, temperature=0, stop=["\n", "."])
+        mine = run(engine.generate(PROMPTS, params))
+        ref = run(hf.generate(PROMPTS, params))
         same = 0
         for [a], [b] in zip(mine, ref, strict=True):
             if a.text != b.text:
@@ -102,7 +103,8 @@ class EngineContract:
         assert same >= len(PROMPTS) - 1
 
     def test_ignore_eos_generates_every_token(self, engine):
-        [[c]] = run(engine.generate([PROMPTS[2]], GenerationParams(max_tokens=40, temperature=1.0, seed=5, ignore_eos=True)))
+        params = GenerationParams(max_tokens=40, temperature=1.0, seed=5, ignore_eos=True)
+        [[c]] = run(engine.generate([PROMPTS[2]], params))
         assert c.finish_reason == "length" and c.tokens == 40
 
     def test_overlong_prompt_fails_alone(self, engine):

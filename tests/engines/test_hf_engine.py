@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 
 import pytest
 import torch
@@ -59,11 +60,13 @@ def test_is_an_engine(engine):
 
 def test_concurrent_callers_get_their_own_greedy_result(engine):
     async def alone():
-        return [(await engine.generate([p], GenerationParams(max_tokens=16, temperature=0)))[0][0] for p in PROMPTS]
+        greedy = GenerationParams(max_tokens=16, temperature=0)
+        return [(await engine.generate([p], greedy))[0][0] for p in PROMPTS]
 
     async def together():
         before = engine.stats.batches
-        results = await asyncio.gather(*(engine.generate([p], GenerationParams(max_tokens=16, temperature=0)) for p in PROMPTS))
+        greedy = GenerationParams(max_tokens=16, temperature=0)
+        results = await asyncio.gather(*(engine.generate([p], greedy) for p in PROMPTS))
         return results, engine.stats.batches - before
 
     singles = asyncio.run(alone())
@@ -77,14 +80,16 @@ def test_concurrent_callers_get_their_own_greedy_result(engine):
 
 
 def test_one_call_with_many_prompts_keeps_order(engine):
-    out = asyncio.run(engine.generate(PROMPTS[:5], GenerationParams(max_tokens=8, temperature=0)))
-    single = [asyncio.run(engine.generate([p], GenerationParams(max_tokens=8, temperature=0)))[0][0].text for p in PROMPTS[:5]]
+    greedy = GenerationParams(max_tokens=8, temperature=0)
+    out = asyncio.run(engine.generate(PROMPTS[:5], greedy))
+    single = [asyncio.run(engine.generate([p], greedy))[0][0].text for p in PROMPTS[:5]]
     assert [c[0].text for c in out] == single
 
 
 def test_logprobs_match_a_teacher_forced_forward_pass(engine):
     for temperature in (0.0, 0.7, 1.5):
-        [[c]] = asyncio.run(engine.generate([PROMPTS[4]], GenerationParams(max_tokens=20, temperature=temperature, seed=3)))
+        params = GenerationParams(max_tokens=20, temperature=temperature, seed=3)
+        [[c]] = asyncio.run(engine.generate([PROMPTS[4]], params))
         assert c.tokens == len(c.token_ids) == len(c.logprobs) == len(c.top_logprobs) > 0
         # Raw log_softmax of the logits, whatever the temperature.
         assert c.logprobs == pytest.approx(teacher_forced(engine, PROMPTS[4], c.token_ids), abs=1e-4)
@@ -102,7 +107,8 @@ def test_stop_strings_are_trimmed(engine):
     prompt, full = next((p, c) for p, [c] in zip(PROMPTS, outs, strict=True) if c.finish_reason == "length" and len(c.text) > 12)
     # A stop string taken from the middle of what the model writes.
     stop = next(full.text[i : i + 2] for i in range(8, len(full.text)) if full.text[i : i + 2].strip())
-    [[cut]] = asyncio.run(engine.generate([prompt], GenerationParams(max_tokens=30, temperature=0, stop=[stop, "@@never@@"])))
+    params = GenerationParams(max_tokens=30, temperature=0, stop=[stop, "@@never@@"])
+    [[cut]] = asyncio.run(engine.generate([prompt], params))
     expected = full.text[: full.text.find(stop)]
     assert cut.text == expected
     assert stop not in cut.text
@@ -188,7 +194,8 @@ def test_different_temperatures_in_one_batch(engine):
     async def main():
         return await asyncio.gather(
             engine.generate([prompt], GenerationParams(n=4, max_tokens=24, temperature=0, ignore_eos=True)),
-            engine.generate([prompt], GenerationParams(n=4, max_tokens=24, temperature=3.0, seed=11, ignore_eos=True)),
+            engine.generate([prompt], GenerationParams(n=4, max_tokens=24, temperature=3.0, seed=11,
+                                                       ignore_eos=True)),
         )
 
     greedy, hot = asyncio.run(main())
@@ -222,8 +229,9 @@ def test_short_request_admitted_while_a_long_one_runs_finishes_first(tiny_model_
     assert done == ["short", "long"]
     assert eng.stats.batches == 2  # the short one joined the running batch
     assert long.tokens == 300 and short.tokens == 4
-    [[long_alone]] = asyncio.run(eng.generate([PROMPTS[6]], GenerationParams(max_tokens=300, temperature=0, ignore_eos=True)))
-    [[short_alone]] = asyncio.run(eng.generate([PROMPTS[4]], GenerationParams(max_tokens=4, temperature=0, ignore_eos=True)))
+    long_params = GenerationParams(max_tokens=300, temperature=0, ignore_eos=True)
+    [[long_alone]] = asyncio.run(eng.generate([PROMPTS[6]], long_params))
+    [[short_alone]] = asyncio.run(eng.generate([PROMPTS[4]], replace(long_params, max_tokens=4)))
     assert long.token_ids == long_alone.token_ids and short.token_ids == short_alone.token_ids
     asyncio.run(eng.close())
 
@@ -265,7 +273,8 @@ def test_a_failing_forward_reaches_every_caller(tiny_model_dir, monkeypatch):
     assert len(results) == 6
     assert all(isinstance(r, RuntimeError) and "simulated out of memory" in str(r) for r in results)
     monkeypatch.undo()
-    [[c]] = asyncio.run(eng.generate([PROMPTS[0]], GenerationParams(max_tokens=4, temperature=0)))  # the engine recovers
+    # The engine recovers.
+    [[c]] = asyncio.run(eng.generate([PROMPTS[0]], GenerationParams(max_tokens=4, temperature=0)))
     assert c.text
     asyncio.run(eng.close())
 
@@ -291,7 +300,8 @@ def test_close_fails_waiting_callers(tiny_model_dir):
     eng = engine_for(tiny_model_dir)
 
     async def main():
-        task = asyncio.create_task(eng.generate([PROMPTS[0]], GenerationParams(max_tokens=3000, temperature=0, ignore_eos=True)))
+        params = GenerationParams(max_tokens=3000, temperature=0, ignore_eos=True)
+        task = asyncio.create_task(eng.generate([PROMPTS[0]], params))
         for _ in range(10_000):
             if eng.stats.decode_steps > 0:
                 break
@@ -330,7 +340,8 @@ def test_cache_is_compacted(tiny_model_dir):
 
 
 def test_ignore_eos_generates_every_token(engine):
-    [[c]] = asyncio.run(engine.generate([PROMPTS[2]], GenerationParams(max_tokens=40, temperature=1.0, seed=5, ignore_eos=True)))
+    params = GenerationParams(max_tokens=40, temperature=1.0, seed=5, ignore_eos=True)
+    [[c]] = asyncio.run(engine.generate([PROMPTS[2]], params))
     assert c.finish_reason == "length" and c.tokens == 40
 
 
@@ -350,7 +361,8 @@ def test_chat_and_tokens(engine):
 
 def test_stats_count_work(engine):
     before = engine.stats.generated_tokens
-    asyncio.run(engine.generate(PROMPTS[:4], GenerationParams(max_tokens=10, temperature=1.0, seed=2, ignore_eos=True)))
+    params = GenerationParams(max_tokens=10, temperature=1.0, seed=2, ignore_eos=True)
+    asyncio.run(engine.generate(PROMPTS[:4], params))
     assert engine.stats.generated_tokens - before == 40
     assert engine.stats.mean_batch_size > 1
 

@@ -99,8 +99,8 @@ def test_synthesize_with_the_vllm_engine(vllm_engine, tiny_model_dir, tmp_path, 
 
 def test_fit_context_lowers_max_tokens_to_the_room_left(vllm_engine):
     prompt = "one two three four five six seven eight"
-    [[c]] = asyncio.run(vllm_engine.generate([prompt], GenerationParams(max_tokens=10 * CONTEXT, temperature=0.0, ignore_eos=True,
-                                             fit_context=True)))
+    params = GenerationParams(max_tokens=10 * CONTEXT, temperature=0.0, ignore_eos=True, fit_context=True)
+    [[c]] = asyncio.run(vllm_engine.generate([prompt], params))
     assert c.finish_reason == "length" and 0 < c.tokens and c.tokens + c.prompt_tokens == CONTEXT
 
 
