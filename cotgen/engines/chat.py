@@ -47,7 +47,14 @@ import urllib.request
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from cotgen.engines.base import BusyClock, Completion, EngineStats, GenerationParams
+from cotgen.engines.base import (
+    BusyClock,
+    Completion,
+    EngineStats,
+    GenerationParams,
+    check_prompts,
+    check_request,
+)
 from cotgen.engines.config import EngineConfig
 from cotgen.errors import DataError, EngineFailed, RunError, UsageError
 
@@ -340,11 +347,8 @@ class ChatEngine:
             return [*messages, {"role": "assistant", "content": partial, "prefix": True}], {}
         return [*messages, {"role": "assistant", "content": partial.rstrip()}, {"role": "user", "content": RESTATE}], {}
 
-    async def generate(self, prompts: list[str], params: GenerationParams | None = None,
-                       **sampling: Any) -> list[list[Completion]]:
-        if isinstance(prompts, str):
-            raise UsageError("prompts must be a list of strings, not one string")
-        params = params if params is not None else GenerationParams(**sampling)
+    async def generate(self, prompts: list[str], params: GenerationParams) -> list[list[Completion]]:
+        check_request(prompts, params)
         return await _gather([self._generate_one(p, params) for p in prompts])
 
     async def _generate_one(self, prompt: str, params: GenerationParams) -> list[Completion]:
@@ -403,8 +407,7 @@ class ChatEngine:
     async def score(self, prompts: list[str], candidates: list[str]) -> list[dict[str, float]]:
         """Each candidate's log-prob as the first token of the answer, matched by text in the
         top 20 (one outside them gets -inf). Needs an endpoint that returns log-probs."""
-        if isinstance(prompts, str):
-            raise UsageError("prompts must be a list of strings, not one string")
+        check_prompts(prompts)
         if not self.logprobs:
             raise UsageError(f"{self.url} returns no log-probs: the judge cannot score")
 

@@ -18,7 +18,7 @@ import pytest
 from fake_chat_server import FakeChatServer
 
 import cotgen.engines.chat as chat
-from cotgen.engines import build_engine
+from cotgen.engines import GenerationParams, build_engine
 from cotgen.engines.chat import decode_prompt, encode_messages
 from cotgen.engines.config import EngineConfig
 from cotgen.errors import DataError, EngineFailed, RunError
@@ -79,7 +79,7 @@ def test_probe_finds_how_the_endpoint_continues(fake, dialect, mode):
     eng = engine_on(server)
     assert eng.continuation == mode
     prompt = eng.render_chat([SYSTEM, USER]) + "Step 1.\n\n"
-    [[c]] = run(eng.generate([prompt], max_tokens=40, temperature=0.7))
+    [[c]] = run(eng.generate([prompt], GenerationParams(max_tokens=40, temperature=0.7)))
     assert c.text
     body = server.requests[-1]["body"]
     last = body["messages"][-1]
@@ -102,7 +102,7 @@ def test_forced_continuation_is_not_probed(fake):
 def test_a_fresh_prompt_is_sent_as_its_messages(fake):
     server = fake()
     eng = engine_on(server)
-    run(eng.generate([eng.render_chat([SYSTEM, USER])], max_tokens=8, temperature=0))
+    run(eng.generate([eng.render_chat([SYSTEM, USER])], GenerationParams(max_tokens=8, temperature=0)))
     body = server.requests[-1]["body"]
     assert body["messages"] == [SYSTEM, USER] and "continue_final_message" not in body
 
@@ -114,7 +114,7 @@ def test_n_samples_share_the_reported_tokens(fake):
     server = fake()
     eng = engine_on(server)
     before = (server.prompt_tokens, server.completion_tokens)
-    [row] = run(eng.generate([eng.render_chat([USER])], n=3, max_tokens=40, temperature=1.0))
+    [row] = run(eng.generate([eng.render_chat([USER])], GenerationParams(n=3, max_tokens=40, temperature=1.0)))
     assert len(row) == 3
     assert sum(c.tokens for c in row) == server.completion_tokens - before[1]
     assert sum(c.prompt_tokens for c in row) == server.prompt_tokens - before[0]  # billed once per request
@@ -126,7 +126,7 @@ def test_an_endpoint_without_n_gets_one_request_a_sample(fake):
     eng = engine_on(server)
     assert not eng.several and not eng.logprobs
     sent = len(server.requests)
-    [row] = run(eng.generate(["hi"], n=3, max_tokens=40, temperature=1.0))
+    [row] = run(eng.generate(["hi"], GenerationParams(n=3, max_tokens=40, temperature=1.0)))
     assert len(row) == 3 and len(server.requests) == sent + 3
     assert all(r["body"]["n"] == 1 for r in server.requests[sent:])
 
@@ -135,7 +135,7 @@ def test_greedy_n_is_one_request(fake):
     server = fake()
     eng = engine_on(server)
     sent = len(server.requests)
-    [row] = run(eng.generate(["hi"], n=4, max_tokens=40, temperature=0))
+    [row] = run(eng.generate(["hi"], GenerationParams(n=4, max_tokens=40, temperature=0)))
     assert len(row) == 4 and len({c.text for c in row}) == 1
     assert len(server.requests) == sent + 1 and server.requests[-1]["body"]["n"] == 1
 
@@ -155,7 +155,7 @@ def test_each_fault_is_retried(fake, fault):
     eng = engine_on(server, request_timeout_s=1.5)
     server.faults = [fault]
     t0 = time.monotonic()
-    [[c]] = run(eng.generate(["hi"], max_tokens=40, temperature=0.7))
+    [[c]] = run(eng.generate(["hi"], GenerationParams(max_tokens=40, temperature=0.7)))
     assert "boxed" in c.text and eng.usage.retries == 1
     assert [r["fault"] for r in server.requests[-2:]] == [fault, None]
     if fault == "429":
@@ -167,9 +167,9 @@ def test_a_request_failing_every_try_fails_alone(fake):
     eng = engine_on(server)
     server.faults = ["500"] * chat.ATTEMPTS
     with pytest.raises(RunError) as info:
-        run(eng.generate(["hi"], max_tokens=8))
+        run(eng.generate(["hi"], GenerationParams(max_tokens=8)))
     assert not isinstance(info.value, EngineFailed) and "HTTP 500" in str(info.value)
-    [[c]] = run(eng.generate(["hi"], max_tokens=40))  # the next request is served
+    [[c]] = run(eng.generate(["hi"], GenerationParams(max_tokens=40)))  # the next request is served
     assert c.text
 
 
@@ -180,9 +180,9 @@ def test_many_failed_requests_in_a_row_mean_the_endpoint_is_gone(fake, monkeypat
     server.faults = ["500"] * chat.GONE_AFTER
     for _ in range(chat.GONE_AFTER - 1):
         with pytest.raises(RunError):
-            run(eng.generate(["hi"], max_tokens=8))
+            run(eng.generate(["hi"], GenerationParams(max_tokens=8)))
     with pytest.raises(EngineFailed, match="in a row"):
-        run(eng.generate(["hi"], max_tokens=8))
+        run(eng.generate(["hi"], GenerationParams(max_tokens=8)))
 
 
 def test_connection_refused_is_the_endpoint_gone(fake):
@@ -190,7 +190,7 @@ def test_connection_refused_is_the_endpoint_gone(fake):
     eng = engine_on(server)
     server.close()
     with pytest.raises(EngineFailed, match="gone"):
-        run(eng.generate(["hi"], max_tokens=8))
+        run(eng.generate(["hi"], GenerationParams(max_tokens=8)))
 
 
 def test_a_refused_request_fails_alone_and_never_shows_the_key(fake):
@@ -198,7 +198,7 @@ def test_a_refused_request_fails_alone_and_never_shows_the_key(fake):
     eng = engine_on(server)
     server.faults = ["echo400"]
     with pytest.raises(DataError) as info:
-        run(eng.generate(["hi"], max_tokens=8))
+        run(eng.generate(["hi"], GenerationParams(max_tokens=8)))
     assert server.requests[-1]["headers"]["Authorization"] == f"Bearer {KEY}"
     assert KEY not in str(info.value) and "Bearer ***" in str(info.value)
 
@@ -234,21 +234,21 @@ def test_requests_in_flight_are_capped(fake):
     server = fake(delay_s=0.2)
     eng = engine_on(server, max_requests=2)
     server.max_in_flight = 0
-    run(eng.generate(["a", "b", "c", "d", "e", "f"], max_tokens=8))
+    run(eng.generate(["a", "b", "c", "d", "e", "f"], GenerationParams(max_tokens=8)))
     assert server.max_in_flight == 2
 
 
 def test_cost_and_max_cost(fake):
     server = fake()
     eng = engine_on(server, price_in=2.0, price_out=8.0, max_cost=1.0)
-    run(eng.generate(["hi"], max_tokens=40))
+    run(eng.generate(["hi"], GenerationParams(max_tokens=40)))
     expected = (server.prompt_tokens * 2.0 + server.completion_tokens * 8.0) / 1e6
     assert eng.api_usage()["cost_usd"] == pytest.approx(expected, abs=1e-6)
     assert eng.usage.prompt_tokens == server.prompt_tokens
     eng.cfg = EngineConfig(engine="chat", model="m", base_url=server.url, price_in=2.0, price_out=8.0, max_cost=expected)
     sent = len(server.requests)
     with pytest.raises(chat.BudgetSpent, match="--max-cost"):
-        run(eng.generate(["hi"], max_tokens=40))
+        run(eng.generate(["hi"], GenerationParams(max_tokens=40)))
     assert len(server.requests) == sent  # nothing more is sent once the budget is spent
 
 
@@ -385,3 +385,9 @@ def test_the_dataset_card_publishes_the_api_cost():
     assert published_settings(manifest)["api_usage"] == {
         "prompt_tokens": 659, "completion_tokens": 80, "cost_usd": 0.000266, "continuation": "prefill"}
     assert "api_usage" not in published_settings({"settings": {"model": "m"}, "last_run": {"trees": 3}})
+
+
+def test_sampling_settings_come_as_generation_params(fake):
+    eng = engine_on(fake())
+    with pytest.raises(TypeError, match="GenerationParams"):
+        run(eng.generate(["hi"], {"max_tokens": 8}))

@@ -19,7 +19,7 @@ pytest.importorskip("vllm", reason="needs vLLM (CPU build: make vllm-env; run wi
 from contract import CONTEXT  # noqa: E402
 from vllm_fixtures import VLLMServer  # noqa: E402
 
-from cotgen.engines import build_engine  # noqa: E402
+from cotgen.engines import GenerationParams, build_engine  # noqa: E402
 from cotgen.engines.config import EngineConfig  # noqa: E402
 from cotgen.io.trees import iter_input_trees  # noqa: E402
 from cotgen.io.writers import read_manifest  # noqa: E402
@@ -58,9 +58,9 @@ def test_a_partial_solution_is_continued_in_the_assistant_turn(chat, server, tin
     openai = build_engine(EngineConfig(engine="openai", model=str(tiny_model_dir), base_url=server.url,
                                        max_model_len=CONTEXT))
     rendered = openai.render_chat(MESSAGES) + PARTIAL
-    [[reference]] = asyncio.run(openai.generate([rendered], max_tokens=12, temperature=0))
+    [[reference]] = asyncio.run(openai.generate([rendered], GenerationParams(max_tokens=12, temperature=0)))
     before = chat.usage.prompt_tokens
-    [[c]] = asyncio.run(chat.generate([chat.render_chat(MESSAGES) + PARTIAL], max_tokens=12, temperature=0))
+    [[c]] = asyncio.run(chat.generate([chat.render_chat(MESSAGES) + PARTIAL], GenerationParams(max_tokens=12, temperature=0)))
     # The server counted exactly the rendered prompt's tokens: no closed turn, no new header.
     assert chat.usage.prompt_tokens - before == len(openai._tok().encode(rendered))
     assert c.prompt_tokens == len(openai._tok().encode(rendered))
@@ -72,7 +72,7 @@ def test_a_partial_solution_is_continued_in_the_assistant_turn(chat, server, tin
 
 
 def test_samples_logprobs_and_judge(chat):
-    [row] = asyncio.run(chat.generate([chat.render_chat(MESSAGES)], n=3, max_tokens=8, temperature=1.0, seed=3))
+    [row] = asyncio.run(chat.generate([chat.render_chat(MESSAGES)], GenerationParams(n=3, max_tokens=8, temperature=1.0, seed=3)))
     assert len(row) == 3 and all(c.tokens > 0 and len(c.top_logprobs[0]) == 5 for c in row)
     [scores] = asyncio.run(chat.score([chat.render_chat(MESSAGES)], ["Yes", "No"]))
     assert set(scores) == {"Yes", "No"}
