@@ -315,6 +315,7 @@ def test_the_endpoint_going_away_stops_the_run_with_finished_trees_saved(cli, fa
     assert 0 < len(_tree_errors(out)) < 6 and not any(_tree_errors(out))  # none in flight recorded as failed
 
 
+@pytest.mark.slow  # a real process, really signalled
 def test_ctrl_c_saves_the_finished_trees_and_never_shows_the_key(fake, tmp_path):
     server = fake(delay_s=0.1)
     out = tmp_path / "run"
