@@ -44,7 +44,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from cotgen.engines.base import (
@@ -373,6 +373,8 @@ class ChatEngine:
                 raise RunError(f"{self.url} answered no choices")
             out += got[: want - len(out)]
         self.stats.sequences += len(out)
+        if self.continuation == "restate":
+            out = [_without_echo(c, decode_prompt(prompt)[1]) for c in out]
         return [c for c in out for _ in range(copies)]
 
     def _completions(self, reply: dict[str, Any], stop: tuple[str, ...]) -> list[Completion]:
@@ -448,6 +450,14 @@ def refuse_value_without_logprobs(engine: Any, value_mode: str, no_answer: int) 
 
 
 # --- helpers -----------------------------------------------------------------------
+
+
+def _without_echo(c: Completion, partial: str) -> Completion:
+    """Restated steps are sometimes written out again before the new ones: drop that echo."""
+    head = partial.strip()
+    if head and c.text.lstrip().startswith(head):
+        return replace(c, text=c.text.lstrip()[len(head):].lstrip("\n"))
+    return c
 
 
 def _shares(total: int, sizes: list[int]) -> list[int]:

@@ -93,6 +93,16 @@ def test_probe_finds_how_the_endpoint_continues(fake, dialect, mode):
         assert last["role"] == "user" and "Continue" in last["content"]
 
 
+def test_restated_steps_echoed_back_are_dropped(fake, monkeypatch):
+    import fake_chat_server
+
+    server = fake(dialect="strict")
+    eng = engine_on(server)
+    monkeypatch.setattr(fake_chat_server, "answer_for", lambda messages: "Step 1.\n\nStep 2. \\boxed{4}")
+    [[c]] = run(eng.generate([eng.render_chat([USER]) + "Step 1.\n\n"], GenerationParams(max_tokens=40)))
+    assert c.text == "Step 2. \\boxed{4}"
+
+
 def test_forced_continuation_is_not_probed(fake):
     server = fake(dialect="vllm")
     eng = engine_on(server, continuation="restate")
