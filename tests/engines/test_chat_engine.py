@@ -368,6 +368,27 @@ def test_value_modes_without_logprobs_are_refused(cli, fake, tmp_path):
     assert r.code == 0, r.err
 
 
+@pytest.mark.parametrize("value", ["judge", "confidence"])
+def test_gold_hidden_runs_value_answers_with_the_endpoints_logprobs(cli, fake, tmp_path, value):
+    server = fake()
+    problems = tmp_path / "p.jsonl"
+    problems.write_text('{"question": "What is 2 + 2?"}\n{"question": "What is 3 + 5?"}\n')
+    out = tmp_path / "run"
+    r = cli("synthesize", "--engine", "chat", "--model", "m", "--base-url", server.url, "--problems", problems,
+            "--out", out, "--value", value, "--simulations", "3", "--samples", "2", "--json")
+    assert r.code == 0, r.err
+    assert json.loads(r.out)["failed"] == 0
+    trees = list(iter_input_trees(sorted((out / "trees").glob("*.parquet"))))
+    estimates = [n.q_estimate for t in trees for n in t.nodes if n.terminal]
+    assert estimates and all(e is not None for e in estimates)
+    if value == "judge":  # P(Yes) from the fake's top log-probs: Yes -0.2, yes -3.0, No -1.8, no -4.0
+        import math
+
+        yes, no = math.exp(-0.2) + math.exp(-3.0), math.exp(-1.8) + math.exp(-4.0)
+        assert all(e == pytest.approx(yes / (yes + no), abs=1e-6) for e in estimates)
+        assert any(r["body"].get("top_logprobs") == chat.SCORE_TOP for r in server.requests)
+
+
 def test_chat_with_ray_is_refused(cli, tmp_path):
     r = cli("synthesize", "--engine", "chat", "--problems", "builtin:arith", "--out", tmp_path / "x",
             "--executor", "ray")
