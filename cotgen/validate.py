@@ -121,7 +121,7 @@ def _id_column(source: Reader) -> Iterator[Any]:
     import pyarrow.parquet as pq
 
     try:
-        for batch in pq.ParquetFile(source.path).iter_batches(columns=["id"]):
+        for batch in pq.ParquetFile(source.path, pre_buffer=False).iter_batches(columns=["id"]):
             yield from batch.column(0).to_pylist()
     except (OSError, pa.ArrowException) as exc:
         raise DataError(f"{source.path}: cannot read the id column ({first_line(exc)})") from None

@@ -119,7 +119,9 @@ class ParquetReader(Reader):
         import pyarrow.parquet as pq
 
         try:
-            self.parquet = pq.ParquetFile(self.path)
+            # pre_buffer off: with it on, iter_batches keeps every column chunk it has read
+            # (the file's compressed size) until the file is closed, so memory grew with the rows.
+            self.parquet = pq.ParquetFile(self.path, pre_buffer=False)
         except (OSError, pa.ArrowException) as exc:
             raise DataError(f"{self.path}: not a readable Parquet file ({first_line(exc)})") from None
         self.columns = tuple(self.parquet.schema_arrow.names)
