@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from cotgen.errors import DataError, UsageError, environment_error
+from cotgen.formats import format_class
 from cotgen.formats.marco import dumps_marco
 from cotgen.formats.openlongcot import KIND_TAGS, THOUGHT_END, THOUGHT_START
 from cotgen.io.inputs import (
@@ -196,7 +197,9 @@ def _batches(inp: DatasetInput, path: Path, settings: DedupeConfig) -> Iterator[
     elif fmt == "openlongcot":
         columns = ["text"]
     else:
-        columns = None
+        # The format's own columns: provenance (source, generator, tokens...) says where a
+        # row came from, not what it says, so two copies from two runs are still copies.
+        columns = list(format_class(fmt).columns) if fmt != "marco" else None
     row = 0
     for batch in reader.arrow_batches(columns, settings.batch_rows):
         n = batch.num_rows

@@ -107,3 +107,13 @@ def grade(text: str, gold: str | None, *, timeout: int | None = TIMEOUT_SECONDS)
     except (Exception, mv.errors.TimeoutException):
         ok = False
     return Grade(correct=bool(ok), answer=answer)
+
+
+def grader_id() -> str:
+    """What grades answers, as published in exports' `verified_by`: 'math-verify==X.Y.Z'."""
+    from importlib import metadata
+
+    try:
+        return f"math-verify=={metadata.version('math-verify')}"
+    except metadata.PackageNotFoundError:
+        return "math-verify"

@@ -34,7 +34,13 @@ _SHAPE = "<Thought>\\n...\\n</Thought>\\n<Output>\\n...\\n</Output>"
 
 
 def to_marco(tree: Tree, *, journey: bool = False, max_journey_branches: int = 1) -> dict[str, str]:
-    """One Marco-o1 record from the best correct path (or its journey).
+    """One Marco-o1 record from the best correct path (or its journey); see marco_record."""
+    return marco_record(tree, journey=journey, max_journey_branches=max_journey_branches)[0]
+
+
+def marco_record(tree: Tree, *, journey: bool = False, max_journey_branches: int = 1) -> tuple[dict[str, str], list[Node]]:
+    """One Marco-o1 record from the best correct path (or its journey), and the path's nodes
+    after the root (what its provenance counts).
 
     The thought is the path's node texts after the root, each stripped, joined by JOINER
     (critics left out and refined steps replaced, unless `journey`); the output is the final
@@ -59,10 +65,11 @@ def to_marco(tree: Tree, *, journey: bool = False, max_journey_branches: int = 1
     if not answer:
         raise ExportRefused(f"empty output: node {last.id} states no answer")
     _refuse_tags(body, answer)
-    return {
+    record = {
         "instruction": tree.problem,
         "response": f"{THOUGHT_OPEN}\n{reasoning}\n{THOUGHT_CLOSE}\n{OUTPUT_OPEN}\n{answer}\n{OUTPUT_CLOSE}",
     }
+    return record, path[1:]
 
 
 def _refuse_tags(body: list[Node], answer: str) -> None:
@@ -226,7 +233,9 @@ class MarcoFormat:
             raise ValueError(f"max_journey_branches must be >= 1, not {self.max_journey_branches}")
 
     def export(self, tree: Tree) -> Iterator[dict[str, Any]]:
-        yield to_marco(tree, journey=self.journey, max_journey_branches=self.max_journey_branches)
+        from cotgen.formats.provenance import Row
+
+        yield Row(*marco_record(tree, journey=self.journey, max_journey_branches=self.max_journey_branches))
 
     def check(self, row: dict[str, Any]) -> list[Finding]:
         return check_marco_record(row)
