@@ -399,11 +399,65 @@ def _card_section(settings, config, fmt, locals_, manifest) -> str:
     ]
     generation = published_settings(manifest)
     lines += ["", "### Generation settings", "", "```json", json.dumps(generation, indent=2, sort_keys=True, ensure_ascii=False), "```"]
+    lines += provenance_lines(locals_, manifest)
     sample = _sample_row(locals_[0].path, fmt) if locals_ else None
     if sample is not None:
         lines += ["", "### Sample row", "", "```json", json.dumps(sample, indent=2, ensure_ascii=False, default=str), "```"]
     lines.append(_SECTION_END.format(name=config))
     return "\n".join(lines)
+
+
+def provenance_lines(locals_, manifest: dict[str, Any]) -> list[str]:
+    """The card's provenance: the generator, the problems' sources and the grader, from the
+    export's summary sidecars (cotgen.formats.provenance), else from the run manifest."""
+    from collections import Counter
+
+    from cotgen.formats.provenance import COLUMNS, EXACT_FORMATS, SUMMARY_SUFFIX, source_dataset
+    from cotgen.io.inputs import EXPORT_SHARD
+    from cotgen.models import public_model_id
+
+    total = {"generators": Counter(), "sources": Counter(), "verified_by": Counter()}
+    truncated = tokens = 0
+    formats, seen = set(), set()
+    for x in locals_:
+        m = EXPORT_SHARD.match(x.path.name)
+        side = x.path.parent / f"{m['split'] if m else 'train'}{SUMMARY_SUFFIX}"
+        if side in seen or not side.is_file():
+            continue
+        seen.add(side)
+        try:
+            summary = json.loads(side.read_text(encoding="utf-8"))
+            for key, counts in total.items():
+                counts.update(summary[key])
+            truncated, tokens = truncated + int(summary["truncated_rows"]), tokens + int(summary["tokens"])
+            formats.add(summary["format"])
+        except (OSError, ValueError, KeyError, TypeError):
+            continue  # a damaged summary leaves the card without it, never stops a push
+    rows = sum(x.rows for x in locals_)
+    if not seen:  # a run folder: its manifest says which model, which problems, which grader
+        settings = manifest.get("settings") if isinstance(manifest.get("settings"), dict) else {}
+        if isinstance(settings.get("model"), str):
+            total["generators"][public_model_id(settings["model"])] = rows
+        if isinstance(manifest.get("problems_source"), str):
+            total["sources"][source_dataset(manifest["problems_source"])] = rows
+        if isinstance(manifest.get("verified_by"), str):
+            total["verified_by"][manifest["verified_by"]] = rows
+    if not any(total.values()):
+        return []
+
+    def listed(counts: Counter) -> str:
+        return ", ".join(f"`{k or '(none)'}` ({n} rows)" for k, n in counts.most_common()) or "not recorded"
+
+    lines = ["", "### Provenance", "",
+             f"- generator: {listed(total['generators'])}",
+             f"- problems from: {listed(total['sources'])}",
+             f"- verified by: {listed(total['verified_by'])}"]
+    if seen:
+        lines.append(f"- truncated rows (a node cut by a token limit): {truncated}; tokens generated: {tokens}")
+        where = ("a sidecar `<split>.provenance.jsonl` beside the export, one line per row"
+                 if formats & set(EXACT_FORMATS) else "the columns " + ", ".join(f"`{c}`" for c in COLUMNS))
+        lines.append(f"- per row: {where}")
+    return lines
 
 
 def _sample_row(path: Path, fmt: str) -> dict[str, Any] | None:
