@@ -195,7 +195,8 @@ def _batches(inp: DatasetInput, path: Path, settings: DedupeConfig) -> Iterator[
     if fmt == TREES:
         columns = ["id", "problem", "answer", "nodes"] if on == "problem" else ["id", "answer", "nodes"]
     elif fmt == "openlongcot":
-        columns = ["text"]
+        # The gold answer where the export kept it: rows whose answers differ are not copies.
+        columns = ["text", "answer"] if "answer" in reader.columns else ["text"]
     else:
         # The format's own columns: provenance (source, generator, tokens...) says where a
         # row came from, not what it says, so two copies from two runs are still copies.
@@ -208,7 +209,8 @@ def _batches(inp: DatasetInput, path: Path, settings: DedupeConfig) -> Iterator[
             if texts.null_count:
                 bad = row + texts.is_null().to_pylist().index(True)
                 raise DataError(f"{path}: row {bad}: 'text' is null")
-            yield _Keys(texts.cast(pa.string()), [None] * n, [0] * n, [0] * n)
+            answers = batch.column("answer").to_pylist() if batch.num_columns > 1 else None
+            yield _Keys(texts.cast(pa.string()), [None] * n, [0] * n, [0] * n, answers)
         elif fmt == TREES:
             rows = batch.to_pylist()
             if on == "problem":
@@ -230,7 +232,8 @@ def _batches(inp: DatasetInput, path: Path, settings: DedupeConfig) -> Iterator[
                 # A processbench row's id and generator name the path, not its text.
                 texts = ["\n".join(_strings(r if fmt != "processbench" else [r.get("problem"), r.get("steps")]))
                          for r in rows]
-            yield _Keys(pa.array(texts, pa.string()), [None] * n, [0] * n, [0] * n)
+            answers = [r["answer"] for r in rows] if columns and "answer" in columns else None
+            yield _Keys(pa.array(texts, pa.string()), [None] * n, [0] * n, [0] * n, answers)
         row += n
 
 
@@ -697,7 +700,7 @@ def _answer_hashes(answers: list[str | None]):
 
     out = np.empty(len(answers), dtype=np.uint64)
     for i, a in enumerate(answers):
-        text = b"\x00none" if a is None else b"=" + a.strip().encode("utf-8", "surrogatepass")
+        text = b"\x00none" if a is None else b"=" + str(a).strip().encode("utf-8", "surrogatepass")
         out[i] = int.from_bytes(hashlib.blake2b(text, digest_size=8).digest(), "little")
     return out
 

@@ -1,6 +1,6 @@
 """Near-duplicate removal past one machine: a cotgen export through datatrove's MinHash pipeline.
 
-`cotgen dedupe` holds about 200 bytes a row in memory (README, "cotgen dedupe"); past ten
+`cotgen dedupe` holds about 380 bytes a row in memory (README, "cotgen dedupe"); past ten
 million rows or one machine, datatrove's four MinHash stages do the same job on its Slurm or
 Ray executors. This script is the recipe, on the local executor: swap LocalPipelineExecutor
 for SlurmPipelineExecutor (or RayPipelineExecutor) and raise `tasks` / `workers` to scale.

@@ -70,3 +70,19 @@ def test_compatibility_forms_of_the_same_text_still_merge(tmp_path):
     src.parent.mkdir()
     pq.write_table(pa.table({"text": [a, b]}), src)
     assert dedupe([src], tmp_path / "out").dropped["exact"] == 1
+
+
+@pytest.mark.parametrize("on", ["text", "problem"])
+def test_openlongcot_rows_with_different_answers_are_never_duplicates(tmp_path, on):
+    """An OpenLongCoT export keeps each tree's gold answer in its `answer` column."""
+    from cotgen.formats.openlongcot import to_openlongcot
+
+    a, b = _tree("What is 6 times 7, in apples?", "42", 1), _tree("What is 6 times 7, in apples?", "43", 2)
+    b.nodes[1].text = a.nodes[1].text  # the same text, row for row; only the gold answer differs
+    rows = [{"text": to_openlongcot(t), "id": t.id, "problem": t.problem, "answer": t.answer} for t in (a, b, a)]
+    rows[2]["id"] = "copy"
+    src = tmp_path / "in" / "train-00000-of-00001.parquet"
+    src.parent.mkdir()
+    pq.write_table(pa.Table.from_pylist(rows), src)
+    report = dedupe([src], tmp_path / "out", DedupeConfig(on=on))
+    assert report.kept == 2 and report.dropped == {"exact": 1, "near": 0}  # only the true copy goes
