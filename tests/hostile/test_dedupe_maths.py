@@ -26,9 +26,9 @@ LOOKALIKES = [
 ]
 
 
-def _tree(problem: str, answer: str, seed: int) -> Tree:
+def _tree(problem: str, answer: str, seed: int, text: str | None = None) -> Tree:
     tree = Tree.new(problem, answer=answer, model="tiny")
-    tree.add(0, "conclusion", f"so \\boxed{{{answer}}}", terminal=True, correct=True)
+    tree.add(0, "conclusion", text or f"so \\boxed{{{answer}}}", terminal=True, correct=True)
     return tree
 
 
@@ -77,8 +77,10 @@ def test_openlongcot_rows_with_different_answers_are_never_duplicates(tmp_path, 
     """An OpenLongCoT export keeps each tree's gold answer in its `answer` column."""
     from cotgen.formats.openlongcot import to_openlongcot
 
-    a, b = _tree("What is 6 times 7, in apples?", "42", 1), _tree("What is 6 times 7, in apples?", "43", 2)
-    b.nodes[1].text = a.nodes[1].text  # the same text, row for row; only the gold answer differs
+    # The same text, byte for byte (a grader marked both right); only the gold answer differs.
+    a = _tree("What is 6 times 7, in apples?", "42", 1, text="so \\boxed{42}")
+    b = _tree("What is 6 times 7, in apples?", "43", 2, text="so \\boxed{42}")
+    assert to_openlongcot(a) == to_openlongcot(b)
     rows = [{"text": to_openlongcot(t), "id": t.id, "problem": t.problem, "answer": t.answer} for t in (a, b, a)]
     rows[2]["id"] = "copy"
     src = tmp_path / "in" / "train-00000-of-00001.parquet"
