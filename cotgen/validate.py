@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from cotgen.errors import DataError, InvalidTree, first_line
-from cotgen.formats import Finding, make_format
+from cotgen.formats import Finding, make_format, provenance
 from cotgen.io.inputs import expand_inputs
 from cotgen.io.readers import TREES, BadRow, Reader, TreeShardReader, check_format_name, open_rows
 from cotgen.tree import Tree, broken_invariants
@@ -94,6 +94,9 @@ def iter_findings(
     else:
         fmt = make_format(source.format)
         check, columns = fmt.check, fmt.columns
+        extra = provenance.extra_columns(source.format, columns, source.columns)
+        if extra:  # an export's provenance columns are checked too (a local path in generator)
+            check, columns = provenance.with_checks(fmt.check), (*columns, *extra)
     # Parquet: the id column is read on its own, so the format's own columns keep their fast
     # single-column path (validating OpenLongCoT reads only `text`). Other kinds hold dicts.
     ids = _id_column(source) if source.kind == "parquet" and "id" in source.columns and columns else None

@@ -122,3 +122,24 @@ def test_a_tree_without_verdicts_was_verified_by_nothing(tmp_path):
     summary = export([tmp_path / "run"], make_format("prm", labels="share"), out)
     [row] = pq.read_table(out / summary.shards[0]).to_pylist()
     assert (row["verified_by"], row["source"], row["generator"], row["tokens"]) == ("", "mine.jsonl#1", "tiny", 10)
+
+
+def test_validate_checks_the_provenance_columns(run_dir, tmp_path):
+    """A row that publishes a local path as its generator, or a negative token count, is an
+    error, as processbench's own generator column is."""
+    out = tmp_path / "sft"
+    summary = export([run_dir], make_format("sft"), out)
+    table = pq.read_table(out / summary.shards[0])
+    rows = table.to_pylist()
+    rows[1]["generator"] = LOCAL_MODEL
+    rows[2]["tokens"] = -3
+    bad = tmp_path / "bad" / "train-00000-of-00001.parquet"
+    bad.parent.mkdir()
+    import pyarrow as pa
+
+    pq.write_table(pa.Table.from_pylist(rows, schema=table.schema), bad)
+    report = validate_path(bad).as_json()
+    assert report["format"] == "sft" and report["error_count"] == 2, report
+    messages = {e["row"]: e["message"] for e in report["errors"]}
+    assert "machine-local path" in messages[1] and "'my-reasoner'" in messages[1]
+    assert "tokens must be a count" in messages[2]

@@ -10,9 +10,10 @@ sidecar that `push` puts on the dataset card.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
+from cotgen.formats.base import Finding
 from cotgen.models import public_model_id
 from cotgen.tree import Node, Tree
 
@@ -87,6 +88,43 @@ class Summary:
             "tokens": self.tokens,
             "per_row": where,
         }
+
+
+def extra_columns(format: str, own: tuple[str, ...], have: tuple[str, ...]) -> list[str]:
+    """The provenance columns a file of `format` holds beyond the format's `own` ones."""
+    if format in EXACT_FORMATS:
+        return []
+    return [c for c in COLUMNS if c in have and c not in own]
+
+
+def with_checks(check: Callable[[dict[str, Any]], list[Finding]]) -> Callable[[dict[str, Any]], list[Finding]]:
+    """A format's row check followed by the checks of the provenance columns."""
+    def checked(row: dict[str, Any]) -> list[Finding]:
+        return [*check(row), *findings(row)]
+
+    return checked
+
+
+def findings(row: dict[str, Any]) -> list[Finding]:
+    """What is wrong with the provenance columns of one row (those it has; null is allowed)."""
+    out: list[Finding] = []
+    for name in ("source", "generator", "verified_by"):
+        value = row.get(name)
+        if value is not None and not isinstance(value, str):
+            out.append(Finding("error", f"{name} must be a string, not {type(value).__name__}"))
+    generator = row.get("generator")
+    if isinstance(generator, str) and public_model_id(generator) != generator.strip():
+        out.append(Finding(
+            "error",
+            f"generator {generator!r} is a machine-local path: publish the model id "
+            f"(e.g. {public_model_id(generator)!r}) instead",
+        ))
+    truncated, tokens = row.get("truncated"), row.get("tokens")
+    if truncated is not None and not isinstance(truncated, bool):
+        out.append(Finding("error", f"truncated must be true or false, not {truncated!r}"))
+    if tokens is not None and (isinstance(tokens, bool) or not isinstance(tokens, int) or tokens < 0):
+        out.append(Finding("error", f"tokens must be a count (an integer >= 0), not {tokens!r}"))
+    return out
 
 
 def arrow_fields() -> list:
