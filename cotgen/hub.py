@@ -435,6 +435,18 @@ def provenance_lines(locals_, manifest: dict[str, Any]) -> list[str]:
         except (OSError, ValueError, KeyError, TypeError):
             continue  # a damaged summary leaves the card without it, never stops a push
     rows = sum(x.rows for x in locals_)
+    if not seen and locals_ and locals_[0].path.suffix == ".parquet":
+        # An export without its summary (deduped, decontaminated): the rows' own columns.
+        for x in locals_:
+            found = _provenance_columns(x.path)
+            if found is None:
+                break
+            seen.add(x.path)
+            formats.add("columns")
+            for key, column in (("generators", "generator"), ("sources", "source"), ("verified_by", "verified_by")):
+                total[key].update(source_dataset(v or "") if column == "source" else (v or "") for v in found[column])
+            truncated += sum(1 for v in found["truncated"] if v)
+            tokens += sum(v or 0 for v in found["tokens"])
     if not seen:  # a run folder: its manifest says which model, which problems, which grader
         settings = manifest.get("settings") if isinstance(manifest.get("settings"), dict) else {}
         if isinstance(settings.get("model"), str):
@@ -459,6 +471,18 @@ def provenance_lines(locals_, manifest: dict[str, Any]) -> list[str]:
                  if formats & set(EXACT_FORMATS) else "the columns " + ", ".join(f"`{c}`" for c in COLUMNS))
         lines.append(f"- per row: {where}")
     return lines
+
+
+def _provenance_columns(path: Path) -> dict[str, list[Any]] | None:
+    """The provenance columns of one Parquet file, or None when it lacks one of them."""
+    import pyarrow.parquet as pq
+
+    from cotgen.formats.provenance import COLUMNS
+
+    pf = pq.ParquetFile(path, pre_buffer=False)
+    if not set(COLUMNS) <= set(pf.schema_arrow.names):
+        return None
+    return pf.read(columns=list(COLUMNS)).to_pydict()
 
 
 def _benchmark_notes(manifest: dict[str, Any]) -> list[str]:

@@ -55,3 +55,18 @@ def test_card_of_exports_lists_provenance_and_where_each_row_has_it(hub, run_pus
         assert "truncated rows (a node cut by a token limit): 0; tokens generated: 52" in block
     assert "the columns `source`, `generator`" in provenance_block(sft)
     assert "sidecar `<split>.provenance.jsonl`" in provenance_block(marco)
+
+
+def test_card_of_a_deduped_export_reads_the_rows_columns(hub, run_push, tmp_path):
+    """dedupe writes no provenance summary; the rows' own columns say it."""
+    from cotgen.dedupe import dedupe
+
+    TreeShardWriter(tmp_path / "run").write([make_tree(i) for i in range(4)])
+    export([tmp_path / "run"], make_format("prm"), tmp_path / "prm")
+    dedupe([tmp_path / "prm"], tmp_path / "prm-dedup")
+    r = run_push(tmp_path / "prm-dedup", "--repo", REPO)
+    assert r.code == 0, r.err
+    block = provenance_block(hub.files(REPO)["README.md"].decode())
+    assert "- generator: `my-reasoner` (4 rows)" in block
+    assert "- problems from: `openai/gsm8k/train` (4 rows)" in block
+    assert "tokens generated: 52" in block and "the columns `source`" in block
