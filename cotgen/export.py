@@ -12,12 +12,18 @@ from pathlib import Path
 from typing import Any
 
 from cotgen.errors import UsageError, environment_error
-from cotgen.formats import ExportRefused, Format
-from cotgen.formats import provenance
+from cotgen.formats import ExportRefused, Format, provenance
 from cotgen.io.inputs import EXPORT_SHARD, MANIFEST, TREES_DIR, export_shard_name
 from cotgen.io.readers import Reader
 from cotgen.io.trees import iter_located_trees, tree_inputs
-from cotgen.io.writers import JsonShardWriter, ParquetShardWriter, open_new, read_manifest, temporary_name, write_json_atomic
+from cotgen.io.writers import (
+    JsonShardWriter,
+    ParquetShardWriter,
+    open_new,
+    read_manifest,
+    temporary_name,
+    write_json_atomic,
+)
 from cotgen.tree import Tree, broken_invariants
 
 DEFAULT_MAX_SHARD_SIZE = "500MB"

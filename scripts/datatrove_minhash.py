@@ -85,7 +85,12 @@ def write_row(self, document) -> dict:
 def pipeline(export_dir: Path, out_dir: Path, work: Path, tasks: int = 1, workers: int = 1):
     """The four executors, in order (signatures, buckets, clusters, filter)."""
     from datatrove.executor import LocalPipelineExecutor
-    from datatrove.pipeline.dedup import MinhashDedupBuckets, MinhashDedupCluster, MinhashDedupFilter, MinhashDedupSignature
+    from datatrove.pipeline.dedup import (
+        MinhashDedupBuckets,
+        MinhashDedupCluster,
+        MinhashDedupFilter,
+        MinhashDedupSignature,
+    )
     from datatrove.pipeline.dedup.minhash import MinhashConfig
     from datatrove.pipeline.readers import ParquetReader
     from datatrove.pipeline.writers import ParquetWriter

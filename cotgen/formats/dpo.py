@@ -8,8 +8,8 @@ from itertools import combinations
 from typing import Any, ClassVar
 
 from cotgen.formats.base import ExportRefused, Finding, refuse_control_tokens
-from cotgen.formats.provenance import Row
 from cotgen.formats.prm import label_values, path_from_root, text_findings
+from cotgen.formats.provenance import Row
 from cotgen.tree import Node, Tree, solution_steps
 
 PAIR_MODES = ("best-worst", "all")

@@ -11,8 +11,8 @@ from cotgen.formats.base import (
     Finding,
     refuse_control_tokens,
 )
-from cotgen.formats.provenance import Row
 from cotgen.formats.prm import path_from_root, step_list_findings, text_findings
+from cotgen.formats.provenance import Row
 from cotgen.models import public_model_id
 from cotgen.tree import Node, Tree, solution_steps
 
