@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cotgen.errors import UsageError, environment_error
+from cotgen.errors import UsageError, environment_error, refuse_link_to_nowhere
 from cotgen.formats import ExportRefused, Format
 from cotgen.io.inputs import EXPORT_SHARD, export_shard_name
 from cotgen.io.trees import iter_located_trees, tree_inputs
@@ -167,6 +167,7 @@ def _skip_reason(tree: Tree) -> str | None:
 
 def _prepare_out(out: Path, split: str, overwrite: bool) -> list[Path]:
     """Create `out`; return the shards of `split` already there (to replace) or refuse them."""
+    refuse_link_to_nowhere(out)
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out}: is a file, expected a folder")
     try:
