@@ -149,3 +149,45 @@ def test_best_correct_path_in_linear_time_picks_what_walking_each_path_picks():
                 node.id, node.parent = new[node.id], new[node.parent]
         fast, walked = best_correct_path(t), _best_correct_path_by_walking(t)
         assert (fast and [n.id for n in fast]) == (walked and [n.id for n in walked])
+
+
+# 13: grading has a time bound in every thread ---------------------------------------------
+
+
+def _grade_in_a_thread(text: str, gold: str, timeout: int, wait: float):
+    import threading
+
+    from cotgen.verify import grade
+
+    out: list = []
+    thread = threading.Thread(target=lambda: out.append(grade(text, gold, timeout=timeout)), daemon=True)
+    thread.start()
+    thread.join(wait)
+    assert out, f"grading {text!r} outside the main thread did not finish in {wait} s"
+    return out[0]
+
+
+def test_a_pathological_answer_graded_outside_the_main_thread_is_wrong_in_bounded_time():
+    # 10^(10^10): math-verify's SIGALRM is off in a thread, so sympy worked on it for ever.
+    result = _grade_in_a_thread("\\boxed{10^{10^{10}}}", "2", timeout=1, wait=60)
+    assert result.correct is False and result.answer == "10^{10^{10}}"
+    assert result.reason and "time limit" in result.reason
+    # The grader still grades the next answer, right.
+    assert _grade_in_a_thread("\\boxed{\\frac{2}{4}}", "0.5", timeout=1, wait=60).correct is True
+
+
+def test_an_answer_past_the_hard_limit_has_the_grading_process_killed(monkeypatch):
+    from cotgen.verify import GradingProcess
+
+    process = GradingProcess()
+    try:
+        assert process.compare("\\frac{1}{2}", "0.5", 5).correct is True  # started, warm
+        monkeypatch.setattr(GradingProcess, "hard_limit", staticmethod(lambda timeout: 0.001))
+        first = process._proc
+        result = process.compare("\\frac{3}{4}", "0.75", 5)
+        assert result.correct is False and "grading took over" in (result.reason or "")
+        assert first.poll() is not None  # killed, not left running
+        monkeypatch.undo()
+        assert process.compare("\\frac{5}{10}", "0.5", 5).correct is True  # a new child
+    finally:
+        process.close()
