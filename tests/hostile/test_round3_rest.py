@@ -191,3 +191,46 @@ def test_an_answer_past_the_hard_limit_has_the_grading_process_killed(monkeypatc
         assert process.compare("\\frac{5}{10}", "0.5", 5).correct is True  # a new child
     finally:
         process.close()
+
+
+# 7: a problem that cannot be encoded ------------------------------------------------------
+
+
+def test_a_problem_holding_a_lone_surrogate_is_refused_at_load_naming_the_row(cli, tmp_path: Path):
+    problems = tmp_path / "problems.jsonl"
+    problems.write_text('{"question": "What is 2+2?", "answer": "4"}\n'
+                        '{"question": "What is 1+1? \\ud800", "answer": "2"}\n')
+    r = cli("synthesize", "--model", tmp_path / "no-such-model", "--problems", problems, "--out", tmp_path / "run")
+    assert r.code == 1, r.err
+    error_line(r, str(problems), "line 2", "lone surrogate")
+    assert "engine failed" not in r.err
+
+
+def test_a_prompt_the_tokenizer_cannot_take_fails_its_request_not_the_engine(tiny_model_dir):
+    import asyncio
+
+    from cotgen.engines import build_engine
+    from cotgen.engines.config import EngineConfig
+    from cotgen.errors import DataError
+
+    engine = build_engine(EngineConfig(model=str(tiny_model_dir)))
+
+    def generate(prompts):
+        # generate(prompts, params) since GenerationParams (issue 18 item 4), **sampling before.
+        from inspect import signature
+
+        from cotgen.engines.base import GenerationParams
+
+        if "params" in signature(engine.generate).parameters:
+            return engine.generate(prompts, GenerationParams(max_tokens=4, temperature=0.0))
+        return engine.generate(prompts, max_tokens=4, temperature=0.0)
+
+    async def calls():
+        with pytest.raises(DataError, match="lone surrogate"):
+            await generate(["What is 1+1? \ud800"])
+        # The engine still serves the next request.
+        out = await generate(["What is 1+1?"])
+        await engine.close()
+        return out
+
+    assert len(asyncio.run(calls())[0]) == 1
