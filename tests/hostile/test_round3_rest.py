@@ -234,3 +234,38 @@ def test_a_prompt_the_tokenizer_cannot_take_fails_its_request_not_the_engine(tin
         return out
 
     assert len(asyncio.run(calls())[0]) == 1
+
+
+# 5: the Marco-o1 round trip --------------------------------------------------------------
+
+
+def _tree_saying(texts: list[str]):
+    from cotgen.tree import Tree
+
+    t = Tree.new(f"What is 2 + 2? ({len(texts)} steps)", "4", model="tiny")
+    parent = 0
+    for text in texts:
+        parent = t.add(parent, "step", text, rating="positive", value=0.9, visits=1).id
+    t.add(parent, "conclusion", "So the answer is \\boxed{4}.", terminal=True, correct=True, rating="positive",
+          value=1.0, visits=1)
+    return t
+
+
+def test_a_step_saying_the_reflection_phrase_is_refused_by_the_marco_export(cli, tmp_path: Path):
+    from cotgen.formats.paths import REFLECTION
+    from cotgen.io.writers import TreeShardWriter
+
+    poisoned = _tree_saying(["Two and two.", "Add them.", REFLECTION, "That makes four."])
+    TreeShardWriter(tmp_path / "run", settings={"model": "tiny"}).write([poisoned, _tree_saying(["Add."])])
+    for journey in ((), ("--journey",)):
+        out = tmp_path / f"marco{len(journey)}"
+        r = cli("export", tmp_path / "run", "-f", "marco", *journey, "-o", out, "--json")
+        no_traceback(r)
+        assert "reflection phrase" in r.out + r.err, r.err
+        records = json.loads(next(out.glob("*.json")).read_text())
+        assert len(records) == 1 and REFLECTION not in records[0]["response"]
+        # What was written reads back and writes again byte for byte.
+        r = cli("export", out, "-f", "marco", "-o", tmp_path / f"again{len(journey)}")
+        assert r.code == 0, r.err
+        again = json.loads(next((tmp_path / f"again{len(journey)}").glob("*.json")).read_text())
+        assert again == records
