@@ -269,3 +269,34 @@ def test_a_step_saying_the_reflection_phrase_is_refused_by_the_marco_export(cli,
         assert r.code == 0, r.err
         again = json.loads(next((tmp_path / f"again{len(journey)}").glob("*.json")).read_text())
         assert again == records
+
+
+# 8: one writer per export folder ----------------------------------------------------------
+
+
+def test_a_second_export_into_one_folder_is_refused_naming_the_holder(cli, tmp_path: Path):
+    from cotgen.io.runfolder import RunLock
+
+    src = run_folder(tmp_path / "run", n=4)
+    out = tmp_path / "export"
+    with RunLock(out):  # what a first export holds while it writes
+        r = cli("export", src, "-f", "openlongcot", "-o", out)
+        assert r.code == 2, r.err
+        error_line(r, str(out), "another cotgen process")
+        assert [p.name for p in out.iterdir()] == [".lock"]
+    r = cli("export", src, "-f", "openlongcot", "-o", out)
+    assert r.code == 0, r.err
+    assert sorted(p.name for p in out.iterdir()) == ["train-00000-of-00001.parquet"]  # no lock left
+
+
+def test_a_shard_left_by_a_killed_export_is_removed_by_the_next(cli, tmp_path: Path):
+    src = run_folder(tmp_path / "run", n=4)
+    out = tmp_path / "export"
+    out.mkdir()
+    # A SIGTERM mid-write leaves `.train-00000.parquet.tmp-<pid>` (hidden: nothing reads it).
+    (out / ".train-00000.parquet.tmp-424242").write_bytes(b"PAR1 half a shard")
+    (out / ".other-00003.json.tmp-7").write_text("[")
+    (out / "notes.txt").write_text("mine")
+    r = cli("export", src, "-f", "openlongcot", "-o", out)
+    assert r.code == 0, r.err
+    assert sorted(p.name for p in out.iterdir()) == ["notes.txt", "train-00000-of-00001.parquet"]
