@@ -300,3 +300,16 @@ def test_a_shard_left_by_a_killed_export_is_removed_by_the_next(cli, tmp_path: P
     r = cli("export", src, "-f", "openlongcot", "-o", out)
     assert r.code == 0, r.err
     assert sorted(p.name for p in out.iterdir()) == ["notes.txt", "train-00000-of-00001.parquet"]
+
+
+def test_a_trees_folder_linked_into_a_second_run_folder_is_refused(cli, tmp_path: Path):
+    first = run_folder(tmp_path / "first")
+    second = tmp_path / "second"
+    second.mkdir()
+    (second / "trees").symlink_to(first / "trees")  # two locks, one trees/ folder
+    before = sorted(p.name for p in (first / "trees").iterdir())
+    r = cli("synthesize", "--model", tmp_path / "no-such-model", "--problems", "builtin:arith", "--limit", "1",
+            "--out", second)
+    assert r.code == 2, r.err
+    error_line(r, str(second / "trees"), "symbolic link")
+    assert sorted(p.name for p in (first / "trees").iterdir()) == before
