@@ -313,3 +313,51 @@ def test_a_trees_folder_linked_into_a_second_run_folder_is_refused(cli, tmp_path
     assert r.code == 2, r.err
     error_line(r, str(second / "trees"), "symbolic link")
     assert sorted(p.name for p in (first / "trees").iterdir()) == before
+
+
+# 4: a local model is published by its name, never its path --------------------------------
+
+
+def _hub_fixtures():
+    """The fake Hub and the push runner of tests/hub (its conftest), for this module."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("hub_conftest", Path(__file__).parents[1] / "hub" / "conftest.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["hub_conftest"] = module  # its dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+_hub = _hub_fixtures()
+hub, push_env, run_push = _hub.hub, _hub.push_env, _hub.run_push
+
+
+@pytest.mark.parametrize("known_hub_id", [False, True])
+def test_a_run_of_a_local_model_publishes_no_local_path(hub, run_push, tmp_path: Path, known_hub_id: bool):
+    import pyarrow.parquet as pq
+
+    from cotgen.io.writers import TreeShardWriter
+
+    model = tmp_path / "home" / "someone" / "checkpoints" / "my-qwen"
+    model.mkdir(parents=True)
+    name_or_path = "Qwen/Qwen2.5-0.5B-Instruct" if known_hub_id else str(model)
+    (model / "config.json").write_text(json.dumps({"_name_or_path": name_or_path, "model_type": "qwen2"}))
+    trees = [good_tree(i) for i in range(3)]
+    for t in trees:
+        t.model = str(model)  # what synthesize records for --model <folder>
+    TreeShardWriter(tmp_path / "run", settings={"model": str(model), "search": {"simulations": 2}}).write(trees)
+
+    r = run_push(tmp_path / "run", "--repo", "me/local-model", "--json")
+    assert r.code == 0, r.err
+    files = hub.files("me/local-model")
+    public = "Qwen/Qwen2.5-0.5B-Instruct" if known_hub_id else "my-qwen"
+    card = files["README.md"].decode()
+    assert f'"model": "{public}"' in card
+    for name, data in files.items():
+        assert str(tmp_path).encode() not in data, name
+    shard = tmp_path / "pushed.parquet"
+    shard.write_bytes(files["data/trees/train-00000-of-00001.parquet"])
+    assert set(pq.read_table(shard).column("model").to_pylist()) == {public}
+    # The run folder itself is left as it was.
+    assert {t.model for t in trees} == {str(model)}
