@@ -22,6 +22,7 @@ from cotgen.models import public_model_id
 TAGS = ("synthetic", "chain-of-thought", "mcts", "cotgen")
 RETRY_STATUS = (408, 429, 500, 502, 503, 504)
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+_SPLIT = re.compile(r"^[A-Za-z0-9_]+(?:\.[A-Za-z0-9_]+)*$")
 _SECTION = "<!-- cotgen:config {name} -->"
 _SECTION_END = "<!-- /cotgen:config {name} -->"
 DESCRIPTIONS = {
@@ -64,9 +65,12 @@ class PushConfig:
                 f"repo '{self.repo}' is not a valid repo id: letters, digits, '-', '_' and '.' "
                 "only, no '--' or '..', at most 96 characters"
             ) from None
-        for name, value in (("config", self.config), ("split", self.split)):
-            if value is not None and not _NAME.match(value):
-                raise ValueError(f"{name} '{value}' must be letters, digits, '-', '_' or '.'")
+        if self.config is not None and not _NAME.match(self.config):
+            raise ValueError(f"config '{self.config}' must be letters, digits, '-', '_' or '.'")
+        if not _SPLIT.match(self.split):
+            # datasets refuses any other split name when the repo is loaded (naming._split_re).
+            raise ValueError(f"split '{self.split}' must be letters, digits and '_', in parts joined by '.' "
+                             "(what datasets accepts as a split name)")
         if not self.revision or any(c in self.revision for c in " ~^:?*[\\"):
             raise ValueError(f"revision '{self.revision}' is not a valid branch name")
         if self.max_commit_bytes < 1 or self.max_commit_files < 1 or self.retries < 0 or self.backoff < 0:

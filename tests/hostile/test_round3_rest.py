@@ -361,3 +361,22 @@ def test_a_run_of_a_local_model_publishes_no_local_path(hub, run_push, tmp_path:
     assert set(pq.read_table(shard).column("model").to_pylist()) == {public}
     # The run folder itself is left as it was.
     assert {t.model for t in trees} == {str(model)}
+
+
+# Smaller ones ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("split", ["a-b", "a..b", ".a", "a."])
+def test_push_refuses_a_split_name_datasets_would_refuse(cli, tmp_path: Path, split: str):
+    r = cli("push", run_folder(tmp_path / "run"), "--repo", "me/x", "--split", split, "--endpoint", "http://127.0.0.1:9")
+    assert r.code == 2, r.err
+    error_line(r, f"split '{split}'", "datasets accepts")
+
+
+def test_view_never_draws_node_ids_a_browser_cannot_tell_apart(cli, tmp_path: Path):
+    from corpus import node_ids_beyond_2_53
+
+    r = cli("view", node_ids_beyond_2_53(tmp_path), "-o", tmp_path / "site")
+    assert r.code == 0, r.err
+    assert "beyond 2^53" in r.err
+    assert len(list((tmp_path / "site" / "trees").iterdir())) == 2  # the other two trees
