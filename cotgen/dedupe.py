@@ -12,7 +12,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cotgen.errors import DataError, UsageError, environment_error, first_line, refuse_link_to_nowhere
+from cotgen.errors import (
+    DataError,
+    UsageError,
+    environment_error,
+    first_line,
+    refuse_link_to_nowhere,
+)
 from cotgen.formats.marco import dumps_marco
 from cotgen.formats.openlongcot import KIND_TAGS, THOUGHT_END, THOUGHT_START
 from cotgen.io.inputs import (

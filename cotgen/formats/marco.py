@@ -17,7 +17,13 @@ from cotgen.formats.base import (
     Finding,
     lone_surrogate,
 )
-from cotgen.formats.paths import REFLECTION, REFLECTION_KIND, best_correct_path, journey_path, reasoning_nodes
+from cotgen.formats.paths import (
+    REFLECTION,
+    REFLECTION_KIND,
+    best_correct_path,
+    journey_path,
+    reasoning_nodes,
+)
 from cotgen.io.readers import JSON_TYPES, parse_json_array
 from cotgen.tree import Node, Tree, tree_id
 
