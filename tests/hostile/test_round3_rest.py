@@ -216,14 +216,9 @@ def test_a_prompt_the_tokenizer_cannot_take_fails_its_request_not_the_engine(tin
     engine = build_engine(EngineConfig(model=str(tiny_model_dir)))
 
     def generate(prompts):
-        # generate(prompts, params) since GenerationParams (issue 18 item 4), **sampling before.
-        from inspect import signature
-
         from cotgen.engines.base import GenerationParams
 
-        if "params" in signature(engine.generate).parameters:
-            return engine.generate(prompts, GenerationParams(max_tokens=4, temperature=0.0))
-        return engine.generate(prompts, max_tokens=4, temperature=0.0)
+        return engine.generate(prompts, GenerationParams(max_tokens=4, temperature=0.0))
 
     async def calls():
         with pytest.raises(DataError, match="lone surrogate"):
