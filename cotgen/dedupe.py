@@ -12,7 +12,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cotgen.errors import DataError, UsageError, environment_error
+from cotgen.errors import (
+    DataError,
+    UsageError,
+    environment_error,
+    first_line,
+    refuse_link_to_nowhere,
+)
 from cotgen.formats import format_class
 from cotgen.formats.marco import dumps_marco
 from cotgen.formats.openlongcot import KIND_TAGS, THOUGHT_END, THOUGHT_START
@@ -556,7 +562,11 @@ def _dedupe_into(inp: DatasetInput, out: Path, settings: DedupeConfig) -> Dedupe
 
 
 def _check_out(out: Path, inp: DatasetInput) -> None:
-    resolved = out.resolve()
+    refuse_link_to_nowhere(out)
+    try:
+        resolved = out.resolve()
+    except (OSError, RuntimeError) as exc:  # a loop further up the path
+        raise UsageError(f"--out {out}: cannot follow the path ({first_line(exc)})") from None
     for f in inp.files:
         if resolved == f.resolve() or resolved in f.resolve().parents:
             raise UsageError(f"--out {out} holds the input {f}: write the result to a new folder")

@@ -11,10 +11,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cotgen.errors import UsageError, environment_error
+from cotgen.errors import UsageError, environment_error, refuse_link_to_nowhere
 from cotgen.formats import ExportRefused, Format, provenance
 from cotgen.io.inputs import EXPORT_SHARD, MANIFEST, TREES_DIR, export_shard_name
 from cotgen.io.readers import Reader
+from cotgen.io.runfolder import RunLock
 from cotgen.io.trees import iter_located_trees, tree_inputs
 from cotgen.io.writers import (
     JsonShardWriter,
@@ -107,6 +108,15 @@ def export(
     if not re.fullmatch(r"[A-Za-z0-9_.]+", split):
         raise UsageError(f"--split '{split}': use letters, digits, '_' or '.' (it names the shard files)")
     readers = tree_inputs([Path(p) for p in inputs])  # checked before anything is written
+    _refuse_non_folder(out)
+    # One writer per folder, as for runs: a second export into `out` (or a run writing there)
+    # is refused, naming the holder. Two at once both passed the "split exists" check.
+    with RunLock(out):
+        return _export_locked(readers, format, out, split, limit, overwrite)
+
+
+def _export_locked(readers, format: Format, out: Path, split: str, limit: int, overwrite: bool) -> ExportSummary:
+    _remove_stale_temporaries(out)
     old_shards = _prepare_out(out, split, overwrite)
     summary = ExportSummary(format=format.name, out=str(out), split=split)
     sink = (JsonShardWriter if format.file_kind == "json" else ParquetShardWriter)(out, split, limit)
@@ -237,10 +247,27 @@ def _skip_reason(tree: Tree) -> str | None:
     return None
 
 
-def _prepare_out(out: Path, split: str, overwrite: bool) -> list[Path]:
-    """Create `out`; return the shards of `split` already there (to replace) or refuse them."""
+def _refuse_non_folder(out: Path) -> None:
+    refuse_link_to_nowhere(out)
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out}: is a file, expected a folder")
+
+
+# What ExportShardWriter names a shard while it is written: `.<split>-NNNNN.<ext>.tmp-<pid>`.
+_EXPORT_TEMPORARY = re.compile(r"^\.[A-Za-z0-9_.-]+-\d{5}\.(?:parquet|json)\.tmp-\d+$")
+
+
+def _remove_stale_temporaries(out: Path) -> None:
+    """Shards an export killed mid-write left (SIGTERM, SIGKILL, a power cut). Only a
+    writer holding the folder's lock writes there, and this one does, so none is live."""
+    for path in out.iterdir():
+        if _EXPORT_TEMPORARY.match(path.name) and path.is_file() and not path.is_symlink():
+            path.unlink(missing_ok=True)
+
+
+def _prepare_out(out: Path, split: str, overwrite: bool) -> list[Path]:
+    """Create `out`; return the shards of `split` already there (to replace) or refuse them."""
+    _refuse_non_folder(out)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

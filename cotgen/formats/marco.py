@@ -17,7 +17,13 @@ from cotgen.formats.base import (
     Finding,
     lone_surrogate,
 )
-from cotgen.formats.paths import REFLECTION, best_correct_path, journey_path, reasoning_nodes
+from cotgen.formats.paths import (
+    REFLECTION,
+    REFLECTION_KIND,
+    best_correct_path,
+    journey_path,
+    reasoning_nodes,
+)
 from cotgen.io.readers import JSON_TYPES, parse_json_array
 from cotgen.tree import Node, Tree, tree_id
 
@@ -65,6 +71,7 @@ def marco_record(tree: Tree, *, journey: bool = False, max_journey_branches: int
     if not answer:
         raise ExportRefused(f"empty output: node {last.id} states no answer")
     _refuse_tags(body, answer)
+    _refuse_reflection(body)
     record = {
         "instruction": tree.problem,
         "response": f"{THOUGHT_OPEN}\n{reasoning}\n{THOUGHT_CLOSE}\n{OUTPUT_OPEN}\n{answer}\n{OUTPUT_CLOSE}",
@@ -80,6 +87,30 @@ def _refuse_tags(body: list[Node], answer: str) -> None:
                 raise ExportRefused(f"node {node.id} ({node.kind}): its text contains {tag}")
         if tag in answer:
             raise ExportRefused(f"the final answer contains {tag}")
+
+
+def _refuse_reflection(body: list[Node]) -> None:
+    """Refuse a record in which parse_marco would read a node's own text as the REFLECTION
+    line of a refuted branch (the paragraph before it then rated negative, the one before
+    that a critic, and a re-export dropping both). Walks the thought's paragraphs as
+    parse_marco does; only journey_path's stand-in nodes may be read as that line."""
+    parts: list[tuple[str, Node]] = []
+    for node in body:
+        text = node.text.strip()
+        if text:
+            parts.extend((part, node) for part in _NODE_BREAK.split(text))
+    i = 0
+    while i < len(parts):
+        if i + 3 < len(parts) and parts[i + 2][0] == REFLECTION and REFLECTION not in (parts[i][0], parts[i + 1][0]):
+            node = parts[i + 2][1]
+            if not (node.kind == REFLECTION_KIND and node.id == -1):
+                raise ExportRefused(
+                    f"node {node.id} ({node.kind}): its text is Marco-o1's reflection phrase ({REFLECTION!r}), "
+                    "which would read back as a refuted branch, not a step"
+                )
+            i += 3
+            continue
+        i += 1
 
 
 class MarcoParseError(DataError):

@@ -189,6 +189,8 @@ class TreeShardReader(ParquetReader):
                     and nodes.null_count == 0
                     and {nodes.type.value_type.field(i).name for i in range(nodes.type.value_type.num_fields)} >= set(node_fields)
                     and all(cols.get(c) is not None and cols[c].null_count == 0 for c in ("id", "problem"))
+                    # A stats column of another type (a JSON string) is named by Tree.from_row.
+                    and ("stats" not in cols or pa.types.is_struct(cols["stats"].type))
                 )
                 if not fast:
                     for i, row in enumerate(batch.to_pylist()):
