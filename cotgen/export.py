@@ -12,7 +12,7 @@ from typing import Any
 
 from cotgen.errors import UsageError, environment_error
 from cotgen.formats import ExportRefused, Format
-from cotgen.io.inputs import EXPORT_SHARD, export_shard_name
+from cotgen.io.layout import EXPORT_SHARD, export_shard_name
 from cotgen.io.trees import iter_located_trees, tree_inputs
 from cotgen.io.writers import JsonShardWriter, ParquetShardWriter
 from cotgen.tree import Tree, broken_invariants

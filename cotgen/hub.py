@@ -14,8 +14,8 @@ from typing import Any
 
 from cotgen import __version__
 from cotgen.errors import RunError, UsageError
-from cotgen.io.inputs import MANIFEST, export_shard_name, is_run_dir, resolve_dataset_inputs
-from cotgen.io.writers import read_manifest
+from cotgen.io.inputs import resolve_dataset_inputs
+from cotgen.io.layout import MANIFEST, export_shard_name, is_run_dir, read_manifest
 
 TAGS = ("synthetic", "chain-of-thought", "mcts", "cotgen")
 RETRY_STATUS = (408, 429, 500, 502, 503, 504)

@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from cotgen.errors import DataError, RunError, UsageError
-from cotgen.io.runfolder import COMPLETE, INTERRUPTED, RUNNING, RunLock, check_finished, is_locked
+from cotgen.io.layout import COMPLETE, INTERRUPTED, RUNNING
+from cotgen.io.runfolder import RunLock, check_finished, is_locked
 
 
 def test_a_second_writer_is_refused_with_the_holder_named(tmp_path: Path):
