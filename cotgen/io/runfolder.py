@@ -9,9 +9,11 @@ a driver handing problems to remote workers, must follow them too):
    the holder exits, however it exits (kill -9 included), so a lock left by a dead process
    never blocks the next run. The file names its holder (pid, host, command, start time)
    so that a second writer is refused with a message saying who holds the folder. Workers
-   of one run that write shards for the holder are part of the holder: they write under
-   temporary names, and only the holder renames into `trees/` and writes the manifest. On
-   a network filesystem `flock` may not lock across machines: take the lock on one machine
+   of one run (executors.worker, in the holder's process or on Ray) are part of the
+   holder: each writes its own shards under names no other worker picks (a Ray worker's
+   carry its tag) and links them into `trees/` complete (never over an existing name);
+   only the holder writes the manifest, recording each shard a worker reports. On a
+   network filesystem `flock` may not lock across machines: take the lock on one machine
    (the driver) only, never from the workers.
 2. The shards are the truth. Every shard is written to a temporary name
    (`.part-NNNNN.parquet.tmp-PID`) and renamed once complete; the manifest is written after
