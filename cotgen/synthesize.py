@@ -203,16 +203,16 @@ def run(
         try:
             lock.acquire()  # creates the folder: an unwritable --out fails here, before the model loads
             crash_point("lock-taken")
-            return _run_locked(opts, search, engine_cfg, settings, prompts, out, engine, progress, warn, stop, ray)
+            return _run_locked(opts, search, engine_cfg, settings, out, engine, progress, warn, stop, ray)
         except KeyboardInterrupt:
-            # Stopped before the search started (loading problems or the model): nothing to save.
+            # Stopped before the executor started (loading the problems, reconciling): nothing to save.
             raise Interrupted(f"interrupted ({stop.name}) before any tree was searched", exit_code=stop.exit_code) from None
         finally:
             lock.release()
 
 
 def _run_locked(opts: RunConfig, search: SearchConfig, engine_cfg: EngineConfig, settings: dict[str, Any],
-                prompts, out: Path, engine: Engine | None, progress: ProgressCallback | None,
+                out: Path, engine: Engine | None, progress: ProgressCallback | None,
                 warn: WarnCallback | None, stop: StopRequest, ray: RayConfig | None = None) -> SynthesizeReport:
     """Prepare the run (problems, the folder reconciled, what is left to search), hand it to
     the executor, and finish: the report and the manifest."""
