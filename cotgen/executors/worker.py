@@ -204,17 +204,17 @@ class TreeWorker:
                     self._wake.clear()
                     self._take_finished(done - {wake})
                 else:
-                    if not self._queue:
-                        if self._buffer:
-                            crash_point("final-flush")
-                            await self._write_buffer()  # idle: nothing left to wait for
+                    if not self._queue:  # idle until more problems come
                         await self._wake.wait()
                         self._wake.clear()
                     continue
-                full = len(self._buffer) >= self.spec.shard_trees
-                stale = self._buffer and time.monotonic() - self._buffered_since >= self.spec.flush_s
-                if full or stale:
+                if not self._tasks and not self._queue:
+                    crash_point("final-flush")  # every tree given is searched; its last shards are next
                     await self._write_buffer()
+                elif self._buffer and time.monotonic() - self._buffered_since >= self.spec.flush_s:
+                    await self._write_buffer()  # the oldest tree waited long enough: all of them
+                elif len(self._buffer) >= self.spec.shard_trees:
+                    await self._write_buffer(full_only=True)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # the engine failed, or a shard cannot be written: the executor must hear of it
@@ -259,12 +259,16 @@ class TreeWorker:
         assert self._news is not None
         self._news.set()
 
-    async def _write_buffer(self) -> None:
-        batch, self._buffer = self._buffer, []
-        # Shielded: cancelling the pump (stop) must not drop a shard being written; stop()
-        # waits for it, so its trees are reported, not orphaned.
-        self._write_task = asyncio.ensure_future(self._write(batch))
-        await asyncio.shield(self._write_task)
+    async def _write_buffer(self, full_only: bool = False) -> None:
+        """Write the buffered trees as shards of at most shard_trees (with `full_only`, only
+        full ones: the rest wait for more trees)."""
+        size = self.spec.shard_trees
+        while self._buffer and (not full_only or len(self._buffer) >= size):
+            batch, self._buffer = self._buffer[:size], self._buffer[size:]
+            # Shielded: cancelling the pump (stop) must not drop a shard being written; stop()
+            # waits for it, so its trees are reported, not orphaned.
+            self._write_task = asyncio.ensure_future(self._write(batch))
+            await asyncio.shield(self._write_task)
 
     async def _write(self, batch: list[tuple[int, Tree]]) -> None:
         from cotgen.io.writers import write_tree_shard
