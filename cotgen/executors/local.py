@@ -80,6 +80,11 @@ class _Driver:
             # Ctrl-C or SIGTERM: the trees finished so far go into shards before the run stops.
             await self.stop(save=True)
             raise
+        except BaseException:
+            # Anything else (the manifest cannot be written, a bug): the worker stops, its
+            # engine closes, and the error goes on as it is.
+            await self.stop(save=False)
+            raise
         result.seconds = time.perf_counter() - self.t0
         self.report()
         return result
