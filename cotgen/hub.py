@@ -398,12 +398,35 @@ def _card_section(settings, config, fmt, locals_, manifest) -> str:
         f"- load: `datasets.load_dataset(\"{settings.repo}\", \"{config}\", split=\"{settings.split}\")`",
     ]
     generation = published_settings(manifest)
+    lines += _benchmark_notes(manifest)
     lines += ["", "### Generation settings", "", "```json", json.dumps(generation, indent=2, sort_keys=True, ensure_ascii=False), "```"]
     sample = _sample_row(locals_[0].path, fmt) if locals_ else None
     if sample is not None:
         lines += ["", "### Sample row", "", "```json", json.dumps(sample, indent=2, ensure_ascii=False, default=str), "```"]
     lines.append(_SECTION_END.format(name=config))
     return "\n".join(lines)
+
+
+def _benchmark_notes(manifest: dict[str, Any]) -> list[str]:
+    """What a card must say about benchmarks: problems taken from one's evaluation split
+    (cotgen.problems), and the decontamination done before or after the search."""
+    lines = []
+    split = manifest.get("problems_split")
+    if isinstance(manifest.get("benchmark_problems"), str):
+        lines.append(f"- **Warning: the problems are the {manifest['benchmark_problems']} benchmark** "
+                     f"(`{manifest.get('problems_source')}`). A model trained on these rows has seen that "
+                     "benchmark's questions: do not report scores on it.")
+    elif isinstance(split, str):
+        lines.append(f"- problems: split `{split}` of `{manifest.get('problems_source')}`")
+    before = manifest.get("decontaminated_problems")
+    if isinstance(before, dict):
+        lines.append(f"- decontaminated before the search against {', '.join(map(str, before.get('against') or []))} "
+                     f"({before.get('ngram')}-gram overlap): {len(before.get('dropped') or [])} problem(s) dropped")
+    after = manifest.get("decontamination")
+    if isinstance(after, dict):
+        lines.append(f"- decontaminated with `cotgen decontaminate` against {', '.join(map(str, after.get('against') or []))} "
+                     f"({after.get('ngram')}-gram overlap): {after.get('removed')} of {after.get('rows')} trees removed")
+    return ["", "### Benchmarks", "", *lines] if lines else []
 
 
 def _sample_row(path: Path, fmt: str) -> dict[str, Any] | None:

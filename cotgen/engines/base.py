@@ -94,11 +94,11 @@ class Engine(Protocol):
     model_id: str  # what was loaded: an alias resolved to a Hub id, or a folder
     stats: EngineStats  # counters since the engine was built
 
-    async def generate(self, prompts: list[str], **sampling: Any) -> list[list[Completion]]:
-        """`n` completions per prompt; result[i] belongs to prompts[i]. `sampling` holds the
-        fields of GenerationParams (n, max_tokens, temperature, top_p, stop, seed,
-        ignore_eos), which checks them. A prompt that cannot be served (longer than the
-        context) raises for that call only."""
+    async def generate(self, prompts: list[str], params: GenerationParams) -> list[list[Completion]]:
+        """`params.n` completions per prompt; result[i] belongs to prompts[i]. `params` was
+        checked when it was built (a caller builds its requests once and varies n and the
+        seed with dataclasses.replace, as vLLM's callers pass one SamplingParams). A prompt
+        that cannot be served (longer than the context) raises for that call only."""
         ...
 
     async def score(self, prompts: list[str], candidates: list[str]) -> list[dict[str, float]]:
@@ -131,6 +131,21 @@ def single_tokens(tokenizer: Any, tokens: list[str]) -> bool:
     return all(len(tokenizer.encode(t, add_special_tokens=False)) == 1 for t in tokens)
 
 
+def check_request(prompts: list[str], params: GenerationParams) -> None:
+    """The arguments of a generate call, checked the same way by every engine: sampling
+    settings come as one GenerationParams, never as keywords or a dict."""
+    check_prompts(prompts)
+    if not isinstance(params, GenerationParams):
+        raise TypeError(
+            f"generate takes its sampling settings as a GenerationParams, not a {type(params).__name__}"
+        )
+
+
+def check_prompts(prompts: list[str]) -> None:
+    if isinstance(prompts, str):
+        raise UsageError("prompts must be a list of strings, not one string")
+
+
 MIN_FIT_ROOM = 16  # with fit_context, a prompt must still leave this many tokens to generate
 
 
@@ -141,8 +156,7 @@ def encode_prompts(tokenizer: Any, prompts: list[str], room: int, context_len: i
     `fit`, `room` is a ceiling and a prompt need only leave MIN_FIT_ROOM tokens."""
     if fit:
         room = min(room, MIN_FIT_ROOM)
-    if isinstance(prompts, str):
-        raise UsageError("prompts must be a list of strings, not one string")
+    check_prompts(prompts)
     encoded = []
     for i, prompt in enumerate(prompts):
         ids = tokenizer.encode(prompt)

@@ -72,7 +72,7 @@ def test_check_finished(tmp_path: Path):
 
 
 def test_crash_point_kills_at_the_nth_pass(tmp_path: Path):
-    code = "from cotgen.io.runfolder import crash_point\nfor i in range(5):\n    print(i, flush=True)\n    crash_point('here')\n"
+    code = "from cotgen.io.atomic import crash_point\nfor i in range(5):\n    print(i, flush=True)\n    crash_point('here')\n"
     env = {**os.environ, "COTGEN_CRASH_AT": "here:3"}
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
     assert proc.returncode == -signal.SIGKILL and proc.stdout.split() == ["0", "1", "2"]
