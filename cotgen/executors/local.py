@@ -71,30 +71,33 @@ class _Driver:
                 except WorkerFailed as exc:
                     # The engine failed (EngineFailure) or a shard cannot be written (OSError):
                     # save what is finished, unless writing is what failed.
-                    await self.stop(save=not isinstance(exc.failure, OSError))
+                    await self.stop(save=not isinstance(exc.failure, OSError), deliver=False)
                     raise (exc.failure or exc) from None
                 self.report()
             result.stopped = stop.reason
-            await self.stop(save=True)
+            # A signal that comes while the last shards are written stops the run once they
+            # are: exit 130 or 143, as at any other moment.
+            await self.stop(save=True, deliver=True)
         except (asyncio.CancelledError, KeyboardInterrupt):
             # Ctrl-C or SIGTERM: the trees finished so far go into shards before the run stops.
-            await self.stop(save=True)
+            await self.stop(save=True, deliver=False)
             raise
         except BaseException:
             # Anything else (the manifest cannot be written, a bug): the worker stops, its
             # engine closes, and the error goes on as it is.
-            await self.stop(save=False)
+            await self.stop(save=False, deliver=False)
             raise
         result.seconds = time.perf_counter() - self.t0
         self.report()
         return result
 
-    async def stop(self, save: bool) -> None:
-        """Stop the worker, once; a second Ctrl-C or SIGTERM must not cut its last shard short."""
+    async def stop(self, save: bool, deliver: bool) -> None:
+        """Stop the worker, once. No signal cuts its last shards short: one that comes
+        meanwhile is delivered after (`deliver`), or dropped when the run is stopping anyway."""
         if self.stopped:
             return
         self.stopped = True
-        with held_signals(deliver=False):
+        with held_signals(deliver=deliver):
             self.absorb(await self.worker.stop(save=save))
 
     def absorb(self, events: dict[str, Any]) -> None:

@@ -66,3 +66,29 @@ def test_a_run_stopped_by_ask_is_marked_interrupted_and_resumes(tmp_path, monkey
     again = run(opts, CFG, EngineConfig(), engine=ScriptedEngine())
     assert again.already_done == done and again.trees == 5 - done
     assert read_manifest(out)["status"] == "complete"
+
+
+@pytest.mark.parametrize(("sig", "code"), [("SIGTERM", 143), ("SIGINT", 130)])
+def test_a_signal_while_the_last_shards_are_written_still_stops_the_run(tmp_path, monkeypatch, sig, code):
+    """The signal waits for the last shards, then stops the run as anywhere else: it is not
+    dropped (a supervisor's TERM must end in 143 however late it comes)."""
+    import signal
+
+    import cotgen.executors.local as local
+    from cotgen.errors import Interrupted
+    from cotgen.executors.worker import TreeWorker
+
+    class SignalledAtStop(TreeWorker):
+        async def stop(self, save=True):
+            signal.raise_signal(getattr(signal, sig))
+            return await super().stop(save)
+
+    monkeypatch.setattr(local, "TreeWorker", SignalledAtStop)
+    out = tmp_path / "run"
+    with pytest.raises(Interrupted) as stopped:
+        run(RunConfig(problems="builtin:arith", out=out, limit=3, concurrency=2), CFG, EngineConfig(),
+            engine=ScriptedEngine())
+    assert stopped.value.exit_code == code
+    # Every tree was searched and is saved; the folder says the run was stopped.
+    assert len(list(iter_input_trees(shard_paths(out)))) == 3
+    assert read_manifest(out)["status"] == "interrupted"
