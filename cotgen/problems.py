@@ -301,6 +301,7 @@ def _collect(
             skipped.append(f"{where}: {loc}: {drop}")
             reasons[drop.reason] += 1
             continue
+        _refuse_unencodable(where, loc, question, answer)
         _refuse_control_tokens(where, loc, question, answer)
         pid = tree_id(question, answer)
         if pid in first_seen:
@@ -318,6 +319,19 @@ def _collect(
         detail = f"; {len(skipped)} rows dropped, first: {skipped[0]}" if skipped else ""
         raise DataError(f"{where}: no usable problems{detail}")
     return ProblemSet(problems=problems, skipped=skipped, source=source, reasons=reasons)
+
+
+def _refuse_unencodable(where: str, loc: str, question: str, answer: str | None) -> None:
+    """A question or answer holding a lone surrogate (JSON's "\\ud800") stops the load: no
+    tokenizer takes it and no shard can store it, so every run would fail on it again."""
+    for name, text in (("question", question), ("answer", answer or "")):
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise DataError(
+                f"{where}: {loc}: the {name} holds {exc.object[exc.start:exc.end]!r} at char {exc.start}, "
+                "a lone surrogate that UTF-8 cannot encode: fix or drop the row"
+            ) from None
 
 
 def _refuse_control_tokens(where: str, loc: str, question: str, answer: str | None) -> None:

@@ -6,7 +6,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
-from cotgen.errors import DataError, RunError, UsageError
+from cotgen.errors import DataError, RunError, UsageError, first_line
 
 
 @dataclass
@@ -159,7 +159,7 @@ def encode_prompts(tokenizer: Any, prompts: list[str], room: int, context_len: i
     check_prompts(prompts)
     encoded = []
     for i, prompt in enumerate(prompts):
-        ids = tokenizer.encode(prompt)
+        ids = _token_ids(tokenizer, prompt, i)
         if not ids:
             raise DataError(f"prompt {i} of this call is empty once tokenized")
         if len(ids) + room > context_len:
@@ -169,6 +169,23 @@ def encode_prompts(tokenizer: Any, prompts: list[str], room: int, context_len: i
             )
         encoded.append(ids)
     return encoded
+
+
+def _token_ids(tokenizer: Any, prompt: str, i: int) -> list[int]:
+    """The prompt's token ids. A prompt the tokenizer cannot take (a lone surrogate, which
+    UTF-8 cannot encode; not a string) is a DataError of this call, so the request fails
+    alone (its tree's error), never the engine."""
+    if not isinstance(prompt, str):
+        raise DataError(f"prompt {i} of this call is {type(prompt).__name__}, not text")
+    try:
+        prompt.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise DataError(f"prompt {i} of this call holds {exc.object[exc.start:exc.end]!r} at char {exc.start}, "
+                        "which UTF-8 cannot encode (a lone surrogate)") from None
+    try:
+        return tokenizer.encode(prompt)
+    except (TypeError, ValueError) as exc:
+        raise DataError(f"prompt {i} of this call cannot be tokenized ({type(exc).__name__}: {first_line(exc)})") from None
 
 
 def fitted_max_tokens(params: GenerationParams, ids: list[int], context_len: int) -> int:

@@ -29,6 +29,12 @@ BATCH_ROWS = 2048  # rows per exported Parquet row group at most; bounds export 
 BATCH_BYTES = 16 * 2**20  # text bytes per exported row group at most, for the same reason
 
 
+def _grader_id() -> str:
+    from cotgen.verify import grader_id
+
+    return grader_id()
+
+
 @dataclass
 class ShardInfo:
     name: str
@@ -50,6 +56,8 @@ class TreeShardWriter:
         self.manifest = read_manifest(self.run_dir)
         self.manifest.setdefault("cotgen_version", __version__)
         self.manifest.setdefault("created_at", utc_now())
+        # The grader of this run's verdicts, which exports publish as `verified_by`.
+        self.manifest.setdefault("verified_by", _grader_id())
         if settings is not None:
             self.manifest["settings"] = settings
         existing = shard_paths(self.run_dir)
