@@ -32,7 +32,8 @@ from cotgen.io.runfolder import (
     reconcile,
 )
 from cotgen.io.writers import TreeShardWriter, read_manifest
-from cotgen.policy import EnginePolicy, EngineValuer, load_prompts
+from cotgen.policy import EnginePolicy, load_prompts
+from cotgen.reward_model import build_valuer
 from cotgen.search.config import SearchConfig
 from cotgen.search.mcts import run_search
 from cotgen.search.ratings import assign_ratings
@@ -314,7 +315,7 @@ def _run_locked(opts: RunConfig, search: SearchConfig, engine_cfg: EngineConfig,
             raise
     crash_point("engine-built")
     policy = EnginePolicy(engine, prompts, search, hint_answer=opts.hint_answer)
-    valuer = EngineValuer(engine, prompts, search)
+    valuer = build_valuer(engine, prompts, search, engine_cfg)  # --value prm loads the PRM here
     live = _Live()
     cache_before = _prompt_cache(engine)
     t0 = time.perf_counter()

@@ -70,7 +70,8 @@ class TreeWorker:
 
     async def start(self) -> dict[str, Any]:
         """Build the engine and start searching; a CotgenError here is the engine's message."""
-        from cotgen.policy import EnginePolicy, EngineValuer, load_prompts
+        from cotgen.policy import EnginePolicy, load_prompts
+        from cotgen.reward_model import build_valuer
 
         spec = self.spec
         prompts = load_prompts(Path(spec.prompts) if spec.prompts else None)
@@ -79,7 +80,7 @@ class TreeWorker:
 
             self._engine = build_engine(spec.engine)
         self._policy = EnginePolicy(self._engine, prompts, spec.search, hint_answer=spec.hint_answer)
-        self._valuer = EngineValuer(self._engine, prompts, spec.search)
+        self._valuer = build_valuer(self._engine, prompts, spec.search, spec.engine)
         self._wake, self._news = asyncio.Event(), asyncio.Event()
         self._pump_task = asyncio.ensure_future(self._pump())
         return {"pid": os.getpid(), "host": socket.gethostname(), "model": self._engine.model_id, "tag": spec.tag}
