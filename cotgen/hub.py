@@ -378,6 +378,12 @@ def published_settings(manifest: dict[str, Any]) -> dict[str, Any]:
     digest, hint flag, problem source, cotgen version and counts; nothing machine-local."""
     settings = manifest.get("settings") if isinstance(manifest.get("settings"), dict) else {}
     out: dict[str, Any] = {k: settings[k] for k in _PUBLISHED_SETTINGS if settings.get(k) is not None}
+    search = out.get("search")
+    if isinstance(search, dict) and isinstance(search.get("value_model"), str):
+        from cotgen.models import public_model_id
+
+        # --value prm's PRM: a local folder names a user's disk, so only its last component
+        out["search"] = {**search, "value_model": public_model_id(search["value_model"])}
     if isinstance(manifest.get("problems_source"), str):
         out["problems_source"] = manifest["problems_source"]
     out["cotgen_version"] = manifest.get("cotgen_version") or __version__

@@ -94,7 +94,7 @@ def train_prm(
     inputs: Annotated[list[Path], typer.Argument(help="A prm or processbench export, tree shards or run folders.")],
     base: Annotated[str, typer.Option(help="The model the PRM starts from: alias, folder or Hub id.")],
     out_dir: Annotated[Path, typer.Option("--out", "-o", help="Folder to write the PRM into (what --value-model loads).")],
-    separator: Annotated[str, typer.Option(help="The step separator the PRM reads each step's score at.")] = "\n\n",
+    separator: Annotated[str, typer.Option(help="The step separator the PRM reads each step's score at; \\n, \\t are read as escapes.")] = "\\n\\n",
     epochs: Annotated[float, typer.Option(help="Passes over the paths.")] = 2.0,
     lr: Annotated[float, typer.Option(help="Peak learning rate (linear decay).")] = 5e-4,
     batch_size: Annotated[int, typer.Option("--batch-size", help="Paths per optimizer step.")] = 16,
@@ -111,7 +111,7 @@ def train_prm(
     from cotgen.prm_train import train_prm as run_training
 
     try:
-        cfg = PRMTrainConfig(base=base, separator=separator, epochs=epochs, lr=lr, batch_size=batch_size,
+        cfg = PRMTrainConfig(base=base, separator=separator.replace("\\n", "\n").replace("\\t", "\t"), epochs=epochs, lr=lr, batch_size=batch_size,
                              max_length=max_length, seed=seed, device=device, trust_remote_code=trust_remote_code)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
