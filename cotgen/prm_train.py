@@ -143,6 +143,7 @@ def train_prm(inputs: list[Path], out: Path, cfg: PRMTrainConfig, log: Callable[
         AutoTokenizer,
         DataCollatorForTokenClassification,
         Trainer,
+        TrainerCallback,
         TrainingArguments,
     )
     from transformers.utils import logging as hf_logging
@@ -187,10 +188,14 @@ def train_prm(inputs: list[Path], out: Path, cfg: PRMTrainConfig, log: Callable[
     trainer = Trainer(model=model, args=args, train_dataset=examples,
                       data_collator=DataCollatorForTokenClassification(tokenizer, label_pad_token_id=IGNORE))
     trainer.remove_callback(PrinterCallback)  # it prints every log to stdout, which carries --json
+
+    class Progress(TrainerCallback):
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            if logs and "loss" in logs:
+                log(f"step {state.global_step}/{state.max_steps}: loss {float(logs['loss']):.4f}")
+
+    trainer.add_callback(Progress())
     result = trainer.train()
-    for entry in trainer.state.log_history:
-        if "loss" in entry:
-            log(f"step {entry.get('step')}: loss {entry['loss']:.4f}")
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
