@@ -119,6 +119,8 @@ class _Batcher:
         futures = [loop.create_future() for _ in encoded]
         self.queue += list(zip(encoded, futures, strict=True))
         if not self.running:
+            # paths left by an event loop that stopped (Ctrl-C) have no one waiting for them
+            self.queue = [(e, f) for e, f in self.queue if f.get_loop() is loop]
             self.running = True
             asyncio.ensure_future(self._drain())
         return list(await asyncio.gather(*futures))
