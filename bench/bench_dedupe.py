@@ -1,7 +1,9 @@
-"""Dedupe throughput and peak memory: N rows of ~2 KB OpenLongCoT-like text with planted copies.
+"""Dedupe throughput and peak memory: N rows of ~2 KB OpenLongCoT-like text with planted copies,
+at two sizes so that growth shows: 100,000 rows (`dedupe_*`) and 1,000,000 (`dedupe_*_1m`).
 
-BENCH_ROWS sets N (default 100,000; 10,000 while developing). The dedupe runs in a
-subprocess so its peak RSS (ru_maxrss) is its own, not the generator's.
+BENCH_ROWS sets the small N (default 100,000; 10,000 while developing), BENCH_ROWS_LARGE the
+large one (default 1,000,000; 0 skips it: ~2 GB of text, a few minutes on two cores). Each
+dedupe runs in a subprocess so its peak RSS (ru_maxrss) is its own, not the generator's.
 """
 
 from __future__ import annotations
@@ -62,9 +64,7 @@ print(json.dumps({"cpu": cpu, "wall": wall, "rows": report.rows, "kept": report.
 """
 
 
-def run(work: Path) -> dict[str, float]:
-    rows = int(os.environ.get("BENCH_ROWS", "100000"))
-    work.mkdir(parents=True, exist_ok=True)
+def _measure(work: Path, rows: int) -> dict[str, float]:
     src = work / f"input-{rows}" / "train-00000-of-00001.parquet"
     if not src.exists():
         src.parent.mkdir(parents=True, exist_ok=True)
@@ -72,9 +72,22 @@ def run(work: Path) -> dict[str, float]:
     out = work / "out"
     shutil.rmtree(out, ignore_errors=True)
     proc = subprocess.run([sys.executable, "-c", _CHILD, str(src), str(out)], capture_output=True, text=True, check=True)
-    result = json.loads(proc.stdout.strip().splitlines()[-1])
-    return {
-        "dedupe_rows_per_s": result["rows"] / result["cpu"],  # CPU-based: rows per CPU second
-        "dedupe_rows_per_s_wall": result["rows"] / result["wall"],
-        "dedupe_peak_mb": result["peak_mb"],
-    }
+    shutil.rmtree(out, ignore_errors=True)
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def run(work: Path) -> dict[str, float]:
+    work.mkdir(parents=True, exist_ok=True)
+    figures: dict[str, float] = {}
+    sizes = [("", int(os.environ.get("BENCH_ROWS", "100000"))),
+             ("_1m", int(os.environ.get("BENCH_ROWS_LARGE", "1000000")))]
+    for suffix, rows in sizes:
+        if rows <= 0:
+            continue
+        result = _measure(work, rows)
+        figures.update({
+            f"dedupe_rows_per_s{suffix}": result["rows"] / result["cpu"],  # CPU-based: rows per CPU second
+            f"dedupe_rows_per_s_wall{suffix}": result["rows"] / result["wall"],
+            f"dedupe_peak_mb{suffix}": result["peak_mb"],
+        })
+    return figures

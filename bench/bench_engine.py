@@ -19,11 +19,13 @@ def plain_generate_tokens_per_s(engine, batch: int, max_tokens: int = MAX_TOKENS
     efficiency is measured against a plain job on the search's own prompts). Best of
     `repeats` runs, after one warm-up, so one-off stalls on a shared machine do not count."""
 
+    from cotgen.engines.base import GenerationParams
+
     async def once() -> float:
         prompts = [f"{PROMPT} {i}" for i in range(batch)]
         t0 = time.perf_counter()
         await asyncio.gather(
-            *(engine.generate([p], max_tokens=max_tokens, temperature=1.0, seed=i, ignore_eos=True)
+            *(engine.generate([p], GenerationParams(max_tokens=max_tokens, temperature=1.0, seed=i, ignore_eos=True))
               for i, p in enumerate(prompts))
         )
         return batch * max_tokens / (time.perf_counter() - t0)

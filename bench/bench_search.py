@@ -3,7 +3,7 @@ against plain batched generate at the same batch size, and against a sequential 
 
 Figures:
 - plain_tokens_per_s: a plain batch job on the search's own requests. A short search is
-  recorded; its generate calls (prompt, n, max_tokens, temperature, top_p, stop) are
+  recorded; its generate calls (each prompt with its GenerationParams) are
   replayed, B sequences at once, EOS honoured, so the same early stops happen.
 - search_tokens_per_s, search_efficiency (judge value mode; target >= 0.85), and
   search_efficiency_confidence (confidence value mode), both against plain_tokens_per_s.
@@ -28,6 +28,7 @@ import os
 import shutil
 import statistics
 import time
+from dataclasses import replace
 from pathlib import Path
 
 BATCH = 64  # sequences per engine batch, both for plain generate and for the search
@@ -44,13 +45,13 @@ class OneAtATime:
         self.engine = engine
         self.name, self.model_id = engine.name, engine.model_id
 
-    async def generate(self, prompts, n=1, **kw):
+    async def generate(self, prompts, params):
         out = []
         for p in prompts:
             row = []
-            for i in range(n):
-                seed = kw.get("seed")
-                [[c]] = await self.engine.generate([p], n=1, **{**kw, "seed": None if seed is None else seed + i})
+            for i in range(params.n):
+                seed = None if params.seed is None else params.seed + i
+                [[c]] = await self.engine.generate([p], replace(params, n=1, seed=seed))
                 row.append(c)
             out.append(row)
         return out
@@ -75,9 +76,9 @@ class Recording:
         self.engine, self.calls = engine, []
         self.name, self.model_id = engine.name, engine.model_id
 
-    async def generate(self, prompts, n=1, **kw):
-        self.calls.extend((p, n, kw) for p in prompts)
-        return await self.engine.generate(prompts, n=n, **kw)
+    async def generate(self, prompts, params):
+        self.calls.extend((p, params) for p in prompts)
+        return await self.engine.generate(prompts, params)
 
     async def score(self, prompts, candidates):
         return await self.engine.score(prompts, candidates)
@@ -96,18 +97,18 @@ def _plain_job(engine, calls: list, batch: int) -> float:
     """Tokens/s of the recorded generate calls replayed as one batch of `batch` sequences
     (calls spread over the whole recording, seeds varied): what a non-search batch job on
     the same prompts and settings gets from the same engine."""
-    mean_n = sum(n for _, n, _ in calls) / len(calls)
+    mean_n = sum(params.n for _, params in calls) / len(calls)
     stride = max(1, int(len(calls) * mean_n // batch))
     job, size = [], 0
-    for prompt, n, kw in calls[::stride] + calls:  # spread over the recording; wrap if short
-        if size + n > batch:
+    for prompt, params in calls[::stride] + calls:  # spread over the recording; wrap if short
+        if size + params.n > batch:
             break
-        job.append((prompt, n, {**kw, "seed": 1000 + len(job)}))
-        size += n
+        job.append((prompt, replace(params, seed=1000 + len(job))))
+        size += params.n
 
     async def main() -> float:
         t0 = time.perf_counter()
-        results = await asyncio.gather(*(engine.generate([p], n=n, **kw) for p, n, kw in job))
+        results = await asyncio.gather(*(engine.generate([p], params) for p, params in job))
         # Kept tokens (after stop trimming), as the search's generated_tokens counts them.
         tokens = sum(c.tokens for [comps] in results for c in comps)
         return tokens / (time.perf_counter() - t0)

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cotgen.answers import extract_answer
-from cotgen.engines.base import Completion, Engine
+from cotgen.engines.base import Completion, Engine, GenerationParams
 from cotgen.policy import EnginePolicy, EngineValuer, Prompts
 from cotgen.problems import Problem
 from cotgen.reasoner.arith import label_path
@@ -64,8 +64,8 @@ class MeteredEngine:
     def stats(self):
         return self.engine.stats
 
-    async def generate(self, prompts: list[str], **sampling: Any) -> list[list[Completion]]:
-        out = await self.engine.generate(prompts, **sampling)
+    async def generate(self, prompts: list[str], params: GenerationParams) -> list[list[Completion]]:
+        out = await self.engine.generate(prompts, params)
         self.tokens += sum(c.tokens for row in out for c in row)
         self.prompt_tokens += sum(c.prompt_tokens for row in out for c in row)
         return out

@@ -12,7 +12,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cotgen.errors import DataError, UsageError, environment_error
+from cotgen.errors import (
+    DataError,
+    UsageError,
+    environment_error,
+    first_line,
+    refuse_link_to_nowhere,
+)
+from cotgen.formats import format_class
 from cotgen.formats.marco import dumps_marco
 from cotgen.formats.openlongcot import KIND_TAGS, THOUGHT_END, THOUGHT_START
 from cotgen.io.inputs import (
@@ -37,6 +44,63 @@ _OPENLONGCOT_PROBLEM = re.compile(
 )
 # Characters NFKC leaves alone that str.split() still treats as whitespace.
 _UNICODE_SPACES = r"[\x{85}\x{a0}\x{1680}\x{2000}-\x{200a}\x{2028}\x{2029}\x{202f}\x{205f}\x{3000}]"
+# Compatibility decompositions that change what a formula says: NFKC reads "10⁵" as "105",
+# "x₂" as "x2", "½" as "1⁄2" and bold 𝐯 (a vector) as v. Such characters (and those whose
+# decomposition holds one, as ㎡ holds ²) are kept apart from their look-alikes.
+_MATHS_TAGS = ("<super>", "<sub>", "<fraction>", "<font>")
+# Kept characters become ESCAPE + their hex code point + ';', which NFKC leaves alone and no
+# other text can produce (ESCAPE itself, a private-use character, is escaped the same way).
+_ESCAPE = "\U000F0000"
+
+
+@functools.lru_cache(maxsize=1)
+def _maths_escapes() -> tuple[dict[int, str], str]:
+    """(str.translate table escaping every kept character, an RE2 class matching them)."""
+    import unicodedata
+
+    decomposition = {}
+    for cp in range(0x110000):
+        d = unicodedata.decomposition(chr(cp))
+        if d:
+            decomposition[cp] = d.split()
+    memo: dict[int, bool] = {}
+
+    def kept(cp: int) -> bool:
+        if cp not in memo:
+            parts = decomposition.get(cp)
+            memo[cp] = bool(parts) and (
+                parts[0] in _MATHS_TAGS or any(kept(int(x, 16)) for x in parts if not x.startswith("<"))
+            )
+        return memo[cp]
+
+    codes = sorted([cp for cp in decomposition if kept(cp)] + [ord(_ESCAPE)])
+    table = {cp: f"{_ESCAPE}{cp:X};" for cp in codes}
+    ranges: list[list[int]] = []
+    for cp in codes:
+        if ranges and ranges[-1][1] == cp - 1:
+            ranges[-1][1] = cp
+        else:
+            ranges.append([cp, cp])
+    pattern = "[" + "".join(f"\\x{{{a:x}}}" + (f"-\\x{{{b:x}}}" if b > a else "") for a, b in ranges) + "]"
+    return table, pattern
+
+
+def normalize_texts(texts):
+    """NFKC with whitespace collapsed to ' ', except that superscripts, subscripts,
+    fractions and styled maths letters keep their identity (see _MATHS_TAGS); a pyarrow
+    string array in, one out. Non-ASCII batches only: ASCII is already normal."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    table, pattern = _maths_escapes()
+    hits = pc.match_substring_regex(texts, pattern)
+    if pc.any(hits).as_py():
+        rows = texts.to_pylist()
+        for i in hits.to_numpy(zero_copy_only=False).nonzero()[0]:
+            rows[i] = rows[i].translate(table)
+        texts = pa.array(rows, pa.string())
+    texts = pc.utf8_normalize(texts, "NFKC")
+    return pc.replace_substring_regex(texts, _UNICODE_SPACES, " ")
 
 
 @dataclass(frozen=True)
@@ -117,6 +181,8 @@ class _Keys:
     ids: list[str | None]
     correct: list[int]
     nodes: list[int]
+    # Trees only: each row's gold answer. Rows whose answers differ are never duplicates.
+    answers: list[str | None] | None = None
 
 
 def _batches(inp: DatasetInput, path: Path, settings: DedupeConfig) -> Iterator[_Keys]:
@@ -133,11 +199,14 @@ def _batches(inp: DatasetInput, path: Path, settings: DedupeConfig) -> Iterator[
         return
     reader = ParquetReader(path)
     if fmt == TREES:
-        columns = ["id", "problem", "nodes"] if on == "problem" else ["id", "nodes"]
+        columns = ["id", "problem", "answer", "nodes"] if on == "problem" else ["id", "answer", "nodes"]
     elif fmt == "openlongcot":
-        columns = ["text"]
+        # The gold answer where the export kept it: rows whose answers differ are not copies.
+        columns = ["text", "answer"] if "answer" in reader.columns else ["text"]
     else:
-        columns = None
+        # The format's own columns: provenance (source, generator, tokens...) says where a
+        # row came from, not what it says, so two copies from two runs are still copies.
+        columns = list(format_class(fmt).columns) if fmt != "marco" else None
     row = 0
     for batch in reader.arrow_batches(columns, settings.batch_rows):
         n = batch.num_rows
@@ -146,7 +215,8 @@ def _batches(inp: DatasetInput, path: Path, settings: DedupeConfig) -> Iterator[
             if texts.null_count:
                 bad = row + texts.is_null().to_pylist().index(True)
                 raise DataError(f"{path}: row {bad}: 'text' is null")
-            yield _Keys(texts.cast(pa.string()), [None] * n, [0] * n, [0] * n)
+            answers = batch.column("answer").to_pylist() if batch.num_columns > 1 else None
+            yield _Keys(texts.cast(pa.string()), [None] * n, [0] * n, [0] * n, answers)
         elif fmt == TREES:
             rows = batch.to_pylist()
             if on == "problem":
@@ -158,6 +228,7 @@ def _batches(inp: DatasetInput, path: Path, settings: DedupeConfig) -> Iterator[
                 [r["id"] for r in rows],
                 [_correct_leaves(r["nodes"]) for r in rows],
                 [len(r["nodes"] or []) for r in rows],
+                [r["answer"] for r in rows],
             )
         else:
             rows = batch.to_pylist()
@@ -167,7 +238,8 @@ def _batches(inp: DatasetInput, path: Path, settings: DedupeConfig) -> Iterator[
                 # A processbench row's id and generator name the path, not its text.
                 texts = ["\n".join(_strings(r if fmt != "processbench" else [r.get("problem"), r.get("steps")]))
                          for r in rows]
-            yield _Keys(pa.array(texts, pa.string()), [None] * n, [0] * n, [0] * n)
+            answers = [r["answer"] for r in rows] if columns and "answer" in columns else None
+            yield _Keys(pa.array(texts, pa.string()), [None] * n, [0] * n, [0] * n, answers)
         row += n
 
 
@@ -245,8 +317,7 @@ class _Signer:
             texts = pc.fill_null(texts, "")
         offs, data = self._utf8(texts)
         if len(data) and data.max() >= 0x80:  # ASCII text is already NFKC with ASCII spaces
-            texts = pc.utf8_normalize(texts, "NFKC")
-            texts = pc.replace_substring_regex(texts, _UNICODE_SPACES, " ")
+            texts = normalize_texts(texts)
             offs, data = self._utf8(texts)
         rows, size = len(texts), len(data)
         # str.split() whitespace within ASCII is 9-13 and 28-32: every byte above 32 is part
@@ -435,28 +506,41 @@ def _dedupe_into(inp: DatasetInput, out: Path, settings: DedupeConfig) -> Dedupe
     """Both passes, writing the kept rows and the manifest into `out`; the report is the caller's to write."""
     import numpy as np
 
-    # Pass 1: exact keys and signatures, streaming; texts are dropped batch by batch.
+    # Pass 1, streaming: per row an exact key and one hash per LSH band stay in memory;
+    # the signatures go to a file, and only those of rows that share a band come back.
     signer = _Signer(settings)
-    key_parts, sig_parts = [], []
+    bands, per_band = lsh_bands(settings.threshold, settings.num_perm)
+    key_parts, band_parts, correct_parts, size_parts = [], [], [], []
     ids: list[str | None] = []
-    correct: list[int] = []
-    sizes: list[int] = []
     file_rows: list[int] = []
-    for path in inp.files:
-        row = 0
-        for batch in _batches(inp, path, settings):
-            k, s = signer.sign(batch.texts)
-            key_parts.append(k)
-            sig_parts.append(s)
-            ids.extend(batch.ids)
-            correct.extend(batch.correct)
-            sizes.extend(batch.nodes)
-            row += len(k)
-        file_rows.append(row)
-    keys = np.concatenate(key_parts) if key_parts else np.zeros((0, 2), np.uint64)
-    sigs = np.concatenate(sig_parts) if sig_parts else np.zeros((0, settings.num_perm), np.uint32)
-    del key_parts, sig_parts
-    keep, dup_of, reason, similarity = _decide(keys, sigs, np.array(correct), np.array(sizes), settings)
+    with _SignatureFile(out / ".signatures", settings.num_perm) as store:
+        for path in inp.files:
+            row = 0
+            for batch in _batches(inp, path, settings):
+                k, s = signer.sign(batch.texts)
+                b = _band_keys(s, bands, per_band)
+                if batch.answers is not None:
+                    # The gold answer is part of every key: different answers, different problems.
+                    g = _answer_hashes(batch.answers)
+                    k[:, 0] ^= g
+                    b ^= g[:, None]
+                store.add(s)
+                key_parts.append(k)
+                band_parts.append(b)
+                correct_parts.append(np.asarray(batch.correct, dtype=np.int32))
+                size_parts.append(np.asarray(batch.nodes, dtype=np.int32))
+                if inp.format == TREES:
+                    ids.extend(batch.ids)
+                row += len(k)
+            file_rows.append(row)
+        keys = np.concatenate(key_parts) if key_parts else np.zeros((0, 2), np.uint64)
+        band_keys = np.concatenate(band_parts) if band_parts else np.zeros((0, bands), np.uint64)
+        del key_parts, band_parts
+        correct = np.concatenate(correct_parts) if correct_parts else np.zeros(0, np.int32)
+        sizes = np.concatenate(size_parts) if size_parts else np.zeros(0, np.int32)
+        keep, dup_of, reason, similarity = _decide(keys, band_keys, store, correct, sizes, settings)
+    if not ids:
+        ids = _NoIds()
 
     # Pass 2: stream every file again and write the kept rows in the same layout.
     out.mkdir(parents=True, exist_ok=True)
@@ -478,7 +562,11 @@ def _dedupe_into(inp: DatasetInput, out: Path, settings: DedupeConfig) -> Dedupe
 
 
 def _check_out(out: Path, inp: DatasetInput) -> None:
-    resolved = out.resolve()
+    refuse_link_to_nowhere(out)
+    try:
+        resolved = out.resolve()
+    except (OSError, RuntimeError) as exc:  # a loop further up the path
+        raise UsageError(f"--out {out}: cannot follow the path ({first_line(exc)})") from None
     for f in inp.files:
         if resolved == f.resolve() or resolved in f.resolve().parents:
             raise UsageError(f"--out {out} holds the input {f}: write the result to a new folder")
@@ -490,7 +578,7 @@ _EXACT, _NEAR = 1, 2  # codes in the reason array; 0 = kept
 _REASONS = {_EXACT: "exact", _NEAR: "near"}
 
 
-def _decide(keys, sigs, correct, sizes, settings: DedupeConfig):
+def _decide(keys, band_keys, store: _SignatureFile, correct, sizes, settings: DedupeConfig):
     """Greedy in rank order: a row is dropped when it equals, or is near, a row already kept.
 
     Rank is first-seen order for --on text; for --on problem, most correct leaves first,
@@ -529,35 +617,102 @@ def _decide(keys, sigs, correct, sizes, settings: DedupeConfig):
     dup_of[exact], reason[exact], similarity[exact] = first_of[exact], _EXACT, 1.0
 
     reps = np.flatnonzero(~exact)
-    bands, per_band = lsh_bands(settings.threshold, settings.num_perm)
-    band_keys = _band_keys(sigs[reps], bands, per_band)
+    bands = band_keys.shape[1]
     shared = np.zeros(len(reps), dtype=bool)
     for b in range(bands):
-        _, inverse, counts = np.unique(band_keys[:, b], return_inverse=True, return_counts=True)
+        _, inverse, counts = np.unique(band_keys[reps, b], return_inverse=True, return_counts=True)
         shared |= counts[inverse.reshape(-1)] > 1
     keep[reps[~shared]] = True
 
-    walk = reps[shared]
-    walk_order = np.argsort(rank[walk], kind="stable")
-    walk = walk[walk_order]
-    walk_keys = band_keys[shared][walk_order].tolist()
+    # Only the walked rows' signatures are read back: `sigs[p]` is row walk_rows[p]'s.
+    walk_rows = reps[shared]  # ascending
+    sigs = store.read(walk_rows)
+    walk_order = np.argsort(rank[walk_rows], kind="stable")
+    walk_keys = band_keys[walk_rows[walk_order]].tolist()
     buckets: list[dict[int, list[int]]] = [{} for _ in range(bands)]
-    for i, row_keys in zip(walk.tolist(), walk_keys, strict=True):
+    for p, row_keys in zip(walk_order.tolist(), walk_keys, strict=True):
+        i = int(walk_rows[p])
         candidates: set[int] = set()
         for b in range(bands):
             candidates.update(buckets[b].get(row_keys[b], ()))
         if candidates:
             found = np.fromiter(candidates, dtype=np.int64, count=len(candidates))
-            found = found[np.argsort(rank[found], kind="stable")]
-            sims = np.count_nonzero(sigs[found] == sigs[i], axis=1) / settings.num_perm
+            found = found[np.argsort(rank[walk_rows[found]], kind="stable")]
+            sims = np.count_nonzero(sigs[found] == sigs[p], axis=1) / settings.num_perm
             hits = np.flatnonzero(sims >= settings.threshold)
             if len(hits):
-                dup_of[i], reason[i], similarity[i] = found[hits[0]], _NEAR, sims[hits[0]]
+                dup_of[i], reason[i], similarity[i] = walk_rows[found[hits[0]]], _NEAR, sims[hits[0]]
                 continue
         keep[i] = True
         for b in range(bands):
-            buckets[b].setdefault(row_keys[b], []).append(i)
+            buckets[b].setdefault(row_keys[b], []).append(p)
     return keep, dup_of, reason, similarity
+
+
+class _SignatureFile:
+    """Pass 1's MinHash signatures, appended to a scratch file (deleted on exit) instead of
+    held in memory: at num_perm 128 they are 512 bytes a row, 512 MB per million rows, and
+    the walk needs only the rows that share an LSH band with another."""
+
+    READ_ROWS = 1 << 16  # rows per read when gathering: bounds the read buffer (32 MB at 128)
+
+    def __init__(self, path: Path, num_perm: int) -> None:
+        self.path, self.num_perm, self.rows = path, num_perm, 0
+        self._file = open(path, "wb")  # noqa: SIM115: closed in __exit__
+
+    def __enter__(self) -> _SignatureFile:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._file.close()
+        self.path.unlink(missing_ok=True)
+
+    def add(self, sigs) -> None:
+        import numpy as np
+
+        self._file.write(np.ascontiguousarray(sigs, dtype=np.uint32).tobytes())
+        self.rows += len(sigs)
+
+    def read(self, rows):
+        """The signatures of `rows` (ascending row numbers), one per row, in that order."""
+        import numpy as np
+
+        self._file.flush()
+        out = np.empty((len(rows), self.num_perm), dtype=np.uint32)
+        width = self.num_perm * 4
+        with open(self.path, "rb") as f:
+            done = 0
+            while done < len(rows):
+                start = int(rows[done])
+                stop = min(start + self.READ_ROWS, self.rows)
+                take = int(np.searchsorted(rows, stop, side="left"))
+                f.seek(start * width)
+                chunk = np.fromfile(f, dtype=np.uint32, count=(stop - start) * self.num_perm)
+                chunk = chunk.reshape(stop - start, self.num_perm)
+                out[done:take] = chunk[rows[done:take] - start]
+                done = take
+        return out
+
+
+class _NoIds:
+    """The ids of rows that have none (exports): every lookup gives None."""
+
+    def __getitem__(self, i: int) -> None:
+        return None
+
+
+def _answer_hashes(answers: list[str | None]):
+    """A 64-bit hash of each gold answer as written (stripped; none is its own value):
+    answers that differ only in form ("1/2", "0.5") count as different, which keeps both."""
+    import hashlib
+
+    import numpy as np
+
+    out = np.empty(len(answers), dtype=np.uint64)
+    for i, a in enumerate(answers):
+        text = b"\x00none" if a is None else b"=" + str(a).strip().encode("utf-8", "surrogatepass")
+        out[i] = int.from_bytes(hashlib.blake2b(text, digest_size=8).digest(), "little")
+    return out
 
 
 def _band_keys(sigs, bands: int, per_band: int):

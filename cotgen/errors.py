@@ -88,6 +88,7 @@ ENVIRONMENT_ERRNOS = {
     errno.EEXIST: "something is already there",
     errno.ENAMETOOLONG: "use a shorter path",
     errno.EIO: "the device reported an I/O error",
+    errno.ELOOP: "a symbolic link on the path leads back to itself",
 }
 
 
@@ -102,3 +103,14 @@ def environment_error(exc: OSError, doing: str | None = None, where: object = No
     what = f"cannot {doing}: " if doing else ""
     reason = exc.strerror or errno.errorcode.get(exc.errno or -1, "error")
     return RunError(f"{where}: {what}{reason} ({hint})")
+
+
+def refuse_link_to_nowhere(out: object, option: str = "--out") -> None:
+    """Refuse an output path that is a symbolic link to nothing (dangling, or a loop) before
+    anything writes there: mkdir would say "File exists", and Path.resolve() raises."""
+    import os
+
+    path = os.fspath(out)  # type: ignore[arg-type]
+    if os.path.islink(path) and not os.path.exists(path):
+        raise UsageError(f"{option} {path}: a symbolic link that leads nowhere (dangling, or a loop); "
+                         "remove it or choose another path")

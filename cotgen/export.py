@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections import Counter
@@ -10,11 +11,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cotgen.errors import UsageError, environment_error
-from cotgen.formats import ExportRefused, Format
-from cotgen.io.inputs import EXPORT_SHARD, export_shard_name
+from cotgen.errors import UsageError, environment_error, refuse_link_to_nowhere
+from cotgen.formats import ExportRefused, Format, provenance
+from cotgen.io.inputs import EXPORT_SHARD, MANIFEST, TREES_DIR, export_shard_name
+from cotgen.io.readers import Reader
+from cotgen.io.runfolder import RunLock
 from cotgen.io.trees import iter_located_trees, tree_inputs
-from cotgen.io.writers import JsonShardWriter, ParquetShardWriter
+from cotgen.io.writers import (
+    JsonShardWriter,
+    ParquetShardWriter,
+    open_new,
+    read_manifest,
+    temporary_name,
+    write_json_atomic,
+)
 from cotgen.tree import Tree, broken_invariants
 
 DEFAULT_MAX_SHARD_SIZE = "500MB"
@@ -98,13 +108,24 @@ def export(
     if not re.fullmatch(r"[A-Za-z0-9_.]+", split):
         raise UsageError(f"--split '{split}': use letters, digits, '_' or '.' (it names the shard files)")
     readers = tree_inputs([Path(p) for p in inputs])  # checked before anything is written
+    _refuse_non_folder(out)
+    # One writer per folder, as for runs: a second export into `out` (or a run writing there)
+    # is refused, naming the holder. Two at once both passed the "split exists" check.
+    with RunLock(out):
+        return _export_locked(readers, format, out, split, limit, overwrite)
+
+
+def _export_locked(readers, format: Format, out: Path, split: str, limit: int, overwrite: bool) -> ExportSummary:
+    _remove_stale_temporaries(out)
     old_shards = _prepare_out(out, split, overwrite)
     summary = ExportSummary(format=format.name, out=str(out), split=split)
     sink = (JsonShardWriter if format.file_kind == "json" else ParquetShardWriter)(out, split, limit)
+    prov = _ProvenanceSidecars(out, split, format.name)
     try:
         try:
-            summary = _export_rows(readers, format, summary, sink)
+            summary = _export_rows(readers, format, summary, sink, prov)
             temporary = sink.close()
+            prov.close()
         except OSError as exc:
             known = environment_error(exc, "write the export", where=out)
             if known is None:
@@ -112,6 +133,7 @@ def export(
             raise known from None
     except BaseException:
         sink.discard()
+        prov.discard()
         raise
     for old in old_shards:
         old.unlink(missing_ok=True)
@@ -120,11 +142,13 @@ def export(
         final = out / export_shard_name(split, i, n, sink.ext)
         os.replace(tmp, final)
         summary.shards.append(final.name)
+    prov.publish()
     return summary
 
 
-def _export_rows(readers, format, summary: ExportSummary, sink) -> ExportSummary:
-    """Every tree of the inputs through the format into `sink`, skips counted by reason."""
+def _export_rows(readers, format, summary: ExportSummary, sink, prov: _ProvenanceSidecars) -> ExportSummary:
+    """Every tree of the inputs through the format into `sink`, skips counted by reason;
+    each row gets its provenance (cotgen.formats.provenance), in the row or in `prov`."""
     def unreadable(reason: str, where: str) -> None:
         summary.trees_read += 1
         summary.skip(reason, where)
@@ -132,7 +156,7 @@ def _export_rows(readers, format, summary: ExportSummary, sink) -> ExportSummary
     # Tree ids already written: an output holds each tree once, as validate demands, even
     # when two inputs (or two rows of one) carry the same tree.
     exported_ids: set[str] = set()
-    for tree, where in iter_located_trees(readers, on_skip=unreadable):
+    for tree, where, verified_by in _trees_with_grader(readers, unreadable):
         summary.trees_read += 1
         reason = _skip_reason(tree)
         if reason is None and tree.id in exported_ids:
@@ -151,9 +175,67 @@ def _export_rows(readers, format, summary: ExportSummary, sink) -> ExportSummary
         summary.trees_exported += 1
         exported_ids.add(tree.id)
         for row in rows:
-            sink.add(row)
-        summary.rows_written += len(rows)
+            fields = provenance.row_provenance(tree, row, verified_by)
+            # A byte-exact format's row stays as it is: its provenance goes to the sidecar only.
+            sink.add(dict(row) if prov.exact else {**row, **fields})
+            prov.add(summary.rows_written, tree.id, fields)
+            summary.rows_written += 1
     return summary
+
+
+def _trees_with_grader(readers: list[Reader], unreadable):
+    """(tree, where, verified_by) for every tree of the inputs. verified_by is the grader
+    the tree's run recorded in its manifest; trees from elsewhere were graded by cotgen's
+    one grader, math-verify, at a version nothing recorded."""
+    for reader in readers:
+        verified_by = _recorded_grader(reader.path)
+        for tree, where in iter_located_trees([reader], on_skip=unreadable):
+            yield tree, where, verified_by
+
+
+def _recorded_grader(path: Path) -> str:
+    if path.parent.name == TREES_DIR and (path.parent.parent / MANIFEST).is_file():
+        recorded = read_manifest(path.parent.parent).get("verified_by")
+        if isinstance(recorded, str) and recorded:
+            return recorded
+    return "math-verify"
+
+
+class _ProvenanceSidecars:
+    """`<split>.provenance.json` (the summary, every format) and, for the byte-exact formats,
+    `<split>.provenance.jsonl` (each row's provenance, one line per row in shard order).
+    Written under temporary names and renamed after the shards, as the shards are."""
+
+    def __init__(self, out: Path, split: str, format: str) -> None:
+        self.out, self.split = out, split
+        self.exact = format in provenance.EXACT_FORMATS
+        self.summary = provenance.Summary(format, split)
+        self.rows_path = out / f"{split}{provenance.ROWS_SUFFIX}"
+        self._tmp = temporary_name(self.rows_path) if self.exact else None
+        self._file = open_new(self._tmp, "w") if self._tmp else None
+
+    def add(self, row: int, tree_id: str, fields: dict[str, Any]) -> None:
+        self.summary.add(fields)
+        if self._file is not None:
+            self._file.write(json.dumps({"row": row, "id": tree_id, **fields}, ensure_ascii=False) + "\n")
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.flush()
+            os.fsync(self._file.fileno())
+            self._file.close()
+
+    def discard(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._tmp.unlink(missing_ok=True)
+
+    def publish(self) -> None:
+        if self._tmp is not None:
+            os.replace(self._tmp, self.rows_path)
+        else:
+            self.rows_path.unlink(missing_ok=True)  # a previous exact export's, now stale
+        write_json_atomic(self.out / f"{self.split}{provenance.SUMMARY_SUFFIX}", self.summary.as_json())
 
 
 def _skip_reason(tree: Tree) -> str | None:
@@ -165,10 +247,27 @@ def _skip_reason(tree: Tree) -> str | None:
     return None
 
 
-def _prepare_out(out: Path, split: str, overwrite: bool) -> list[Path]:
-    """Create `out`; return the shards of `split` already there (to replace) or refuse them."""
+def _refuse_non_folder(out: Path) -> None:
+    refuse_link_to_nowhere(out)
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out}: is a file, expected a folder")
+
+
+# What ExportShardWriter names a shard while it is written: `.<split>-NNNNN.<ext>.tmp-<pid>`.
+_EXPORT_TEMPORARY = re.compile(r"^\.[A-Za-z0-9_.-]+-\d{5}\.(?:parquet|json)\.tmp-\d+$")
+
+
+def _remove_stale_temporaries(out: Path) -> None:
+    """Shards an export killed mid-write left (SIGTERM, SIGKILL, a power cut). Only a
+    writer holding the folder's lock writes there, and this one does, so none is live."""
+    for path in out.iterdir():
+        if _EXPORT_TEMPORARY.match(path.name) and path.is_file() and not path.is_symlink():
+            path.unlink(missing_ok=True)
+
+
+def _prepare_out(out: Path, split: str, overwrite: bool) -> list[Path]:
+    """Create `out`; return the shards of `split` already there (to replace) or refuse them."""
+    _refuse_non_folder(out)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

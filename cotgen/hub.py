@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 import re
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -16,10 +17,12 @@ from cotgen import __version__
 from cotgen.errors import RunError, UsageError
 from cotgen.io.inputs import MANIFEST, export_shard_name, is_run_dir, resolve_dataset_inputs
 from cotgen.io.writers import read_manifest
+from cotgen.models import public_model_id
 
 TAGS = ("synthetic", "chain-of-thought", "mcts", "cotgen")
 RETRY_STATUS = (408, 429, 500, 502, 503, 504)
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+_SPLIT = re.compile(r"^[A-Za-z0-9_]+(?:\.[A-Za-z0-9_]+)*$")
 _SECTION = "<!-- cotgen:config {name} -->"
 _SECTION_END = "<!-- /cotgen:config {name} -->"
 DESCRIPTIONS = {
@@ -62,9 +65,12 @@ class PushConfig:
                 f"repo '{self.repo}' is not a valid repo id: letters, digits, '-', '_' and '.' "
                 "only, no '--' or '..', at most 96 characters"
             ) from None
-        for name, value in (("config", self.config), ("split", self.split)):
-            if value is not None and not _NAME.match(value):
-                raise ValueError(f"{name} '{value}' must be letters, digits, '-', '_' or '.'")
+        if self.config is not None and not _NAME.match(self.config):
+            raise ValueError(f"config '{self.config}' must be letters, digits, '-', '_' or '.'")
+        if not _SPLIT.match(self.split):
+            # datasets refuses any other split name when the repo is loaded (naming._split_re).
+            raise ValueError(f"split '{self.split}' must be letters, digits and '_', in parts joined by '.' "
+                             "(what datasets accepts as a split name)")
         if not self.revision or any(c in self.revision for c in " ~^:?*[\\"):
             raise ValueError(f"revision '{self.revision}' is not a valid branch name")
         if self.max_commit_bytes < 1 or self.max_commit_files < 1 or self.retries < 0 or self.backoff < 0:
@@ -103,6 +109,11 @@ def push(
     log: Callable[[str], None] = lambda _msg: None,
 ) -> PushReport:
     """Validate `input_path` (a run folder, an export folder or file), then upload it."""
+    with tempfile.TemporaryDirectory(prefix="cotgen-push-") as scratch:
+        return _push(input_path, settings, token, log, Path(scratch))
+
+
+def _push(input_path: Path, settings: PushConfig, token: str | None, log: Callable[[str], None], scratch: Path) -> PushReport:
     inp = resolve_dataset_inputs([Path(input_path)])
     fmt = inp.format
     config = settings.config or fmt
@@ -116,9 +127,10 @@ def push(
     api = HfApi(endpoint=endpoint, token=token)
     suffix = "json" if fmt == "marco" else "parquet"
     n = len(inp.files)
+    public = [_public_copy(f, scratch / f"{i:05d}-{f.name}") for i, f in enumerate(inp.files)]
     locals_ = [
-        _Local(f, f"data/{config}/{export_shard_name(settings.split, i, n, suffix)}", *_sha256(f), rows[f])
-        for i, f in enumerate(inp.files)
+        _Local(p, f"data/{config}/{export_shard_name(settings.split, i, n, suffix)}", *_sha256(p), rows[f])
+        for i, (f, p) in enumerate(zip(inp.files, public, strict=True))
     ]
     report = PushReport(settings.repo, config, settings.split, f"{endpoint}/datasets/{settings.repo}")
     report.rows = sum(x.rows for x in locals_)
@@ -175,6 +187,31 @@ def push(
 
 
 # -- before the network ---------------------------------------------------------------
+
+
+def _public_copy(path: Path, scratch: Path) -> Path:
+    """`path`, or where its `model` column names a local folder (a run with --model
+    /some/folder records that path), a copy in `scratch` with the public model id there
+    (models.public_model_id): a pushed shard names no machine-local path."""
+    if path.suffix != ".parquet":
+        return path
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    if "model" not in pq.read_schema(path).names:
+        return path
+    table = pq.read_table(path)
+    column = table.column("model")
+    if not pa.types.is_string(column.type):
+        return path
+    values = column.to_pylist()
+    published = {v: public_model_id(v) for v in set(values) if isinstance(v, str)}
+    if all(k == v for k, v in published.items()):
+        return path
+    fixed = pa.array([published.get(v, v) if isinstance(v, str) else v for v in values], type=column.type)
+    table = table.set_column(table.schema.get_field_index("model"), table.schema.field("model"), fixed)
+    pq.write_table(table, scratch)
+    return scratch
 
 
 def _validate_all(files: list[Path], fmt: str) -> dict[Path, int]:
@@ -378,11 +415,11 @@ def published_settings(manifest: dict[str, Any]) -> dict[str, Any]:
     digest, hint flag, problem source, cotgen version and counts; nothing machine-local."""
     settings = manifest.get("settings") if isinstance(manifest.get("settings"), dict) else {}
     out: dict[str, Any] = {k: settings[k] for k in _PUBLISHED_SETTINGS if settings.get(k) is not None}
+    if isinstance(out.get("model"), str):
+        out["model"] = public_model_id(out["model"])  # --model /some/folder: its name, or its Hub id
     search = out.get("search")
     if isinstance(search, dict) and isinstance(search.get("value_model"), str):
-        from cotgen.models import public_model_id
-
-        # --value prm's PRM: a local folder names a user's disk, so only its last component
+        # --value prm's PRM, named the same way
         out["search"] = {**search, "value_model": public_model_id(search["value_model"])}
     if isinstance(manifest.get("problems_source"), str):
         out["problems_source"] = manifest["problems_source"]
@@ -404,12 +441,113 @@ def _card_section(settings, config, fmt, locals_, manifest) -> str:
         f"- load: `datasets.load_dataset(\"{settings.repo}\", \"{config}\", split=\"{settings.split}\")`",
     ]
     generation = published_settings(manifest)
+    lines += _benchmark_notes(manifest)
     lines += ["", "### Generation settings", "", "```json", json.dumps(generation, indent=2, sort_keys=True, ensure_ascii=False), "```"]
+    lines += provenance_lines(locals_, manifest)
     sample = _sample_row(locals_[0].path, fmt) if locals_ else None
     if sample is not None:
         lines += ["", "### Sample row", "", "```json", json.dumps(sample, indent=2, ensure_ascii=False, default=str), "```"]
     lines.append(_SECTION_END.format(name=config))
     return "\n".join(lines)
+
+
+def provenance_lines(locals_, manifest: dict[str, Any]) -> list[str]:
+    """The card's provenance: the generator, the problems' sources and the grader, from the
+    export's summary sidecars (cotgen.formats.provenance), else from the run manifest."""
+    from collections import Counter
+
+    from cotgen.formats.provenance import COLUMNS, EXACT_FORMATS, SUMMARY_SUFFIX, source_dataset
+    from cotgen.io.inputs import EXPORT_SHARD
+    from cotgen.models import public_model_id
+
+    total = {"generators": Counter(), "sources": Counter(), "verified_by": Counter()}
+    truncated = tokens = 0
+    formats, seen = set(), set()
+    for x in locals_:
+        m = EXPORT_SHARD.match(x.path.name)
+        side = x.path.parent / f"{m['split'] if m else 'train'}{SUMMARY_SUFFIX}"
+        if side in seen or not side.is_file():
+            continue
+        seen.add(side)
+        try:
+            summary = json.loads(side.read_text(encoding="utf-8"))
+            for key, counts in total.items():
+                counts.update(summary[key])
+            truncated, tokens = truncated + int(summary["truncated_rows"]), tokens + int(summary["tokens"])
+            formats.add(summary["format"])
+        except (OSError, ValueError, KeyError, TypeError):
+            continue  # a damaged summary leaves the card without it, never stops a push
+    rows = sum(x.rows for x in locals_)
+    if not seen and locals_ and locals_[0].path.suffix == ".parquet":
+        # An export without its summary (deduped, decontaminated): the rows' own columns.
+        for x in locals_:
+            found = _provenance_columns(x.path)
+            if found is None:
+                break
+            seen.add(x.path)
+            formats.add("columns")
+            for key, column in (("generators", "generator"), ("sources", "source"), ("verified_by", "verified_by")):
+                total[key].update(source_dataset(v or "") if column == "source" else (v or "") for v in found[column])
+            truncated += sum(1 for v in found["truncated"] if v)
+            tokens += sum(v or 0 for v in found["tokens"])
+    if not seen:  # a run folder: its manifest says which model, which problems, which grader
+        settings = manifest.get("settings") if isinstance(manifest.get("settings"), dict) else {}
+        if isinstance(settings.get("model"), str):
+            total["generators"][public_model_id(settings["model"])] = rows
+        if isinstance(manifest.get("problems_source"), str):
+            total["sources"][source_dataset(manifest["problems_source"])] = rows
+        if isinstance(manifest.get("verified_by"), str):
+            total["verified_by"][manifest["verified_by"]] = rows
+    if not any(total.values()):
+        return []
+
+    def listed(counts: Counter) -> str:
+        return ", ".join(f"`{k or '(none)'}` ({n} rows)" for k, n in counts.most_common()) or "not recorded"
+
+    lines = ["", "### Provenance", "",
+             f"- generator: {listed(total['generators'])}",
+             f"- problems from: {listed(total['sources'])}",
+             f"- verified by: {listed(total['verified_by'])}"]
+    if seen:
+        lines.append(f"- truncated rows (a node cut by a token limit): {truncated}; tokens generated: {tokens}")
+        where = ("a sidecar `<split>.provenance.jsonl` beside the export, one line per row"
+                 if formats & set(EXACT_FORMATS) else "the columns " + ", ".join(f"`{c}`" for c in COLUMNS))
+        lines.append(f"- per row: {where}")
+    return lines
+
+
+def _provenance_columns(path: Path) -> dict[str, list[Any]] | None:
+    """The provenance columns of one Parquet file, or None when it lacks one of them."""
+    import pyarrow.parquet as pq
+
+    from cotgen.formats.provenance import COLUMNS
+
+    pf = pq.ParquetFile(path, pre_buffer=False)
+    if not set(COLUMNS) <= set(pf.schema_arrow.names):
+        return None
+    return pf.read(columns=list(COLUMNS)).to_pydict()
+
+
+def _benchmark_notes(manifest: dict[str, Any]) -> list[str]:
+    """What a card must say about benchmarks: problems taken from one's evaluation split
+    (cotgen.problems), and the decontamination done before or after the search."""
+    lines = []
+    split = manifest.get("problems_split")
+    if isinstance(manifest.get("benchmark_problems"), str):
+        lines.append(f"- **Warning: the problems are the {manifest['benchmark_problems']} benchmark** "
+                     f"(`{manifest.get('problems_source')}`). A model trained on these rows has seen that "
+                     "benchmark's questions: do not report scores on it.")
+    elif isinstance(split, str):
+        lines.append(f"- problems: split `{split}` of `{manifest.get('problems_source')}`")
+    before = manifest.get("decontaminated_problems")
+    if isinstance(before, dict):
+        lines.append(f"- decontaminated before the search against {', '.join(map(str, before.get('against') or []))} "
+                     f"({before.get('ngram')}-gram overlap): {len(before.get('dropped') or [])} problem(s) dropped")
+    after = manifest.get("decontamination")
+    if isinstance(after, dict):
+        lines.append(f"- decontaminated with `cotgen decontaminate` against {', '.join(map(str, after.get('against') or []))} "
+                     f"({after.get('ngram')}-gram overlap): {after.get('removed')} of {after.get('rows')} trees removed")
+    return ["", "### Benchmarks", "", *lines] if lines else []
 
 
 def _sample_row(path: Path, fmt: str) -> dict[str, Any] | None:

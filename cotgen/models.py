@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
 from cotgen.errors import RunError
@@ -53,12 +55,27 @@ def _looks_like_path(name: str) -> bool:
 
 
 def public_model_id(model_id: str) -> str:
-    """The model id a dataset may publish: a Hub id or name as recorded, a local folder
-    (which names a user's home or a cluster's disk) by its last path component only."""
+    """The model id a dataset may publish: a Hub id or name as recorded; a local folder
+    (which names a user's home or a cluster's disk) by the Hub id its config.json names
+    (`_name_or_path`, when the folder is here and that is a Hub id), else by its last path
+    component only."""
     text = model_id.strip()
     if not _looks_like_path(text):
         return text
-    return (PureWindowsPath(text) if "\\" in text else PurePosixPath(text)).name
+    return _hub_id_of_folder(text) or (PureWindowsPath(text) if "\\" in text else PurePosixPath(text)).name
+
+
+@lru_cache(maxsize=256)
+def _hub_id_of_folder(folder: str) -> str | None:
+    """The Hub id a model folder was saved from, per its config.json; None when unknown."""
+    try:
+        config = json.loads((Path(folder).expanduser() / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    name = config.get("_name_or_path") if isinstance(config, dict) else None
+    if isinstance(name, str) and name.count("/") == 1 and not _looks_like_path(name) and _HUB_ID.match(name):
+        return name
+    return None
 
 
 def resolve_model(name: str, *, offline: bool | None = None) -> ResolvedModel:

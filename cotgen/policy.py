@@ -5,10 +5,10 @@ from __future__ import annotations
 import hashlib
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-from cotgen.engines.base import Completion, Engine
+from cotgen.engines.base import Completion, Engine, GenerationParams
 from cotgen.errors import UsageError
 from cotgen.formats.openlongcot import KIND_TAGS, MISSPELLED_RATING, RATING_START, record
 from cotgen.formats.openlongcot import RATING_TOKENS as OPENLONGCOT_RATINGS
@@ -34,7 +34,7 @@ PLACEHOLDERS = ("problem", "steps", "step", "critic", "hint", "answer")
 _PLACEHOLDER = re.compile(r"\{(" + "|".join(PLACEHOLDERS) + r")\}")
 
 STEP_SEPARATOR = "\n\n"  # a reasoning step ends at a blank line
-STEP_STOP = [STEP_SEPARATOR]  # critics and refines are one paragraph
+STEP_STOP = (STEP_SEPARATOR,)  # critics and refines are one paragraph
 RATING_TOKENS = [OPENLONGCOT_RATINGS["positive"], OPENLONGCOT_RATINGS["negative"]]
 YES, NO = ("Yes", "yes"), ("No", "no")  # no leading-space forms: their first token may be a bare space
 NO_STEPS = "(none yet)"  # what {steps} shows before the first step
@@ -148,6 +148,14 @@ class EnginePolicy:
     def __init__(self, engine: Engine, prompts: Prompts, cfg: SearchConfig, hint_answer: bool = False) -> None:
         self.engine, self.prompts, self.cfg, self.hint_answer = engine, prompts, cfg, hint_answer
         self.generated_tokens = 0  # over every tree: the progress bar's tokens/s
+        # The two requests the policy makes, built once; a call changes only n and the seed.
+        # A rollout runs to the end of the solution, as far as the context allows.
+        self.rollout_params = GenerationParams(
+            max_tokens=cfg.max_tokens, temperature=cfg.temperature, top_p=cfg.top_p, fit_context=True
+        )
+        self.step_params = GenerationParams(
+            max_tokens=cfg.max_step_tokens, temperature=cfg.temperature, top_p=cfg.top_p, stop=STEP_STOP
+        )
 
     def _chat(self, user: str) -> str:
         return self.engine.render_chat(
@@ -184,10 +192,8 @@ class EnginePolicy:
     async def rollout(self, tree: Tree, start: Node, seed: int) -> Rollout:
         """The rest of the solution after `start`, in one request up to `max_tokens`, split
         into steps at the blank lines; see `split_rollout`."""
-        [[c]] = await self.engine.generate(
-            [self.prompt(tree, start, "step")], n=1, max_tokens=self.cfg.max_tokens,
-            temperature=self.cfg.temperature, top_p=self.cfg.top_p, seed=seed, fit_context=True,
-        )
+        prompt = self.prompt(tree, start, "step")
+        [[c]] = await self.engine.generate([prompt], replace(self.rollout_params, seed=seed))
         self.generated_tokens += c.tokens
         return split_rollout(c)
 
@@ -195,15 +201,8 @@ class EnginePolicy:
         """Critic or refine texts: one paragraph each, up to `max_step_tokens`."""
         parent = tree.nodes[proposal.parent]
         prompt = self.prompt(tree, parent, proposal.kind)
-        [completions] = await self.engine.generate(
-            [prompt],
-            n=proposal.n,
-            max_tokens=self.cfg.max_step_tokens,
-            temperature=self.cfg.temperature,
-            top_p=self.cfg.top_p,
-            stop=STEP_STOP,
-            seed=proposal.seed,
-        )
+        params = replace(self.step_params, n=proposal.n, seed=proposal.seed)
+        [completions] = await self.engine.generate([prompt], params)
         self.generated_tokens += sum(c.tokens for c in completions)
         return [
             Candidate(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +51,17 @@ class ProblemSet:
     skipped: list[str] = field(default_factory=list)  # one message per dropped row
     source: str = ""
     reasons: Counter = field(default_factory=Counter)  # dropped rows by reason
+    split: str | None = None  # the dataset split read (dataset ids and folders only)
+    benchmark: str | None = None  # the benchmark that split is ("GSM8K test"), when it is one
+
+    def benchmark_warning(self) -> str | None:
+        """What to tell a user whose problems are a benchmark's evaluation split."""
+        if self.benchmark is None:
+            return None
+        other = "another --split (train where there is one)" if self.split == "test" else "another dataset"
+        return (f"{self.source} is the {self.benchmark} benchmark: trees trained on it inflate every "
+                f"score measured on {self.benchmark}; choose {other} unless that is what you want "
+                "(the run folder's manifest and a pushed card say so)")
 
     def __len__(self) -> int:
         return len(self.problems)
@@ -62,7 +73,7 @@ class ProblemSet:
 def load_problems(
     spec: str,
     *,
-    split: str = "test",
+    split: str | None = None,
     question_field: str | None = None,
     answer_field: str | None = None,
     limit: int | None = None,
@@ -75,6 +86,8 @@ def load_problems(
     (`gsm8k`, `math500`, `HuggingFaceH4/MATH-500`, any other with the field options),
     or `builtin:arith` / `builtin:letters` (seeded by `seed`). Rows without a question
     and duplicates are dropped and reported; `skip` and `limit` count kept problems.
+    Without `split`, a dataset gives its `train` split, or its only one; a split that is a
+    known benchmark (MATH-500, GSM8K test, ...) is named in `ProblemSet.benchmark`.
     """
     if limit is not None and limit < 0:
         raise UsageError(f"--limit must be >= 0, not {limit}")
@@ -90,17 +103,25 @@ def load_problems(
                 f"{path}: unknown problem file type '{path.suffix.lower()}' (expected .jsonl, .json or .parquet)"
             )
         rows = _file_rows(path, question_field)
-        source, where = path.name, str(path)
+        source, where, split = path.name, str(path), None
     elif path.is_dir():
-        rows = _dataset_rows(str(path), None, split, question_field, local=True)
+        ds, split = _open_split(str(path), None, split, local=True)
+        rows = _dataset_rows(ds, str(path), split, question_field)
         source, where = f"{path.name}/{split}", f"{path} ({split})"
+        name = path.name
     elif path.suffix.lower() in FILE_SUFFIXES or spec.startswith((".", "/", "~")):
         raise UsageError(f"{spec}: no such problem file")
     else:
         name, config = DATASET_ALIASES.get(spec.lower(), (spec, None))
-        rows = _dataset_rows(name, config, split, question_field, local=False)
+        ds, split = _open_split(name, config, split, local=False)
+        rows = _dataset_rows(ds, name, split, question_field)
         source, where = f"{name}/{split}", f"dataset {name} ({split})"
-    return _collect(rows, source, where, question_field, answer_field, limit, skip)
+    loaded = _collect(rows, source, where, question_field, answer_field, limit, skip)
+    if split is None:  # a file: no split, and no benchmark by name
+        return loaded
+    from cotgen.benchmarks import benchmark_split
+
+    return replace(loaded, split=split, benchmark=benchmark_split(name, split))
 
 
 # -- rows ------------------------------------------------------------------------------
@@ -142,14 +163,24 @@ def _check_columns(where: str, columns: list[str], question_field: str | None) -
         )
 
 
-def _dataset_rows(
-    name: str, config: str | None, split: str, question_field: str | None, *, local: bool
-) -> Iterator[tuple[str, Any]]:
+def _open_split(name: str, config: str | None, split: str | None, *, local: bool) -> tuple[Any, str]:
+    """The dataset's `split`, or without one its `train` split (or its only split): training
+    data comes from a train split unless the user asks otherwise. Returns (dataset, split)."""
     import datasets
     from huggingface_hub import constants
 
     try:
         ds = datasets.load_dataset(name, config, split=split)
+        if split is None:  # a DatasetDict: pick the split here
+            names = list(ds)
+            if "train" in names or len(names) == 1:
+                split = "train" if "train" in names else names[0]
+            else:
+                raise UsageError(f"dataset {name} has no train split (its splits: {', '.join(names)}): "
+                                 "choose one with --split")
+            ds = ds[split]
+    except UsageError:
+        raise
     except ValueError as exc:
         if "split" in str(exc).lower():
             raise UsageError(f"dataset {name}: {exc} (choose one with --split)") from None
@@ -164,6 +195,10 @@ def _dataset_rows(
         raise RunError(
             f"dataset {name} could not be loaded ({type(exc).__name__}: {exc})"
         ) from None
+    return ds, split
+
+
+def _dataset_rows(ds: Any, name: str, split: str, question_field: str | None) -> Iterator[tuple[str, Any]]:
     _check_columns(f"dataset {name} ({split})", list(ds.column_names), question_field)
     for index, row in enumerate(ds):
         yield f"row {index}", row
@@ -266,6 +301,7 @@ def _collect(
             skipped.append(f"{where}: {loc}: {drop}")
             reasons[drop.reason] += 1
             continue
+        _refuse_unencodable(where, loc, question, answer)
         _refuse_control_tokens(where, loc, question, answer)
         pid = tree_id(question, answer)
         if pid in first_seen:
@@ -283,6 +319,19 @@ def _collect(
         detail = f"; {len(skipped)} rows dropped, first: {skipped[0]}" if skipped else ""
         raise DataError(f"{where}: no usable problems{detail}")
     return ProblemSet(problems=problems, skipped=skipped, source=source, reasons=reasons)
+
+
+def _refuse_unencodable(where: str, loc: str, question: str, answer: str | None) -> None:
+    """A question or answer holding a lone surrogate (JSON's "\\ud800") stops the load: no
+    tokenizer takes it and no shard can store it, so every run would fail on it again."""
+    for name, text in (("question", question), ("answer", answer or "")):
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise DataError(
+                f"{where}: {loc}: the {name} holds {exc.object[exc.start:exc.end]!r} at char {exc.start}, "
+                "a lone surrogate that UTF-8 cannot encode: fix or drop the row"
+            ) from None
 
 
 def _refuse_control_tokens(where: str, loc: str, question: str, answer: str | None) -> None:

@@ -51,7 +51,7 @@ class RunConfig:
 
     problems: str  # what --problems takes: a file, a dataset id, builtin:arith
     out: Path  # the run folder: trees/part-*.parquet + manifest.json
-    split: str = "test"  # dataset split, for dataset ids and folders
+    split: str | None = None  # dataset split, for dataset ids and folders; None = train (or the only one)
     question_field: str | None = None  # None = guess from common names
     answer_field: str | None = None  # None = guess from common names
     limit: int | None = None  # most problems to take (after --skip); None = all
@@ -65,6 +65,7 @@ class RunConfig:
     # question otherwise grows the process by gigabytes. MATH's longest is ~4,000 characters.
     max_problem_chars: int = 100_000
     keep_failed: bool = False  # a resumed run keeps trees whose generation failed (default: retries them)
+    decontaminate: tuple[str, ...] = ()  # benchmarks whose questions are dropped before the search
 
     def __post_init__(self) -> None:
         if self.max_problem_chars < 1:
@@ -280,11 +281,12 @@ def _run_locked(opts: RunConfig, search: SearchConfig, engine_cfg: EngineConfig,
         opts.problems, split=opts.split, question_field=opts.question_field, answer_field=opts.answer_field,
         limit=opts.limit, skip=opts.skip, seed=opts.problem_seed,
     )
+    problem_set, notes = _screen_problems(problem_set, opts, warn)
     too_long = [p for p in problem_set.problems if len(p.question) > opts.max_problem_chars]
     problems = [p for p in problem_set.problems if len(p.question) <= opts.max_problem_chars]
     rec = reconcile(out, keep_failed=opts.keep_failed)
     writer = TreeShardWriter(out, settings)
-    writer.reconciled(rec.shards, damaged=rec.damaged, status=RUNNING, problems_source=problem_set.source)
+    writer.reconciled(rec.shards, damaged=rec.damaged, status=RUNNING, problems_source=problem_set.source, **notes)
     todo = [p for p in problems if tree_id(p.question, p.answer) not in rec.done_ids]
     report = SynthesizeReport(
         out=str(out),
@@ -387,6 +389,30 @@ def _run_locked(opts: RunConfig, search: SearchConfig, engine_cfg: EngineConfig,
     if live.written and live.failed == live.written:
         raise AllTreesFailed(f"every tree failed ({live.failed}); the first error: {live.first_error}", report)
     return report
+
+
+def _screen_problems(problem_set, opts: RunConfig, warn: WarnCallback | None):
+    """Before any compute: warn when the problems are a benchmark's evaluation split, and drop
+    those that overlap a --decontaminate benchmark. Returns the problems and what the
+    manifest records of both (cotgen.problems, cotgen.decontaminate)."""
+    from dataclasses import replace
+
+    notes: dict[str, Any] = {"problems_split": problem_set.split, "benchmark_problems": problem_set.benchmark,
+                             "decontaminated_problems": None}
+    message = problem_set.benchmark_warning()
+    if message and warn is not None:
+        warn(message)
+    if opts.decontaminate:
+        from cotgen.decontaminate import DEFAULT_NGRAM, drop_contaminated
+
+        kept, dropped = drop_contaminated(problem_set.problems, opts.decontaminate)
+        notes["decontaminated_problems"] = {"against": list(opts.decontaminate), "ngram": DEFAULT_NGRAM,
+                                            "dropped": dropped}
+        if dropped and warn is not None:
+            warn(f"{len(dropped)} problem(s) overlap {', '.join(opts.decontaminate)} and are not searched "
+                 f"(the first: {dropped[0]['source']}, like {dropped[0]['benchmark_item']}); the manifest lists them")
+        problem_set = replace(problem_set, problems=kept)
+    return problem_set, notes
 
 
 def _say_what_is_odd(warn: WarnCallback, too_long, report: SynthesizeReport, todo: int, rec: Reconciled,

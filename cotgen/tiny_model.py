@@ -8,7 +8,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from cotgen.errors import RunError, UsageError
+from cotgen.errors import RunError, UsageError, first_line
 from cotgen.formats.openlongcot import TOKENS
 
 # Bump when the recipe below changes: the user cache keys on it, so an old build is
@@ -175,6 +175,8 @@ def write_tiny_model(final: Path, hint: str = "give another --out") -> Path:
     two processes racing never leave a half-written model under the final name. `final`
     may be missing, an empty folder or an earlier tiny model; anything else is refused.
     """
+    from safetensors import SafetensorError
+
     final = Path(final)
     if final.exists() and not final.is_dir():
         raise UsageError(f"--out {final}: exists and is a file, expected a folder for the model")
@@ -190,6 +192,10 @@ def write_tiny_model(final: Path, hint: str = "give another --out") -> Path:
             build_tiny_model(tmp)
         except OSError as exc:
             raise RunError(f"cannot write the tiny model to {final}: {exc.strerror} ({hint}); nothing was left there") from None
+        except SafetensorError as exc:
+            # safetensors reports a full disk as its own error ("IoError(Os { code: 28 ...})").
+            raise RunError(f"cannot write the tiny model to {final}: {first_line(exc)} ({hint}); "
+                           "nothing was left there") from None
         try:
             if final.is_dir() and (final / "COTGEN_TINY").is_file():
                 shutil.rmtree(final)  # an earlier build: the same recipe, replaced whole

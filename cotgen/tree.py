@@ -259,6 +259,8 @@ def solution_steps(path: Iterable[Node]) -> list[Node]:
     return steps
 
 
+# The largest node id: a tree shard stores node ids as int32 (arrow_schema).
+MAX_NODE_ID = 2**31 - 1
 _NODE_FIELDS = tuple(f.name for f in fields(Node))
 _STATS_FIELDS = tuple(f.name for f in fields(TreeStats))
 _REQUIRED_NODE_FIELDS = ("id", "parent", "kind", "text")
@@ -388,6 +390,10 @@ def broken_invariants(tree: Tree) -> list[str]:
             out.append(f"{label}: value {n.value} is outside [0, 1]")
         if n.visits < 0:
             out.append(f"{label}: negative visit count")
+        if not (0 <= n.id <= MAX_NODE_ID):
+            # Export and the tree shard could not write it (OpenLongCoT local ids are >= 0;
+            # a shard stores ids as int32), so validate refuses it here.
+            out.append(f"{label}: id outside 0..{MAX_NODE_ID}")
         seen[n.id] = n
     return out
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from cotgen.errors import DataError, InvalidTree, first_line
-from cotgen.formats import Finding, make_format
+from cotgen.formats import Finding, make_format, provenance
 from cotgen.io.inputs import expand_inputs
 from cotgen.io.readers import TREES, BadRow, Reader, TreeShardReader, check_format_name, open_rows
 from cotgen.tree import Tree, broken_invariants
@@ -94,6 +94,9 @@ def iter_findings(
     else:
         fmt = make_format(source.format)
         check, columns = fmt.check, fmt.columns
+        extra = provenance.extra_columns(source.format, columns, source.columns)
+        if extra:  # an export's provenance columns are checked too (a local path in generator)
+            check, columns = provenance.with_checks(fmt.check), (*columns, *extra)
     # Parquet: the id column is read on its own, so the format's own columns keep their fast
     # single-column path (validating OpenLongCoT reads only `text`). Other kinds hold dicts.
     ids = _id_column(source) if source.kind == "parquet" and "id" in source.columns and columns else None
@@ -121,7 +124,7 @@ def _id_column(source: Reader) -> Iterator[Any]:
     import pyarrow.parquet as pq
 
     try:
-        for batch in pq.ParquetFile(source.path).iter_batches(columns=["id"]):
+        for batch in pq.ParquetFile(source.path, pre_buffer=False).iter_batches(columns=["id"]):
             yield from batch.column(0).to_pylist()
     except (OSError, pa.ArrowException) as exc:
         raise DataError(f"{source.path}: cannot read the id column ({first_line(exc)})") from None

@@ -23,8 +23,7 @@ class ScriptedEngine:
         self.interrupt_after, self.die_after = interrupt_after, die_after
         self.calls = 0
 
-    async def generate(self, prompts, n=1, max_tokens=256, temperature=0.7, top_p=1.0, stop=None, seed=None,
-                       fit_context=False):
+    async def generate(self, prompts, params):
         self.calls += 1
         if self.interrupt_after is not None and self.calls > self.interrupt_after:
             raise KeyboardInterrupt
@@ -33,8 +32,8 @@ class ScriptedEngine:
             raise EngineFailed("the engine died")
         if self.fail_on and any(self.fail_on in p for p in prompts):
             raise self.fail_with("the engine refused this prompt")
-        return [[Completion(text=f"step {seed} {i}", tokens=3, finish_reason="stop", logprobs=[-1.0] * 3)
-                 for i in range(n)] for _ in prompts]
+        return [[Completion(text=f"step {params.seed} {i}", tokens=3, finish_reason="stop", logprobs=[-1.0] * 3)
+                 for i in range(params.n)] for _ in prompts]
 
     async def score(self, prompts, candidates):
         return [{c: -0.7 for c in candidates} for _ in prompts]

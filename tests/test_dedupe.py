@@ -195,3 +195,17 @@ def test_exact_keys_follow_str_split_whitespace(tmp_path):
     report = dedupe([src], tmp_path / "out", DedupeConfig(batch_rows=37))
     distinct = {" ".join(unicodedata.normalize("NFKC", r).split()) for r in rows}
     assert report.dropped["exact"] == len(rows) - len(distinct)
+
+
+def test_signatures_read_back_in_small_chunks_give_the_same_result(tmp_path, monkeypatch):
+    """Pass 1 keeps the signatures on disk and reads back only the rows that share a band,
+    a chunk at a time: chunks far smaller than the input decide exactly as one chunk does."""
+    from cotgen import dedupe as dedupe_module
+
+    rows, fate = planted_texts()
+    src = write_text_parquet(tmp_path / "in" / "train-00000-of-00001.parquet", rows)
+    monkeypatch.setattr(dedupe_module._SignatureFile, "READ_ROWS", 3)
+    report = dedupe([src], tmp_path / "out", DedupeConfig(batch_rows=5))
+    assert kept_texts(tmp_path / "out") == [r for i, r in enumerate(rows) if i not in fate["drop"]]
+    assert report.dropped == {"exact": 2, "near": 3}
+    assert not list((tmp_path / "out").glob(".signatures*"))

@@ -22,7 +22,7 @@ def test_wheel_ships_prompts_and_schemas(tmp_path: Path):
     )
     (wheel,) = tmp_path.glob("cotgen-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
-    for folder in ("prompts", "schemas", "view/assets", "reasoner/tiny-reasoner"):
+    for folder in ("prompts", "schemas", "view/assets", "reasoner/tiny-reasoner", "benchmarks/data"):
         expected = {
             f"cotgen/{folder}/{p.relative_to(REPO / 'cotgen' / folder).as_posix()}"
             for p in (REPO / "cotgen" / folder).rglob("*")

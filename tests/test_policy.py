@@ -1,10 +1,11 @@
 import asyncio
 import math
 import shutil
+from dataclasses import replace
 
 import pytest
 
-from cotgen.engines.base import Completion
+from cotgen.engines.base import Completion, GenerationParams
 from cotgen.errors import UsageError
 from cotgen.policy import (
     DEFAULT_PROMPTS,
@@ -33,15 +34,13 @@ class FakeEngine:
         self.generate_calls = []
         self.score_calls = []
 
-    async def generate(self, prompts, n=1, max_tokens=256, temperature=0.7, top_p=1.0, stop=None, seed=None,
-                       fit_context=False):
-        self.generate_calls.append(dict(prompts=prompts, n=n, max_tokens=max_tokens, stop=stop, seed=seed,
-                                        fit_context=fit_context))
+    async def generate(self, prompts, params):
+        self.generate_calls.append(dict(prompts=prompts, params=params))
         return [
             [
                 Completion(text=self.texts[i % len(self.texts)], tokens=2, finish_reason="stop",
                            logprobs=[-0.5, -1.5], top_logprobs=[[-0.5, -1.0], [-1.0, -1.5]], prompt_tokens=9)
-                for i in range(n)
+                for i in range(params.n)
             ]
             for _ in prompts
         ]
@@ -113,7 +112,7 @@ def test_propose_is_one_n_sampled_request_with_step_stops():
     pol = EnginePolicy(eng, load_prompts(), SearchConfig(max_step_tokens=33))
     cands = asyncio.run(pol.propose(t, Proposal(parent=a.id, kind="critic", n=3, seed=11)))
     [call] = eng.generate_calls
-    assert call["n"] == 3 and call["seed"] == 11 and call["stop"] == ["\n\n"] and call["max_tokens"] == 33
+    assert call["params"] == GenerationParams(n=3, max_tokens=33, temperature=0.8, top_p=0.95, stop=["\n\n"], seed=11)
     assert [c.text for c in cands] == ["Add 319.", "Then multiply.", "Add 319."]
     assert cands[0].logprob == pytest.approx(-1.0) and cands[0].tokens == 2 and cands[0].prompt_tokens == 9
     assert pol.generated_tokens == 6
@@ -126,12 +125,37 @@ def test_rollout_is_one_request_to_the_end_split_into_steps():
     pol = EnginePolicy(eng, load_prompts(), SearchConfig(max_tokens=700))
     roll = asyncio.run(pol.rollout(t, r, seed=4))
     [call] = eng.generate_calls
-    assert call["n"] == 1 and call["max_tokens"] == 700 and call["seed"] == 4 and call["fit_context"] is True
-    assert not call["stop"]  # it runs to the end of the solution
+    # It runs to the end of the solution (no stop string), as far as the context allows.
+    assert call["params"] == GenerationParams(max_tokens=700, temperature=0.8, top_p=0.95, seed=4, fit_context=True)
     assert call["prompts"][0].endswith("[assistant]The problem says Ann has 7000 apples.\n\n")
     # Steps at blank lines, cleaned, empty ones dropped, cut after the first that answers.
     assert [s.text for s in roll.steps] == ["Add 319.", "7000 + 319 = 7319", "So \\boxed{7319}."]
     assert not roll.truncated and roll.tokens == 2 and roll.prompt_tokens == 9
+
+
+def test_the_policy_builds_its_two_requests_once_and_varies_only_n_and_seed(monkeypatch):
+    t, a, c, r = sample_tree()
+    eng = FakeEngine()
+    cfg = SearchConfig(temperature=0.6, top_p=0.9, max_tokens=300, max_step_tokens=40)
+    pol = EnginePolicy(eng, load_prompts(), cfg)
+    assert pol.rollout_params == GenerationParams(max_tokens=300, temperature=0.6, top_p=0.9, fit_context=True)
+    assert pol.step_params == GenerationParams(max_tokens=40, temperature=0.6, top_p=0.9, stop=["\n\n"])
+
+    def built_again(**settings):
+        raise AssertionError(f"the policy built a request from its settings again: {settings}")
+
+    monkeypatch.setattr("cotgen.policy.GenerationParams", built_again)
+
+    async def calls():
+        for seed in (1, 2):
+            await pol.rollout(t, r, seed=seed)
+            await pol.propose(t, Proposal(parent=a.id, kind="critic", n=seed + 1, seed=seed))
+
+    asyncio.run(calls())
+    assert [call["params"] for call in eng.generate_calls] == [
+        replace(pol.rollout_params, seed=1), replace(pol.step_params, n=2, seed=1),
+        replace(pol.rollout_params, seed=2), replace(pol.step_params, n=3, seed=2),
+    ]
 
 
 def test_split_rollout_marks_a_cut_completion_truncated_never_an_answer():

@@ -19,7 +19,7 @@ from cotgen.errors import CotgenError, environment_error
 
 # Every subcommand, by the module that registers it on `app` (cotgen.cli.<name>), in the
 # order --help lists them. A new subcommand is a module here and its name in this list.
-COMMANDS = ("dedupe", "export", "inspect", "model", "push", "stats", "synthesize", "validate", "version", "view")
+COMMANDS = ("decontaminate", "dedupe", "export", "inspect", "model", "push", "stats", "synthesize", "validate", "version", "view")
 
 
 def _register_commands() -> None:

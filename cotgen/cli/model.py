@@ -24,8 +24,11 @@ def tiny(
     ] = None,
 ) -> None:
     """Build the tiny random-weight Qwen2 model (demos and tests only; its text is noise)."""
+    from cotgen.errors import refuse_link_to_nowhere
     from cotgen.tiny_model import tiny_model_path, write_tiny_model
 
+    if out_dir is not None:
+        refuse_link_to_nowhere(out_dir)
     t0 = time.perf_counter()
     path = write_tiny_model(out_dir) if out_dir is not None else tiny_model_path()
     err.print(f"tiny model ready in {time.perf_counter() - t0:.2f}s")

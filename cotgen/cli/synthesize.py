@@ -37,7 +37,7 @@ def synthesize(
     trust_remote_code: Annotated[bool, typer.Option("--trust-remote-code", help="Allow a model repo's own Python code.")] = False,
     max_batch: Annotated[int, typer.Option(help="Most sequences in one engine batch.")] = _E.max_batch,
     base_url: Annotated[str, typer.Option(help="openai engine: the server's URL up to /v1.")] = _E.base_url,
-    split: Annotated[str, typer.Option(help="Dataset split.")] = _R.split,
+    split: Annotated[str | None, typer.Option(help="Dataset split; default: train, or the dataset's only split. A benchmark's test split warns.")] = _R.split,
     question_field: Annotated[str | None, typer.Option(help="Column holding the question.")] = None,
     answer_field: Annotated[str | None, typer.Option(help="Column holding the gold answer.")] = None,
     limit: Annotated[int | None, typer.Option(help="Take at most this many problems.")] = None,
@@ -48,6 +48,7 @@ def synthesize(
     prompts: Annotated[Path | None, typer.Option(help="A folder of prompt templates replacing the packaged ones.")] = None,
     hint_answer: Annotated[bool, typer.Option("--hint-answer", help="Show the gold answer to the policy (LLaMA-O1's hint).")] = False,
     max_problem_chars: Annotated[int, typer.Option(help="Longer questions are not searched (refused by size, before tokenizing).")] = _R.max_problem_chars,
+    decontaminate: Annotated[str | None, typer.Option(help="Benchmarks (math500,gsm8k,... or files) whose questions are dropped before the search, as `cotgen decontaminate` would.")] = None,
     keep_failed: Annotated[bool, typer.Option("--keep-failed", help="On resume, keep trees whose generation failed instead of searching them again.")] = False,
     simulations: Annotated[int, typer.Option(help="Simulations per tree: each is one rollout to a final answer.")] = _S.simulations,
     samples: Annotated[int, typer.Option(help="The first rollouts all start at the root (best-of-N inside the tree).")] = _S.samples,
@@ -97,6 +98,7 @@ def synthesize(
             answer_field=answer_field, limit=limit, skip=skip, problem_seed=problem_seed,
             concurrency=concurrency, shard_trees=shard_trees, prompts=prompts, hint_answer=hint_answer,
             max_problem_chars=max_problem_chars, keep_failed=keep_failed,
+            decontaminate=tuple(n.strip() for n in (decontaminate or "").split(",") if n.strip()),
         )
         if executor not in EXECUTORS:
             raise ValueError(f"executor must be one of {', '.join(EXECUTORS)}, not '{executor}'")

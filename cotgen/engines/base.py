@@ -6,7 +6,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
-from cotgen.errors import DataError, RunError, UsageError
+from cotgen.errors import DataError, RunError, UsageError, first_line
 
 
 @dataclass
@@ -94,11 +94,11 @@ class Engine(Protocol):
     model_id: str  # what was loaded: an alias resolved to a Hub id, or a folder
     stats: EngineStats  # counters since the engine was built
 
-    async def generate(self, prompts: list[str], **sampling: Any) -> list[list[Completion]]:
-        """`n` completions per prompt; result[i] belongs to prompts[i]. `sampling` holds the
-        fields of GenerationParams (n, max_tokens, temperature, top_p, stop, seed,
-        ignore_eos), which checks them. A prompt that cannot be served (longer than the
-        context) raises for that call only."""
+    async def generate(self, prompts: list[str], params: GenerationParams) -> list[list[Completion]]:
+        """`params.n` completions per prompt; result[i] belongs to prompts[i]. `params` was
+        checked when it was built (a caller builds its requests once and varies n and the
+        seed with dataclasses.replace, as vLLM's callers pass one SamplingParams). A prompt
+        that cannot be served (longer than the context) raises for that call only."""
         ...
 
     async def score(self, prompts: list[str], candidates: list[str]) -> list[dict[str, float]]:
@@ -131,6 +131,21 @@ def single_tokens(tokenizer: Any, tokens: list[str]) -> bool:
     return all(len(tokenizer.encode(t, add_special_tokens=False)) == 1 for t in tokens)
 
 
+def check_request(prompts: list[str], params: GenerationParams) -> None:
+    """The arguments of a generate call, checked the same way by every engine: sampling
+    settings come as one GenerationParams, never as keywords or a dict."""
+    check_prompts(prompts)
+    if not isinstance(params, GenerationParams):
+        raise TypeError(
+            f"generate takes its sampling settings as a GenerationParams, not a {type(params).__name__}"
+        )
+
+
+def check_prompts(prompts: list[str]) -> None:
+    if isinstance(prompts, str):
+        raise UsageError("prompts must be a list of strings, not one string")
+
+
 MIN_FIT_ROOM = 16  # with fit_context, a prompt must still leave this many tokens to generate
 
 
@@ -141,11 +156,10 @@ def encode_prompts(tokenizer: Any, prompts: list[str], room: int, context_len: i
     `fit`, `room` is a ceiling and a prompt need only leave MIN_FIT_ROOM tokens."""
     if fit:
         room = min(room, MIN_FIT_ROOM)
-    if isinstance(prompts, str):
-        raise UsageError("prompts must be a list of strings, not one string")
+    check_prompts(prompts)
     encoded = []
     for i, prompt in enumerate(prompts):
-        ids = tokenizer.encode(prompt)
+        ids = _token_ids(tokenizer, prompt, i)
         if not ids:
             raise DataError(f"prompt {i} of this call is empty once tokenized")
         if len(ids) + room > context_len:
@@ -155,6 +169,23 @@ def encode_prompts(tokenizer: Any, prompts: list[str], room: int, context_len: i
             )
         encoded.append(ids)
     return encoded
+
+
+def _token_ids(tokenizer: Any, prompt: str, i: int) -> list[int]:
+    """The prompt's token ids. A prompt the tokenizer cannot take (a lone surrogate, which
+    UTF-8 cannot encode; not a string) is a DataError of this call, so the request fails
+    alone (its tree's error), never the engine."""
+    if not isinstance(prompt, str):
+        raise DataError(f"prompt {i} of this call is {type(prompt).__name__}, not text")
+    try:
+        prompt.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise DataError(f"prompt {i} of this call holds {exc.object[exc.start:exc.end]!r} at char {exc.start}, "
+                        "which UTF-8 cannot encode (a lone surrogate)") from None
+    try:
+        return tokenizer.encode(prompt)
+    except (TypeError, ValueError) as exc:
+        raise DataError(f"prompt {i} of this call cannot be tokenized ({type(exc).__name__}: {first_line(exc)})") from None
 
 
 def fitted_max_tokens(params: GenerationParams, ids: list[int], context_len: int) -> int:

@@ -37,6 +37,8 @@ from cotgen.engines.base import (
     Completion,
     EngineStats,
     GenerationParams,
+    check_prompts,
+    check_request,
     render_chat_template,
     single_tokens,
 )
@@ -135,29 +137,26 @@ class OpenAIEngine:
 
     # --- the Engine interface -------------------------------------------------------
 
-    async def generate(self, prompts: list[str], **sampling: Any) -> list[list[Completion]]:
-        if isinstance(prompts, str):
-            raise UsageError("prompts must be a list of strings, not one string")
-        params = GenerationParams(**sampling)
-        n, max_tokens, seed, ignore_eos = params.n, params.max_tokens, params.seed, params.ignore_eos
+    async def generate(self, prompts: list[str], params: GenerationParams) -> list[list[Completion]]:
+        check_request(prompts, params)
         if not prompts:
             return []
         # vLLM refuses n > 1 when greedy; the n greedy samples are one sample n times (as hf's agree).
-        copies, n = (n, 1) if params.temperature == 0 else (1, n)
+        copies, n = (params.n, 1) if params.temperature == 0 else (1, params.n)
         body: dict[str, Any] = {
             "model": self.model_id,
             "prompt": list(prompts),
             "n": n,
-            "max_tokens": max_tokens,
+            "max_tokens": params.max_tokens,
             "temperature": params.temperature,
             "top_p": params.top_p,
             "logprobs": TOP_K,
         }
         if params.stop:
             body["stop"] = list(params.stop)
-        if seed is not None:
-            body["seed"] = seed
-        if ignore_eos:
+        if params.seed is not None:
+            body["seed"] = params.seed
+        if params.ignore_eos:
             body["ignore_eos"] = True  # a vLLM/SGLang extension; others ignore it
         reply = await self._call_with_extras(body, VLLM_GENERATE_EXTRAS)
         choices = self._choices(reply, len(prompts) * n)
@@ -223,8 +222,7 @@ class OpenAIEngine:
     async def score(self, prompts: list[str], candidates: list[str]) -> list[dict[str, float]]:
         """Each candidate's first token's log-prob as the next token, by the best method the
         server offers (see the module docstring); `score_method` says which."""
-        if isinstance(prompts, str):
-            raise UsageError("prompts must be a list of strings, not one string")
+        check_prompts(prompts)
         if not prompts:
             return []
         tokenizer = self._local_tokenizer()

@@ -38,6 +38,7 @@ from cotgen.engines.base import (
     Completion,
     EngineStats,
     GenerationParams,
+    check_request,
     encode_prompts,
     fitted_max_tokens,
     render_chat_template,
@@ -186,30 +187,30 @@ class VLLMEngine:
 
     # --- the Engine interface -------------------------------------------------------
 
-    async def generate(self, prompts: list[str], **sampling: Any) -> list[list[Completion]]:
+    async def generate(self, prompts: list[str], params: GenerationParams) -> list[list[Completion]]:
         from vllm.sampling_params import RequestOutputKind
 
-        checked = GenerationParams(**sampling)
-        encoded = encode_prompts(self.tokenizer, prompts, checked.max_tokens, self.context_len, self.model_id,
-                                 checked.fit_context)
+        check_request(prompts, params)
+        encoded = encode_prompts(self.tokenizer, prompts, params.max_tokens, self.context_len, self.model_id,
+                                 params.fit_context)
         if not encoded:
             return []
         # vLLM refuses n > 1 when greedy; the n greedy samples are one sample n times (as hf's agree).
-        copies, n = (checked.n, 1) if checked.temperature == 0 else (1, checked.n)
-        params = [_sampling_params(
+        copies, n = (params.n, 1) if params.temperature == 0 else (1, params.n)
+        sampling = [_sampling_params(
             n=n,
-            temperature=checked.temperature,
-            top_p=checked.top_p,
-            max_tokens=fitted_max_tokens(checked, ids, self.context_len),
-            stop=list(checked.stop),
-            seed=checked.seed,
+            temperature=params.temperature,
+            top_p=params.top_p,
+            max_tokens=fitted_max_tokens(params, ids, self.context_len),
+            stop=list(params.stop),
+            seed=params.seed,
             logprobs=TOP_K,
-            ignore_eos=checked.ignore_eos,
+            ignore_eos=params.ignore_eos,
             skip_special_tokens=False,  # the hf engine keeps them too (rating tokens are text here)
             spaces_between_special_tokens=False,
             output_kind=RequestOutputKind.FINAL_ONLY,
         ) for ids in encoded]
-        outputs = await self._on_engine_loop(self._many(encoded, params))
+        outputs = await self._on_engine_loop(self._many(encoded, sampling))
         self.stats.batches += len(encoded)
         self.stats.sequences += len(encoded) * n
         result = []

@@ -9,6 +9,7 @@ from typing import Any, ClassVar
 
 from cotgen.formats.base import ExportRefused, Finding, refuse_control_tokens
 from cotgen.formats.prm import label_values, path_from_root, text_findings
+from cotgen.formats.provenance import Row
 from cotgen.tree import Node, Tree, solution_steps
 
 PAIR_MODES = ("best-worst", "all")
@@ -62,7 +63,7 @@ class DPOFormat:
                     a, b = chosen.text.strip(), rejected.text.strip()
                     if not a or not b or a == b:
                         continue  # not a preference between two different texts
-                    row = {"prompt": _prompt(index, problem, parent), "chosen": a, "rejected": b}
+                    row = Row({"prompt": _prompt(index, problem, parent), "chosen": a, "rejected": b}, (chosen, rejected))
                     refuse_control_tokens(row)
                     rows += 1
                     yield row

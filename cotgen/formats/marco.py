@@ -17,7 +17,13 @@ from cotgen.formats.base import (
     Finding,
     lone_surrogate,
 )
-from cotgen.formats.paths import REFLECTION, best_correct_path, journey_path, reasoning_nodes
+from cotgen.formats.paths import (
+    REFLECTION,
+    REFLECTION_KIND,
+    best_correct_path,
+    journey_path,
+    reasoning_nodes,
+)
 from cotgen.io.readers import JSON_TYPES, parse_json_array
 from cotgen.tree import Node, Tree, tree_id
 
@@ -34,7 +40,13 @@ _SHAPE = "<Thought>\\n...\\n</Thought>\\n<Output>\\n...\\n</Output>"
 
 
 def to_marco(tree: Tree, *, journey: bool = False, max_journey_branches: int = 1) -> dict[str, str]:
-    """One Marco-o1 record from the best correct path (or its journey).
+    """One Marco-o1 record from the best correct path (or its journey); see marco_record."""
+    return marco_record(tree, journey=journey, max_journey_branches=max_journey_branches)[0]
+
+
+def marco_record(tree: Tree, *, journey: bool = False, max_journey_branches: int = 1) -> tuple[dict[str, str], list[Node]]:
+    """One Marco-o1 record from the best correct path (or its journey), and the path's nodes
+    after the root (what its provenance counts).
 
     The thought is the path's node texts after the root, each stripped, joined by JOINER
     (critics left out and refined steps replaced, unless `journey`); the output is the final
@@ -59,10 +71,12 @@ def to_marco(tree: Tree, *, journey: bool = False, max_journey_branches: int = 1
     if not answer:
         raise ExportRefused(f"empty output: node {last.id} states no answer")
     _refuse_tags(body, answer)
-    return {
+    _refuse_reflection(body)
+    record = {
         "instruction": tree.problem,
         "response": f"{THOUGHT_OPEN}\n{reasoning}\n{THOUGHT_CLOSE}\n{OUTPUT_OPEN}\n{answer}\n{OUTPUT_CLOSE}",
     }
+    return record, path[1:]
 
 
 def _refuse_tags(body: list[Node], answer: str) -> None:
@@ -73,6 +87,30 @@ def _refuse_tags(body: list[Node], answer: str) -> None:
                 raise ExportRefused(f"node {node.id} ({node.kind}): its text contains {tag}")
         if tag in answer:
             raise ExportRefused(f"the final answer contains {tag}")
+
+
+def _refuse_reflection(body: list[Node]) -> None:
+    """Refuse a record in which parse_marco would read a node's own text as the REFLECTION
+    line of a refuted branch (the paragraph before it then rated negative, the one before
+    that a critic, and a re-export dropping both). Walks the thought's paragraphs as
+    parse_marco does; only journey_path's stand-in nodes may be read as that line."""
+    parts: list[tuple[str, Node]] = []
+    for node in body:
+        text = node.text.strip()
+        if text:
+            parts.extend((part, node) for part in _NODE_BREAK.split(text))
+    i = 0
+    while i < len(parts):
+        if i + 3 < len(parts) and parts[i + 2][0] == REFLECTION and REFLECTION not in (parts[i][0], parts[i + 1][0]):
+            node = parts[i + 2][1]
+            if not (node.kind == REFLECTION_KIND and node.id == -1):
+                raise ExportRefused(
+                    f"node {node.id} ({node.kind}): its text is Marco-o1's reflection phrase ({REFLECTION!r}), "
+                    "which would read back as a refuted branch, not a step"
+                )
+            i += 3
+            continue
+        i += 1
 
 
 class MarcoParseError(DataError):
@@ -226,7 +264,9 @@ class MarcoFormat:
             raise ValueError(f"max_journey_branches must be >= 1, not {self.max_journey_branches}")
 
     def export(self, tree: Tree) -> Iterator[dict[str, Any]]:
-        yield to_marco(tree, journey=self.journey, max_journey_branches=self.max_journey_branches)
+        from cotgen.formats.provenance import Row
+
+        yield Row(*marco_record(tree, journey=self.journey, max_journey_branches=self.max_journey_branches))
 
     def check(self, row: dict[str, Any]) -> list[Finding]:
         return check_marco_record(row)

@@ -16,7 +16,7 @@ from cotgen.formats.base import (
     Finding,
     lone_surrogate,
 )
-from cotgen.tree import Node, Tree, broken_invariants
+from cotgen.tree import MAX_NODE_ID, Node, Tree, broken_invariants
 
 FATHER_START, FATHER_END = "<start_of_father_id>", "<end_of_father_id>"
 LOCAL_START, LOCAL_END = "<start_of_local_id>", "<end_of_local_id>"
@@ -177,6 +177,8 @@ def _parse(text: str) -> tuple[Tree, bool, bool]:
     declared = {0}
     head_match, rating_match, find = _HEAD.match, _RATING_PART.match, text.find
     while (head := head_match(text, pos)) is not None:
+        if len(head.group(1)) > _ID_DIGITS or len(head.group(2)) > _ID_DIGITS:
+            _too_long_id(head)
         father, local = int(head.group(1)), int(head.group(2))
         at = head.end()
         end = find(THOUGHT_END, at)
@@ -221,6 +223,20 @@ def _thought(text: str, at: int) -> tuple[str, int]:
 def _unclosed_thought(at: int) -> OpenLongCoTParseError:
     return OpenLongCoTParseError(
         at - len(THOUGHT_START), f"unbalanced {THOUGHT_START}: no {THOUGHT_END} before the end of the row"
+    )
+
+
+# A node id has at most this many digits (a tree shard stores ids as int32). Checked before
+# int(): Python refuses to convert a string of more than 4300 digits, and one such row must
+# be that row's error, never the whole file's.
+_ID_DIGITS = 11
+
+
+def _too_long_id(head: re.Match[str]) -> None:
+    group = 1 if len(head.group(1)) > _ID_DIGITS else 2
+    name = "father" if group == 1 else "local"
+    raise OpenLongCoTParseError(
+        head.start(group), f"{name} id of {len(head.group(group))} digits: node ids are at most {MAX_NODE_ID}"
     )
 
 

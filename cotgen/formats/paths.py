@@ -22,13 +22,87 @@ def best_correct_path(tree: Tree) -> list[Node] | None:
     appears followed directly by its refine node (see `reasoning_nodes` to drop the
     rewritten step). Best = highest mean value of the nodes after the root; ties go to the
     shorter path, then to the lexicographically lower list of ids.
+
+    Linear in the nodes (one pass of running sums, a preorder only for ties): building each
+    candidate's path took correct leaves x depth, 22 s on a 16k-node tree.
     """
-    best: tuple[float, int, list[int]] | None = None
-    best_path: list[Node] | None = None
+    sums = _path_sums(tree)
+    if sums is None:
+        return _best_correct_path_by_walking(tree)
+    total, count = sums
+    best: tuple[float, int] | None = None
+    tied: list[int] = []
     for leaf in tree.nodes:
         if leaf.correct is not True or leaf.kind == "critic":
             continue
-        path = [n for n in tree.path_to(leaf.id) if n.kind != "critic"]
+        body = count[leaf.id] - 1  # the nodes after the root
+        key = (-(total[leaf.id] / body if body else 0.0), count[leaf.id])
+        if best is None or key < best:
+            best, tied = key, [leaf.id]
+        elif key == best:
+            tied.append(leaf.id)
+    if not tied:
+        return None
+    winner = tied[0] if len(tied) == 1 else min(tied, key=_lexicographic_rank(tree).__getitem__)
+    return [n for n in tree.path_to(winner) if n.kind != "critic"]
+
+
+def _path_sums(tree: Tree) -> tuple[dict[int, float], dict[int, int]] | None:
+    """Per node id: the sum of the values of the non-critic nodes after the root on its path
+    (added root first, as _mean_value adds them) and the number of non-critic nodes on the
+    path. None when the tree is not ordered parent-before-child from one root with unique
+    ids (an invalid tree): the caller then walks each path."""
+    total: dict[int, float] = {}
+    count: dict[int, int] = {}
+    for pos, n in enumerate(tree.nodes):
+        if n.id in total:
+            return None
+        if pos == 0:
+            if n.parent != -1 or n.kind == "critic":
+                return None
+            total[n.id], count[n.id] = 0, 1
+        elif n.parent not in total or n.parent == -1:
+            return None
+        elif n.kind == "critic":
+            total[n.id], count[n.id] = total[n.parent], count[n.parent]
+        else:
+            total[n.id], count[n.id] = total[n.parent] + n.value, count[n.parent] + 1
+    return total, count
+
+
+def _lexicographic_rank(tree: Tree) -> dict[int, int]:
+    """Node id -> its place in the order of the critic-free paths' id lists: a preorder of
+    the tree without its critics, children in ascending id order. For two paths of the same
+    length, the lower rank has the lexicographically lower id list. Needs _path_sums's order."""
+    kept: dict[int, int] = {}  # node id -> itself, or for a critic its nearest kept ancestor
+    kids: dict[int, list[int]] = {}
+    for pos, n in enumerate(tree.nodes):
+        if pos == 0:
+            kept[n.id] = n.id
+        elif n.kind == "critic":
+            kept[n.id] = kept[n.parent]
+            continue
+        else:
+            kept[n.id] = n.id
+            kids.setdefault(kept[n.parent], []).append(n.id)
+    rank: dict[int, int] = {}
+    stack = [tree.nodes[0].id]
+    while stack:
+        node = stack.pop()
+        rank[node] = len(rank)
+        stack.extend(sorted(kids.get(node, ()), reverse=True))
+    return rank
+
+
+def _best_correct_path_by_walking(tree: Tree) -> list[Node] | None:
+    """best_correct_path for a tree out of order (invalid): each candidate's path walked."""
+    best: tuple[float, int, list[int]] | None = None
+    best_path: list[Node] | None = None
+    index = tree.by_id()
+    for leaf in tree.nodes:
+        if leaf.correct is not True or leaf.kind == "critic":
+            continue
+        path = [n for n in tree.path_to(leaf.id, index) if n.kind != "critic"]
         if not path or path[0].parent != -1:
             continue  # not connected to the root: an invalid tree, not a path
         key = (-_mean_value(path), len(path), [n.id for n in path])

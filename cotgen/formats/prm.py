@@ -12,6 +12,7 @@ from cotgen.formats.base import (
     control_token_findings,
     refuse_control_tokens,
 )
+from cotgen.formats.provenance import Row
 from cotgen.search.ratings import own_counts
 from cotgen.tree import Node, Tree, solution_steps
 
@@ -91,11 +92,11 @@ class PRMFormat:
                 continue  # an empty step cannot be supervised; counted below if nothing is left
             refuse_control_tokens({"prompt": prompt, **{f"completions[{i}]": c for i, c in enumerate(completions)}})
             rows += 1
-            yield {
+            yield Row({
                 "prompt": prompt,
                 "completions": completions,
                 "labels": [self._label(n, values[n.id]) for n in steps],
-            }
+            }, steps)
         if rows == 0:
             raise ExportRefused("every path has an empty step")
 

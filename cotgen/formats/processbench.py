@@ -12,6 +12,7 @@ from cotgen.formats.base import (
     refuse_control_tokens,
 )
 from cotgen.formats.prm import path_from_root, step_list_findings, text_findings
+from cotgen.formats.provenance import Row
 from cotgen.models import public_model_id
 from cotgen.tree import Node, Tree, solution_steps
 
@@ -56,14 +57,14 @@ class ProcessBenchFormat:
                 continue  # an empty step cannot be judged; counted below if nothing is left
             refuse_control_tokens({"problem": problem, **{f"steps[{i}]": s for i, s in enumerate(steps)}})
             rows += 1
-            yield {
+            yield Row({
                 "id": f"{tree.id}-{leaf.id}",
                 "generator": generator,
                 "problem": problem,
                 "steps": steps,
                 "label": first_negative(nodes, leaf),
                 "final_answer_correct": bool(leaf.correct),
-            }
+            }, nodes)
         if rows == 0:
             raise ExportRefused("every graded answered path has an empty step")
 

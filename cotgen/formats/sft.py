@@ -14,8 +14,9 @@ from cotgen.formats.base import (
     control_token_findings,
     refuse_control_tokens,
 )
-from cotgen.formats.marco import to_marco
+from cotgen.formats.marco import marco_record
 from cotgen.formats.paths import best_correct_path, journey_path, reasoning_nodes
+from cotgen.formats.provenance import Row
 from cotgen.tree import Node, Tree
 
 REASONING_TAGS = ("think", "thought", "none")
@@ -73,14 +74,17 @@ class SFTFormat:
             raise ExportRefused("the problem text is empty")
         messages = [{"role": "system", "content": self.system_prompt}] if self.system_prompt else []
         messages.append({"role": "user", "content": problem})
-        messages.append({"role": "assistant", "content": self._assistant(tree)})
+        content, nodes = self._assistant(tree)
+        messages.append({"role": "assistant", "content": content})
         refuse_control_tokens({f"messages[{i}]": m["content"] for i, m in enumerate(messages)})
-        yield {"messages": messages}
+        yield Row({"messages": messages}, nodes)
 
-    def _assistant(self, tree: Tree) -> str:
+    def _assistant(self, tree: Tree) -> tuple[str, list[Node]]:
+        """The assistant's message and the nodes it tells."""
         if self.reasoning_tags == "thought":
             # Exactly the marco format's response, so the two exports teach the same text.
-            return to_marco(tree, journey=self.journey, max_journey_branches=self.max_journey_branches)["response"]
+            record, nodes = marco_record(tree, journey=self.journey, max_journey_branches=self.max_journey_branches)
+            return record["response"], nodes
         if self.journey:
             path = journey_path(tree, self.max_journey_branches)
             body = path[1:] if path else []
@@ -93,11 +97,11 @@ class SFTFormat:
         if not answer:
             raise ExportRefused(f"node {body[-1].id} ({body[-1].kind}) has no text to answer with")
         if self.reasoning_tags == "none":
-            return SEPARATOR.join(text for text in (reasoning, answer) if text)
+            return SEPARATOR.join(text for text in (reasoning, answer) if text), body
         for tag in THINK_TAGS:
             if tag in reasoning or tag in answer:
                 raise ExportRefused(f"a node's text contains {tag}")
-        return f"<think>\n{reasoning}\n</think>\n\n{answer}"
+        return f"<think>\n{reasoning}\n</think>\n\n{answer}", body
 
     def check(self, row: dict[str, Any]) -> list[Finding]:
         messages = row.get("messages")

@@ -119,7 +119,9 @@ class ParquetReader(Reader):
         import pyarrow.parquet as pq
 
         try:
-            self.parquet = pq.ParquetFile(self.path)
+            # pre_buffer off: with it on, iter_batches keeps every column chunk it has read
+            # (the file's compressed size) until the file is closed, so memory grew with the rows.
+            self.parquet = pq.ParquetFile(self.path, pre_buffer=False)
         except (OSError, pa.ArrowException) as exc:
             raise DataError(f"{self.path}: not a readable Parquet file ({first_line(exc)})") from None
         self.columns = tuple(self.parquet.schema_arrow.names)
@@ -187,6 +189,8 @@ class TreeShardReader(ParquetReader):
                     and nodes.null_count == 0
                     and {nodes.type.value_type.field(i).name for i in range(nodes.type.value_type.num_fields)} >= set(node_fields)
                     and all(cols.get(c) is not None and cols[c].null_count == 0 for c in ("id", "problem"))
+                    # A stats column of another type (a JSON string) is named by Tree.from_row.
+                    and ("stats" not in cols or pa.types.is_struct(cols["stats"].type))
                 )
                 if not fast:
                     for i, row in enumerate(batch.to_pylist()):

@@ -110,6 +110,10 @@ class RunLock:
             if same:
                 break
             os.close(fd)
+        if (self.run_dir / TREES_DIR).is_symlink():
+            # Two run folders sharing one trees/ through a link would have two writers.
+            os.close(fd)
+            raise self._refusal_of(self.run_dir / TREES_DIR, "is a symbolic link")
         holder = {
             "pid": os.getpid(),
             "host": socket.gethostname(),
@@ -130,6 +134,12 @@ class RunLock:
             f"--out {self.run_dir}: {self.path} {what}; cotgen writes its lock there and never "
             f"writes through a link or over a file it did not make: remove {self.path} if the "
             "folder is yours, or use another --out"
+        )
+
+    def _refusal_of(self, path: Path, what: str) -> UsageError:
+        return UsageError(
+            f"--out {self.run_dir}: {path} {what}; the lock of one folder guards what is in it, "
+            f"so cotgen never writes through a link there: make {path} a folder of its own, or use another --out"
         )
 
     def release(self) -> None:

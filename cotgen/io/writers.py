@@ -65,6 +65,12 @@ def write_json_atomic(path: Path, obj: Any) -> None:
         f.write("\n")
 
 
+def _grader_id() -> str:
+    from cotgen.verify import grader_id
+
+    return grader_id()
+
+
 def read_manifest(run_dir: Path) -> dict[str, Any]:
     path = Path(run_dir) / MANIFEST
     if not path.exists():
@@ -102,6 +108,8 @@ class TreeShardWriter:
         self.manifest = read_manifest(self.run_dir)
         self.manifest.setdefault("cotgen_version", __version__)
         self.manifest.setdefault("created_at", utc_now())
+        # The grader of this run's verdicts, which exports publish as `verified_by`.
+        self.manifest.setdefault("verified_by", _grader_id())
         if settings is not None:
             self.manifest["settings"] = settings
         existing = shard_paths(self.run_dir)

@@ -7,7 +7,7 @@ import asyncio
 from collections import Counter
 from dataclasses import dataclass
 
-from cotgen.engines.base import Completion, Engine
+from cotgen.engines.base import Completion, Engine, GenerationParams
 from cotgen.policy import Prompts, load_prompts
 from cotgen.problems import Problem, load_problems
 from cotgen.reasoner.arith import label_path
@@ -58,9 +58,8 @@ async def sample_solutions(
     """`n` whole solutions per problem (greedy at temperature 0), graded against the gold."""
     prompts = prompts or load_prompts()
     texts = [solution_prompt(engine, prompts, p.question) for p in problems]
-    results: list[list[Completion]] = await engine.generate(
-        texts, n=n, max_tokens=max_tokens, temperature=temperature, top_p=top_p, seed=seed
-    )
+    params = GenerationParams(n=n, max_tokens=max_tokens, temperature=temperature, top_p=top_p, seed=seed)
+    results: list[list[Completion]] = await engine.generate(texts, params)
     out = []
     for p, comps in zip(problems, results, strict=True):
         row = []

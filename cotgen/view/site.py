@@ -20,7 +20,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from cotgen.errors import UsageError
+from cotgen.errors import UsageError, environment_error, refuse_link_to_nowhere
 from cotgen.formats.paths import best_correct_path
 from cotgen.tree import Node, Tree, broken_invariants, record_problems
 
@@ -87,6 +87,9 @@ class TreeRow:
     where: str
 
 
+JS_SAFE_INTEGER = 2**53 - 1
+
+
 def drawing_problem(tree: Tree) -> str | None:
     """Why the tree cannot be laid out (a root at position 0, each parent before its
     children, unique ids, every field of its type), or None. Other broken invariants are
@@ -98,6 +101,9 @@ def drawing_problem(tree: Tree) -> str | None:
         return "no root node (the first node must have parent -1)"
     seen: set[int] = set()
     for node in tree.nodes:
+        if abs(node.id) > JS_SAFE_INTEGER or abs(node.parent) > JS_SAFE_INTEGER:
+            # The page reads ids as JavaScript numbers: beyond 2^53 two ids become one.
+            return f"node {node.id}: an id beyond 2^53 - 1, which a browser cannot tell apart from its neighbours"
         if node.id in seen:
             return f"node {node.id}: duplicate id"
         if node is not tree.nodes[0] and node.parent not in seen:
@@ -272,6 +278,7 @@ def index_page(rows: list[TreeRow], summary: SiteSummary) -> str:
 
 
 def _prepare_out(out: Path, overwrite: bool) -> None:
+    refuse_link_to_nowhere(out)
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out}: exists and is not a folder")
     if out.is_dir() and any(out.iterdir()):
@@ -358,8 +365,11 @@ def write_site(
         summary.bytes += len(text)
         (tmp / MARKER).write_text(json.dumps({"made_by": "cotgen view", **summary.as_json()}, indent=2) + "\n")
         _replace(tmp, out)
-    except BaseException:
+    except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
+        known = environment_error(exc, "write the site", where=out) if isinstance(exc, OSError) else None
+        if known is not None:
+            raise known from None  # a write() that hit a full disk names no file: name the site
         raise
     return summary
 

@@ -46,18 +46,17 @@ class ScriptedEngine:
         self.scored = 0
         self.prompt_tokens = 0
 
-    async def generate(self, prompts, n=1, max_tokens=256, temperature=0.7, top_p=1.0, stop=None, seed=None,
-                       fit_context=False):
+    async def generate(self, prompts, params):
         out = []
         for p in prompts:
             done = sum(s in p.split("<|im_start|>assistant\n")[-1] for s in SCRIPT)
             rest = list(SCRIPT[done:]) or [SCRIPT[-1]]
-            if seed is not None and seed % 2:  # half the rollouts get the last sum wrong
+            if params.seed is not None and params.seed % 2:  # half the rollouts get the last sum wrong
                 rest[-1] = rest[-1].replace("80", "81")
-            text = rest[0] if stop else "\n\n".join(rest)
+            text = rest[0] if params.stop else "\n\n".join(rest)
             row = [Completion(text=text, tokens=len(text.split()) + j, finish_reason="stop",
                               logprobs=[-0.5] * (len(text.split()) + j), prompt_tokens=len(p.split()))
-                   for j in range(n)]
+                   for j in range(params.n)]
             self.prompt_tokens += sum(c.prompt_tokens for c in row)
             self.generated += sum(c.tokens for c in row)
             out.append(row)

@@ -11,6 +11,7 @@ import asyncio
 
 import pytest
 
+from cotgen.engines.base import GenerationParams
 from cotgen.errors import DataError
 
 CONTEXT = 2048  # max_model_len every engine under contract runs with
@@ -33,7 +34,7 @@ def run(coro):
 
 class EngineContract:
     def test_n_samples_with_logprobs_and_top5(self, engine):
-        out = run(engine.generate(PROMPTS[:2], n=3, max_tokens=12, temperature=1.0, seed=7))
+        out = run(engine.generate(PROMPTS[:2], GenerationParams(n=3, max_tokens=12, temperature=1.0, seed=7)))
         assert [len(row) for row in out] == [3, 3]
         for row in out:
             assert len({c.text for c in row}) > 1  # the samples differ from each other
@@ -44,31 +45,39 @@ class EngineContract:
                     assert len(top) == 5 and top == sorted(top, reverse=True)
                     assert chosen <= top[0] + 1e-4
 
+    def test_sampling_settings_come_as_one_generation_params(self, engine):
+        with pytest.raises(TypeError):
+            engine.generate(PROMPTS[:1], max_tokens=8, temperature=0)  # the old keyword form
+        with pytest.raises(TypeError, match="as a GenerationParams, not a dict"):
+            run(engine.generate(PROMPTS[:1], {"max_tokens": 8}))
+
     def test_greedy_n_samples_agree(self, engine):
-        [row] = run(engine.generate([PROMPTS[4]], n=3, max_tokens=10, temperature=0))
+        [row] = run(engine.generate([PROMPTS[4]], GenerationParams(n=3, max_tokens=10, temperature=0)))
         assert len(row) == 3 and len({tuple(c.token_ids) for c in row}) == 1 and row[0].tokens > 0
 
     def test_seeded_output_is_the_same_alone_and_batched(self, engine):
-        call = dict(n=2, max_tokens=16, temperature=1.0, seed=11)
-        [alone] = run(engine.generate([PROMPTS[3]], **call))
+        params = GenerationParams(n=2, max_tokens=16, temperature=1.0, seed=11)
+        [alone] = run(engine.generate([PROMPTS[3]], params))
 
         async def batched():
-            others = [engine.generate([p], n=2, max_tokens=16, temperature=1.0, seed=i) for i, p in enumerate(PROMPTS)]
-            results = await asyncio.gather(engine.generate([PROMPTS[3]], **call), *others)
+            others = [engine.generate([p], GenerationParams(n=2, max_tokens=16, temperature=1.0, seed=i))
+                      for i, p in enumerate(PROMPTS)]
+            results = await asyncio.gather(engine.generate([PROMPTS[3]], params), *others)
             return results[0][0]
 
         together = run(batched())
         assert [c.token_ids for c in together] == [c.token_ids for c in alone]
         assert [c.text for c in together] == [c.text for c in alone]
-        [again] = run(engine.generate([PROMPTS[3]], **call))
+        [again] = run(engine.generate([PROMPTS[3]], params))
         assert [c.text for c in again] == [c.text for c in alone]
 
     def test_stop_strings_are_trimmed(self, engine, hf):
-        outs = run(engine.generate(PROMPTS, max_tokens=30, temperature=0))
+        outs = run(engine.generate(PROMPTS, GenerationParams(max_tokens=30, temperature=0)))
         prompt, full = next((p, c) for p, [c] in zip(PROMPTS, outs, strict=True)
                             if c.finish_reason == "length" and len(c.text) > 12)
         stop = next(full.text[i : i + 2] for i in range(8, len(full.text)) if full.text[i : i + 2].strip())
-        [[cut]] = run(engine.generate([prompt], max_tokens=30, temperature=0, stop=[stop, "@@never@@"]))
+        params = GenerationParams(max_tokens=30, temperature=0, stop=[stop, "@@never@@"])
+        [[cut]] = run(engine.generate([prompt], params))
         assert cut.text == full.text[: full.text.find(stop)]
         assert cut.finish_reason == "stop"
         assert cut.tokens < full.tokens
@@ -81,9 +90,9 @@ class EngineContract:
         assert not cut.text.startswith(longer)  # the next token reached into the stop string
 
     def test_token_counts_and_logprobs_agree_with_hf(self, engine, hf):
-        stops = ["\n", "."]
-        mine = run(engine.generate(PROMPTS, max_tokens=24, temperature=0, stop=stops))
-        ref = run(hf.generate(PROMPTS, max_tokens=24, temperature=0, stop=stops))
+        params = GenerationParams(max_tokens=24, temperature=0, stop=["\n", "."])
+        mine = run(engine.generate(PROMPTS, params))
+        ref = run(hf.generate(PROMPTS, params))
         same = 0
         for [a], [b] in zip(mine, ref, strict=True):
             if a.text != b.text:
@@ -94,7 +103,8 @@ class EngineContract:
         assert same >= len(PROMPTS) - 1
 
     def test_ignore_eos_generates_every_token(self, engine):
-        [[c]] = run(engine.generate([PROMPTS[2]], max_tokens=40, temperature=1.0, seed=5, ignore_eos=True))
+        params = GenerationParams(max_tokens=40, temperature=1.0, seed=5, ignore_eos=True)
+        [[c]] = run(engine.generate([PROMPTS[2]], params))
         assert c.finish_reason == "length" and c.tokens == 40
 
     def test_overlong_prompt_fails_alone(self, engine):
@@ -102,9 +112,9 @@ class EngineContract:
 
         async def main():
             return await asyncio.gather(
-                engine.generate([PROMPTS[0]], max_tokens=8, temperature=0, ignore_eos=True),
-                engine.generate([long_prompt], max_tokens=8, temperature=0),
-                engine.generate([PROMPTS[1]], max_tokens=8, temperature=0, ignore_eos=True),
+                engine.generate([PROMPTS[0]], GenerationParams(max_tokens=8, temperature=0, ignore_eos=True)),
+                engine.generate([long_prompt], GenerationParams(max_tokens=8, temperature=0)),
+                engine.generate([PROMPTS[1]], GenerationParams(max_tokens=8, temperature=0, ignore_eos=True)),
                 engine.score([long_prompt], ["yes"]),
                 return_exceptions=True,
             )

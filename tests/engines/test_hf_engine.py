@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 
 import pytest
 import torch
 
 from cotgen.engines.config import EngineConfig
 from cotgen.engines import build_engine
-from cotgen.engines.base import Engine
+from cotgen.engines.base import Engine, GenerationParams
 from cotgen.engines.hf import HFEngine
 from cotgen.errors import DataError, RunError
 from cotgen.models import resolve_model
@@ -59,11 +60,13 @@ def test_is_an_engine(engine):
 
 def test_concurrent_callers_get_their_own_greedy_result(engine):
     async def alone():
-        return [(await engine.generate([p], max_tokens=16, temperature=0))[0][0] for p in PROMPTS]
+        greedy = GenerationParams(max_tokens=16, temperature=0)
+        return [(await engine.generate([p], greedy))[0][0] for p in PROMPTS]
 
     async def together():
         before = engine.stats.batches
-        results = await asyncio.gather(*(engine.generate([p], max_tokens=16, temperature=0) for p in PROMPTS))
+        greedy = GenerationParams(max_tokens=16, temperature=0)
+        results = await asyncio.gather(*(engine.generate([p], greedy) for p in PROMPTS))
         return results, engine.stats.batches - before
 
     singles = asyncio.run(alone())
@@ -77,14 +80,16 @@ def test_concurrent_callers_get_their_own_greedy_result(engine):
 
 
 def test_one_call_with_many_prompts_keeps_order(engine):
-    out = asyncio.run(engine.generate(PROMPTS[:5], max_tokens=8, temperature=0))
-    single = [asyncio.run(engine.generate([p], max_tokens=8, temperature=0))[0][0].text for p in PROMPTS[:5]]
+    greedy = GenerationParams(max_tokens=8, temperature=0)
+    out = asyncio.run(engine.generate(PROMPTS[:5], greedy))
+    single = [asyncio.run(engine.generate([p], greedy))[0][0].text for p in PROMPTS[:5]]
     assert [c[0].text for c in out] == single
 
 
 def test_logprobs_match_a_teacher_forced_forward_pass(engine):
     for temperature in (0.0, 0.7, 1.5):
-        [[c]] = asyncio.run(engine.generate([PROMPTS[4]], max_tokens=20, temperature=temperature, seed=3))
+        params = GenerationParams(max_tokens=20, temperature=temperature, seed=3)
+        [[c]] = asyncio.run(engine.generate([PROMPTS[4]], params))
         assert c.tokens == len(c.token_ids) == len(c.logprobs) == len(c.top_logprobs) > 0
         # Raw log_softmax of the logits, whatever the temperature.
         assert c.logprobs == pytest.approx(teacher_forced(engine, PROMPTS[4], c.token_ids), abs=1e-4)
@@ -97,12 +102,13 @@ def test_logprobs_match_a_teacher_forced_forward_pass(engine):
 
 
 def test_stop_strings_are_trimmed(engine):
-    outs = asyncio.run(engine.generate(PROMPTS, max_tokens=30, temperature=0))
+    outs = asyncio.run(engine.generate(PROMPTS, GenerationParams(max_tokens=30, temperature=0)))
     # A prompt whose greedy continuation runs the full length (no EOS).
     prompt, full = next((p, c) for p, [c] in zip(PROMPTS, outs, strict=True) if c.finish_reason == "length" and len(c.text) > 12)
     # A stop string taken from the middle of what the model writes.
     stop = next(full.text[i : i + 2] for i in range(8, len(full.text)) if full.text[i : i + 2].strip())
-    [[cut]] = asyncio.run(engine.generate([prompt], max_tokens=30, temperature=0, stop=[stop, "@@never@@"]))
+    params = GenerationParams(max_tokens=30, temperature=0, stop=[stop, "@@never@@"])
+    [[cut]] = asyncio.run(engine.generate([prompt], params))
     expected = full.text[: full.text.find(stop)]
     assert cut.text == expected
     assert stop not in cut.text
@@ -119,9 +125,9 @@ def test_overlong_prompt_fails_alone(tiny_model_dir):
 
     async def main():
         return await asyncio.gather(
-            eng.generate([PROMPTS[0]], max_tokens=8, temperature=0),
-            eng.generate([long_prompt], max_tokens=8, temperature=0),
-            eng.generate([PROMPTS[1]], max_tokens=8, temperature=0),
+            eng.generate([PROMPTS[0]], GenerationParams(max_tokens=8, temperature=0)),
+            eng.generate([long_prompt], GenerationParams(max_tokens=8, temperature=0)),
+            eng.generate([PROMPTS[1]], GenerationParams(max_tokens=8, temperature=0)),
             eng.score([long_prompt], ["yes"]),
             return_exceptions=True,
         )
@@ -133,13 +139,13 @@ def test_overlong_prompt_fails_alone(tiny_model_dir):
     assert first[0][0].tokens == 8 and third[0][0].tokens == 8
     # A prompt that fits alone but not with its max_tokens is refused too.
     with pytest.raises(DataError, match="with 60 tokens to generate"):
-        asyncio.run(eng.generate([PROMPTS[4]], max_tokens=60))
+        asyncio.run(eng.generate([PROMPTS[4]], GenerationParams(max_tokens=60)))
     asyncio.run(eng.close())
 
 
 def test_n_samples_seeded_and_reproducible(engine):
     async def sample():
-        return await engine.generate(PROMPTS[:2], n=3, max_tokens=12, temperature=1.0, seed=7)
+        return await engine.generate(PROMPTS[:2], GenerationParams(n=3, max_tokens=12, temperature=1.0, seed=7))
 
     a = asyncio.run(sample())
     b = asyncio.run(sample())
@@ -152,7 +158,7 @@ def test_n_larger_than_max_batch_is_split(tiny_model_dir):
     eng = engine_for(tiny_model_dir, max_batch=4)
     # Every row runs the full length, so slots free up four at a time: 4 + 4 + 2 admitted.
     [completions] = asyncio.run(
-        eng.generate([PROMPTS[0]], n=10, max_tokens=4, temperature=1.0, seed=1, ignore_eos=True)
+        eng.generate([PROMPTS[0]], GenerationParams(n=10, max_tokens=4, temperature=1.0, seed=1, ignore_eos=True))
     )
     assert len(completions) == 10
     assert eng.stats.batches == 3 and eng.stats.sequences == 10
@@ -161,23 +167,23 @@ def test_n_larger_than_max_batch_is_split(tiny_model_dir):
 
 def test_mixed_settings_share_one_batch(engine):
     calls = [
-        dict(prompts=[PROMPTS[0]], max_tokens=5, temperature=0),
-        dict(prompts=[PROMPTS[1]], max_tokens=7, temperature=0),
-        dict(prompts=[PROMPTS[2]], max_tokens=5, temperature=0, stop=["@@"]),
-        dict(prompts=[PROMPTS[3]], max_tokens=5, temperature=0.8, top_p=0.9, seed=1),
-        dict(prompts=[PROMPTS[4]], max_tokens=9, temperature=1.5, seed=2, ignore_eos=True),
+        ([PROMPTS[0]], GenerationParams(max_tokens=5, temperature=0)),
+        ([PROMPTS[1]], GenerationParams(max_tokens=7, temperature=0)),
+        ([PROMPTS[2]], GenerationParams(max_tokens=5, temperature=0, stop=["@@"])),
+        ([PROMPTS[3]], GenerationParams(max_tokens=5, temperature=0.8, top_p=0.9, seed=1)),
+        ([PROMPTS[4]], GenerationParams(max_tokens=9, temperature=1.5, seed=2, ignore_eos=True)),
     ]
 
     async def main():
         before = engine.stats.batches
-        out = await asyncio.gather(*(engine.generate(**c) for c in calls))
+        out = await asyncio.gather(*(engine.generate(*c) for c in calls))
         return out, engine.stats.batches - before
 
     out, batches = asyncio.run(main())
     assert batches == 1  # sampling settings are per row: one admission for all five
     assert [c[0][0].tokens for c in out] == [5, 7, 5, 5, 9]
     for call, [[together]] in zip(calls, out, strict=True):
-        [[alone]] = asyncio.run(engine.generate(**call))
+        [[alone]] = asyncio.run(engine.generate(*call))
         assert together.token_ids == alone.token_ids  # seeded samples do not depend on company
         assert together.logprobs == pytest.approx(alone.logprobs, abs=1e-4)
 
@@ -187,8 +193,9 @@ def test_different_temperatures_in_one_batch(engine):
 
     async def main():
         return await asyncio.gather(
-            engine.generate([prompt], n=4, max_tokens=24, temperature=0, ignore_eos=True),
-            engine.generate([prompt], n=4, max_tokens=24, temperature=3.0, seed=11, ignore_eos=True),
+            engine.generate([prompt], GenerationParams(n=4, max_tokens=24, temperature=0, ignore_eos=True)),
+            engine.generate([prompt], GenerationParams(n=4, max_tokens=24, temperature=3.0, seed=11,
+                                                       ignore_eos=True)),
         )
 
     greedy, hot = asyncio.run(main())
@@ -205,7 +212,7 @@ def test_short_request_admitted_while_a_long_one_runs_finishes_first(tiny_model_
     done: list[str] = []
 
     async def call(name, prompt, max_tokens):
-        [[c]] = await eng.generate([prompt], max_tokens=max_tokens, temperature=0, ignore_eos=True)
+        [[c]] = await eng.generate([prompt], GenerationParams(max_tokens=max_tokens, temperature=0, ignore_eos=True))
         done.append(name)
         return c
 
@@ -222,8 +229,9 @@ def test_short_request_admitted_while_a_long_one_runs_finishes_first(tiny_model_
     assert done == ["short", "long"]
     assert eng.stats.batches == 2  # the short one joined the running batch
     assert long.tokens == 300 and short.tokens == 4
-    [[long_alone]] = asyncio.run(eng.generate([PROMPTS[6]], max_tokens=300, temperature=0, ignore_eos=True))
-    [[short_alone]] = asyncio.run(eng.generate([PROMPTS[4]], max_tokens=4, temperature=0, ignore_eos=True))
+    long_params = GenerationParams(max_tokens=300, temperature=0, ignore_eos=True)
+    [[long_alone]] = asyncio.run(eng.generate([PROMPTS[6]], long_params))
+    [[short_alone]] = asyncio.run(eng.generate([PROMPTS[4]], replace(long_params, max_tokens=4)))
     assert long.token_ids == long_alone.token_ids and short.token_ids == short_alone.token_ids
     asyncio.run(eng.close())
 
@@ -233,7 +241,7 @@ def test_a_finished_row_frees_its_slot(tiny_model_dir):
     done: list[str] = []
 
     async def call(name, max_tokens):
-        await eng.generate([PROMPTS[0]], max_tokens=max_tokens, temperature=0, ignore_eos=True)
+        await eng.generate([PROMPTS[0]], GenerationParams(max_tokens=max_tokens, temperature=0, ignore_eos=True))
         done.append(name)
 
     async def main():
@@ -256,7 +264,7 @@ def test_a_failing_forward_reaches_every_caller(tiny_model_dir, monkeypatch):
     monkeypatch.setattr(eng.model, "forward", broken)
 
     async def main():
-        calls = [eng.generate([p], max_tokens=8, temperature=0) for p in PROMPTS[:5]]
+        calls = [eng.generate([p], GenerationParams(max_tokens=8, temperature=0)) for p in PROMPTS[:5]]
         calls.append(eng.score(PROMPTS[:2], ["yes"]))
         # A hang would fail here instead of blocking the suite.
         return await asyncio.wait_for(asyncio.gather(*calls, return_exceptions=True), timeout=60)
@@ -265,7 +273,8 @@ def test_a_failing_forward_reaches_every_caller(tiny_model_dir, monkeypatch):
     assert len(results) == 6
     assert all(isinstance(r, RuntimeError) and "simulated out of memory" in str(r) for r in results)
     monkeypatch.undo()
-    [[c]] = asyncio.run(eng.generate([PROMPTS[0]], max_tokens=4, temperature=0))  # the engine recovers
+    # The engine recovers.
+    [[c]] = asyncio.run(eng.generate([PROMPTS[0]], GenerationParams(max_tokens=4, temperature=0)))
     assert c.text
     asyncio.run(eng.close())
 
@@ -279,7 +288,7 @@ def test_a_broken_dispatcher_reaches_every_caller(tiny_model_dir, monkeypatch):
     monkeypatch.setattr(eng, "_take_admissions", broken)
 
     async def main():
-        calls = [eng.generate([p], max_tokens=8, temperature=0) for p in PROMPTS[:4]]
+        calls = [eng.generate([p], GenerationParams(max_tokens=8, temperature=0)) for p in PROMPTS[:4]]
         return await asyncio.wait_for(asyncio.gather(*calls, return_exceptions=True), timeout=60)
 
     results = asyncio.run(main())
@@ -291,7 +300,8 @@ def test_close_fails_waiting_callers(tiny_model_dir):
     eng = engine_for(tiny_model_dir)
 
     async def main():
-        task = asyncio.create_task(eng.generate([PROMPTS[0]], max_tokens=3000, temperature=0, ignore_eos=True))
+        params = GenerationParams(max_tokens=3000, temperature=0, ignore_eos=True)
+        task = asyncio.create_task(eng.generate([PROMPTS[0]], params))
         for _ in range(10_000):
             if eng.stats.decode_steps > 0:
                 break
@@ -319,8 +329,8 @@ def test_cache_is_compacted(tiny_model_dir):
         # A long prompt that stops early next to a short one that runs on: once the long
         # row leaves, the columns only it used are dropped.
         return await asyncio.gather(
-            eng.generate([long_prompt], max_tokens=3, temperature=0, ignore_eos=True),
-            eng.generate([PROMPTS[2]], max_tokens=40, temperature=0, ignore_eos=True),
+            eng.generate([long_prompt], GenerationParams(max_tokens=3, temperature=0, ignore_eos=True)),
+            eng.generate([PROMPTS[2]], GenerationParams(max_tokens=40, temperature=0, ignore_eos=True)),
         )
 
     asyncio.run(main())
@@ -330,7 +340,8 @@ def test_cache_is_compacted(tiny_model_dir):
 
 
 def test_ignore_eos_generates_every_token(engine):
-    [[c]] = asyncio.run(engine.generate([PROMPTS[2]], max_tokens=40, temperature=1.0, seed=5, ignore_eos=True))
+    params = GenerationParams(max_tokens=40, temperature=1.0, seed=5, ignore_eos=True)
+    [[c]] = asyncio.run(engine.generate([PROMPTS[2]], params))
     assert c.finish_reason == "length" and c.tokens == 40
 
 
@@ -350,7 +361,8 @@ def test_chat_and_tokens(engine):
 
 def test_stats_count_work(engine):
     before = engine.stats.generated_tokens
-    asyncio.run(engine.generate(PROMPTS[:4], max_tokens=10, temperature=1.0, seed=2, ignore_eos=True))
+    params = GenerationParams(max_tokens=10, temperature=1.0, seed=2, ignore_eos=True)
+    asyncio.run(engine.generate(PROMPTS[:4], params))
     assert engine.stats.generated_tokens - before == 40
     assert engine.stats.mean_batch_size > 1
 
@@ -362,7 +374,7 @@ def test_cuda_without_a_gpu_is_a_clear_error(tiny_model_dir):
 
 
 def test_empty_calls(engine):
-    assert asyncio.run(engine.generate([])) == []
+    assert asyncio.run(engine.generate([], GenerationParams())) == []
     assert asyncio.run(engine.score([], ["yes"])) == []
 
 

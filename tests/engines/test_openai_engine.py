@@ -12,6 +12,7 @@ import pytest
 
 from cotgen.engines.config import EngineConfig
 from cotgen.engines import build_engine, openai
+from cotgen.engines.base import GenerationParams
 from cotgen.errors import DataError, EngineFailed, RunError
 
 
@@ -102,7 +103,7 @@ def engine(server, monkeypatch):
 
 
 def test_generate_parses_choices_by_index(engine, server):
-    out = asyncio.run(engine.generate(["p0", "p1"], n=3, max_tokens=5, temperature=0.5, seed=9))
+    out = asyncio.run(engine.generate(["p0", "p1"], GenerationParams(n=3, max_tokens=5, temperature=0.5, seed=9)))
     assert [[c.text.split(">")[0] + ">" for c in x] for x in out] == [
         ["<0.0>", "<0.1>", "<0.2>"], ["<1.0>", "<1.1>", "<1.2>"]
     ]
@@ -116,10 +117,18 @@ def test_generate_parses_choices_by_index(engine, server):
     assert server.headers[-1]["Authorization"] == "Bearer sk-test"
 
 
+def test_sampling_settings_come_as_one_generation_params(engine, server):
+    with pytest.raises(TypeError):
+        engine.generate(["p"], max_tokens=5)  # the old keyword form
+    with pytest.raises(TypeError, match="as a GenerationParams, not a dict"):
+        asyncio.run(engine.generate(["p"], {"max_tokens": 5}))
+    assert server.requests == []  # refused before anything was sent
+
+
 def test_a_server_refusing_vllm_extensions_is_asked_without_them(engine, server):
     server.refuse_extras = True
     for _ in range(2):
-        [[c]] = asyncio.run(engine.generate(["p"], max_tokens=5))
+        [[c]] = asyncio.run(engine.generate(["p"], GenerationParams(max_tokens=5)))
         assert c.tokens == 5 and c.token_ids == []  # text tokens: no ids to report
     assert engine.extras is False
     sent = [set(r) & set(openai.VLLM_GENERATE_EXTRAS) for r in server.requests]
@@ -127,10 +136,10 @@ def test_a_server_refusing_vllm_extensions_is_asked_without_them(engine, server)
 
 
 def test_stop_strings(engine, server):
-    [[c]] = asyncio.run(engine.generate(["p"], max_tokens=5, stop=["\n\n"]))
+    [[c]] = asyncio.run(engine.generate(["p"], GenerationParams(max_tokens=5, stop=["\n\n"])))
     assert (c.text, c.tokens, c.finish_reason) == ("<0.0> AB", 3, "stop")
     server.trim_stop = False  # a server that leaves the stop string in: trimmed here
-    [[c]] = asyncio.run(engine.generate(["p"], max_tokens=5, stop=["\n\n"]))
+    [[c]] = asyncio.run(engine.generate(["p"], GenerationParams(max_tokens=5, stop=["\n\n"])))
     assert (c.text, c.tokens, c.finish_reason) == ("<0.0> AB", 3, "stop")
     assert len(c.logprobs) == len(c.top_logprobs) == 3
 
@@ -145,7 +154,7 @@ def test_score_reads_the_top_logprobs(engine, server):
 
 def test_many_concurrent_callers(engine, server):
     async def main():
-        return await asyncio.gather(*(engine.generate([f"p{i}"], max_tokens=2) for i in range(40)))
+        return await asyncio.gather(*(engine.generate([f"p{i}"], GenerationParams(max_tokens=2)) for i in range(40)))
 
     out = asyncio.run(main())
     assert len(out) == 40 and all(x[0][0].tokens == 2 for x in out)
@@ -156,16 +165,16 @@ def test_many_concurrent_callers(engine, server):
 def test_http_400_is_a_data_error_for_that_call(engine, server):
     server.status = [400]
     with pytest.raises(DataError, match="HTTP 400.*prompt is too long"):
-        asyncio.run(engine.generate(["p"], max_tokens=2))
-    assert asyncio.run(engine.generate(["p"], max_tokens=2))[0][0].tokens == 2
+        asyncio.run(engine.generate(["p"], GenerationParams(max_tokens=2)))
+    assert asyncio.run(engine.generate(["p"], GenerationParams(max_tokens=2)))[0][0].tokens == 2
 
 
 def test_transient_errors_are_retried(engine, server):
     server.status = [503, 502]
-    assert asyncio.run(engine.generate(["p"], max_tokens=2))[0][0].tokens == 2
+    assert asyncio.run(engine.generate(["p"], GenerationParams(max_tokens=2)))[0][0].tokens == 2
     server.status = [500, 500, 500]
     with pytest.raises(EngineFailed, match="after 3 attempts: HTTP 500"):
-        asyncio.run(engine.generate(["p"], max_tokens=2))
+        asyncio.run(engine.generate(["p"], GenerationParams(max_tokens=2)))
 
 
 def test_unreachable_server(monkeypatch, server):
@@ -174,13 +183,13 @@ def test_unreachable_server(monkeypatch, server):
     server.close()
     eng = build_engine(EngineConfig(engine="openai", base_url=url))
     with pytest.raises(EngineFailed, match="cannot get completions from http://127.0.0.1"):
-        asyncio.run(eng.generate(["p"], max_tokens=2))
+        asyncio.run(eng.generate(["p"], GenerationParams(max_tokens=2)))
 
 
 def test_wrong_choice_count_is_reported(engine, server, monkeypatch):
     monkeypatch.setattr(server, "answer", lambda body: {"choices": []})
     with pytest.raises(RunError, match="answered 0 choices, expected 2"):
-        asyncio.run(engine.generate(["a", "b"], max_tokens=2))
+        asyncio.run(engine.generate(["a", "b"], GenerationParams(max_tokens=2)))
 
 
 def test_chat_uses_the_local_tokenizer(server, tiny_model_dir):

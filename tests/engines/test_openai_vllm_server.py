@@ -19,6 +19,7 @@ from vllm_fixtures import VLLMServer  # noqa: E402
 
 from cotgen.engines.config import EngineConfig  # noqa: E402
 from cotgen.engines import build_engine  # noqa: E402
+from cotgen.engines.base import GenerationParams  # noqa: E402
 from cotgen.errors import EngineFailed  # noqa: E402
 from cotgen.io.trees import iter_input_trees as iter_trees  # noqa: E402
 from cotgen.io.writers import read_manifest  # noqa: E402
@@ -53,7 +54,7 @@ class TestOpenAIEngineOnVLLMServer(EngineContract):
 
 
 def test_vllm_extensions_are_used(engine):
-    [[c]] = asyncio.run(engine.generate(PROMPTS[:1], max_tokens=8, temperature=0))
+    [[c]] = asyncio.run(engine.generate(PROMPTS[:1], GenerationParams(max_tokens=8, temperature=0)))
     assert engine.extras is True and len(c.token_ids) == c.tokens
     asyncio.run(engine.score(PROMPTS[:1], CANDIDATES))
     assert engine.score_method == "token_ids"
@@ -80,8 +81,8 @@ def test_every_scoring_method_agrees_with_hf(server, tiny_model_dir, hf, method)
 def test_prefix_cache_figures_from_the_server(engine):
     head = "She bought 12 apples and sold 5. How many apples are left over? " * 8
     before = engine.stats.cached_prompt_tokens
-    asyncio.run(engine.generate([head + "First"], max_tokens=4, temperature=0))
-    asyncio.run(engine.generate([head + "Then"], max_tokens=4, temperature=0))
+    asyncio.run(engine.generate([head + "First"], GenerationParams(max_tokens=4, temperature=0)))
+    asyncio.run(engine.generate([head + "Then"], GenerationParams(max_tokens=4, temperature=0)))
     assert engine.stats.cached_prompt_tokens > before
     assert engine.stats.prefix_cache_hit_rate is not None
 
@@ -117,8 +118,8 @@ def test_the_server_going_away_is_engine_failed(server, tiny_model_dir, monkeypa
 
     monkeypatch.setattr(openai, "RETRY_BACKOFF_S", 0.0)
     eng = openai_engine(server, tiny_model_dir)
-    assert asyncio.run(eng.generate(PROMPTS[:1], max_tokens=2))[0][0].tokens > 0
+    assert asyncio.run(eng.generate(PROMPTS[:1], GenerationParams(max_tokens=2)))[0][0].tokens > 0
     assert not server.stop()  # every process of its group is gone
     with pytest.raises(EngineFailed, match="cannot get completions"):
-        asyncio.run(eng.generate(PROMPTS[:1], max_tokens=2))
+        asyncio.run(eng.generate(PROMPTS[:1], GenerationParams(max_tokens=2)))
     asyncio.run(eng.close())

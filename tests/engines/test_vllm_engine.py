@@ -21,6 +21,7 @@ from vllm_fixtures import engine_processes, wait_gone  # noqa: E402
 
 from cotgen.engines.config import EngineConfig  # noqa: E402
 from cotgen.engines import build_engine  # noqa: E402
+from cotgen.engines.base import GenerationParams  # noqa: E402
 from cotgen.errors import EngineFailed  # noqa: E402
 from cotgen.io.trees import iter_input_trees as iter_trees  # noqa: E402
 from cotgen.io.writers import read_manifest  # noqa: E402
@@ -58,8 +59,8 @@ def test_prefix_cache_is_measured(vllm_engine):
     head = "She bought 12 apples and sold 5. How many apples are left over? " * 8
     stats = vllm_engine.stats
     prompt0, cached0 = stats.prompt_tokens, stats.cached_prompt_tokens
-    asyncio.run(vllm_engine.generate([head + "First"], max_tokens=4, temperature=0))
-    asyncio.run(vllm_engine.generate([head + "Then", head + "So"], n=2, max_tokens=4, temperature=0))
+    asyncio.run(vllm_engine.generate([head + "First"], GenerationParams(max_tokens=4, temperature=0)))
+    asyncio.run(vllm_engine.generate([head + "Then", head + "So"], GenerationParams(n=2, max_tokens=4, temperature=0)))
     sent = stats.prompt_tokens - prompt0
     cached = stats.cached_prompt_tokens - cached0
     one = len(vllm_engine.tokenizer.encode(head + "First"))
@@ -98,8 +99,8 @@ def test_synthesize_with_the_vllm_engine(vllm_engine, tiny_model_dir, tmp_path, 
 
 def test_fit_context_lowers_max_tokens_to_the_room_left(vllm_engine):
     prompt = "one two three four five six seven eight"
-    [[c]] = asyncio.run(vllm_engine.generate([prompt], max_tokens=10 * CONTEXT, temperature=0.0, ignore_eos=True,
-                                             fit_context=True))
+    params = GenerationParams(max_tokens=10 * CONTEXT, temperature=0.0, ignore_eos=True, fit_context=True)
+    [[c]] = asyncio.run(vllm_engine.generate([prompt], params))
     assert c.finish_reason == "length" and 0 < c.tokens and c.tokens + c.prompt_tokens == CONTEXT
 
 
@@ -108,7 +109,7 @@ def test_close_leaves_no_process_behind(vllm_engine):
     asyncio.run(vllm_engine.close())
     assert wait_gone(spawned, timeout=60) == set()
     with pytest.raises(EngineFailed, match="closed"):
-        asyncio.run(vllm_engine.generate(PROMPTS[:1], max_tokens=2))
+        asyncio.run(vllm_engine.generate(PROMPTS[:1], GenerationParams(max_tokens=2)))
     asyncio.run(vllm_engine.close())  # twice is fine
 
 
@@ -117,14 +118,14 @@ def test_a_dead_engine_core_fails_the_calls_as_engine_failed(tiny_model_dir):
     eng = build_engine(EngineConfig(engine="vllm", model=str(tiny_model_dir), max_model_len=CONTEXT, max_batch=8))
     spawned = engine_processes() - before
     try:
-        [[c]] = asyncio.run(eng.generate(PROMPTS[:1], max_tokens=4, temperature=0))
+        [[c]] = asyncio.run(eng.generate(PROMPTS[:1], GenerationParams(max_tokens=4, temperature=0)))
         assert c.tokens > 0
         for pid in spawned:
             os.kill(pid, signal.SIGKILL)
 
         async def main():
             return await asyncio.wait_for(
-                asyncio.gather(*(eng.generate([p], max_tokens=64, temperature=0) for p in PROMPTS),
+                asyncio.gather(*(eng.generate([p], GenerationParams(max_tokens=64, temperature=0)) for p in PROMPTS),
                                return_exceptions=True),
                 timeout=120,
             )

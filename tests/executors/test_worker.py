@@ -80,10 +80,10 @@ def test_stop_with_save_writes_the_finished_trees_and_cancels_the_rest(tmp_path)
     class Slow(ScriptedEngine):
         """Problem 5's tree never finishes: it is in flight when the worker stops."""
 
-        async def generate(self, prompts, **kw):
+        async def generate(self, prompts, params):
             if any(items[5][1] in p for p in prompts):
                 await asyncio.sleep(3600)
-            return await super().generate(prompts, **kw)
+            return await super().generate(prompts, params)
 
     async def go():
         worker = TreeWorker(_spec(tmp_path, shard_trees=100, flush_s=3600), engine=Slow())
@@ -106,10 +106,10 @@ def test_a_stale_buffer_is_written_after_flush_s(tmp_path):
     _, items = _items(3)
 
     class Slow(ScriptedEngine):
-        async def generate(self, prompts, **kw):
+        async def generate(self, prompts, params):
             if any(items[2][1] in p for p in prompts):
                 await asyncio.sleep(3600)
-            return await super().generate(prompts, **kw)
+            return await super().generate(prompts, params)
 
     async def go():
         worker = TreeWorker(_spec(tmp_path, shard_trees=100, flush_s=0.2), engine=Slow())

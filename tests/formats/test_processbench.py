@@ -7,12 +7,13 @@ import json
 import shutil
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from trees import all_wrong, load_with_datasets, order_of_operations, root_only, ungraded_three_way
 
 from cotgen.errors import UsageError
-from cotgen.formats import ExportRefused, make_format
+from cotgen.formats import ExportRefused, make_format, provenance
 from cotgen.formats.processbench import ProcessBenchFormat
 from cotgen.models import public_model_id
 from cotgen.tree import Tree, solution_steps
@@ -227,7 +228,11 @@ def test_a_run_exports_validates_and_loads(reasoner_run, tmp_path, cli, monkeypa
     assert report["error_count"] == report["warning_count"] == 0
 
     [shard] = sorted(out.glob("*.parquet"))
-    assert pq.read_schema(shard).equals(ProcessBenchFormat.arrow_schema())
+    schema = pq.read_schema(shard)
+    own = ProcessBenchFormat.arrow_schema()
+    assert pa.schema(list(schema)[: len(own)]).equals(own)
+    # then the provenance columns (cotgen.formats.provenance), in their order and types
+    assert [(f.name, f.type) for f in list(schema)[len(own):]] == [(f.name, f.type) for f in provenance.arrow_fields() if f.name not in own.names]
     monkeypatch.setenv("HF_DATASETS_CACHE", str(tmp_path / "hf-cache"))
     from datasets import load_dataset
 

@@ -221,6 +221,15 @@ def null_stats_field(d: Path) -> Path:
     return shard(d / "t.parquet", out, arrow_schema())
 
 
+@case("invalid", "field 'stats' is a string")
+def stats_column_of_strings(d: Path) -> Path:
+    # Round 3 (issue 19 item 11): an AttributeError in every reader.
+    out = rows(3)
+    for r in out:
+        r["stats"] = json.dumps(r["stats"])
+    return shard(d / "t.parquet", out)
+
+
 @case("invalid", "field 'config' is JSON nested too deeply")
 def config_nested_too_deep(d: Path) -> Path:
     return shard(d / "t.parquet", with_row(config="[" * 100_000 + "]" * 100_000), arrow_schema())
@@ -445,6 +454,31 @@ def shard_name_on_a_folder(d: Path) -> Path:
     return run
 
 
+@case("invalid", "id outside 0..2147483647")
+def negative_node_id(d: Path) -> Path:
+    # Issue 19 item 10: export would write an OpenLongCoT row that validate refuses.
+    out = rows(3)
+    nodes = out[1]["nodes"]
+    old = nodes[1]["id"]
+    nodes[1]["id"] = -5
+    for n in nodes:
+        if n["parent"] == old:
+            n["parent"] = -5
+    return shard(d / "t.parquet", out, arrow_schema())
+
+
+@case("invalid", "id outside 0..2147483647")
+def node_ids_beyond_2_53(d: Path) -> Path:
+    # Two ids that JavaScript numbers cannot tell apart (view's data-node-id collided).
+    out = rows(3)
+    nodes = out[1]["nodes"]
+    remap = {n["id"]: (2**53 + n["id"] if n["id"] else 0) for n in nodes}
+    for n in nodes:
+        n["id"] = remap[n["id"]]
+        n["parent"] = remap.get(n["parent"], n["parent"])
+    return shard(d / "t.parquet", out)
+
+
 # -- OpenLongCoT text --------------------------------------------------------------
 
 
@@ -468,6 +502,13 @@ def misspelled_rating(d: Path) -> Path:
 @case("invalid", "is not an integer")
 def non_integer_local_id(d: Path) -> Path:
     return text_file(d / "ol.txt", ROOT + record(0, "one", "a") + "\n")
+
+
+@case("invalid", "local id of 5000 digits")
+def five_thousand_digit_local_id(d: Path) -> Path:
+    # Beyond Python's int-string limit: a ValueError aborted the whole file (item 11).
+    rows_ = [ROOT + record(0, "7" * 5000, "a"), ROOT + record(0, 1, "b")]
+    return text_file(d / "ol.txt", "\n".join(rows_) + "\n")
 
 
 @case("invalid", "duplicate local id 1")

@@ -10,6 +10,7 @@ import pytest
 
 from cotgen.engines.config import EngineConfig
 from cotgen.engines import build_engine
+from cotgen.engines.base import GenerationParams
 from cotgen.models import resolve_model
 from cotgen.policy import RATING_TOKENS, YES, load_prompts
 from cotgen.reasoner import PACKAGED
@@ -47,7 +48,7 @@ def test_it_loads_in_the_hf_engine_and_writes_the_step_format(engine):
     prompts = load_prompts()
     [problem] = held_out_problems(1)
     prompt = solution_prompt(engine, prompts, problem.question)
-    [[c]] = asyncio.run(engine.generate([prompt], n=1, max_tokens=128, temperature=0.0))
+    [[c]] = asyncio.run(engine.generate([prompt], GenerationParams(n=1, max_tokens=128, temperature=0.0)))
     steps = c.text.split("\n\n")
     assert len(steps) >= 2 and steps[-1].startswith("The answer is \\boxed{"), c.text
     [score] = asyncio.run(engine.score([prompt], ["Yes", "No"]))
@@ -64,7 +65,7 @@ def test_vllm_loads_it_where_vllm_runs(monkeypatch):
     try:
         [problem] = held_out_problems(1)
         prompt = solution_prompt(engine, load_prompts(), problem.question)
-        [[c]] = asyncio.run(engine.generate([prompt], n=1, max_tokens=128, temperature=0.0))
+        [[c]] = asyncio.run(engine.generate([prompt], GenerationParams(n=1, max_tokens=128, temperature=0.0)))
         assert c.text.split("\n\n")[-1].startswith("The answer is \\boxed{"), c.text
     finally:
         asyncio.run(engine.close())

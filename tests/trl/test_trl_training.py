@@ -24,10 +24,16 @@ def _export_and_load(fmt, trees, tmp_path, monkeypatch):
     from datasets import load_dataset
 
     monkeypatch.setenv("HF_DATASETS_CACHE", str(tmp_path / "hf-cache"))
-    rows = [row for tree in trees for row in fmt.export(tree)]
+    from cotgen.formats import provenance
+    from cotgen.verify import grader_id
+
+    # With the provenance columns the exporter adds (source, generator, ...): trainers must
+    # take rows that carry them.
+    rows = [{**row, **provenance.row_provenance(tree, row, grader_id())} for tree in trees for row in fmt.export(tree)]
     path = tmp_path / f"{fmt.name}" / "train-00000-of-00001.parquet"
     path.parent.mkdir()
-    pq.write_table(pa.Table.from_pylist(rows, schema=fmt.arrow_schema()), path)
+    schema = pa.schema(list(fmt.arrow_schema()) + provenance.arrow_fields())
+    pq.write_table(pa.Table.from_pylist(rows, schema=schema), path)
     dataset = load_dataset("parquet", data_files=str(path), split="train", cache_dir=str(tmp_path / "hf-cache"))
     assert dataset.to_list() == rows
     return dataset

@@ -52,6 +52,7 @@ from cotgen.engines.base import (
     Completion,
     EngineStats,
     GenerationParams,
+    check_request,
     encode_prompts,
     fitted_max_tokens,
     render_chat_template,
@@ -113,8 +114,8 @@ class HFEngine:
 
     # --- the Engine interface -------------------------------------------------------
 
-    async def generate(self, prompts: list[str], **sampling: Any) -> list[list[Completion]]:
-        params = GenerationParams(**sampling)
+    async def generate(self, prompts: list[str], params: GenerationParams) -> list[list[Completion]]:
+        check_request(prompts, params)
         if not prompts:
             return []
         n = params.n

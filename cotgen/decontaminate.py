@@ -1,0 +1,398 @@
+"""Benchmark decontamination: drop rows whose problem shares a word n-gram with a benchmark question.
+
+The rule is open-r1's (scripts/decontaminate.py): normalise both texts, cut them into word
+8-grams, and call a row contaminated when any of its n-grams is one of a benchmark
+question's. The normalisation here is stricter than open-r1's lowercasing, so copies with
+changed whitespace, case or punctuation still match: NFKC, casefold, apostrophes and digit
+group commas removed, and every other non-alphanumeric character a word break.
+
+A benchmark question shorter than n words is matched when a row's whole problem is the same
+words. The benchmarks' n-grams are held in memory (MATH-500 and GSM8K test: ~90k); the
+input is streamed one record batch at a time, so memory stays flat in its size.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import unicodedata
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cotgen.benchmarks import BenchmarkItem, load_benchmark
+from cotgen.errors import DataError, UsageError, environment_error
+from cotgen.io.inputs import (
+    EXPORT_SHARD,
+    MANIFEST,
+    TREES_DIR,
+    DatasetInput,
+    expand_inputs,
+    export_shard_name,
+    resolve_dataset_inputs,
+    tree_shard_name,
+)
+from cotgen.io.readers import TREES, ParquetReader, open_rows
+from cotgen.io.writers import atomic_file, read_manifest, write_json_atomic
+
+REPORT = "decontaminate.json"
+DEFAULT_NGRAM = 8
+WRITE_BATCH_BYTES = 16 << 20  # uncompressed bytes per record batch copied to the output
+SHOWN_NGRAMS = 20  # shared n-grams listed per removed row in the report (all are counted)
+
+_APOSTROPHES = re.compile(r"['`\u2018\u2019\u02bc\u2032]")
+_DIGIT_GROUP = re.compile(r"(?<=\d),(?=\d{3}(?!\d))")  # 1,000 -> 1000
+_WORD = re.compile(r"[^\W_]+")  # runs of letters and digits
+_OPENLONGCOT_PROBLEM = re.compile(r"<start_of_thought>\s*<problem>(.*?)<end_of_thought>", re.S)
+
+
+def words(text: str) -> list[str]:
+    """The normalised words of `text`: what n-grams are cut from."""
+    if not text.isascii():  # ASCII is already NFKC
+        text = unicodedata.normalize("NFKC", text)
+    text = _DIGIT_GROUP.sub("", _APOSTROPHES.sub("", text.casefold()))
+    return _WORD.findall(text)
+
+
+def ngrams(ws: list[str], n: int) -> Iterator[tuple[str, ...]]:
+    """Every run of n consecutive words; a text shorter than n words is its one 'n-gram'."""
+    if len(ws) < n:
+        if ws:
+            yield tuple(ws)
+        return
+    yield from zip(*(ws[i:] for i in range(n)), strict=False)  # shorter tails end it
+
+
+@dataclass(frozen=True)
+class Match:
+    """A contaminated text: the benchmark question it matched best and the n-grams they share."""
+
+    item: BenchmarkItem
+    shared: list[str]  # each n-gram joined by spaces, in the order the text has them
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "benchmark": self.item.benchmark,
+            "benchmark_item": self.item.where,
+            "benchmark_question": self.item.question,
+            "shared_ngrams": self.shared[:SHOWN_NGRAMS],
+            "shared_count": len(self.shared),
+        }
+
+
+class BenchmarkIndex:
+    """The n-grams of every question of some benchmarks, each pointing at its first question."""
+
+    def __init__(self, items: Iterable[BenchmarkItem], n: int = DEFAULT_NGRAM) -> None:
+        if not 1 <= n <= 64:
+            raise UsageError(f"--ngram must be between 1 and 64, not {n}")
+        self.n = n
+        self.items: list[BenchmarkItem] = []
+        self.grams: dict[tuple[str, ...], int] = {}
+        for item in items:
+            index = len(self.items)
+            self.items.append(item)
+            for gram in ngrams(words(item.question), n):
+                self.grams.setdefault(gram, index)
+
+    @classmethod
+    def load(cls, specs: Iterable[str], n: int = DEFAULT_NGRAM) -> BenchmarkIndex:
+        specs = list(dict.fromkeys(specs))
+        if not specs:
+            raise UsageError("give at least one benchmark with --against (e.g. math500, gsm8k or a .jsonl file)")
+        items: list[BenchmarkItem] = []
+        for spec in specs:
+            items.extend(load_benchmark(spec))
+        return cls(items, n)
+
+    def sizes(self) -> dict[str, int]:
+        return dict(Counter(item.benchmark for item in self.items))
+
+    def match(self, text: str) -> Match | None:
+        """The benchmark question `text` overlaps (most shared n-grams wins), or None."""
+        grams = self.grams
+        hits = [g for g in ngrams(words(text), self.n) if g in grams]
+        if not hits:
+            return None
+        best = Counter(grams[g] for g in hits).most_common(1)[0][0]
+        shared = list(dict.fromkeys(" ".join(g) for g in hits))
+        return Match(self.items[best], shared)
+
+
+# -- problems before a search (synthesize --decontaminate) ------------------------------------
+
+
+def drop_contaminated(problems: list[Any], specs: Iterable[str], n: int = DEFAULT_NGRAM) -> tuple[list[Any], list[dict[str, Any]]]:
+    """(kept problems, one entry per dropped problem) for cotgen.problems.Problem objects."""
+    index = BenchmarkIndex.load(specs, n)
+    kept, dropped = [], []
+    for p in problems:
+        found = index.match(p.question)
+        if found is None:
+            kept.append(p)
+        else:
+            dropped.append({"id": p.id, "source": p.source, "question": _cut(p.question), **found.as_json()})
+    return kept, dropped
+
+
+# -- files ------------------------------------------------------------------------------------
+
+
+@dataclass
+class DecontaminateReport:
+    """What decontaminate did: every removed row with the benchmark question it matched."""
+
+    format: str
+    inputs: list[str]
+    out: str
+    against: list[str]
+    ngram: int
+    benchmark_items: dict[str, int]
+    rows: int = 0
+    kept: int = 0
+    removed_by_benchmark: dict[str, int] = field(default_factory=dict)
+    removed: list[dict[str, Any]] = field(default_factory=list)
+    files: list[dict[str, Any]] = field(default_factory=list)
+
+    def as_json(self) -> dict[str, Any]:
+        return {f: getattr(self, f) for f in self.__dataclass_fields__}
+
+
+def decontaminate(paths: list[Path | str], out: Path | str, against: list[str], n: int = DEFAULT_NGRAM) -> DecontaminateReport:
+    """Write the rows of `paths` (run folders, tree shards or exports of one format) that
+    overlap no question of `against` to `out`, in the same format and layout, with
+    decontaminate.json. `out` appears whole or not at all."""
+    inp, line_based = _inputs([Path(p) for p in paths])
+    out = Path(out)
+    _check_out(out, inp)
+    index = BenchmarkIndex.load(against, n)  # a bad --against fails before anything is written
+    staging = out.parent / f".{out.name}.partial-{os.getpid()}"
+    try:
+        try:
+            staging.mkdir(parents=True)
+            report = DecontaminateReport(inp.format, [str(f) for f in inp.files], str(out), list(against), n, index.sizes())
+            names = _output_names(inp, line_based)
+            for path, name in zip(inp.files, names, strict=True):
+                if line_based:
+                    _filter_lines(inp.format, path, staging / name, index, report)
+                else:
+                    _filter_file(inp.format, path, staging / name, index, report)
+            report.kept = report.rows - len(report.removed)
+            if inp.format == TREES:
+                _write_manifest(inp, staging, report)
+            write_json_atomic(staging / REPORT, report.as_json())
+            if out.is_dir():
+                out.rmdir()  # empty (checked above): the rename needs it gone
+            os.rename(staging, out)
+        except OSError as exc:
+            known = environment_error(exc, "write the decontaminate output", where=out)
+            if known is None:
+                raise
+            raise known from None
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+    return report
+
+
+def _check_out(out: Path, inp: DatasetInput) -> None:
+    resolved = out.resolve()
+    for f in inp.files:
+        if resolved == f.resolve() or resolved in f.resolve().parents:
+            raise UsageError(f"--out {out} holds the input {f}: write the result to a new folder")
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise UsageError(f"--out {out} exists and is not an empty folder")
+
+
+def _inputs(paths: list[Path]) -> tuple[DatasetInput, bool]:
+    """The inputs as dedupe and push take them (tree shards, Parquet exports, Marco-o1 files),
+    or line files (.jsonl, OpenLongCoT .txt) of one format, copied line by line; and which."""
+    files = expand_inputs(paths)
+    if files and all(_line_file(f) for f in files):
+        unique = list(dict.fromkeys(f.resolve() for f in files))
+        formats = {f: open_rows(f).format for f in unique}
+        if len(set(formats.values())) > 1:
+            listing = "; ".join(f"{f}: {fmt}" for f, fmt in formats.items())
+            raise UsageError(f"inputs hold more than one format: {listing}")
+        return DatasetInput(formats[unique[0]], unique, None), True
+    return resolve_dataset_inputs(paths), False
+
+
+def _line_file(path: Path) -> bool:
+    """A file of one row per line: JSONL (also under .json) or OpenLongCoT text."""
+    reader = open_rows(path)
+    return reader.kind in ("jsonl", "txt") or (reader.kind == "json" and getattr(reader, "_lines", None) is not None)
+
+
+def _output_names(inp: DatasetInput, line_based: bool) -> list[str]:
+    """Tree shards renumbered part-NNNNN; exports keep their split, renumbered -NNNNN-of-NNNNN;
+    line files keep their names (numbered when two share one)."""
+    if line_based:
+        names: list[str] = []
+        for f in inp.files:
+            name = f.name if f.name not in names else f"{f.stem}-{len(names)}{f.suffix}"
+            names.append(name)
+        return names
+    if inp.format == TREES:
+        return [f"{TREES_DIR}/{tree_shard_name(i)}" for i in range(len(inp.files))]
+    ext = "json" if inp.format == "marco" else "parquet"
+    splits = [m.group("split") if (m := EXPORT_SHARD.match(f.name)) else "train" for f in inp.files]
+    seen: Counter = Counter()
+    names = []
+    for split in splits:
+        names.append(export_shard_name(split, seen[split], splits.count(split), ext))
+        seen[split] += 1
+    return names
+
+
+# The column a format's problem is read from, and how to get the problem text out of it.
+_PROBLEM_COLUMN = {TREES: "problem", "openlongcot": "text", "sft": "messages", "prm": "prompt",
+                   "dpo": "prompt", "processbench": "problem"}
+
+
+def _problem(fmt: str, value: Any) -> Any:
+    if fmt == "openlongcot" and isinstance(value, str):
+        m = _OPENLONGCOT_PROBLEM.search(value)
+        return m.group(1) if m else value
+    if fmt == "sft" and isinstance(value, list):
+        users = [m.get("content") for m in value if isinstance(m, dict) and m.get("role") == "user"]
+        return users[0] if users else None
+    return value
+
+
+def _filter_file(fmt: str, path: Path, target: Path, index: BenchmarkIndex, report: DecontaminateReport) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if fmt == "marco":
+        _filter_marco(path, target, index, report)
+        return
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    column = _PROBLEM_COLUMN.get(fmt)
+    reader = ParquetReader(path)
+    if column not in reader.columns:
+        raise DataError(f"{path}: no '{column}' column to read the problem from (a {fmt} file has one)")
+    ids = "id" in reader.columns
+    rows = kept = failed = 0
+    with atomic_file(target) as f:
+        with pq.ParquetWriter(f, reader.parquet.schema_arrow, compression="zstd") as writer:
+            for batch in reader.arrow_batches(batch_rows=_batch_rows(reader.parquet)):
+                texts = batch.column(column).to_pylist()
+                row_ids = batch.column("id").to_pylist() if ids else None
+                mask = []
+                for i, value in enumerate(texts):
+                    text = _problem(fmt, value)
+                    if not isinstance(text, str):
+                        raise DataError(f"{path}: row {rows + i}: no problem text in '{column}' "
+                                        f"(a {type(text).__name__}); validate {path} says more")
+                    found = index.match(text)
+                    mask.append(found is None)
+                    if found is not None:
+                        entry = {"file": str(path), "row": rows + i}
+                        if row_ids is not None:
+                            entry["id"] = row_ids[i]
+                        report.removed.append({**entry, "problem": _cut(text), **found.as_json()})
+                rows += len(texts)
+                part = batch if all(mask) else batch.filter(pa.array(mask))
+                if part.num_rows:
+                    writer.write_batch(part)
+                    kept += part.num_rows
+                    if fmt == TREES:
+                        failed += part.num_rows - part.column("error").null_count
+    _count(report, path, target, rows, kept, failed)
+
+
+def _filter_marco(path: Path, target: Path, index: BenchmarkIndex, report: DecontaminateReport) -> None:
+    """A Marco-o1 file is one JSON array (read whole by its one reader); kept records are
+    written back by the format's own writer, so the file stays byte-compatible."""
+    from cotgen.formats.marco import dumps_marco
+
+    records = [r for batch in open_rows(path, "marco").batches() for r in batch.rows]
+    kept = []
+    for i, record in enumerate(records):
+        text = record.get("instruction") if isinstance(record, dict) else None
+        if not isinstance(text, str):
+            raise DataError(f"{path}: record {i}: no 'instruction' text to read the problem from")
+        found = index.match(text)
+        if found is None:
+            kept.append(record)
+        else:
+            report.removed.append({"file": str(path), "row": i, "problem": _cut(text), **found.as_json()})
+    with atomic_file(target, "w") as f:
+        f.write(dumps_marco(kept))
+    _count(report, path, target, len(records), len(kept), 0)
+
+
+def _filter_lines(fmt: str, path: Path, target: Path, index: BenchmarkIndex, report: DecontaminateReport) -> None:
+    """Stream a JSONL or OpenLongCoT .txt file; kept lines are copied byte for byte."""
+    from cotgen.io.readers import BadRow
+
+    opened = open_rows(path)
+    reader = getattr(opened, "_lines", None) or opened  # JSONL under a .json name
+    column = "instruction" if fmt == "marco" else _PROBLEM_COLUMN.get(fmt)
+    rows = kept = 0
+    with open(path, "rb") as src, atomic_file(target) as dst:
+        for lineno, raw in enumerate(src):
+            line = reader._strip(raw)
+            if not line.strip():
+                dst.write(raw)  # blank lines stay where they were
+                continue
+            try:
+                text = line.decode("utf-8")
+                row = reader._row(text.removeprefix("\ufeff") if lineno == 0 else text, lineno)
+            except UnicodeDecodeError:
+                raise DataError(f"{path}: line {lineno + 1}: not valid UTF-8") from None
+            if isinstance(row, BadRow):
+                raise DataError(f"{path}: {row.message}")
+            text = _problem(fmt, row.get(column))
+            if not isinstance(text, str):
+                raise DataError(f"{path}: line {lineno + 1}: no problem text in '{column}'")
+            rows += 1
+            found = index.match(text)
+            if found is None:
+                dst.write(raw)
+                kept += 1
+            else:
+                report.removed.append({"file": str(path), "line": lineno + 1, "problem": _cut(text), **found.as_json()})
+    _count(report, path, target, rows, kept, 0)
+
+
+def _count(report: DecontaminateReport, path: Path, target: Path, rows: int, kept: int, failed: int) -> None:
+    report.rows += rows
+    for entry in report.removed[len(report.removed) - (rows - kept):]:
+        report.removed_by_benchmark[entry["benchmark"]] = report.removed_by_benchmark.get(entry["benchmark"], 0) + 1
+    name = target.relative_to(target.parents[1]) if target.parent.name == TREES_DIR else Path(target.name)
+    report.files.append({"input": str(path), "output": str(name), "rows": rows, "kept": kept, "failed": failed})
+
+
+def _batch_rows(pf) -> int:
+    """Rows per record batch: about WRITE_BATCH_BYTES uncompressed, by the file's own metadata."""
+    meta = pf.metadata
+    widest = max((meta.row_group(i).total_byte_size / max(meta.row_group(i).num_rows, 1)
+                  for i in range(meta.num_row_groups)), default=1.0)
+    # At most 8,192: dictionary-encoded columns make the metadata understate a row's decoded size.
+    return max(64, min(8192, int(WRITE_BATCH_BYTES // max(widest, 1.0))))
+
+
+def _write_manifest(inp: DatasetInput, out: Path, report: DecontaminateReport) -> None:
+    """The first input run's manifest, with this output's shards and what was removed."""
+    manifest = read_manifest(inp.manifest_from) if inp.manifest_from else {}
+    shards = [{"name": Path(f["output"]).name, "rows": f["kept"], "failed": f["failed"]} for f in report.files]
+    manifest["shards"] = shards
+    manifest["counts"] = {"trees": sum(s["rows"] for s in shards), "failed": sum(s["failed"] for s in shards)}
+    manifest["decontamination"] = {
+        "against": report.against,
+        "ngram": report.ngram,
+        "rows": report.rows,
+        "kept": report.kept,
+        "removed": len(report.removed),
+        "removed_by_benchmark": report.removed_by_benchmark,
+    }
+    write_json_atomic(out / MANIFEST, manifest)
+
+
+def _cut(text: str, limit: int = 500) -> str:
+    return text if len(text) <= limit else text[:limit] + " [...]"
