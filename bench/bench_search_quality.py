@@ -34,8 +34,8 @@ CRITICS = 1
 
 def run(work: Path) -> dict[str, float]:
     from bench.search_quality import VALUE_MODES, headline, plot, run_all
-    from cotgen.engines.config import EngineConfig
     from cotgen.engines import build_engine
+    from cotgen.engines.config import EngineConfig
     from cotgen.policy import load_prompts
     from cotgen.reasoner.evaluate import held_out_problems
     from cotgen.search.config import SearchConfig

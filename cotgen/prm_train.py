@@ -139,9 +139,9 @@ def train_prm(inputs: list[Path], out: Path, cfg: PRMTrainConfig, log: Callable[
     import torch
     from transformers import (
         AutoModelForTokenClassification,
-        PrinterCallback,
         AutoTokenizer,
         DataCollatorForTokenClassification,
+        PrinterCallback,
         Trainer,
         TrainerCallback,
         TrainingArguments,

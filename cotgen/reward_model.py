@@ -180,7 +180,12 @@ class HFRewardModel(RewardModel):
 
     def __init__(self, name: str, device: str = "auto", dtype: str = "auto", trust_remote_code: bool = False) -> None:
         import torch
-        from transformers import AutoConfig, AutoModel, AutoModelForTokenClassification, AutoTokenizer
+        from transformers import (
+            AutoConfig,
+            AutoModel,
+            AutoModelForTokenClassification,
+            AutoTokenizer,
+        )
         from transformers.utils import logging as hf_logging
 
         from cotgen.engines.hf.loading import pick_device, pick_dtype

@@ -27,8 +27,8 @@ from bench.search_quality import (  # noqa: E402
 from cotgen.engines.base import Completion  # noqa: E402
 from cotgen.policy import load_prompts  # noqa: E402
 from cotgen.problems import Problem  # noqa: E402
-from cotgen.search.config import SearchConfig  # noqa: E402
 from cotgen.reasoner.evaluate import path_errors  # noqa: E402
+from cotgen.search.config import SearchConfig  # noqa: E402
 from cotgen.tree import Tree  # noqa: E402
 
 Q = "Start with 9. Multiply it by 8, add 10, then subtract 2. What number do you get?"
