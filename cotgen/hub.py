@@ -15,8 +15,8 @@ from typing import Any
 
 from cotgen import __version__
 from cotgen.errors import RunError, UsageError
-from cotgen.io.inputs import MANIFEST, export_shard_name, is_run_dir, resolve_dataset_inputs
-from cotgen.io.writers import read_manifest
+from cotgen.io.inputs import resolve_dataset_inputs
+from cotgen.io.layout import MANIFEST, export_shard_name, is_run_dir, read_manifest
 from cotgen.models import public_model_id
 
 TAGS = ("synthetic", "chain-of-thought", "mcts", "cotgen")
@@ -456,8 +456,8 @@ def provenance_lines(locals_, manifest: dict[str, Any]) -> list[str]:
     export's summary sidecars (cotgen.formats.provenance), else from the run manifest."""
     from collections import Counter
 
-    from cotgen.formats.provenance import COLUMNS, EXACT_FORMATS, SUMMARY_SUFFIX, source_dataset
-    from cotgen.io.inputs import EXPORT_SHARD
+    from cotgen.formats.provenance import COLUMNS, EXACT_FORMATS, source_dataset, summary_name
+    from cotgen.io.layout import EXPORT_SHARD
     from cotgen.models import public_model_id
 
     total = {"generators": Counter(), "sources": Counter(), "verified_by": Counter()}
@@ -465,7 +465,7 @@ def provenance_lines(locals_, manifest: dict[str, Any]) -> list[str]:
     formats, seen = set(), set()
     for x in locals_:
         m = EXPORT_SHARD.match(x.path.name)
-        side = x.path.parent / f"{m['split'] if m else 'train'}{SUMMARY_SUFFIX}"
+        side = x.path.parent / summary_name(m['split'] if m else 'train')
         if side in seen or not side.is_file():
             continue
         seen.add(side)
@@ -510,7 +510,7 @@ def provenance_lines(locals_, manifest: dict[str, Any]) -> list[str]:
              f"- verified by: {listed(total['verified_by'])}"]
     if seen:
         lines.append(f"- truncated rows (a node cut by a token limit): {truncated}; tokens generated: {tokens}")
-        where = ("a sidecar `<split>.provenance.jsonl` beside the export, one line per row"
+        where = ("a sidecar `_<split>.provenance.jsonl` beside the export, one line per row"
                  if formats & set(EXACT_FORMATS) else "the columns " + ", ".join(f"`{c}`" for c in COLUMNS))
         lines.append(f"- per row: {where}")
     return lines

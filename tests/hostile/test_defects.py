@@ -22,10 +22,12 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 from corpus import good_tree, record, rows, run_folder, shard  # noqa: E402
 
-from cotgen.io.inputs import shard_paths  # noqa: E402
+from cotgen.io.layout import (
+    read_manifest,  # noqa: E402
+    shard_paths,  # noqa: E402
+)
 from cotgen.io.runfolder import RunLock  # noqa: E402
 from cotgen.io.trees import iter_input_trees  # noqa: E402
-from cotgen.io.writers import read_manifest  # noqa: E402
 from cotgen.tree import arrow_schema  # noqa: E402
 
 # A small, quick search on the tiny model (seconds).
