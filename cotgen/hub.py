@@ -417,6 +417,10 @@ def published_settings(manifest: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {k: settings[k] for k in _PUBLISHED_SETTINGS if settings.get(k) is not None}
     if isinstance(out.get("model"), str):
         out["model"] = public_model_id(out["model"])  # --model /some/folder: its name, or its Hub id
+    search = out.get("search")
+    if isinstance(search, dict) and isinstance(search.get("value_model"), str):
+        # --value prm's PRM, named the same way
+        out["search"] = {**search, "value_model": public_model_id(search["value_model"])}
     if isinstance(manifest.get("problems_source"), str):
         out["problems_source"] = manifest["problems_source"]
     out["cotgen_version"] = manifest.get("cotgen_version") or __version__

@@ -86,7 +86,8 @@ class TreeWorker:
 
     async def start(self) -> dict[str, Any]:
         """Build the engine and start searching; a CotgenError here is the engine's message."""
-        from cotgen.policy import EnginePolicy, EngineValuer, load_prompts
+        from cotgen.policy import EnginePolicy, load_prompts
+        from cotgen.reward_model import build_valuer
 
         spec = self.spec
         prompts = load_prompts(Path(spec.prompts) if spec.prompts else None)
@@ -95,7 +96,7 @@ class TreeWorker:
 
             self._engine = build_engine(spec.engine)
         self._policy = EnginePolicy(self._engine, prompts, spec.search, hint_answer=spec.hint_answer)
-        self._valuer = EngineValuer(self._engine, prompts, spec.search)
+        self._valuer = build_valuer(self._engine, prompts, spec.search, spec.engine)  # --value prm loads the PRM here
         self._next_shard = self._first_free_shard()
         self._cache_before = self._prompt_cache()
         self._wake, self._news = asyncio.Event(), asyncio.Event()
