@@ -38,6 +38,7 @@ from cotgen.policy import EnginePolicy, EngineValuer, Prompts
 from cotgen.problems import Problem
 from cotgen.reasoner.arith import label_path
 from cotgen.reasoner.evaluate import bon_at, path_errors, processbench_f1
+from cotgen.reward_model import PRMValuer, RewardModel
 from cotgen.search.config import SearchConfig
 from cotgen.search.mcts import TreeSearch
 from cotgen.search.ratings import assign_ratings
@@ -45,7 +46,7 @@ from cotgen.tree import Node, Tree, solution_steps
 from cotgen.verify import grade
 
 BUDGETS = (1, 2, 4, 8, 16)  # multiples of the greedy tokens
-VALUE_MODES = ("judge", "confidence")
+VALUE_MODES = ("judge", "confidence")  # the value modes on the policy itself; "prm" joins with a PRM given
 JUDGE_TOKENS = 1  # a judged prompt costs what the judge would write: one token, Yes or No
 
 
@@ -132,14 +133,31 @@ def _grade(text: str, gold: str) -> bool | None:
     return grade(text, gold).correct
 
 
+class MeteredPRMValuer(PRMValuer):
+    """--value prm's valuer, metered as the judge is: a valued path costs what the judge
+    would write (JUDGE_TOKENS), and its tokens count as processed prompt tokens."""
+
+    def __init__(self, prm: RewardModel, meter: MeteredEngine) -> None:
+        super().__init__(prm)
+        self.meter = meter
+
+    async def evaluate(self, tree, parent, kind, candidates, seed):
+        ev = await super().evaluate(tree, parent, kind, candidates, seed)
+        self.meter.tokens += JUDGE_TOKENS * len(candidates)
+        steps = [s.text for s in solution_steps(tree.path_to(parent.id))]
+        self.meter.prompt_tokens += sum(
+            len(self.prm.layout.encode(self.prm.tokenizer, tree.problem, steps + [c.text])[0]) for c in candidates)
+        return ev
+
+
 async def search_one(
     engine: Engine, prompts: Prompts, problem: Problem, cfg: SearchConfig, budget: float, model: str,
-    visible: bool,
+    visible: bool, prm: RewardModel | None = None,
 ) -> SearchRecord:
     meter = MeteredEngine(engine)
     tree = Tree.new(problem.question, problem.answer if visible else None, source=problem.source, model=model)
     policy = EnginePolicy(meter, prompts, cfg)
-    valuer = EngineValuer(meter, prompts, cfg)
+    valuer = MeteredPRMValuer(prm, meter) if cfg.value_mode == "prm" else EngineValuer(meter, prompts, cfg)
     rng = random.Random(cfg.seed ^ int(tree.id, 16))
     search = BudgetedSearch(tree, policy, valuer, _grade, cfg, rng, meter=meter, budget=budget)
     await search.run()
@@ -355,11 +373,14 @@ def bon_default(rows: list[list[tuple[int, str | None, bool]]], tokens: float, e
 async def run_all(
     engine: Engine, prompts: Prompts, problems: list[Problem], seeds: list[int], cfg: SearchConfig,
     model: str, bon_n: int, concurrency: int = 64, modes: tuple[str, ...] = VALUE_MODES, log=print,
-    default_simulations: int | None = None, critics: int = 0,
+    default_simulations: int | None = None, critics: int = 0, prm: RewardModel | None = None,
+    prm_id: str | None = None,
 ) -> dict[str, Any]:
     """Every method on every problem and seed; returns the figures (see the module docstring).
     `critics` > 0 (and the search's own setting 0): the gold-visible search runs once more with
-    that many critics, for where they land (`visible_critics`, `sq_critic_precision`)."""
+    that many critics, for where they land (`visible_critics`, `sq_critic_precision`). With
+    `prm` (loaded from `prm_id`), mode "prm" values answers by it, and it breaks the ties of
+    the gold-visible ratings where the tree lacks evidence (`prm_tiebreak`)."""
     from cotgen.reasoner.evaluate import sample_solutions
 
     greedy = await sample_solutions(engine, problems, prompts=prompts)
@@ -404,7 +425,7 @@ async def run_all(
     async def searched(scfg: SearchConfig, visible: bool) -> list[SearchRecord]:
         async def one(problem: Problem) -> SearchRecord:
             async with gate:
-                return await search_one(engine, prompts, problem, scfg, top, model, visible)
+                return await search_one(engine, prompts, problem, scfg, top, model, visible, prm)
         return list(await asyncio.gather(*(one(p) for p in problems)))
 
     records: list[SearchRecord] = []
@@ -422,8 +443,11 @@ async def run_all(
     if default_simulations is not None:
         figures["bon_visible"]["default"] = bon_default(rows_all, figures["visible"]["default"]["tokens"],
                                                         cfg.enough_correct, per_sample)
+    if prm is not None and default_simulations is not None:
+        figures["prm_tiebreak"] = await prm_tiebreak_f1(records, prm, cfg, default_simulations)
     for mode in modes:
-        mcfg = SearchConfig(**{**cfg.to_dict(), "value_mode": mode, "enough_correct": 0})
+        mcfg = SearchConfig(**{**cfg.to_dict(), "value_mode": mode, "enough_correct": 0,
+                               "value_model": prm_id if mode == "prm" else None})
         hidden: list[SearchRecord] = []
         for seed in seeds:
             hidden += await searched(SearchConfig(**{**mcfg.to_dict(), "seed": seed}), False)
@@ -432,6 +456,28 @@ async def run_all(
         values = [p for r in hidden for p in step_value_pairs(r.tree)]
         figures["ratings"][mode] = {"value_auc": auc(values), "valued_answers": len(values)}
     return figures
+
+
+async def prm_tiebreak_f1(records: list[SearchRecord], prm: RewardModel, cfg: SearchConfig,
+                          simulations: int, threshold: float = 0.5) -> dict[str, Any]:
+    """Rating F1 of the gold-visible trees (after the search's default simulations) when the
+    PRM rates the steps the tree lacks the evidence for (rating unknown): negative below
+    `threshold`. The search's own ratings stay where it has them."""
+    pairs, filled = [], 0
+    for r in records:
+        tree, _, _, _ = kept_tree(r, float("inf"), cfg.negative_after, simulations)
+        kids = tree.children()
+        for leaf in (n for n in tree.nodes if n.terminal and not kids[n.id]):
+            steps = solution_steps(tree.path_to(leaf.id))
+            if not any(s.rating == "unknown" for s in steps):
+                continue
+            [scores] = await prm.score(tree.problem, [[s.text for s in steps]])
+            for s, p in zip(steps, scores, strict=True):
+                if s.rating == "unknown":
+                    s.rating = "positive" if p >= threshold else "negative"
+                    filled += 1
+        pairs += path_errors(tree)
+    return {**processbench_f1(pairs), "filled_ratings": filled}
 
 
 def headline(figures: dict[str, Any]) -> dict[str, float]:
@@ -474,6 +520,8 @@ def headline(figures: dict[str, Any]) -> dict[str, float]:
                 out["sq_critics_rating_f1"] = at["rating_f1"]
                 out["sq_critics_solved"] = at["solved"]
             break
+    if "prm_tiebreak" in figures:
+        out["sq_rating_f1_prm_tiebreak"] = figures["prm_tiebreak"]["f1"]
     for mode, r in figures["ratings"].items():
         if r["value_auc"] is not None:
             out["sq_value_auc" + ("" if mode == "judge" else f"_{mode}")] = r["value_auc"]

@@ -25,18 +25,17 @@ from typing import Any
 
 from cotgen.benchmarks import BenchmarkItem, load_benchmark
 from cotgen.errors import DataError, UsageError, environment_error
-from cotgen.io.inputs import (
+from cotgen.io.atomic import atomic_file, write_json_atomic
+from cotgen.io.inputs import DatasetInput, expand_inputs, resolve_dataset_inputs
+from cotgen.io.layout import (
     EXPORT_SHARD,
     MANIFEST,
     TREES_DIR,
-    DatasetInput,
-    expand_inputs,
     export_shard_name,
-    resolve_dataset_inputs,
+    read_manifest,
     tree_shard_name,
 )
 from cotgen.io.readers import TREES, ParquetReader, open_rows
-from cotgen.io.writers import atomic_file, read_manifest, write_json_atomic
 
 REPORT = "decontaminate.json"
 DEFAULT_NGRAM = 8

@@ -22,17 +22,17 @@ from cotgen.errors import (
 from cotgen.formats import format_class
 from cotgen.formats.marco import dumps_marco
 from cotgen.formats.openlongcot import KIND_TAGS, THOUGHT_END, THOUGHT_START
-from cotgen.io.inputs import (
+from cotgen.io.atomic import atomic_file, write_json_atomic
+from cotgen.io.inputs import DatasetInput, resolve_dataset_inputs
+from cotgen.io.layout import (
     EXPORT_SHARD,
     MANIFEST,
     TREES_DIR,
-    DatasetInput,
     export_shard_name,
-    resolve_dataset_inputs,
+    read_manifest,
     tree_shard_name,
 )
 from cotgen.io.readers import TREES, ParquetReader, open_rows
-from cotgen.io.writers import atomic_file, read_manifest, write_json_atomic
 from cotgen.validate import refuse_invalid
 
 REPORT = "dedupe.json"

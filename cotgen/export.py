@@ -13,18 +13,19 @@ from typing import Any
 
 from cotgen.errors import UsageError, environment_error, refuse_link_to_nowhere
 from cotgen.formats import ExportRefused, Format, provenance
-from cotgen.io.inputs import EXPORT_SHARD, MANIFEST, TREES_DIR, export_shard_name
+from cotgen.io.atomic import open_new, write_json_atomic
+from cotgen.io.layout import (
+    EXPORT_SHARD,
+    MANIFEST,
+    TREES_DIR,
+    export_shard_name,
+    read_manifest,
+    temporary_name,
+)
 from cotgen.io.readers import Reader
 from cotgen.io.runfolder import RunLock
 from cotgen.io.trees import iter_located_trees, tree_inputs
-from cotgen.io.writers import (
-    JsonShardWriter,
-    ParquetShardWriter,
-    open_new,
-    read_manifest,
-    temporary_name,
-    write_json_atomic,
-)
+from cotgen.io.writers import JsonShardWriter, ParquetShardWriter
 from cotgen.tree import Tree, broken_invariants
 
 DEFAULT_MAX_SHARD_SIZE = "500MB"
@@ -202,15 +203,15 @@ def _recorded_grader(path: Path) -> str:
 
 
 class _ProvenanceSidecars:
-    """`<split>.provenance.json` (the summary, every format) and, for the byte-exact formats,
-    `<split>.provenance.jsonl` (each row's provenance, one line per row in shard order).
+    """`_<split>.provenance.json` (the summary, every format) and, for the byte-exact formats,
+    `_<split>.provenance.jsonl` (each row's provenance, one line per row in shard order).
     Written under temporary names and renamed after the shards, as the shards are."""
 
     def __init__(self, out: Path, split: str, format: str) -> None:
         self.out, self.split = out, split
         self.exact = format in provenance.EXACT_FORMATS
         self.summary = provenance.Summary(format, split)
-        self.rows_path = out / f"{split}{provenance.ROWS_SUFFIX}"
+        self.rows_path = out / provenance.rows_name(split)
         self._tmp = temporary_name(self.rows_path) if self.exact else None
         self._file = open_new(self._tmp, "w") if self._tmp else None
 
@@ -235,7 +236,7 @@ class _ProvenanceSidecars:
             os.replace(self._tmp, self.rows_path)
         else:
             self.rows_path.unlink(missing_ok=True)  # a previous exact export's, now stale
-        write_json_atomic(self.out / f"{self.split}{provenance.SUMMARY_SUFFIX}", self.summary.as_json())
+        write_json_atomic(self.out / provenance.summary_name(self.split), self.summary.as_json())
 
 
 def _skip_reason(tree: Tree) -> str | None:

@@ -15,8 +15,8 @@ from typing import Any
 
 from cotgen import __version__
 from cotgen.errors import RunError, UsageError
-from cotgen.io.inputs import MANIFEST, export_shard_name, is_run_dir, resolve_dataset_inputs
-from cotgen.io.writers import read_manifest
+from cotgen.io.inputs import resolve_dataset_inputs
+from cotgen.io.layout import MANIFEST, export_shard_name, is_run_dir, read_manifest
 from cotgen.models import public_model_id
 
 TAGS = ("synthetic", "chain-of-thought", "mcts", "cotgen")
@@ -417,6 +417,10 @@ def published_settings(manifest: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {k: settings[k] for k in _PUBLISHED_SETTINGS if settings.get(k) is not None}
     if isinstance(out.get("model"), str):
         out["model"] = public_model_id(out["model"])  # --model /some/folder: its name, or its Hub id
+    search = out.get("search")
+    if isinstance(search, dict) and isinstance(search.get("value_model"), str):
+        # --value prm's PRM, named the same way
+        out["search"] = {**search, "value_model": public_model_id(search["value_model"])}
     if isinstance(manifest.get("problems_source"), str):
         out["problems_source"] = manifest["problems_source"]
     out["cotgen_version"] = manifest.get("cotgen_version") or __version__
@@ -455,8 +459,8 @@ def provenance_lines(locals_, manifest: dict[str, Any]) -> list[str]:
     export's summary sidecars (cotgen.formats.provenance), else from the run manifest."""
     from collections import Counter
 
-    from cotgen.formats.provenance import COLUMNS, EXACT_FORMATS, SUMMARY_SUFFIX, source_dataset
-    from cotgen.io.inputs import EXPORT_SHARD
+    from cotgen.formats.provenance import COLUMNS, EXACT_FORMATS, source_dataset, summary_name
+    from cotgen.io.layout import EXPORT_SHARD
     from cotgen.models import public_model_id
 
     total = {"generators": Counter(), "sources": Counter(), "verified_by": Counter()}
@@ -464,7 +468,7 @@ def provenance_lines(locals_, manifest: dict[str, Any]) -> list[str]:
     formats, seen = set(), set()
     for x in locals_:
         m = EXPORT_SHARD.match(x.path.name)
-        side = x.path.parent / f"{m['split'] if m else 'train'}{SUMMARY_SUFFIX}"
+        side = x.path.parent / summary_name(m['split'] if m else 'train')
         if side in seen or not side.is_file():
             continue
         seen.add(side)
@@ -509,7 +513,7 @@ def provenance_lines(locals_, manifest: dict[str, Any]) -> list[str]:
              f"- verified by: {listed(total['verified_by'])}"]
     if seen:
         lines.append(f"- truncated rows (a node cut by a token limit): {truncated}; tokens generated: {tokens}")
-        where = ("a sidecar `<split>.provenance.jsonl` beside the export, one line per row"
+        where = ("a sidecar `_<split>.provenance.jsonl` beside the export, one line per row"
                  if formats & set(EXACT_FORMATS) else "the columns " + ", ".join(f"`{c}`" for c in COLUMNS))
         lines.append(f"- per row: {where}")
     return lines

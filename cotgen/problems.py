@@ -119,7 +119,7 @@ def load_problems(
     loaded = _collect(rows, source, where, question_field, answer_field, limit, skip)
     if split is None:  # a file: no split, and no benchmark by name
         return loaded
-    from cotgen.benchmarks import benchmark_split
+    from cotgen.benchmark_names import benchmark_split
 
     return replace(loaded, split=split, benchmark=benchmark_split(name, split))
 

@@ -32,6 +32,9 @@ class StopRequest:
     # The asyncio run (run_async) that SIGTERM cancels; None outside one.
     task: asyncio.Task | None = field(default=None, repr=False)
     cancelled: bool = field(default=False, repr=False)  # SIGTERM has cancelled `task`
+    # Set by ask(): the run stops at the executor's next look (within a second), saving its
+    # finished trees as on a signal. A budget (a cost limit) stops a run through here.
+    reason: str | None = None
 
     @property
     def exit_code(self) -> int:
@@ -41,6 +44,12 @@ class StopRequest:
     @property
     def name(self) -> str:
         return signal.Signals(self.signal or signal.SIGINT).name
+
+    def ask(self, reason: str) -> None:
+        """Stop the run without a signal: the executor stops its workers, which write their
+        finished trees, and returns with RunResult.stopped = reason. Callable from any
+        callback the run makes (progress, say); the first reason stays."""
+        self.reason = self.reason or reason
 
     def on_term(self, signum, frame) -> None:
         """SIGTERM's handler. In an asyncio run it cancels the run, as asyncio's runner does

@@ -2,42 +2,29 @@
 
 from __future__ import annotations
 
-import asyncio
-import random
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cotgen.engines.config import EngineConfig
 from cotgen.engines.base import Engine
-from cotgen.errors import (
-    CotgenError,
-    EngineFailed,
-    Interrupted,
-    RunError,
-    UsageError,
-    environment_error,
-    first_line,
-)
+from cotgen.engines.config import EngineConfig
+from cotgen.errors import EngineFailed, Interrupted, RunError, UsageError, environment_error
+from cotgen.executors.base import ProgressCallback, RunProgress, RunResult
+from cotgen.executors.job import EngineFailure
+from cotgen.executors.local import LocalExecutor
 from cotgen.executors.ray_cluster import RayConfig
-from cotgen.io.runfolder import (
-    COMPLETE,
-    INTERRUPTED,
-    RUNNING,
-    Reconciled,
-    RunLock,
-    crash_point,
-    reconcile,
-)
-from cotgen.io.writers import TreeShardWriter, read_manifest
-from cotgen.policy import EnginePolicy, EngineValuer, load_prompts
+from cotgen.executors.worker import WorkerConfig
+from cotgen.io.atomic import crash_point
+from cotgen.io.layout import COMPLETE, INTERRUPTED, RUNNING, read_manifest
+from cotgen.io.runfolder import Reconciled, RunLock, reconcile
+from cotgen.io.writers import ShardInfo, TreeShardWriter
+from cotgen.policy import load_prompts
 from cotgen.search.config import SearchConfig
-from cotgen.search.mcts import run_search
-from cotgen.search.ratings import assign_ratings
-from cotgen.stopping import StopRequest, held_signals, run_async, terminate_as_interrupt
-from cotgen.tree import Tree, tree_id
+from cotgen.stopping import StopRequest, held_signals, terminate_as_interrupt
+from cotgen.tree import tree_id
+
+__all__ = ["AllTreesFailed", "ProgressCallback", "RunConfig", "RunProgress", "SynthesizeReport", "run"]
 
 # Settings a resumed run must share with the run that started the folder: they shape trees.
 # Of the search settings, SearchConfig.shaping says which.
@@ -73,45 +60,6 @@ class RunConfig:
             raise ValueError(f"concurrency must be >= 1, not {self.concurrency}")
         if self.shard_trees < 1:
             raise ValueError(f"shard_trees must be >= 1, not {self.shard_trees}")
-
-
-@dataclass
-class _Live:
-    """What the run has done so far; outlives the event loop so Ctrl-C can still save it."""
-
-    buffer: list[Tree] = field(default_factory=list)  # finished, not yet in a shard
-    written: int = 0
-    failed: int = 0
-    simulations: int = 0
-    correct_leaves: int = 0
-    terminal_leaves: int = 0
-    solved: int = 0  # trees with at least one correct leaf
-    running_simulations: dict[str, int] = field(default_factory=dict)  # tree id -> finished, in flight
-    shards: list[str] = field(default_factory=list)
-    first_error: str | None = None
-
-
-@dataclass(frozen=True)
-class RunProgress:
-    """What a run has done so far, handed to the progress callback after every finished tree
-    and about twice a second."""
-
-    total: int  # trees this run searches (problems not yet in the folder)
-    done: int  # trees finished
-    simulations: int  # finished simulations, counting those of trees still in flight
-    generated_tokens: int
-    seconds: float
-    correct_leaves: int  # over graded terminal leaves of finished trees
-    terminal_leaves: int
-    # --executor ray only (workers == 0 for a local run):
-    workers: int = 0  # worker places
-    workers_up: int = 0  # workers started and searching now
-    saved: int = 0  # trees in shards (done counts trees a worker still buffers)
-    requeued: int = 0  # problems handed back to the queue by dead workers
-    worker_deaths: int = 0
-
-
-ProgressCallback = Callable[[RunProgress], None]
 
 
 @dataclass
@@ -176,12 +124,6 @@ class AllTreesFailed(RunError):
     def __init__(self, message: str, report: SynthesizeReport) -> None:
         super().__init__(message)
         self.report = report
-
-
-def _grade(text: str, gold: str) -> bool | None:
-    from cotgen.verify import grade
-
-    return grade(text, gold).correct
 
 
 def _settings(search: SearchConfig, engine_cfg: EngineConfig, prompts_digest: str, opts: RunConfig) -> dict[str, Any]:
@@ -268,17 +210,19 @@ def run(
         try:
             lock.acquire()  # creates the folder: an unwritable --out fails here, before the model loads
             crash_point("lock-taken")
-            return _run_locked(opts, search, engine_cfg, settings, prompts, out, engine, progress, warn, stop, ray)
+            return _run_locked(opts, search, engine_cfg, settings, out, engine, progress, warn, stop, ray)
         except KeyboardInterrupt:
-            # Stopped before the search started (loading problems or the model): nothing to save.
+            # Stopped before the executor started (loading the problems, reconciling): nothing to save.
             raise Interrupted(f"interrupted ({stop.name}) before any tree was searched", exit_code=stop.exit_code) from None
         finally:
             lock.release()
 
 
 def _run_locked(opts: RunConfig, search: SearchConfig, engine_cfg: EngineConfig, settings: dict[str, Any],
-                prompts, out: Path, engine: Engine | None, progress: ProgressCallback | None,
+                out: Path, engine: Engine | None, progress: ProgressCallback | None,
                 warn: WarnCallback | None, stop: StopRequest, ray: RayConfig | None = None) -> SynthesizeReport:
+    """Prepare the run (problems, the folder reconciled, what is left to search), hand it to
+    the executor, and finish: the report and the manifest."""
     from cotgen.problems import load_problems
 
     _refuse_changed_settings(out, settings)
@@ -308,99 +252,113 @@ def _run_locked(opts: RunConfig, search: SearchConfig, engine_cfg: EngineConfig,
         writer.update_manifest(status=COMPLETE)
         crash_point("run-complete")
         return report
-    if ray is not None:
-        return _run_ray(todo, opts, search, engine_cfg, settings, problem_set.source, ray, report, progress, stop)
 
-    own_engine = engine is None
-    if engine is None:
-        from cotgen.engines import build_engine
-        from cotgen.engines.chat import refuse_value_without_logprobs
+    spec = WorkerConfig(
+        engine=engine_cfg, search=search, out=str(out.resolve()), tag=None, concurrency=opts.concurrency,
+        shard_trees=opts.shard_trees, prompts=str(opts.prompts.resolve()) if opts.prompts else None,
+        hint_answer=opts.hint_answer,
+    )
+    executor = LocalExecutor(engine) if ray is None else _ray_executor(ray)
+    saved = 0  # trees this run put in shards
 
-        try:
-            engine = build_engine(engine_cfg)
-            refuse_value_without_logprobs(engine, search.value_mode, report.no_answer)
-        except BaseException:
-            _mark_interrupted(writer)  # the folder's problems are not all searched: say so
-            raise
-    crash_point("engine-built")
-    policy = EnginePolicy(engine, prompts, search, hint_answer=opts.hint_answer)
-    valuer = EngineValuer(engine, prompts, search)
-    live = _Live()
-    cache_before = _prompt_cache(engine)
-    t0 = time.perf_counter()
+    def record(info: ShardInfo) -> None:
+        # The workers wrote the shard; this process, the manifest's one writer, records it.
+        # A stop signal waits until the manifest says so.
+        nonlocal saved
+        with held_signals():
+            writer.record(info)
+            saved += info.rows
+        crash_point("manifest-written")
 
-    def snapshot() -> RunProgress:
-        return RunProgress(
-            total=len(todo),
-            done=live.written + len(live.buffer),
-            simulations=live.simulations + sum(live.running_simulations.values()),
-            generated_tokens=policy.generated_tokens + valuer.generated_tokens,
-            seconds=time.perf_counter() - t0,
-            correct_leaves=live.correct_leaves,
-            terminal_leaves=live.terminal_leaves,
-        )
-
-    report_progress = (lambda: progress(snapshot())) if progress is not None else None
     try:
-        run_async(_run_all(todo, engine, policy, valuer, search, opts, writer, live, report_progress, own_engine), stop)
-    except (KeyboardInterrupt, asyncio.CancelledError):
-        with held_signals(deliver=False):  # a second Ctrl-C must not cut the last save short
-            _flush(writer, live, everything=True)
-            writer.drop_retried_failures()
-            writer.update_manifest(status=INTERRUPTED)
+        result = executor.run(todo, spec, record, progress, stop)
+    except KeyboardInterrupt:
+        _stopped_early(writer)
         raise Interrupted(
-            f"interrupted ({stop.name}): {live.written} finished tree(s) are saved in {out}; "
+            f"interrupted ({stop.name}): {saved} finished tree(s) are saved in {out}; "
             "run the same command again to finish the rest",
             exit_code=stop.exit_code,
         ) from None
-    except OSError as exc:
-        known = environment_error(exc, "write the run", where=out)
-        if known is None:
-            raise
-        _mark_interrupted(writer)
-        raise RunError(f"{known}; {live.written} finished tree(s) are saved in {out}: "
-                       "run the same command again once it can write") from None
     except EngineFailure as exc:
         # Every tree in flight failed because the engine did, not because of its problem:
         # none is recorded, so the same command searches them again.
-        with held_signals(deliver=False):
-            _flush(writer, live, everything=True)
-            writer.drop_retried_failures()
-            writer.update_manifest(status=INTERRUPTED)
+        _stopped_early(writer)
         failed = EngineFailed(
-            f"{exc.reason}. The run stopped: {live.written} finished tree(s) are saved in {out}, "
+            f"{exc.reason}. The run stopped: {saved} finished tree(s) are saved in {out}, "
             f"the {exc.in_flight} in flight are not; run the same command again to finish"
         )
-        failed.exit_code = getattr(exc.__cause__, "exit_code", failed.exit_code)  # --max-cost: 3
+        failed.exit_code = exc.exit_code  # 3 when --max-cost stopped it (engines/chat.py)
         raise failed from None
-    seconds = time.perf_counter() - t0
-    tokens = policy.generated_tokens + valuer.generated_tokens
-    report.ran = True
-    report.trees = live.written
-    report.failed = live.failed
-    report.simulations = live.simulations
-    report.generated_tokens = tokens
-    report.seconds = round(seconds, 3)
-    report.tokens_per_s = round(tokens / seconds, 1) if seconds else 0.0
-    report.simulations_per_s = round(live.simulations / seconds, 2) if seconds else 0.0
-    report.correct_leaves = live.correct_leaves
-    report.terminal_leaves = live.terminal_leaves
-    report.solved_trees = live.solved
-    report.shards = live.shards
-    report.model = engine.model_id
-    if getattr(getattr(engine, "stats", None), "prefix_cache", False):
-        prompt, cached = (now - then for now, then in zip(_prompt_cache(engine), cache_before, strict=True))
-        report.prompt_tokens, report.cached_prompt_tokens = prompt, cached
-        report.prefix_cache_hit_rate = round(cached / prompt, 4) if prompt else None
-    if hasattr(engine, "api_usage"):  # --engine chat
-        report.api = engine.api_usage()
-        report.cost_usd = report.api["cost_usd"]
+    except OSError as exc:
+        known = environment_error(exc, "write the run", where=out)
+        _mark_interrupted(writer)
+        if known is None:
+            raise
+        raise RunError(f"{known}; {saved} finished tree(s) are saved in {out}: "
+                       "run the same command again once it can write") from None
+    except BaseException:
+        _mark_interrupted(writer)  # the folder's problems are not all searched: say so
+        raise
+    fill_report(report, result, ray)
+    if result.stopped is not None:
+        _stopped_early(writer, last_run=report.as_json())
+        raise RunError(f"{result.stopped}: {saved} finished tree(s) are saved in {out}; "
+                       "run the same command again to go on")
     writer.drop_retried_failures()
     writer.update_manifest(last_run=report.as_json(), status=COMPLETE)
     crash_point("run-complete")
-    if live.written and live.failed == live.written:
-        raise AllTreesFailed(f"every tree failed ({live.failed}); the first error: {live.first_error}", report)
+    if report.trees and report.failed == report.trees:
+        raise AllTreesFailed(f"every tree failed ({report.failed}); the first error: {result.totals.first_error}",
+                             report)
     return report
+
+
+def fill_report(report: SynthesizeReport, result: RunResult, ray: RayConfig | None) -> None:
+    """The report's figures from what the executor did: the one place they are computed
+    (the sums of the trees' tallies, executors.job.RunTotals)."""
+    totals = result.totals
+    seconds = result.seconds
+    report.ran = True
+    report.trees = totals.trees
+    report.failed = totals.failed
+    report.simulations = totals.simulations
+    report.generated_tokens = result.generated_tokens
+    report.seconds = round(seconds, 3)
+    report.tokens_per_s = round(result.generated_tokens / seconds, 1) if seconds else 0.0
+    report.simulations_per_s = round(totals.simulations / seconds, 2) if seconds else 0.0
+    report.correct_leaves = totals.correct_leaves
+    report.terminal_leaves = totals.terminal_leaves
+    report.solved_trees = totals.solved
+    report.shards = sorted(result.shards)
+    report.model = result.model
+    if result.prompt_tokens is not None:
+        prompt, cached = result.prompt_tokens, result.cached_prompt_tokens or 0
+        report.prompt_tokens, report.cached_prompt_tokens = prompt, cached
+        report.prefix_cache_hit_rate = round(cached / prompt, 4) if prompt else None
+    if result.api is not None:  # --engine chat
+        report.api, report.cost_usd = result.api, result.api["cost_usd"]
+    if ray is not None:
+        report.executor = "ray"
+        report.workers = ray.workers
+        report.worker_deaths = result.worker_deaths
+        report.requeued = result.requeued
+        report.search_seconds = round(result.search_seconds, 3)
+        report.steady_trees_per_s = round(result.steady_trees_per_s, 3)
+
+
+def _ray_executor(ray: RayConfig):
+    from cotgen.executors.ray_cluster import RayExecutor, import_ray
+
+    import_ray()  # a missing extra is reported before any worker starts
+    return RayExecutor(ray)
+
+
+def _stopped_early(writer: TreeShardWriter, **fields: Any) -> None:
+    """The run stopped with problems left: the folder says so (status interrupted). A second
+    Ctrl-C must not cut this short."""
+    with held_signals(deliver=False):
+        writer.drop_retried_failures()
+        writer.update_manifest(status=INTERRUPTED, **fields)
 
 
 def _screen_problems(problem_set, opts: RunConfig, warn: WarnCallback | None):
@@ -454,210 +412,3 @@ def _mark_interrupted(writer: TreeShardWriter) -> None:
         writer.update_manifest(status=INTERRUPTED)
     except OSError:
         pass
-
-
-async def _run_all(
-    todo, engine, policy, valuer, search: SearchConfig, opts: RunConfig, writer, live: _Live,
-    report_progress: Callable[[], None] | None, own_engine: bool,
-) -> None:
-    """Keep `opts.concurrency` trees in flight; a new problem starts as each tree finishes."""
-    pending = iter(todo)
-    tasks: set[asyncio.Task] = set()
-
-    async def ticker() -> None:
-        # Rates move while trees are in flight; the callback hears of it twice a second.
-        while True:
-            await asyncio.sleep(0.5)
-            report_progress()
-
-    def start(problem) -> None:
-        tree = Tree.new(problem.question, problem.answer, source=problem.source, model=engine.model_id,
-                        config=search.to_dict())
-        # The tree's own rng: the same seed and problem give the same meta actions and engine seeds.
-        rng = random.Random(search.seed ^ int(tree.id, 16))
-        live.running_simulations[tree.id] = 0
-
-        def on_simulation(finished: int, tid: str = tree.id) -> None:
-            live.running_simulations[tid] = finished
-
-        tasks.add(asyncio.ensure_future(_search_one(tree, policy, valuer, search, rng, on_simulation)))
-
-    tick = asyncio.ensure_future(ticker()) if report_progress is not None else None
-    try:
-        for problem in pending:
-            start(problem)
-            if len(tasks) >= opts.concurrency:
-                break
-        if report_progress is not None:
-            report_progress()
-        while tasks:
-            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-            for task in done:
-                tasks.discard(task)
-                failure = None if task.cancelled() else task.exception()
-                if failure is not None and not isinstance(failure, (KeyboardInterrupt, asyncio.CancelledError)):
-                    reason = str(failure) if isinstance(failure, EngineFailed) else (
-                        f"the engine failed ({type(failure).__name__}: {first_line(failure)})")
-                    raise EngineFailure(reason, len(tasks) + 1) from failure
-                tree = task.result()
-                live.running_simulations.pop(tree.id, None)
-                _account(live, tree)
-                nxt = next(pending, None)
-                if nxt is not None:
-                    start(nxt)
-            if len(live.buffer) >= opts.shard_trees:
-                _flush(writer, live, everything=False, shard_trees=opts.shard_trees)
-            if report_progress is not None:
-                report_progress()
-        crash_point("final-flush")
-        _flush(writer, live, everything=True)
-    finally:
-        if tick is not None:
-            tick.cancel()
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*([tick] if tick else []), *tasks, return_exceptions=True)
-        if own_engine:
-            await engine.close()
-
-
-class EngineFailure(Exception):
-    """Inside the run loop: the engine failed, not one tree's request (EngineFailed, or an
-    error that is no CotgenError: a dead engine process, a CUDA fault). The run stops and
-    records no tree in flight; run() raises EngineFailed for the user."""
-
-    def __init__(self, reason: str, in_flight: int) -> None:
-        super().__init__(reason)
-        self.reason, self.in_flight = reason, in_flight
-
-
-async def _search_one(tree: Tree, policy, valuer, search: SearchConfig, rng: random.Random,
-                      on_simulation: Callable[[int], None]) -> Tree:
-    """Search one tree. A CotgenError an engine raises for one request (a prompt longer than
-    the context, a request the server refused) is this tree's own failure: recorded on the
-    tree, the run goes on. EngineFailed, and any error that is no CotgenError (a dead engine
-    process, a CUDA fault, a bug), propagate and stop the run."""
-    try:
-        await run_search(tree, policy, valuer, _grade, search, rng, on_simulation=on_simulation)
-    except EngineFailed:
-        raise
-    except CotgenError as exc:
-        tree.error = f"{type(exc).__name__}: {exc}"
-        assign_ratings(tree, search.negative_after, failed_ends=True)
-    return tree
-
-
-def _prompt_cache(engine: Engine) -> tuple[int, int]:
-    """(prompt tokens sent, of them served from the prefix cache) so far."""
-    stats = getattr(engine, "stats", None)
-    return getattr(stats, "prompt_tokens", 0), getattr(stats, "cached_prompt_tokens", 0)
-
-
-def _account(live: _Live, tree: Tree) -> None:
-    live.buffer.append(tree)
-    crash_point("tree-finished")
-    live.simulations += tree.stats.simulations
-    terminals = [n for n in tree.nodes if n.terminal and n.correct is not None]
-    live.terminal_leaves += len(terminals)
-    live.correct_leaves += sum(1 for n in terminals if n.correct)
-    live.solved += any(n.correct for n in terminals)
-    if tree.error is not None:
-        live.failed += 1
-        live.first_error = live.first_error or tree.error
-
-
-def _flush(writer: TreeShardWriter, live: _Live, everything: bool, shard_trees: int = 0) -> None:
-    """Write buffered trees: full shards only, or (at the end, on Ctrl-C) all of them."""
-    while live.buffer and (everything or len(live.buffer) >= shard_trees):
-        size = len(live.buffer) if everything else shard_trees
-        batch = live.buffer[:size]
-        # A stop signal waits until the shard is renamed and the manifest records it; the
-        # trees leave the buffer only once they are on disk.
-        with held_signals():
-            path = writer.write(batch)
-            live.buffer = live.buffer[size:]
-        live.written += len(batch)
-        if path is not None:
-            live.shards.append(path.name)
-
-
-# What a Ray worker shares with the local loop above, so that both search a problem alike.
-search_tree = _search_one
-
-
-def new_tree(question: str, answer: str | None, source: str, model_id: str, search: SearchConfig) -> tuple[Tree, random.Random]:
-    """A problem's tree, not yet searched, and its own rng, as the local loop's start() makes
-    them: same seed and problem, same meta actions and engine seeds."""
-    tree = Tree.new(question, answer, source=source, model=model_id, config=search.to_dict())
-    return tree, random.Random(search.seed ^ int(tree.id, 16))
-
-
-def _run_ray(
-    todo, opts: RunConfig, search: SearchConfig, engine_cfg: EngineConfig, settings: dict[str, Any],
-    source: str, ray: RayConfig, report: SynthesizeReport, progress: ProgressCallback | None,
-    stop: StopRequest | None = None,
-) -> SynthesizeReport:
-    """The same run on Ray workers: they write the shards, this process keeps the manifest."""
-    from cotgen.executors.ray_cluster import import_ray, run_on_ray
-    from cotgen.executors.worker import WorkerConfig
-
-    import_ray()  # a missing extra is reported before the run folder is made
-    out = Path(opts.out)
-    writer = TreeShardWriter(out, settings)
-    writer.update_manifest(problems_source=source)
-    writer.drop_retried_failures()  # as the local loop: a crash may have left one
-    spec = WorkerConfig(
-        engine=engine_cfg, search=search, out=str(out.resolve()), tag="", concurrency=opts.concurrency,
-        shard_trees=opts.shard_trees, prompts=str(opts.prompts.resolve()) if opts.prompts else None,
-        hint_answer=opts.hint_answer,
-    )
-    t0 = time.perf_counter()
-
-    def on_progress(p: dict[str, Any]) -> None:
-        progress(RunProgress(
-            total=len(todo), done=p["done"], simulations=p["simulations"], generated_tokens=p["generated_tokens"],
-            seconds=time.perf_counter() - t0, correct_leaves=p["correct_leaves"],
-            terminal_leaves=p["terminal_leaves"], workers=p["workers"], workers_up=p["workers_up"],
-            saved=p["saved"], requeued=p["requeued"], worker_deaths=p["deaths"],
-        ))
-
-    try:
-        result = run_on_ray(todo, spec, ray, writer.record, on_progress if progress is not None else None)
-    except KeyboardInterrupt:
-        writer.drop_retried_failures()
-        _mark_interrupted(writer)
-        saved = read_manifest(out).get("counts", {}).get("trees", 0)
-        raise Interrupted(
-            f"interrupted: {saved} finished tree(s) are saved in {out}; "
-            "run the same command again to finish the rest",
-            exit_code=stop.exit_code if stop is not None else 130,
-        ) from None
-    seconds = time.perf_counter() - t0
-    trees = list(result.saved.values())
-    failed = [t for t in trees if t["error"] is not None]
-    simulations = sum(t["simulations"] for t in trees)
-    tokens = result.generated_tokens
-    report.ran = True
-    report.trees = len(trees)
-    report.failed = len(failed)
-    report.simulations = simulations
-    report.generated_tokens = tokens
-    report.seconds = round(seconds, 3)
-    report.tokens_per_s = round(tokens / seconds, 1) if seconds else 0.0
-    report.simulations_per_s = round(simulations / seconds, 2) if seconds else 0.0
-    report.correct_leaves = sum(t["correct_leaves"] for t in trees)
-    report.terminal_leaves = sum(t["terminal_leaves"] for t in trees)
-    report.solved_trees = sum(1 for t in trees if t["correct_leaves"])
-    report.shards = sorted(result.shards)
-    report.model = result.workers[0]["model"] if result.workers else engine_cfg.model
-    report.executor = "ray"
-    report.workers = ray.workers
-    report.worker_deaths = result.worker_deaths
-    report.requeued = result.requeued
-    report.search_seconds = round(result.search_seconds, 3)
-    report.steady_trees_per_s = round(result.steady_trees_per_s, 3)
-    writer.drop_retried_failures()
-    writer.update_manifest(last_run=report.as_json(), status=COMPLETE)
-    if trees and len(failed) == len(trees):
-        raise AllTreesFailed(f"every tree failed ({len(failed)}); the first error: {failed[0]['error']}", report)
-    return report

@@ -17,9 +17,9 @@ from small_trees import make_tree
 
 from cotgen.decontaminate import BenchmarkIndex, decontaminate
 from cotgen.engines.config import EngineConfig
-from cotgen.io.inputs import shard_paths
+from cotgen.io.layout import read_manifest, shard_paths
 from cotgen.io.trees import iter_input_trees
-from cotgen.io.writers import TreeShardWriter, read_manifest
+from cotgen.io.writers import TreeShardWriter
 from cotgen.problems import load_problems
 from cotgen.search import SearchConfig
 from cotgen.synthesize import RunConfig, run

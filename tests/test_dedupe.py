@@ -12,7 +12,8 @@ import pytest
 
 from cotgen.dedupe import DedupeConfig, dedupe, lsh_bands
 from cotgen.errors import UsageError
-from cotgen.io.writers import TreeShardWriter, read_manifest
+from cotgen.io.layout import read_manifest
+from cotgen.io.writers import TreeShardWriter
 from cotgen.tree import Tree
 
 WORDS = [f"w{i}" for i in range(3000)]

@@ -8,9 +8,8 @@ from scripted_engine import ScriptedEngine
 
 from cotgen.engines.config import EngineConfig
 from cotgen.errors import EngineFailed, RunError
-from cotgen.io.inputs import shard_paths
+from cotgen.io.layout import read_manifest, shard_paths
 from cotgen.io.trees import iter_input_trees as iter_trees
-from cotgen.io.writers import read_manifest
 from cotgen.problems import load_problems
 from cotgen.search import SearchConfig
 from cotgen.synthesize import RunConfig, run

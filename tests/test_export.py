@@ -159,7 +159,7 @@ def test_refuses_existing_shards_unless_overwrite(run_dir: Path, tmp_path: Path)
     with pytest.raises(UsageError, match="already holds train shards.*--overwrite"):
         export([run_dir], make_format("openlongcot"), out)
     s = export([run_dir], make_format("openlongcot"), out, overwrite=True)
-    sidecars = ["train.provenance.json", "train.provenance.jsonl"]  # openlongcot's provenance: never in the row
+    sidecars = ["_train.provenance.json", "_train.provenance.jsonl"]  # openlongcot's provenance: never in the row
     assert sorted(p.name for p in out.iterdir()) == sorted([*s.shards, *sidecars, "test-00000-of-00001.parquet"])
     assert s.shards == ["train-00000-of-00001.parquet"]
     # Another split goes beside it without --overwrite.

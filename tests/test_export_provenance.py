@@ -17,7 +17,8 @@ from cotgen.export import export
 from cotgen.formats import make_format, provenance
 from cotgen.formats.marco import dumps_marco, to_marco
 from cotgen.formats.openlongcot import to_openlongcot
-from cotgen.io.writers import TreeShardWriter, read_manifest
+from cotgen.io.layout import read_manifest
+from cotgen.io.writers import TreeShardWriter
 from cotgen.tree import Tree
 from cotgen.validate import validate_path
 from cotgen.verify import grader_id
@@ -79,11 +80,11 @@ def test_column_formats_carry_provenance_validate_and_load(run_dir, tmp_path, mo
     loaded = load_dataset("parquet", data_files=str(shard), split="train", cache_dir=str(tmp_path / "hf-cache"))
     assert loaded.to_list() == rows
 
-    side = json.loads((out / "train.provenance.json").read_text())
+    side = json.loads((out / "_train.provenance.json").read_text())
     assert side["rows"] == len(rows) and side["generators"] == {"my-reasoner": len(rows)}
     assert side["sources"] == {"openai/gsm8k/train": len(rows)}
     assert side["verified_by"] == {grader_id(): len(rows)}
-    assert not (out / "train.provenance.jsonl").exists()
+    assert not (out / "_train.provenance.jsonl").exists()
 
 
 def test_openlongcot_rows_stay_byte_exact_with_a_sidecar(run_dir, tmp_path):
@@ -93,7 +94,7 @@ def test_openlongcot_rows_stay_byte_exact_with_a_sidecar(run_dir, tmp_path):
     assert table.column_names == ["text", "id", "problem", "answer"]  # no provenance in the row
     trees = [make_tree(i) for i in range(6)]
     assert table.column("text").to_pylist() == [to_openlongcot(t) for t in trees]
-    lines = [json.loads(x) for x in (out / "train.provenance.jsonl").read_text().splitlines()]
+    lines = [json.loads(x) for x in (out / "_train.provenance.jsonl").read_text().splitlines()]
     assert [x["row"] for x in lines] == list(range(6))
     assert [x["id"] for x in lines] == [t.id for t in trees]
     # The whole tree is the row: every node's tokens, and the cut step.
@@ -106,11 +107,11 @@ def test_marco_file_stays_byte_exact_with_a_sidecar(run_dir, tmp_path):
     summary = export([run_dir], make_format("marco"), out)
     trees = [make_tree(i) for i in range(6)]
     assert (out / summary.shards[0]).read_text(encoding="utf-8") == dumps_marco([to_marco(t) for t in trees])
-    lines = [json.loads(x) for x in (out / "train.provenance.jsonl").read_text().splitlines()]
+    lines = [json.loads(x) for x in (out / "_train.provenance.jsonl").read_text().splitlines()]
     assert [(x["row"], x["source"], x["tokens"], x["truncated"]) for x in lines] == [
         (i, f"openai/gsm8k/train#{i}", 12, False) for i in range(6)
     ]
-    assert json.loads((out / "train.provenance.json").read_text())["per_row"].startswith("train.provenance.jsonl")
+    assert json.loads((out / "_train.provenance.json").read_text())["per_row"].startswith("_train.provenance.jsonl")
 
 
 def test_a_tree_without_verdicts_was_verified_by_nothing(tmp_path):

@@ -13,9 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from cotgen.io.inputs import shard_paths
+from cotgen.io.layout import read_manifest, shard_paths
 from cotgen.io.trees import iter_input_trees
-from cotgen.io.writers import read_manifest
 
 pytestmark = pytest.mark.slow
 

@@ -14,7 +14,7 @@ from scripted_engine import ScriptedEngine
 from cotgen.benchmarks import benchmark_split
 from cotgen.engines.config import EngineConfig
 from cotgen.errors import UsageError
-from cotgen.io.writers import read_manifest
+from cotgen.io.layout import read_manifest
 from cotgen.problems import load_problems
 from cotgen.search import SearchConfig
 from cotgen.synthesize import RunConfig, run

@@ -1,5 +1,5 @@
-"""`cotgen model tiny|resolve|train-tiny-reasoner`: build the tiny model, show what a model name
-resolves to, train tiny-reasoner."""
+"""`cotgen model tiny|resolve|train-tiny-reasoner|train-prm`: build the tiny model, show what a
+model name resolves to, train tiny-reasoner, train a process reward model."""
 
 from __future__ import annotations
 
@@ -90,3 +90,40 @@ def train_tiny_reasoner(
     record = train(out_dir, cfg, log=lambda line: err.print(line, markup=False), save_every=save_every)
     err.print(f"tiny-reasoner trained in {record['seconds']:.0f}s, final loss {record['final_loss']:.4f}")
     out.print(str(out_dir), markup=False)
+
+
+@model_app.command("train-prm")
+def train_prm(
+    inputs: Annotated[list[Path], typer.Argument(help="A prm or processbench export, tree shards or run folders.")],
+    base: Annotated[str, typer.Option(help="The model the PRM starts from: alias, folder or Hub id.")],
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="Folder to write the PRM into (what --value-model loads).")],
+    separator: Annotated[str, typer.Option(help="The step separator the PRM reads each step's score at; \\n, \\t are read as escapes.")] = "\\n\\n",
+    epochs: Annotated[float, typer.Option(help="Passes over the paths.")] = 2.0,
+    lr: Annotated[float, typer.Option(help="Peak learning rate (linear decay).")] = 5e-4,
+    batch_size: Annotated[int, typer.Option("--batch-size", help="Paths per optimizer step.")] = 16,
+    max_length: Annotated[int | None, typer.Option("--max-length", help="Longer paths are left out (counted); default: the base's context.")] = None,
+    seed: Annotated[int, typer.Option(help="Seeds the shuffle and the new head.")] = 0,
+    device: Annotated[str, typer.Option(help="auto | cpu | cuda | cuda:N | mps")] = "auto",
+    trust_remote_code: Annotated[bool, typer.Option("--trust-remote-code", help="Allow the base repo's own Python code.")] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Fine-tune a process reward model (token classification, a label at each step's
+    separator) on cotgen's step labels; `synthesize --value prm --value-model OUT` uses it."""
+    from cotgen.errors import UsageError
+    from cotgen.prm_train import PRMTrainConfig
+    from cotgen.prm_train import train_prm as run_training
+
+    try:
+        cfg = PRMTrainConfig(base=base, separator=separator.replace("\\n", "\n").replace("\\t", "\t"), epochs=epochs, lr=lr, batch_size=batch_size,
+                             max_length=max_length, seed=seed, device=device, trust_remote_code=trust_remote_code)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UsageError(f"--out {out_dir}: exists and is not a folder")
+    record = run_training(inputs, out_dir, cfg, log=lambda line: err.print(line, markup=False))
+    err.print(f"PRM trained in {record['seconds']:.0f}s on {record['paths']} paths, "
+              f"{record['labelled_steps']} labelled steps; loss {record['train_loss']:.4f}")
+    if as_json:
+        emit_json({"out": str(out_dir), **record})
+    else:
+        out.print(str(out_dir), markup=False)

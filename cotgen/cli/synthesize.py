@@ -15,6 +15,7 @@ from cotgen.cli.options import JsonFlag, OutDir, QuietFlag
 from cotgen.engines.config import EngineConfig
 from cotgen.errors import UsageError
 from cotgen.executors.ray_cluster import RayConfig
+from cotgen.reward_model import PRM_GPU_MEMORY
 from cotgen.search.config import SearchConfig
 from cotgen.synthesize import AllTreesFailed, RunConfig, RunProgress, SynthesizeReport, run
 
@@ -70,7 +71,9 @@ def synthesize(
     negative_after: Annotated[int, typer.Option(help="A step no correct answer is reached through is rated negative after this many failed rollouts.")] = _S.negative_after,
     critics: Annotated[int, typer.Option(help="Critics per tree, each on the estimated first error of a failed path.")] = _S.critics,
     refine: Annotated[bool, typer.Option("--refine/--no-refine", help="Give critics a refine child that rolls out to an answer.")] = _S.refine,
-    value: Annotated[str, typer.Option(help="Gold hidden: how a final answer is valued, judge | confidence.")] = _S.value_mode,
+    value: Annotated[str, typer.Option(help="Gold hidden: how a final answer is valued, judge | confidence | prm.")] = _S.value_mode,
+    value_model: Annotated[str | None, typer.Option("--value-model", help="--value prm: the process reward model, a folder (cotgen model train-prm) or Hub id.")] = None,
+    prm_gpu_memory: Annotated[float, typer.Option("--prm-gpu-memory", help="vllm, --value prm: the PRM's share of GPU memory, taken out of the policy's.")] = PRM_GPU_MEMORY,
     virtual_loss: Annotated[float, typer.Option(help="Virtual loss of a simulation in flight.")] = _S.virtual_loss,
     parallel: Annotated[int, typer.Option(help="Simulations of one tree in flight at once.")] = _S.parallel,
     seed: Annotated[int, typer.Option(help="Search seed (with the tree id, seeds each tree).")] = _S.seed,
@@ -89,13 +92,15 @@ def synthesize(
             simulations=simulations, samples=samples, branch=branch, enough_correct=enough_correct,
             c_puct=c_puct, temperature=temperature, top_p=top_p, max_tokens=max_tokens,
             max_step_tokens=max_step_tokens, max_depth=max_depth, probe=probe, negative_after=negative_after,
-            critics=critics, refine=refine, value_mode=value, virtual_loss=virtual_loss, parallel=parallel, seed=seed,
+            critics=critics, refine=refine, value_mode=value, value_model=value_model, virtual_loss=virtual_loss,
+            parallel=parallel, seed=seed,
         )
         engine_cfg = EngineConfig(
             model=model, engine=engine, device=device, dtype=dtype, trust_remote_code=trust_remote_code,
             max_batch=max_batch, base_url=base_url, seed=seed, api_key_env=api_key_env, continuation=continuation,
             max_requests=max_requests, request_timeout_s=request_timeout, price_in=price_in, price_out=price_out,
             max_cost=max_cost,
+            prm_gpu_memory_utilization=prm_gpu_memory if value == "prm" and engine == "vllm" else 0.0,
         )
         opts = RunConfig(
             problems=problems, out=out_dir, split=split, question_field=question_field,

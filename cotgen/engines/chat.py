@@ -438,9 +438,14 @@ class ChatEngine:
         return None  # request threads are daemons; nothing is held open between requests
 
 
+LOGPROB_VALUES = ("judge", "confidence")  # value modes that read the policy's log-probs (prm does not)
+
+
 def refuse_value_without_logprobs(engine: Any, value_mode: str, no_answer: int) -> None:
     """Problems without a gold answer are valued by the policy's log-probs (judge,
     confidence): refuse the run at start when the chat endpoint returns none."""
+    if value_mode not in LOGPROB_VALUES:
+        return
     if no_answer and getattr(engine, "name", "") == "chat" and not engine.logprobs:
         raise UsageError(
             f"{no_answer} problem(s) have no gold answer, and --value {value_mode} needs log-probs, "

@@ -41,6 +41,9 @@ class EngineConfig:
     price_out: float | None = None  # USD per 1M completion tokens
     max_cost: float | None = None  # USD: the run stops (finished trees saved) once it has spent this
     gpu_memory_utilization: float = 0.9  # vllm: fraction of GPU memory for weights + KV cache
+    # vllm with --value prm: the PRM's fraction of GPU memory, taken out of gpu_memory_utilization's
+    # (the two models share the device; 0 = no PRM on vllm)
+    prm_gpu_memory_utilization: float = 0.0
     seed: int = 0  # seeds the engine's own RNG, used by calls that pass no seed of their own
 
     def __post_init__(self) -> None:
@@ -78,6 +81,12 @@ class EngineConfig:
             raise ValueError("api_key_env must name an environment variable")
         if not 0.0 < self.gpu_memory_utilization <= 1.0:
             raise ValueError(f"gpu_memory_utilization must be in (0, 1], not {self.gpu_memory_utilization}")
+
+        if not 0.0 <= self.prm_gpu_memory_utilization < self.gpu_memory_utilization:
+            raise ValueError(
+                f"prm_gpu_memory_utilization must be in [0, gpu_memory_utilization={self.gpu_memory_utilization}), "
+                f"not {self.prm_gpu_memory_utilization}"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         """For manifest.json: every field except the secret."""

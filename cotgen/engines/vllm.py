@@ -110,7 +110,8 @@ class VLLMEngine:
                 max_num_batched_tokens=max(self.context_len, CPU_MIN_BATCHED_TOKENS),
             )
         else:
-            extra = dict(gpu_memory_utilization=cfg.gpu_memory_utilization)
+            # a PRM beside the policy (--value prm) holds its share of the same GPU
+            extra = dict(gpu_memory_utilization=cfg.gpu_memory_utilization - cfg.prm_gpu_memory_utilization)
         args = AsyncEngineArgs(
             model=model.load_from,
             tokenizer=model.load_from,

@@ -1,4 +1,5 @@
-"""`--executor ray`: one Ray actor per worker, each with its own engine; this process drives.
+"""`--executor ray`: one Ray actor per worker, each a TreeWorker (executors.worker) with its
+own engine; this process drives them, as the local executor drives its one worker.
 
 The driver hands problems out in small batches as workers free up, counts a tree done only
 when the shard holding it has its final name (workers write shards; the driver records them
@@ -14,15 +15,17 @@ import os
 import secrets
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from cotgen.errors import CotgenError, MissingExtraError, RunError, UsageError
-from cotgen.executors.worker import WorkerConfig, tree_summary
+from cotgen.executors.base import ProgressCallback, RunProgress, RunResult, ShardRecorder
+from cotgen.executors.job import RunTotals, tree_tally
+from cotgen.executors.worker import WorkerConfig
 from cotgen.problems import Problem
-from cotgen.stopping import terminate_as_interrupt
+from cotgen.stopping import StopRequest, terminate_as_interrupt
 
 POLL_S = 1.0  # longest a worker holds a poll open when nothing happens
 START_TIMEOUT_S = 900.0  # a worker that has not built its engine by then is stuck (no free GPU?)
@@ -116,22 +119,6 @@ class _Slot:
         return self.actor is not None and self.start_ref is None
 
 
-@dataclass
-class RayRunResult:
-    """What the workers did: per-tree summaries of every saved tree, and the shards."""
-
-    saved: dict[int, dict[str, Any]] = field(default_factory=dict)  # index -> tree summary
-    shards: list[str] = field(default_factory=list)
-    generated_tokens: int = 0
-    worker_deaths: int = 0
-    requeued: int = 0
-    workers: list[dict[str, Any]] = field(default_factory=list)  # start() of each worker
-    search_seconds: float = 0.0  # from the first worker ready to the last shard: no start-up
-    # Trees finished per second once every worker was up (the first start of each): how fast
-    # the cluster searches, without the workers' start-up skew. 0 when it never was.
-    steady_trees_per_s: float = 0.0
-
-
 def import_ray() -> Any:
     try:
         import ray
@@ -167,47 +154,48 @@ def connect(opts: RayConfig) -> bool:
         raise RunError(f"cannot start or join Ray ({exc})") from None
 
 
-def run_on_ray(
-    problems: list[Problem],
-    spec: WorkerConfig,
-    opts: RayConfig,
-    record_shard: Callable[[Any], None],
-    on_progress: Callable[[dict[str, Any]], None] | None = None,
-) -> RayRunResult:
-    """Search a tree for each of `problems` on Ray workers; returns what was saved.
+class RayExecutor:
+    def __init__(self, opts: RayConfig) -> None:
+        self.opts = opts
 
-    `record_shard(ShardInfo)` is called in this process for every shard a worker finishes,
-    so the caller keeps the manifest. Ctrl-C / SIGTERM: workers stop, their finished trees are
-    written and recorded, then KeyboardInterrupt propagates; the caller's StopRequest (from
-    cotgen.stopping.terminate_as_interrupt) says which signal it was.
-    """
-    import contextlib
-    import sys
+    def run(self, problems: list[Problem], spec: WorkerConfig, record_shard: ShardRecorder,
+            progress: ProgressCallback | None, stop: StopRequest) -> RunResult:
+        """Search a tree for each of `problems` on Ray workers (see executors.base).
 
-    ray = import_ray()
-    # Ray prints cluster events (a worker died, and why) on stdout from a thread of its own;
-    # stdout carries --json data, so while Ray is connected they go to stderr with messages.
-    with contextlib.redirect_stdout(sys.stderr), terminate_as_interrupt():
-        connected = connect(opts)
-        # ray.init sets a SIGTERM handler of its own (it exits at once, saving nothing): the
-        # run's stop path goes back over it until Ray is shut down.
-        with terminate_as_interrupt():
-            try:
-                return _Driver(ray, problems, spec, opts, record_shard, on_progress).run()
-            finally:
-                if connected:
-                    ray.shutdown()
+        `record_shard(ShardInfo)` is called in this process for every shard a worker finishes,
+        so the caller keeps the manifest. Ctrl-C / SIGTERM: workers stop, their finished trees
+        are written and recorded, then KeyboardInterrupt propagates; `stop` says which signal
+        it was.
+        """
+        import contextlib
+        import sys
+
+        ray = import_ray()
+        # Ray prints cluster events (a worker died, and why) on stdout from a thread of its own;
+        # stdout carries --json data, so while Ray is connected they go to stderr with messages.
+        with contextlib.redirect_stdout(sys.stderr), terminate_as_interrupt():
+            connected = connect(self.opts)
+            # ray.init sets a SIGTERM handler of its own (it exits at once, saving nothing): the
+            # run's stop path goes back over it until Ray is shut down.
+            with terminate_as_interrupt():
+                try:
+                    return _Driver(ray, problems, spec, self.opts, record_shard, progress, stop).run()
+                finally:
+                    if connected:
+                        ray.shutdown()
 
 
 class _Driver:
-    def __init__(self, ray, problems, spec, opts, record_shard, on_progress) -> None:
+    def __init__(self, ray, problems, spec, opts, record_shard, on_progress, stop=None) -> None:
         self.ray = ray
+        self.stop = stop or StopRequest()
+        self.t0 = time.perf_counter()
         self.spec = spec
         self.opts = opts
         self.queue = WorkQueue(problems)
         self.record_shard = record_shard
         self.on_progress = on_progress
-        self.result = RayRunResult()
+        self.result = RunResult()
         self.recorded: set[str] = set()
         self.tags: list[str] = []  # every worker incarnation's tag, for adopting its shards
         self.batch = opts.batch_size(spec.concurrency)
@@ -218,13 +206,14 @@ class _Driver:
 
     # -- the loop ---------------------------------------------------------------------------
 
-    def run(self) -> RayRunResult:
+    def run(self) -> RunResult:
         self._check_resources()
         for slot in self.slots:
             self._launch(slot)
         try:
-            while not self.queue.complete:
+            while not self.queue.complete and self.stop.reason is None:
                 self._step()
+            self.result.stopped = self.stop.reason
         finally:  # done, Ctrl-C, SIGTERM, a failed run: what is finished is saved
             try:
                 self._stop_all(save=True)
@@ -237,6 +226,8 @@ class _Driver:
         if self.all_ready and end > self.all_ready[0]:
             self.result.steady_trees_per_s = (len(self.result.saved) - self.all_ready[1]) / (end - self.all_ready[0])
         self.result.generated_tokens = sum(s.tokens + s.tokens_before for s in self.slots)
+        self.result.seconds = time.perf_counter() - self.t0
+        self.result.model = self.result.workers[0]["model"] if self.result.workers else self.spec.engine.model
         return self.result
 
     def _step(self) -> None:
@@ -369,7 +360,7 @@ class _Driver:
         """Shards a worker renamed into place but never reported (it died, or the driver was
         interrupted while the report was on its way): a final name means a complete file, so
         they count, and their problems are done."""
-        from cotgen.io.inputs import TREE_SHARD, shard_paths
+        from cotgen.io.layout import TREE_SHARD, shard_paths
         from cotgen.io.trees import iter_input_trees
         from cotgen.io.writers import ShardInfo
 
@@ -387,7 +378,7 @@ class _Driver:
                 if by_id.get(tree.id):
                     i = by_id[tree.id].pop(0)
                     done.append(i)
-                    self.result.saved[i] = tree_summary(i, tree)
+                    self.result.saved[i] = tree_tally(i, tree)
             self.queue.save(tag, done)
             self._record(ShardInfo(path.name, len(trees), sum(t.error is not None for t in trees)))
 
@@ -453,20 +444,17 @@ class _Driver:
     def _report(self) -> None:
         if self.on_progress is None:
             return
-        saved = self.result.saved.values()
         finished = [t for s in self.slots for t in s.finished.values()]
-        self.on_progress({
-            "done": len(self.result.saved) + len(finished),
-            "saved": len(self.result.saved),
-            "simulations": sum(t["simulations"] for t in (*saved, *finished)) + sum(s.sims_in_flight for s in self.slots),
-            "generated_tokens": sum(s.tokens + s.tokens_before for s in self.slots),
-            "correct_leaves": sum(t["correct_leaves"] for t in (*saved, *finished)),
-            "terminal_leaves": sum(t["terminal_leaves"] for t in (*saved, *finished)),
-            "workers_up": sum(s.running for s in self.slots),
-            "workers": len(self.slots),
-            "requeued": self.queue.requeued,
-            "deaths": self.result.worker_deaths,
-        })
+        totals = RunTotals.of([*self.result.saved.values(), *finished])
+        self.on_progress(RunProgress(
+            total=len(self.queue.problems), done=totals.trees,
+            simulations=totals.simulations + sum(s.sims_in_flight for s in self.slots),
+            generated_tokens=sum(s.tokens + s.tokens_before for s in self.slots),
+            seconds=time.perf_counter() - self.t0,
+            correct_leaves=totals.correct_leaves, terminal_leaves=totals.terminal_leaves,
+            workers=len(self.slots), workers_up=sum(s.running for s in self.slots),
+            saved=len(self.result.saved), requeued=self.queue.requeued, worker_deaths=self.result.worker_deaths,
+        ))
 
 
 FORWARDED_PREFIXES = ("HF_", "COTGEN_", "VLLM_", "TRANSFORMERS_")  # what shapes how a worker loads its model

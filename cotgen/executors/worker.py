@@ -1,17 +1,19 @@
-"""One Ray worker's job: an engine, many trees in flight on it, finished trees into shards.
+"""The worker: one engine, many trees in flight on it, finished trees into shards.
 
-`TreeWorker` is a plain class: the Ray executor wraps it in `ray.remote` (one actor per
-worker), and tests drive it in-process on a scripted engine. It knows nothing of Ray.
+`TreeWorker` is the one implementation of a synthesize run's work. The local executor
+(executors.local) drives one in this process; the Ray executor (executors.ray_cluster) wraps
+it in `ray.remote`, one actor per worker. It knows nothing of Ray, and must not.
 
-Protocol (all methods async, called by the driver):
-  start()        build the engine; returns who and where the worker is
+Protocol (all methods async, called by the executor):
+  start()        build the engine (unless given one); returns who and where the worker is
   submit(items)  queue problems: (index, question, answer, source)
   poll(wait_s)   what happened since the last poll (finished trees, shards written with
-                 a summary of each tree in them);
-                 waits up to wait_s for something to happen
+                 the tally of each tree in them); waits up to wait_s for something to happen.
+                 Raises WorkerFailed once the worker cannot go on (its engine failed, a
+                 shard could not be written)
   stop(save)     cancel trees in flight; with save, write finished trees still buffered
 
-A tree is durable once the shard holding it has its final name; only then does the driver
+A tree is durable once the shard holding it has its final name; only then does the executor
 count it done. A worker that dies loses its trees in flight and its buffer, nothing else.
 """
 
@@ -21,25 +23,27 @@ import asyncio
 import os
 import socket
 import time
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from cotgen.engines.config import EngineConfig
+from cotgen.executors.job import EngineFailure, Item, new_tree, search_tree, tree_tally
+from cotgen.io.atomic import crash_point
+from cotgen.io.layout import TREE_SHARD, shard_paths, tree_shard_name
 from cotgen.search.config import SearchConfig
 from cotgen.tree import Tree
-
-Item = tuple[int, str, "str | None", str]  # (index in the driver's list, question, answer, source)
 
 
 @dataclass(frozen=True)
 class WorkerConfig:
-    """Everything a worker needs to search trees exactly as a local run would."""
+    """Everything a worker needs to search trees exactly as any other worker would."""
 
     engine: EngineConfig
     search: SearchConfig
     out: str  # the run folder, on a filesystem every worker sees
-    tag: str  # unique to this worker's lifetime: goes into its shard names
+    tag: str | None  # unique to a Ray worker's lifetime, in its shard names; None: part-NNNNN.parquet
     concurrency: int = 64  # trees in flight on this worker's engine
     shard_trees: int = 64  # finished trees per shard
     prompts: str | None = None  # a folder of templates replacing the packaged ones
@@ -47,30 +51,43 @@ class WorkerConfig:
     flush_s: float = 60.0  # a finished tree waits at most this long for its shard
 
 
+class WorkerFailed(RuntimeError):
+    """The worker cannot go on; `failure` is why (an EngineFailure, or the OSError of a shard
+    that could not be written)."""
+
+    def __init__(self, message: str, failure: BaseException | None = None) -> None:
+        super().__init__(message)
+        self.failure = failure
+
+
 class TreeWorker:
     """Searches the problems it is given, `concurrency` trees at a time, on its own engine."""
 
-    def __init__(self, spec: WorkerConfig, engine: Any = None) -> None:
+    def __init__(self, spec: WorkerConfig, engine: Any = None, close_engine: bool | None = None) -> None:
         self.spec = spec
-        self._engine = engine  # tests pass a scripted engine; None = build spec.engine
-        self._queue: list[Item] = []
+        self._engine = engine  # a built engine (tests, the local executor); None = build spec.engine
+        # Close the engine at stop: one this worker builds, or one handed over with it.
+        self._close_engine = engine is None if close_engine is None else close_engine
+        self._queue: deque[Item] = deque()
         self._tasks: dict[asyncio.Task, int] = {}
         self._simulations: dict[int, int] = {}  # index -> finished simulations, trees in flight
         self._buffer: list[tuple[int, Tree]] = []
         self._buffered_since = 0.0
         self._finished: list[dict[str, Any]] = []  # since the last poll
         self._shards: list[dict[str, Any]] = []  # since the last poll
-        self._error: str | None = None
+        self._failure: BaseException | None = None
         self._next_shard = 0
         self._wake: asyncio.Event | None = None
         self._news: asyncio.Event | None = None
         self._pump_task: asyncio.Task | None = None
         self._write_task: asyncio.Task | None = None
         self._policy = self._valuer = None
+        self._cache_before = (0, 0)
 
     async def start(self) -> dict[str, Any]:
         """Build the engine and start searching; a CotgenError here is the engine's message."""
-        from cotgen.policy import EnginePolicy, EngineValuer, load_prompts
+        from cotgen.policy import EnginePolicy, load_prompts
+        from cotgen.reward_model import build_valuer
 
         spec = self.spec
         prompts = load_prompts(Path(spec.prompts) if spec.prompts else None)
@@ -79,7 +96,9 @@ class TreeWorker:
 
             self._engine = build_engine(spec.engine)
         self._policy = EnginePolicy(self._engine, prompts, spec.search, hint_answer=spec.hint_answer)
-        self._valuer = EngineValuer(self._engine, prompts, spec.search)
+        self._valuer = build_valuer(self._engine, prompts, spec.search, spec.engine)  # --value prm loads the PRM here
+        self._next_shard = self._first_free_shard()
+        self._cache_before = self._prompt_cache()
         self._wake, self._news = asyncio.Event(), asyncio.Event()
         self._pump_task = asyncio.ensure_future(self._pump())
         return {"pid": os.getpid(), "host": socket.gethostname(), "model": self._engine.model_id, "tag": spec.tag}
@@ -92,15 +111,15 @@ class TreeWorker:
     async def poll(self, wait_s: float = 1.0) -> dict[str, Any]:
         """Events since the last poll; returns early as soon as there is one."""
         assert self._news is not None, "start() first"
-        if not (self._finished or self._shards or self._error):
+        if not (self._finished or self._shards or self._failure):
             try:
                 await asyncio.wait_for(self._news.wait(), timeout=wait_s)
             except asyncio.TimeoutError:
                 pass
         self._news.clear()
-        if self._error is not None:
-            # The pump died (a shard could not be written): nothing more will be finished here.
-            raise RuntimeError(self._error)
+        if self._failure is not None:
+            # The pump died: nothing more will be finished here.
+            raise WorkerFailed(self._failure_message(), self._failure)
         return self._events()
 
     async def stop(self, save: bool = True) -> dict[str, Any]:
@@ -117,16 +136,18 @@ class TreeWorker:
         await asyncio.gather(*tasks, return_exceptions=True)
         self._tasks.clear()
         self._simulations.clear()
-        if save and self._buffer:
-            await self._write_buffer()
-        if self._engine is not None:
-            await self._engine.close()
+        try:
+            if save and self._buffer:
+                await self._write_buffer()
+        finally:
+            if self._engine is not None and self._close_engine:
+                await self._engine.close()
         return self._events()
 
     def _events(self) -> dict[str, Any]:
         finished, self._finished = self._finished, []
         shards, self._shards = self._shards, []
-        return {
+        events = {
             "finished": finished,
             "shards": shards,
             "in_flight": len(self._tasks),
@@ -134,12 +155,36 @@ class TreeWorker:
             "buffered": len(self._buffer),
             "simulations_in_flight": sum(self._simulations.values()),
             "generated_tokens": self._generated_tokens(),
+            "prompt_tokens": None,
+            "cached_prompt_tokens": None,
         }
+        if getattr(getattr(self._engine, "stats", None), "prefix_cache", False):
+            now = self._prompt_cache()
+            events["prompt_tokens"] = now[0] - self._cache_before[0]
+            events["cached_prompt_tokens"] = now[1] - self._cache_before[1]
+        return events
 
     def _generated_tokens(self) -> int:
         if self._policy is None or self._valuer is None:
             return 0
         return self._policy.generated_tokens + self._valuer.generated_tokens
+
+    def _prompt_cache(self) -> tuple[int, int]:
+        """(prompt tokens sent, of them served from the prefix cache) so far."""
+        stats = getattr(self._engine, "stats", None)
+        return getattr(stats, "prompt_tokens", 0), getattr(stats, "cached_prompt_tokens", 0)
+
+    def _failure_message(self) -> str:
+        failure = self._failure
+        if isinstance(failure, EngineFailure):
+            return failure.reason
+        return f"{type(failure).__name__}: {failure}"
+
+    def _first_free_shard(self) -> int:
+        """The first shard number above those with this worker's tag: a resumed local run
+        goes on after its earlier shards, a Ray worker's new tag starts at 0."""
+        taken = (TREE_SHARD.match(p.name) for p in shard_paths(Path(self.spec.out)))
+        return 1 + max((int(m["index"]) for m in taken if m and m["tag"] == self.spec.tag), default=-1)
 
     async def _pump(self) -> None:
         """Keep `concurrency` trees in flight; write a shard when enough trees are finished,
@@ -148,7 +193,7 @@ class TreeWorker:
         try:
             while True:
                 while self._queue and len(self._tasks) < self.spec.concurrency:
-                    self._start(self._queue.pop(0))
+                    self._start(self._queue.popleft())
                 if self._tasks:
                     timeout = None
                     if self._buffer:
@@ -158,32 +203,43 @@ class TreeWorker:
                                                  return_when=asyncio.FIRST_COMPLETED)
                     wake.cancel()
                     self._wake.clear()
-                    for task in done - {wake}:
-                        index = self._tasks.pop(task)
-                        self._simulations.pop(index, None)
-                        self._finish(index, task.result())
+                    self._take_finished(done - {wake})
                 else:
-                    if not self._queue:
-                        if self._buffer:
-                            await self._write_buffer()  # idle: nothing left to wait for
+                    if not self._queue:  # idle until more problems come
                         await self._wake.wait()
                         self._wake.clear()
                     continue
-                full = len(self._buffer) >= self.spec.shard_trees
-                stale = self._buffer and time.monotonic() - self._buffered_since >= self.spec.flush_s
-                if full or stale:
+                if not self._tasks and not self._queue:
+                    crash_point("final-flush")  # every tree given is searched; its last shards are next
                     await self._write_buffer()
+                elif self._buffer and time.monotonic() - self._buffered_since >= self.spec.flush_s:
+                    await self._write_buffer()  # the oldest tree waited long enough: all of them
+                elif len(self._buffer) >= self.spec.shard_trees:
+                    await self._write_buffer(full_only=True)
         except asyncio.CancelledError:
             raise
-        except Exception as exc:  # a shard that cannot be written: the driver must hear of it
-            self._error = f"{type(exc).__name__}: {exc}"
+        except Exception as exc:  # the engine failed, or a shard cannot be written: the executor must hear of it
+            self._failure = exc
             self._news.set()
 
-    def _start(self, item: Item) -> None:
-        from cotgen.synthesize import new_tree, search_tree
+    def _take_finished(self, done: set[asyncio.Task]) -> None:
+        """Buffer the trees that finished; an error out of a tree's search (the engine
+        failed: search_tree keeps a tree's own failures on the tree) stops the worker, and
+        the trees in flight are then not recorded."""
+        failed = None
+        for task in done:
+            index = self._tasks.pop(task)
+            self._simulations.pop(index, None)
+            error = None if task.cancelled() else task.exception()
+            if error is None:
+                self._finish(index, task.result())
+            elif failed is None:
+                failed = error
+        if failed is not None:
+            raise EngineFailure.of(failed, in_flight=len(self._tasks) + 1) from failed
 
+    def _start(self, item: Item) -> None:
         index, question, answer, source = item
-        # new_tree gives the tree the rng a local run would: same seed, same tree.
         tree, rng = new_tree(question, answer, source, self._engine.model_id, self.spec.search)
         self._simulations[index] = 0
 
@@ -199,19 +255,23 @@ class TreeWorker:
         if not self._buffer:
             self._buffered_since = time.monotonic()
         self._buffer.append((index, tree))
-        self._finished.append(tree_summary(index, tree))
+        crash_point("tree-finished")
+        self._finished.append(tree_tally(index, tree))
         assert self._news is not None
         self._news.set()
 
-    async def _write_buffer(self) -> None:
-        batch, self._buffer = self._buffer, []
-        # Shielded: cancelling the pump (stop) must not drop a shard being written; stop()
-        # waits for it, so its trees are reported, not orphaned.
-        self._write_task = asyncio.ensure_future(self._write(batch))
-        await asyncio.shield(self._write_task)
+    async def _write_buffer(self, full_only: bool = False) -> None:
+        """Write the buffered trees as shards of at most shard_trees (with `full_only`, only
+        full ones: the rest wait for more trees)."""
+        size = self.spec.shard_trees
+        while self._buffer and (not full_only or len(self._buffer) >= size):
+            batch, self._buffer = self._buffer[:size], self._buffer[size:]
+            # Shielded: cancelling the pump (stop) must not drop a shard being written; stop()
+            # waits for it, so its trees are reported, not orphaned.
+            self._write_task = asyncio.ensure_future(self._write(batch))
+            await asyncio.shield(self._write_task)
 
     async def _write(self, batch: list[tuple[int, Tree]]) -> None:
-        from cotgen.io.inputs import tree_shard_name
         from cotgen.io.writers import write_tree_shard
 
         trees = [t for _, t in batch]
@@ -222,22 +282,9 @@ class TreeWorker:
                 # Off the event loop: the engine's requests keep flowing while Parquet is written.
                 info = await asyncio.to_thread(write_tree_shard, Path(self.spec.out), trees, name)
                 break
-            except FileExistsError:  # only if a tag were reused; never overwrite a shard
+            except FileExistsError:  # a name another writer took; never overwrite a shard
                 continue
         self._shards.append({"name": info.name, "rows": info.rows, "failed": info.failed,
-                             "trees": [tree_summary(i, t) for i, t in batch]})
+                             "trees": [tree_tally(i, t) for i, t in batch]})
         assert self._news is not None
         self._news.set()
-
-
-def tree_summary(index: int, tree: Tree) -> dict[str, Any]:
-    """What the driver needs of a finished tree for its counts, without the tree itself."""
-    terminals = [n for n in tree.nodes if n.terminal and n.correct is not None]
-    return {
-        "index": index,
-        "id": tree.id,
-        "simulations": tree.stats.simulations,
-        "terminal_leaves": len(terminals),
-        "correct_leaves": sum(1 for n in terminals if n.correct),
-        "error": tree.error,
-    }

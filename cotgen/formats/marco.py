@@ -24,7 +24,7 @@ from cotgen.formats.paths import (
     journey_path,
     reasoning_nodes,
 )
-from cotgen.io.readers import JSON_TYPES, parse_json_array
+from cotgen.jsontext import JSON_TYPES, parse_json_array
 from cotgen.tree import Node, Tree, tree_id
 
 THOUGHT_OPEN, THOUGHT_CLOSE = "<Thought>", "</Thought>"
@@ -253,6 +253,9 @@ class MarcoFormat:
     name: ClassVar[str] = "marco"
     file_kind: ClassVar[str] = "json"
     columns: ClassVar[tuple[str, ...]] = KEYS
+    # Reading rows back into trees (cotgen.io.trees, through the registry): record -> Tree.
+    parse_tree: ClassVar = staticmethod(parse_marco)
+    parse_error: ClassVar[type[DataError]] = MarcoParseError
 
     journey: bool = False  # walk through refuted branches and the reflection phrase (long CoT)
     max_journey_branches: int = 1  # refuted branches told per journey; Marco-o1 tells one

@@ -425,6 +425,9 @@ class OpenLongCoTFormat:
     name: ClassVar[str] = "openlongcot"
     file_kind: ClassVar[str] = "parquet"
     columns: ClassVar[tuple[str, ...]] = ("text",)
+    # Reading rows back into trees (cotgen.io.trees, through the registry): text -> Tree.
+    parse_tree: ClassVar = staticmethod(parse_openlongcot)
+    parse_error: ClassVar[type[DataError]] = OpenLongCoTParseError
 
     root_rating: bool = False  # the published dataset has no root rating; LLaMA-O1's code writes one
     separator: str = "\n"  # between records; the published row uses " ", any whitespace parses

@@ -21,8 +21,19 @@ from cotgen.tree import Node, Tree
 COLUMNS = ("source", "generator", "verified_by", "truncated", "tokens")
 # Formats whose rows are byte-exact to a published layout: provenance never enters the row.
 EXACT_FORMATS = ("openlongcot", "marco")
-SUMMARY_SUFFIX = ".provenance.json"  # <split>.provenance.json: the summary, every format
-ROWS_SUFFIX = ".provenance.jsonl"  # <split>.provenance.jsonl: one line per row, exact formats
+# The sidecars start with "_": pyarrow's dataset discovery (pq.read_table on the folder) and
+# other readers of a folder of shards skip such names, so they never read as data files.
+SIDECAR_PREFIX = "_"
+SUMMARY_SUFFIX = ".provenance.json"  # _<split>.provenance.json: the summary, every format
+ROWS_SUFFIX = ".provenance.jsonl"  # _<split>.provenance.jsonl: one line per row, exact formats
+
+
+def summary_name(split: str) -> str:
+    return f"{SIDECAR_PREFIX}{split}{SUMMARY_SUFFIX}"
+
+
+def rows_name(split: str) -> str:
+    return f"{SIDECAR_PREFIX}{split}{ROWS_SUFFIX}"
 
 
 class Row(dict):
@@ -76,7 +87,7 @@ class Summary:
 
     def as_json(self) -> dict[str, Any]:
         where = ("each row's columns " + ", ".join(COLUMNS) if self.format not in EXACT_FORMATS
-                 else f"{self.split}{ROWS_SUFFIX}, one line per row in shard order")
+                 else f"{rows_name(self.split)}, one line per row in shard order")
         return {
             "format": self.format,
             "split": self.split,

@@ -1,46 +1,22 @@
-"""Finding inputs: what a run folder, an export folder and a shard are, and the files behind a path."""
+"""Finding inputs: the files behind the paths a command is given (names: cotgen.io.layout)."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 from cotgen.errors import DataError, UsageError
-
-MANIFEST = "manifest.json"
-TREES_DIR = "trees"
-SHARD_GLOB = "part-*.parquet"
-# Exports are Hub-style: <split>-00000-of-00003.parquet (.json for Marco-o1).
-EXPORT_SHARD = re.compile(r"^(?P<split>[A-Za-z0-9_.-]+)-\d{5}-of-\d{5}\.(?P<ext>parquet|json)$")
-
-
-# part-00000.parquet from a local run; part-00000-<tag>.parquet from a Ray worker, whose tag
-# is unique to that worker's lifetime, so workers writing to one folder never pick one name.
-TREE_SHARD = re.compile(r"^part-(?P<index>\d{5,})(?:-(?P<tag>[A-Za-z0-9]+))?\.parquet$")
-
-
-def tree_shard_name(index: int, tag: str | None = None) -> str:
-    return f"part-{index:05d}.parquet" if tag is None else f"part-{index:05d}-{tag}.parquet"
-
-
-def export_shard_name(split: str, index: int, count: int, ext: str) -> str:
-    return f"{split}-{index:05d}-of-{count:05d}.{ext}"
-
-
-def is_run_dir(path: Path) -> bool:
-    return path.is_dir() and ((path / MANIFEST).is_file() or (path / TREES_DIR).is_dir())
-
-
-def shard_paths(run_dir: Path) -> list[Path]:
-    """The complete shards of a run, in order. Temporary files never match the glob."""
-    return sorted((Path(run_dir) / TREES_DIR).glob(SHARD_GLOB))
-
-
-def export_files(folder: Path) -> list[Path]:
-    """The export shards of a folder (`<split>-NNNNN-of-NNNNN.<ext>`), in name order."""
-    return sorted(f for f in Path(folder).iterdir() if f.is_file() and EXPORT_SHARD.match(f.name))
+from cotgen.io.layout import (
+    EXPORT_SHARD_PARTS,
+    MANIFEST,
+    TREES_DIR,
+    export_files,
+    export_shard_name,
+    is_run_dir,
+    shard_paths,
+)
+from cotgen.io.runfolder import check_run_finished
 
 
 def expand_inputs(paths: Iterable[Path | str]) -> list[Path]:
@@ -68,20 +44,6 @@ def expand_inputs(paths: Iterable[Path | str]) -> list[Path]:
                 raise unfinished_export(p, missing)
             out.extend(exported)
     return out
-
-
-def check_run_finished(run_dir: Path) -> None:
-    """DataError when the run folder is unfinished: being written, killed, stopped early, or
-    shards without a manifest (cotgen.io.runfolder, rule 3). Every reader asks this."""
-    from cotgen.io.runfolder import check_finished
-    from cotgen.io.writers import read_manifest
-
-    has_manifest = (Path(run_dir) / MANIFEST).is_file()
-    manifest = read_manifest(run_dir) if has_manifest else None
-    check_finished(run_dir, manifest, has_trees=bool(shard_paths(run_dir)))
-
-
-EXPORT_SHARD_PARTS = re.compile(r"^(?P<split>[A-Za-z0-9_.-]+)-(?P<index>\d{5})-of-(?P<count>\d{5})\.(?P<ext>parquet|json)$")
 
 
 def missing_export_shards(files: Iterable[Path]) -> list[str]:

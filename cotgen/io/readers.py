@@ -9,7 +9,6 @@ reported, so every command says the same thing about the same bad row.
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import Any, ClassVar
 
 from cotgen.errors import DataError, InvalidTree, UsageError, first_line, located
 from cotgen.formats import FORMATS, format_class
+from cotgen.jsontext import JsonLinesNotArray, parse_json_array
 
 TREES = "trees"  # the format name of tree shards; not an export format
 TREE_COLUMNS = ("id", "problem", "nodes")  # the columns that make a Parquet file a tree shard
@@ -25,8 +25,6 @@ TREE_BATCH_ROWS = 256  # trees per Arrow record batch when streaming; a row hold
 SNIFF_BYTES = 8192  # how much of a file is looked at to tell its kind
 SUFFIX_KINDS = {".parquet": "parquet", ".jsonl": "jsonl", ".ndjson": "jsonl", ".txt": "txt", ".json": "json"}
 BOM = "\ufeff"
-JSON_TYPES = {dict: "a JSON object", str: "a JSON string", bool: "a JSON boolean", int: "a JSON number",
-               float: "a JSON number", type(None): "JSON null"}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -311,10 +309,6 @@ class TxtReader(JsonlReader):
         return {"text": text}
 
 
-class JsonLinesNotArray(DataError):
-    """JSON text holding several values, one per line: JSONL under another name."""
-
-
 class JsonArrayReader(Reader):
     """A JSON array of records (or `{"data": [...]}`), parsed whole: json has no streaming
     parser here. A .json file holding one object per line is read as JSONL."""
@@ -349,29 +343,6 @@ class JsonArrayReader(Reader):
 
 def _utf8_error(raw: bytes, at: int, scope: str = "") -> str:
     return f"invalid UTF-8 at byte {at}{scope} (0x{raw[at]:02x})"
-
-
-def parse_json_array(text: str, where: object = None, expected: str = "records") -> list[Any]:
-    """The records of a JSON array (or of `{"data": [...]}` / `{"rows": [...]}`), as they are.
-
-    Raises DataError naming `where` when the text is not JSON or holds no array.
-    """
-    where = str(where) if where is not None else "the input"
-    try:
-        data = json.loads(text)
-    except RecursionError:
-        raise DataError(f"{where}: JSON nested too deeply to read (arrays or objects inside each other "
-                        f"about {sys.getrecursionlimit()} levels deep or more)") from None
-    except json.JSONDecodeError as exc:
-        kind = JsonLinesNotArray if exc.msg == "Extra data" and text.lstrip().startswith("{") else DataError
-        raise kind(
-            f"{where}: not valid JSON (line {exc.lineno}, column {exc.colno}, char {exc.pos}: {exc.msg})"
-        ) from None
-    if isinstance(data, dict) and isinstance(data.get("data", data.get("rows")), list):
-        data = data.get("data", data.get("rows"))
-    if not isinstance(data, list):
-        raise DataError(f"{where} is {JSON_TYPES.get(type(data), 'not an array')}, expected an array of {expected}")
-    return data
 
 
 READERS: dict[str, type[Reader]] = {r.kind: r for r in (ParquetReader, JsonlReader, TxtReader, JsonArrayReader)}

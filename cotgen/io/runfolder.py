@@ -9,9 +9,11 @@ a driver handing problems to remote workers, must follow them too):
    the holder exits, however it exits (kill -9 included), so a lock left by a dead process
    never blocks the next run. The file names its holder (pid, host, command, start time)
    so that a second writer is refused with a message saying who holds the folder. Workers
-   of one run that write shards for the holder are part of the holder: they write under
-   temporary names, and only the holder renames into `trees/` and writes the manifest. On
-   a network filesystem `flock` may not lock across machines: take the lock on one machine
+   of one run (executors.worker, in the holder's process or on Ray) are part of the
+   holder: each writes its own shards under names no other worker picks (a Ray worker's
+   carry its tag) and links them into `trees/` complete (never over an existing name);
+   only the holder writes the manifest, recording each shard a worker reports. On a
+   network filesystem `flock` may not lock across machines: take the lock on one machine
    (the driver) only, never from the workers.
 2. The shards are the truth. Every shard is written to a temporary name
    (`.part-NNNNN.parquet.tmp-PID`) and renamed once complete; the manifest is written after
@@ -55,12 +57,23 @@ from pathlib import Path
 from typing import Any
 
 from cotgen.errors import DataError, RunError, UsageError, first_line
-from cotgen.io.inputs import TREES_DIR, shard_paths
+from cotgen.io.atomic import atomic_file, crash_point
+from cotgen.io.layout import (
+    COMPLETE,
+    DAMAGED_SUFFIX,
+    INTERRUPTED,
+    LOCK_NAME,
+    MANIFEST,
+    RUNNING,
+    TREES_DIR,
+    UNFINISHED,
+    is_temporary,
+    read_manifest,
+    shard_paths,
+)
 
-LOCK_NAME = ".lock"
-DAMAGED_SUFFIX = ".damaged"  # a damaged shard's new name: part-NNNNN.parquet.damaged
-RUNNING, COMPLETE, INTERRUPTED = "running", "complete", "interrupted"
-UNFINISHED = (RUNNING, INTERRUPTED)
+__all__ = ["COMPLETE", "INTERRUPTED", "RUNNING", "Reconciled", "RunLock", "check_finished", "check_run_finished",
+           "is_locked", "reconcile"]
 
 
 class RunLock:
@@ -261,6 +274,13 @@ def check_finished(run_dir: Path, manifest: dict[str, Any] | None, has_trees: bo
     )
 
 
+def check_run_finished(run_dir: Path) -> None:
+    """check_finished on the folder as it is on disk: every reader of a run folder asks this."""
+    has_manifest = (Path(run_dir) / MANIFEST).is_file()
+    manifest = read_manifest(run_dir) if has_manifest else None
+    check_finished(run_dir, manifest, has_trees=bool(shard_paths(run_dir)))
+
+
 @dataclass
 class Reconciled:
     """What `reconcile` found and did."""
@@ -279,7 +299,7 @@ def remove_temporaries(run_dir: Path) -> list[str]:
     for folder in (Path(run_dir), Path(run_dir) / TREES_DIR):
         if folder.is_dir():
             for p in folder.iterdir():
-                if p.name.startswith(".") and ".tmp-" in p.name and p.is_file():
+                if is_temporary(p) and p.is_file():
                     p.unlink(missing_ok=True)
                     removed.append(str(p))
     return removed
@@ -299,8 +319,6 @@ def reconcile(run_dir: Path, *, keep_failed: bool = False) -> Reconciled:
     """
     import pyarrow as pa
     import pyarrow.parquet as pq
-
-    from cotgen.io.writers import atomic_file
 
     crash_point("reconcile-start")
     result = Reconciled(removed_temporaries=remove_temporaries(run_dir))
@@ -370,28 +388,3 @@ def move_aside(path: Path) -> Path:
     return target
 
 
-def crash_point(name: str) -> None:
-    """Test hook at a named moment of a run. With COTGEN_CRASH_AT=name[:N], the N-th
-    (default first) time the run passes `name` the process kills itself with SIGKILL,
-    exactly as `kill -9` would at that moment; the crash tests use it to hit moments no
-    timing can (between a shard's rename and the manifest write). With
-    COTGEN_PAUSE_AT=name[:N] it sleeps COTGEN_PAUSE_SECONDS (default 10) there instead, so
-    that a test can act while a writer is known to be alive. Unset, it costs a dict lookup."""
-    for variable in ("COTGEN_CRASH_AT", "COTGEN_PAUSE_AT"):
-        spec = os.environ.get(variable)
-        if not spec:
-            continue
-        point, _, nth = spec.partition(":")
-        if point != name:
-            continue
-        count = _HOOK_COUNTS[variable, name] = _HOOK_COUNTS.get((variable, name), 0) + 1
-        if count != int(nth or 1):
-            continue
-        if variable == "COTGEN_CRASH_AT":
-            import signal
-
-            os.kill(os.getpid(), signal.SIGKILL)
-        time.sleep(float(os.environ.get("COTGEN_PAUSE_SECONDS", "10")))
-
-
-_HOOK_COUNTS: dict[tuple[str, str], int] = {}

@@ -6,7 +6,9 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from cotgen.errors import DataError, UsageError, located
-from cotgen.io.inputs import expand_inputs, shard_paths
+from cotgen.formats import format_class
+from cotgen.io.inputs import expand_inputs
+from cotgen.io.layout import shard_paths
 from cotgen.io.readers import TREES, BadRow, Reader, TreeShardReader, open_rows
 from cotgen.tree import Tree, may_be_terminal, tree_id
 
@@ -64,8 +66,7 @@ def finished_tree_ids(run_dir: Path, *, failed: bool = True) -> set[str]:
 
 
 def _openlongcot_trees(reader: Reader) -> Iterator[tuple[int, Tree | BadRow]]:
-    from cotgen.formats.openlongcot import OpenLongCoTParseError, parse_openlongcot
-
+    fmt = format_class("openlongcot")
     columns = [c for c in ("text", "id", "answer") if c in reader.columns]
     for batch in reader.batches(columns):
         for index, row in zip(batch.indices, batch.rows, strict=True):
@@ -77,8 +78,8 @@ def _openlongcot_trees(reader: Reader) -> Iterator[tuple[int, Tree | BadRow]]:
                 yield index, BadRow("input row has no text")
                 continue
             try:
-                tree = parse_openlongcot(text)
-            except OpenLongCoTParseError as exc:
+                tree = fmt.parse_tree(text)
+            except fmt.parse_error as exc:
                 yield index, BadRow(f"not valid OpenLongCoT: {exc.reason}", exc.offset)
                 continue
             # Rows cotgen exported carry the ground truth and the tree id beside the text.
@@ -91,16 +92,15 @@ def _openlongcot_trees(reader: Reader) -> Iterator[tuple[int, Tree | BadRow]]:
 
 
 def _marco_trees(reader: Reader) -> Iterator[tuple[int, Tree | BadRow]]:
-    from cotgen.formats.marco import MarcoParseError, parse_marco
-
+    fmt = format_class("marco")
     for batch in reader.batches():
         for index, row in zip(batch.indices, batch.rows, strict=True):
             if isinstance(row, BadRow):
                 yield index, BadRow(f"unreadable input row: {row.message}")
                 continue
             try:
-                yield index, parse_marco(row)
-            except MarcoParseError as exc:
+                yield index, fmt.parse_tree(row)
+            except fmt.parse_error as exc:
                 yield index, BadRow(f"not a valid Marco-o1 record: {exc.reason}", exc.offset)
 
 

@@ -1,90 +1,38 @@
-"""Writing: atomic files, the tree shard writer with its run manifest, the export shard writers."""
+"""Writing: the tree shard writer with its run manifest, the export shard writers (files
+are written as cotgen.io.atomic says)."""
 
 from __future__ import annotations
 
 import contextlib
 import json
 import os
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from cotgen import __version__
 from cotgen.errors import DataError
-from cotgen.io.inputs import MANIFEST, TREE_SHARD, TREES_DIR, shard_paths, tree_shard_name
-from cotgen.io.readers import JSON_TYPES
-from cotgen.io.runfolder import crash_point
+from cotgen.io.atomic import atomic_file, crash_point, open_new, write_json_atomic
+from cotgen.io.layout import (
+    MANIFEST,
+    TREE_SHARD,
+    TREES_DIR,
+    read_manifest,
+    shard_paths,
+    temporary_name,
+    tree_shard_name,
+)
 from cotgen.tree import Tree, arrow_schema, utc_now
 
 BATCH_ROWS = 2048  # rows per exported Parquet row group at most; bounds export memory
 BATCH_BYTES = 16 * 2**20  # text bytes per exported row group at most, for the same reason
 
 
-def temporary_name(path: Path) -> Path:
-    """Where `path` is written before it is complete: hidden, and never matching a shard glob."""
-    return path.with_name(f".{path.name}.tmp-{os.getpid()}")
-
-
-def open_new(path: Path, mode: str = "wb") -> IO[Any]:
-    """Open `path` as a new file for writing. Whatever had the name (a stale temporary, or a
-    link planted in a folder cotgen did not make) is removed first, never written through:
-    O_EXCL creates the file or fails, and never follows a link."""
-    path.unlink(missing_ok=True)  # a link itself, never its target
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666)
-    return os.fdopen(fd, mode, encoding=None if "b" in mode else "utf-8")
-
-
-@contextmanager
-def atomic_file(path: Path, mode: str = "wb", moment: str | None = None) -> Iterator[IO[Any]]:
-    """Open a temporary file beside `path`; on success fsync it and rename it over `path`,
-    so a crash never leaves a half-written file under the final name (and a failure, a full
-    disk, leaves no temporary either). `moment` names the instants before and after the
-    rename for the crash tests (cotgen.io.runfolder.crash_point)."""
-    tmp = temporary_name(path)
-    try:
-        with open_new(tmp, mode) as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    if moment:
-        crash_point(f"{moment}-tmp-written")
-    os.replace(tmp, path)
-    if moment:
-        crash_point(f"{moment}-renamed")
-
-
-def write_json_atomic(path: Path, obj: Any) -> None:
-    """Write JSON atomically (see `atomic_file`)."""
-    with atomic_file(path, "w") as f:
-        json.dump(obj, f, ensure_ascii=False, indent=2, sort_keys=True)
-        f.write("\n")
-
-
 def _grader_id() -> str:
     from cotgen.verify import grader_id
 
     return grader_id()
-
-
-def read_manifest(run_dir: Path) -> dict[str, Any]:
-    path = Path(run_dir) / MANIFEST
-    if not path.exists():
-        return {}
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except RecursionError:
-        raise DataError(f"{path}: cannot read the run manifest (JSON nested too deeply to read)") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise DataError(f"{path}: cannot read the run manifest ({exc})") from None
-    if not isinstance(manifest, dict):
-        kind = JSON_TYPES.get(type(manifest), "a JSON array" if isinstance(manifest, list) else "not an object")
-        raise DataError(f"{path}: the run manifest is {kind}, expected a JSON object")
-    return manifest
 
 
 @dataclass
@@ -372,8 +320,8 @@ class ParquetShardWriter(ExportShardWriter):
 
 
 class JsonShardWriter(ExportShardWriter):
-    """A JSON array per shard, byte for byte what dumps_marco writes for the same records,
-    but streamed record by record."""
+    """A JSON array per shard, byte for byte what json.dumps(records, indent=4) writes and a
+    newline (Marco-o1's layout: formats.marco.dumps_marco), but streamed record by record."""
 
     ext = "json"
 
@@ -383,10 +331,8 @@ class JsonShardWriter(ExportShardWriter):
         self.size = 0
 
     def add(self, row: dict[str, Any]) -> None:
-        from cotgen.formats.marco import dumps_marco
-
-        # dumps_marco([r]) is "[\n" + the record indented one level + "\n]\n".
-        chunk = dumps_marco([row])[2:-3].encode("utf-8")
+        # json.dumps([r], indent=4) is "[\n" + the record indented one level + "\n]".
+        chunk = json.dumps([row], ensure_ascii=False, indent=4)[2:-2].encode("utf-8")
         if self.file is not None and self.size + 2 + len(chunk) + 3 > self.limit:
             self._close_file()
         if self.file is None:

@@ -6,7 +6,7 @@ import math
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-VALUE_MODES = ("judge", "confidence")
+VALUE_MODES = ("judge", "confidence", "prm")
 TIMING_ONLY = ("parallel",)
 RENAMED = {"value": "value_mode"}  # older manifests' names of a setting  # settings that change how fast trees are made, never what they hold
 
@@ -32,7 +32,8 @@ class SearchConfig:
     negative_after: int = 1  # a step with no correct answer below it is negative once this many rollouts through it failed
     critics: int = 0  # critics per tree, each on the estimated first error of a failed path
     refine: bool = True  # a critic gets a refine child (the step rewritten) that rolls out to an answer
-    value_mode: str = "judge"  # gold hidden: how a final answer is valued, judge | confidence (--value)
+    value_mode: str = "judge"  # gold hidden: how a final answer is valued, judge | confidence | prm (--value)
+    value_model: str | None = None  # --value prm: the process reward model, a folder or Hub id (--value-model)
     virtual_loss: float = 1.0  # pending visits a running simulation adds to its path, each worth 0
     parallel: int = 4  # simulations of one tree in flight at once
     seed: int = 0  # with the tree id, seeds the tree's rng (engine seeds)
@@ -56,6 +57,10 @@ class SearchConfig:
             extra = (" (every simulation is a rollout to an answer now: the rollout value mode is gone)"
                      if self.value_mode == "rollout" else "")
             raise ValueError(f"value must be one of {', '.join(VALUE_MODES)}, not '{self.value_mode}'{extra}")
+        if self.value_mode == "prm" and not (self.value_model or "").strip():
+            raise ValueError("value prm needs the process reward model: --value-model ID_OR_FOLDER")
+        if self.value_model is not None and self.value_mode != "prm":
+            raise ValueError(f"value_model is the PRM of --value prm; value is '{self.value_mode}'")
         if self.virtual_loss < 0:
             raise ValueError(f"virtual_loss must be >= 0, not {self.virtual_loss}")
 

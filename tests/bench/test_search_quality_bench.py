@@ -27,6 +27,7 @@ from bench.search_quality import (  # noqa: E402
 from cotgen.engines.base import Completion  # noqa: E402
 from cotgen.policy import load_prompts  # noqa: E402
 from cotgen.problems import Problem  # noqa: E402
+from cotgen.reasoner.evaluate import path_errors  # noqa: E402
 from cotgen.search.config import SearchConfig  # noqa: E402
 from cotgen.tree import Tree  # noqa: E402
 
@@ -141,3 +142,56 @@ def test_auc_and_processbench_f1():
     pairs = [(1, 1), (2, 0), (None, None), (None, 3)]
     r = processbench_f1(pairs)
     assert r["acc_error_paths"] == 0.5 and r["acc_correct_paths"] == 0.5 and r["f1"] == 0.5
+
+
+class FakePRM:
+    """A PRM that rates the steps of every path `scores` (the last one repeated); its
+    layout counts one token per word."""
+
+    def __init__(self, *scores: float) -> None:
+        from cotgen.reward_model import PRMLayout
+
+        class Words:
+            bos_token_id = None
+
+            def encode(self, text, add_special_tokens=False):
+                return text.split()
+
+        self.scores, self.calls = list(scores), 0
+        self.tokenizer, self.layout = Words(), PRMLayout(separator="\n\n")
+
+    async def score(self, problem, paths):
+        self.calls += len(paths)
+        return [[self.scores[min(i, len(self.scores) - 1)] for i in range(len(steps))] for steps in paths]
+
+
+def test_the_prm_values_hidden_answers_and_is_metered_as_the_judge():
+    engine = ScriptedEngine()
+    prm = FakePRM(0.9)
+    cfg = SearchConfig(simulations=1000, parallel=1, enough_correct=0, value_mode="prm", value_model="fake")
+    record = asyncio.run(search_one(engine, load_prompts(), Problem("p", Q, "80", "test"), cfg, budget=100,
+                                    model="scripted", visible=False, prm=prm))
+    valued = [n for n in record.tree.nodes if n.q_estimate is not None]
+    assert valued and all(n.q_estimate == 0.9 for n in valued)
+    assert engine.scored == 0 and prm.calls == len(valued)  # the policy judges nothing
+    assert record.tokens == engine.generated + JUDGE_TOKENS * prm.calls
+
+
+def test_prm_tiebreak_rates_only_the_steps_the_tree_lacks_evidence_for():
+    """One failed rollout, negative_after 2: only its graded answer is rated (negative); the
+    PRM rates the three steps before it. The exact first error is the second step."""
+    from bench.search_quality import SearchRecord, Simulation, prm_tiebreak_f1
+
+    tree = Tree.new(Q, "80")
+    a = tree.add(0, "step", "9 * 8 = 72")
+    b = tree.add(a.id, "step", "72 + 10 = 83")
+    c = tree.add(b.id, "step", "83 - 2 = 81")
+    d = tree.add(c.id, "step", "The answer is \\boxed{81}.", terminal=True, correct=False)
+    record = SearchRecord(tree, [Simulation(0, 0, d.id, 1, "root")], tokens=20, prompt_tokens=0)
+    cfg = SearchConfig(negative_after=2)
+    alone = processbench_f1(path_errors(kept_tree(record, float("inf"), 2)[0]))
+    assert alone["acc_error_paths"] == 0.0  # the search flags only the answer
+    right = asyncio.run(prm_tiebreak_f1([record], FakePRM(0.9, 0.2), cfg, 1))
+    assert right["filled_ratings"] == 3 and right["acc_error_paths"] == 1.0
+    trusting = asyncio.run(prm_tiebreak_f1([record], FakePRM(0.9), cfg, 1))
+    assert trusting["acc_error_paths"] == 0.0  # all three positive: the answer stays the first negative

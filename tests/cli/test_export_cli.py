@@ -85,7 +85,7 @@ def test_existing_shards_need_overwrite(cli, run_dir: Path, tmp_path: Path):
     assert r.code == 2 and "--overwrite" in r.err
     r = cli("export", run_dir, "-f", "openlongcot", "-o", out, "--overwrite", "--max-shard-size", "2KB")
     assert r.code == 0, r.err
-    names = sorted(p.name for p in out.iterdir())
+    names = sorted(p.name for p in out.glob("train-*"))  # beside them: the _train.provenance sidecars
     assert len(names) > 1 and names[-1].endswith(f"-of-{len(names):05d}.parquet")
 
 

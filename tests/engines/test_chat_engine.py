@@ -21,7 +21,7 @@ import cotgen.engines.chat as chat
 from cotgen.engines import GenerationParams, build_engine
 from cotgen.engines.chat import decode_prompt, encode_messages
 from cotgen.engines.config import EngineConfig
-from cotgen.errors import DataError, EngineFailed, RunError
+from cotgen.errors import DataError, EngineFailed, RunError, UsageError
 from cotgen.io.trees import iter_input_trees
 from cotgen.io.writers import read_manifest
 
@@ -423,3 +423,11 @@ def test_sampling_settings_come_as_generation_params(fake):
     eng = engine_on(fake())
     with pytest.raises(TypeError, match="GenerationParams"):
         run(eng.generate(["hi"], {"max_tokens": 8}))
+
+
+def test_prm_values_need_no_logprobs_from_the_policy(fake):
+    eng = engine_on(fake(dialect="strict", logprobs=False))
+    assert not eng.logprobs
+    chat.refuse_value_without_logprobs(eng, "prm", no_answer=3)  # the PRM reads text, not log-probs
+    with pytest.raises(UsageError, match="needs log-probs"):
+        chat.refuse_value_without_logprobs(eng, "judge", no_answer=3)

@@ -21,8 +21,8 @@ from cotgen.engines.config import EngineConfig  # noqa: E402
 from cotgen.engines import build_engine  # noqa: E402
 from cotgen.engines.base import GenerationParams  # noqa: E402
 from cotgen.errors import EngineFailed  # noqa: E402
+from cotgen.io.layout import read_manifest  # noqa: E402
 from cotgen.io.trees import iter_input_trees as iter_trees  # noqa: E402
-from cotgen.io.writers import read_manifest  # noqa: E402
 
 pytestmark = [pytest.mark.vllm, pytest.mark.slow]
 

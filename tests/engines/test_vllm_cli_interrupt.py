@@ -20,9 +20,8 @@ pytest.importorskip("vllm", reason="needs vLLM (CPU build: make vllm-env; run wi
 
 from vllm_fixtures import START_TIMEOUT_S, engine_processes, wait_gone  # noqa: E402
 
-from cotgen.io.inputs import shard_paths  # noqa: E402
+from cotgen.io.layout import read_manifest, shard_paths  # noqa: E402
 from cotgen.io.trees import iter_input_trees as iter_trees  # noqa: E402
-from cotgen.io.writers import read_manifest  # noqa: E402
 
 pytestmark = [pytest.mark.vllm, pytest.mark.slow]
 

@@ -23,8 +23,8 @@ from cotgen.engines.config import EngineConfig  # noqa: E402
 from cotgen.engines import build_engine  # noqa: E402
 from cotgen.engines.base import GenerationParams  # noqa: E402
 from cotgen.errors import EngineFailed  # noqa: E402
+from cotgen.io.layout import read_manifest  # noqa: E402
 from cotgen.io.trees import iter_input_trees as iter_trees  # noqa: E402
-from cotgen.io.writers import read_manifest  # noqa: E402
 from cotgen.search import SearchConfig  # noqa: E402
 from cotgen.synthesize import RunConfig, run  # noqa: E402
 

@@ -16,9 +16,8 @@ from pathlib import Path
 import pytest
 from ray_helpers import kill_tree
 
-from cotgen.io.inputs import TREE_SHARD, shard_paths
+from cotgen.io.layout import TREE_SHARD, read_manifest, shard_paths
 from cotgen.io.trees import iter_input_trees as iter_trees
-from cotgen.io.writers import read_manifest
 
 pytestmark = pytest.mark.slow
 

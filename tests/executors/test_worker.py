@@ -11,7 +11,7 @@ from scripted_engine import ScriptedEngine
 from cotgen.engines.config import EngineConfig
 from cotgen.executors.ray_cluster import RayConfig, WorkQueue
 from cotgen.executors.worker import TreeWorker, WorkerConfig
-from cotgen.io.inputs import TREE_SHARD, shard_paths
+from cotgen.io.layout import TREE_SHARD, shard_paths
 from cotgen.io.trees import iter_input_trees as iter_trees
 from cotgen.io.writers import TreeShardWriter
 from cotgen.problems import load_problems

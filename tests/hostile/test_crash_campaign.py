@@ -1,7 +1,7 @@
 """The crash campaign: a small real run on the tiny model, killed at many moments, then rerun.
 
 SIGKILL at ten moments spread over a run (the exact ones are forced with the
-COTGEN_CRASH_AT test hook, cotgen.io.runfolder.crash_point: it kills the process at the N-th
+COTGEN_CRASH_AT test hook, cotgen.io.atomic.crash_point: it kills the process at the N-th
 pass of a named point, e.g. between a shard's rename and the manifest write); SIGTERM
 and SIGINT; two writers on one folder; a disk that fills up. After each, a rerun of the
 same command completes, and then: every problem has exactly one tree, no tree id twice,
@@ -20,9 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from cotgen.io.inputs import shard_paths
+from cotgen.io.layout import read_manifest, shard_paths
 from cotgen.io.trees import iter_input_trees
-from cotgen.io.writers import read_manifest
 from cotgen.problems import load_problems
 from cotgen.tree import tree_id
 

@@ -22,14 +22,10 @@ from test_defects import QUICK, error_line, no_traceback  # noqa: E402
 
 from cotgen.errors import DataError  # noqa: E402
 from cotgen.formats import make_format  # noqa: E402
+from cotgen.io.atomic import write_json_atomic  # noqa: E402
+from cotgen.io.layout import read_manifest, temporary_name  # noqa: E402
 from cotgen.io.trees import iter_input_trees  # noqa: E402
-from cotgen.io.writers import (  # noqa: E402
-    TreeShardWriter,
-    read_manifest,
-    temporary_name,
-    write_json_atomic,
-    write_tree_shard,
-)
+from cotgen.io.writers import TreeShardWriter, write_tree_shard  # noqa: E402
 from cotgen.problems import load_problems  # noqa: E402
 
 # 2: nothing written through a link in a run folder -----------------------------------

@@ -282,7 +282,7 @@ def test_a_second_export_into_one_folder_is_refused_naming_the_holder(cli, tmp_p
     r = cli("export", src, "-f", "openlongcot", "-o", out)
     assert r.code == 0, r.err
     assert sorted(p.name for p in out.iterdir()) == [  # no lock left; the provenance sidecars
-        "train-00000-of-00001.parquet", "train.provenance.json", "train.provenance.jsonl"]
+        "_train.provenance.json", "_train.provenance.jsonl", "train-00000-of-00001.parquet"]
 
 
 def test_a_shard_left_by_a_killed_export_is_removed_by_the_next(cli, tmp_path: Path):
@@ -296,7 +296,7 @@ def test_a_shard_left_by_a_killed_export_is_removed_by_the_next(cli, tmp_path: P
     r = cli("export", src, "-f", "openlongcot", "-o", out)
     assert r.code == 0, r.err
     assert sorted(p.name for p in out.iterdir()) == [
-        "notes.txt", "train-00000-of-00001.parquet", "train.provenance.json", "train.provenance.jsonl"]
+        "_train.provenance.json", "_train.provenance.jsonl", "notes.txt", "train-00000-of-00001.parquet"]
 
 
 def test_a_trees_folder_linked_into_a_second_run_folder_is_refused(cli, tmp_path: Path):

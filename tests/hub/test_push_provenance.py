@@ -54,7 +54,7 @@ def test_card_of_exports_lists_provenance_and_where_each_row_has_it(hub, run_pus
         assert f"- verified by: `{grader_id()}` (4 rows)" in block
         assert "truncated rows (a node cut by a token limit): 0; tokens generated: 52" in block
     assert "the columns `source`, `generator`" in provenance_block(sft)
-    assert "sidecar `<split>.provenance.jsonl`" in provenance_block(marco)
+    assert "sidecar `_<split>.provenance.jsonl`" in provenance_block(marco)
 
 
 def test_card_of_a_deduped_export_reads_the_rows_columns(hub, run_push, tmp_path):

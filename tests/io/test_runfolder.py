@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from cotgen.errors import DataError, RunError, UsageError
-from cotgen.io.runfolder import COMPLETE, INTERRUPTED, RUNNING, RunLock, check_finished, is_locked
+from cotgen.io.layout import COMPLETE, INTERRUPTED, RUNNING
+from cotgen.io.runfolder import RunLock, check_finished, is_locked
 
 
 def test_a_second_writer_is_refused_with_the_holder_named(tmp_path: Path):
@@ -71,7 +72,7 @@ def test_check_finished(tmp_path: Path):
 
 
 def test_crash_point_kills_at_the_nth_pass(tmp_path: Path):
-    code = "from cotgen.io.runfolder import crash_point\nfor i in range(5):\n    print(i, flush=True)\n    crash_point('here')\n"
+    code = "from cotgen.io.atomic import crash_point\nfor i in range(5):\n    print(i, flush=True)\n    crash_point('here')\n"
     env = {**os.environ, "COTGEN_CRASH_AT": "here:3"}
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
     assert proc.returncode == -signal.SIGKILL and proc.stdout.split() == ["0", "1", "2"]

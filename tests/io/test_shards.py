@@ -13,10 +13,11 @@ import pyarrow.parquet as pq
 import pytest
 
 from cotgen.errors import DataError, UsageError
-from cotgen.io.inputs import expand_inputs, shard_paths
+from cotgen.io.inputs import expand_inputs
+from cotgen.io.layout import read_manifest, shard_paths
 from cotgen.io.readers import TreeShardReader
 from cotgen.io.trees import finished_tree_ids, iter_input_trees
-from cotgen.io.writers import TreeShardWriter, read_manifest
+from cotgen.io.writers import TreeShardWriter
 from cotgen.tree import Tree
 
 
