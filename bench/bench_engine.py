@@ -41,8 +41,8 @@ def run(work: Path) -> dict[str, float]:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from cotgen.engines.config import EngineConfig
     from cotgen.engines.hf import HFEngine
-    from cotgen.tiny_model import build_tiny_model
     from cotgen.models import resolve_model
+    from cotgen.tiny_model import build_tiny_model
 
     work.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()

@@ -140,9 +140,9 @@ def run(work: Path) -> dict[str, float]:
     from bench.bench_engine import plain_generate_tokens_per_s
     from cotgen.engines.config import EngineConfig
     from cotgen.engines.hf import HFEngine
-    from cotgen.tiny_model import build_tiny_model
     from cotgen.models import resolve_model
     from cotgen.search.config import SearchConfig
+    from cotgen.tiny_model import build_tiny_model
 
     quick = os.environ.get("BENCH_QUICK") == "1"
     batch = 16 if quick else BATCH

@@ -82,10 +82,10 @@ def measure(work: Path) -> dict[str, float]:
     from bench.bench_search import STEP_TOKENS
     from cotgen.engines.config import EngineConfig
     from cotgen.engines.hf import HFEngine
-    from cotgen.tiny_model import build_tiny_model
     from cotgen.engines.vllm import VLLMEngine
     from cotgen.models import resolve_model
     from cotgen.search.config import SearchConfig
+    from cotgen.tiny_model import build_tiny_model
 
     quick = os.environ.get("BENCH_QUICK") == "1"
     batch, trees, repeats = (16, 8, 1) if quick else (BATCH, TREES, REPEATS)

@@ -36,8 +36,8 @@ def build_engine(shape: dict, batch: int, device: str, dtype: str):
 
     from cotgen.engines.config import EngineConfig
     from cotgen.engines.hf import HFEngine
-    from cotgen.tiny_model import build_tiny_model
     from cotgen.models import resolve_model
+    from cotgen.tiny_model import build_tiny_model
 
     tiny = build_tiny_model(Path(tempfile.mkdtemp()) / "tiny")
     engine = HFEngine(resolve_model(str(tiny)),

@@ -30,8 +30,8 @@ DATA_SEED = 5  # a seed below 1000: data the model may see
 
 
 def _greedy(model: str, n: int) -> float:
-    from cotgen.engines.config import EngineConfig
     from cotgen.engines import build_engine
+    from cotgen.engines.config import EngineConfig
     from cotgen.reasoner.evaluate import held_out_problems, sample_solutions
 
     async def main() -> float:
@@ -49,8 +49,8 @@ def _bon_rows(count: int, n_problems: int, system: str) -> list[dict]:
     """Correct best-of-8 samples, one per problem first, written as the sft export writes a
     path that ends at a step stating its answer."""
     from cotgen.answers import extract_answer
-    from cotgen.engines.config import EngineConfig
     from cotgen.engines import build_engine
+    from cotgen.engines.config import EngineConfig
     from cotgen.problems import load_problems
     from cotgen.reasoner.evaluate import sample_solutions
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from cotgen.engines.config import EngineConfig
 from cotgen.engines.base import Completion, Engine, EngineStats, GenerationParams
+from cotgen.engines.config import EngineConfig
 
 __all__ = ["Completion", "Engine", "EngineConfig", "EngineStats", "GenerationParams", "build_engine"]
 

@@ -31,7 +31,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import Any
 
-from cotgen.engines.config import EngineConfig
 from cotgen.engines.base import (
     BusyClock,
     Completion,
@@ -42,6 +41,7 @@ from cotgen.engines.base import (
     render_chat_template,
     single_tokens,
 )
+from cotgen.engines.config import EngineConfig
 from cotgen.errors import DataError, EngineFailed, RunError, UsageError
 
 TOP_K = 5  # alternatives reported per position

@@ -32,7 +32,6 @@ import weakref
 from dataclasses import replace
 from typing import Any
 
-from cotgen.engines.config import EngineConfig
 from cotgen.engines.base import (
     BusyClock,
     Completion,
@@ -44,6 +43,7 @@ from cotgen.engines.base import (
     render_chat_template,
     single_tokens,
 )
+from cotgen.engines.config import EngineConfig
 from cotgen.errors import DataError, EngineFailed, MissingExtraError, RunError, UsageError
 from cotgen.models import ResolvedModel
 

@@ -11,7 +11,6 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from cotgen.tiny_model import CHAT_TEMPLATE, CHATML_TOKENS  # one ChatML for both small models
 from cotgen.reasoner.data import (
     KINDS,
     MIX,
@@ -22,6 +21,7 @@ from cotgen.reasoner.data import (
     example_stream,
     training_problems,
 )
+from cotgen.tiny_model import CHAT_TEMPLATE, CHATML_TOKENS  # one ChatML for both small models
 
 # The shape: 2 query heads of dim 64 share one key/value head; tied embeddings.
 MODEL_SHAPE = dict(

@@ -8,9 +8,9 @@ from dataclasses import replace
 import pytest
 import torch
 
-from cotgen.engines.config import EngineConfig
 from cotgen.engines import build_engine
 from cotgen.engines.base import Engine, GenerationParams
+from cotgen.engines.config import EngineConfig
 from cotgen.engines.hf import HFEngine
 from cotgen.errors import DataError, RunError
 from cotgen.models import resolve_model

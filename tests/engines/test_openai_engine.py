@@ -10,9 +10,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from cotgen.engines.config import EngineConfig
 from cotgen.engines import build_engine, openai
 from cotgen.engines.base import GenerationParams
+from cotgen.engines.config import EngineConfig
 from cotgen.errors import DataError, EngineFailed, RunError
 
 

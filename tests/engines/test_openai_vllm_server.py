@@ -17,9 +17,9 @@ pytest.importorskip("vllm", reason="needs vLLM (CPU build: make vllm-env; run wi
 from contract import CANDIDATES, CONTEXT, PROMPTS, TOLERANCE_NATS, EngineContract  # noqa: E402
 from vllm_fixtures import VLLMServer  # noqa: E402
 
-from cotgen.engines.config import EngineConfig  # noqa: E402
 from cotgen.engines import build_engine  # noqa: E402
 from cotgen.engines.base import GenerationParams  # noqa: E402
+from cotgen.engines.config import EngineConfig  # noqa: E402
 from cotgen.errors import EngineFailed  # noqa: E402
 from cotgen.io.layout import read_manifest  # noqa: E402
 from cotgen.io.trees import iter_input_trees as iter_trees  # noqa: E402

@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
-from cotgen.engines.config import EngineConfig
 from cotgen.engines import build_engine
+from cotgen.engines.config import EngineConfig
 from cotgen.errors import MissingExtraError, RunError
 
 HAS_VLLM = importlib.util.find_spec("vllm") is not None

@@ -8,9 +8,9 @@ import json
 
 import pytest
 
-from cotgen.engines.config import EngineConfig
 from cotgen.engines import build_engine
 from cotgen.engines.base import GenerationParams
+from cotgen.engines.config import EngineConfig
 from cotgen.models import resolve_model
 from cotgen.policy import RATING_TOKENS, YES, load_prompts
 from cotgen.reasoner import PACKAGED

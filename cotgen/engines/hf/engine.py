@@ -47,7 +47,6 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from cotgen.engines.config import EngineConfig
 from cotgen.engines.base import (
     Completion,
     EngineStats,
@@ -58,6 +57,7 @@ from cotgen.engines.base import (
     render_chat_template,
     single_tokens,
 )
+from cotgen.engines.config import EngineConfig
 from cotgen.engines.hf.batch import KVBatch, Row
 from cotgen.engines.hf.cache import CacheAdapter
 from cotgen.engines.hf.loading import load_model
