@@ -16,7 +16,7 @@ run cotgen export "$out/run" --format marco --out "$out/marco"
 run cotgen export "$out/run" --format sft --out "$out/sft"
 run cotgen export "$out/run" --format prm --paths all --out "$out/prm"
 shopt -s nullglob
-run cotgen validate "$out/openlongcot" "$out/prm" "$out/sft" "$out"/marco/*.json
+run cotgen validate "$out/openlongcot" "$out/prm" "$out/sft" "$out/marco"
 run cotgen stats "$out/run"
 # Greedy accuracy vs the share of trees with a correct leaf (stderr); the id of a solved tree.
 printf '\n$ python -m cotgen.reasoner.demo %s\n' "$out/run" >&2
