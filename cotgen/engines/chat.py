@@ -124,11 +124,22 @@ def api_key(cfg: EngineConfig) -> tuple[str | None, str]:
         key = os.environ.get(cfg.api_key_env)
         if not key:
             raise UsageError(f"--api-key-env {cfg.api_key_env}: that environment variable is not set")
-        return key, cfg.api_key_env
+        return _checked_key(key, cfg.api_key_env), cfg.api_key_env
     for name in DEFAULT_KEY_ENVS:
         if os.environ.get(name):
-            return os.environ[name], name
+            return _checked_key(os.environ[name], name), name
     return None, " or $".join(DEFAULT_KEY_ENVS)
+
+
+def _checked_key(key: str, name: str) -> str:
+    """The key without surrounding whitespace; refused, by the variable's name only, when it
+    holds a control character (a key read from a file with Windows line endings ends in \r):
+    http.client would refuse the header with the whole key in its message."""
+    key = key.strip()
+    if not key or any(ord(ch) < 32 or ord(ch) == 127 for ch in key):
+        raise UsageError(f"${name} holds no usable API key (it is empty or contains a control "
+                         "character such as a line break); set it to the key alone")
+    return key
 
 
 class ChatEngine:
@@ -173,7 +184,7 @@ class ChatEngine:
             with urllib.request.urlopen(request, timeout=self.cfg.request_timeout_s) as response:
                 raw = response.read()
         except urllib.error.HTTPError as exc:
-            detail = self._scrub(_read_detail(exc))
+            detail = self._scrub(_read_detail(exc))[:500]  # cut after the scrub: never half a key
             if exc.code in _TRANSIENT or exc.code >= 500:
                 raise _Retry(f"HTTP {exc.code}: {detail}", _retry_after(exc.headers.get("Retry-After"))) from None
             if exc.code in (401, 403):
@@ -197,6 +208,8 @@ class ChatEngine:
             raise _Retry(f"invalid or truncated JSON ({len(raw)} bytes)") from None
         if not isinstance(reply, dict) or not isinstance(reply.get("choices"), list):
             raise _Retry("a reply without choices")
+        if not all(isinstance(c, dict) for c in reply["choices"]):
+            raise _Retry("a reply with a malformed choice")
         return reply
 
     def _slot(self) -> asyncio.Semaphore:
@@ -375,7 +388,8 @@ class ChatEngine:
         self.stats.sequences += len(out)
         if self.continuation == "restate":
             out = [_without_echo(c, decode_prompt(prompt)[1]) for c in out]
-        return [c for c in out for _ in range(copies)]
+        # The copies are the same sample, paid once: only the first carries its tokens.
+        return [c if i == 0 else replace(c, tokens=0, prompt_tokens=0) for c in out for i in range(copies)]
 
     def _completions(self, reply: dict[str, Any], stop: tuple[str, ...]) -> list[Completion]:
         """The reply's choices, in order, with the API's completion tokens shared among them
@@ -384,7 +398,7 @@ class ChatEngine:
         choices = sorted(reply["choices"], key=lambda c: c.get("index", 0) if isinstance(c, dict) else 0)
         texts, finishes, lps, tops = [], [], [], []
         for choice in choices:
-            message = (choice.get("message") or {}) if isinstance(choice, dict) else {}
+            message = choice.get("message") or {}  # every choice is a dict (_try_once)
             text = message.get("content") or ""
             finish = "length" if choice.get("finish_reason") == "length" else "stop"
             cuts = [text.find(s) for s in stop if s in text]  # a server that did not trim them
@@ -479,7 +493,7 @@ def _shares(total: int, sizes: list[int]) -> list[int]:
 
 def _read_detail(exc: urllib.error.HTTPError) -> str:
     try:
-        return exc.read().decode(errors="replace")[:500]
+        return exc.read(65536).decode(errors="replace")
     except (OSError, http.client.HTTPException):
         return ""
 

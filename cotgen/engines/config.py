@@ -75,8 +75,9 @@ class EngineConfig:
         for name in ("price_in", "price_out", "max_cost"):
             if getattr(self, name) is not None and getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, not {getattr(self, name)}")
-        if self.max_cost is not None and self.price_in is None and self.price_out is None:
-            raise ValueError("max_cost needs a price: give --price-in and --price-out (USD per 1M tokens)")
+        if self.max_cost is not None and (self.price_in is None or self.price_out is None):
+            # one price missing would count its tokens as free and let the spend pass the cap
+            raise ValueError("max_cost needs both prices: give --price-in and --price-out (USD per 1M tokens)")
         if self.api_key_env is not None and not self.api_key_env.strip():
             raise ValueError("api_key_env must name an environment variable")
         if not 0.0 < self.gpu_memory_utilization <= 1.0:

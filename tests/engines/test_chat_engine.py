@@ -431,3 +431,63 @@ def test_prm_values_need_no_logprobs_from_the_policy(fake):
     chat.refuse_value_without_logprobs(eng, "prm", no_answer=3)  # the PRM reads text, not log-probs
     with pytest.raises(UsageError, match="needs log-probs"):
         chat.refuse_value_without_logprobs(eng, "judge", no_answer=3)
+
+
+# --- review fixes: key hygiene, prices, greedy copies, malformed choices -------------------
+
+
+def test_a_key_with_a_line_break_is_refused_by_its_variable_name_only(fake, monkeypatch):
+    server = fake()
+    monkeypatch.setenv("COTGEN_API_KEY", KEY + "\r\nsecond line")  # http.client would print it whole
+    with pytest.raises(UsageError) as info:
+        engine_on(server)
+    assert "$COTGEN_API_KEY" in str(info.value) and KEY not in str(info.value)
+    assert not server.requests  # refused before any request
+    monkeypatch.setenv("COTGEN_API_KEY", f"  {KEY}\r\n")  # Windows line ending, spaces: trimmed
+    engine_on(server)
+    assert server.requests[-1]["headers"]["Authorization"] == f"Bearer {KEY}"
+
+
+def test_an_echoed_key_across_the_detail_cut_leaves_no_part_of_it(fake, monkeypatch):
+    server = fake()
+    eng = engine_on(server)
+
+    def echo_late(h, body, fault):  # the key starts just before the 500 characters kept
+        text = "x" * 470 + " " + h.headers.get("Authorization")
+        server.send(h, 400, json.dumps({"error": text}).encode())
+
+    monkeypatch.setattr(server, "handle", echo_late)
+    with pytest.raises(DataError) as info:
+        run(eng.generate(["hi"], GenerationParams(max_tokens=8)))
+    assert KEY[:8] not in str(info.value) and "Bearer ***" in str(info.value)
+
+
+def test_max_cost_needs_both_prices():
+    with pytest.raises(ValueError, match="both prices"):
+        EngineConfig(engine="chat", model="m", base_url="http://127.0.0.1:1/v1", price_in=0.15, max_cost=5.0)
+
+
+def test_greedy_copies_carry_their_tokens_once(fake):
+    server = fake()
+    eng = engine_on(server)
+    [row] = run(eng.generate(["hi"], GenerationParams(n=3, max_tokens=16, temperature=0)))
+    assert len(row) == 3 and len({c.text for c in row}) == 1
+    billed = server.billed[-1]
+    assert sum(c.tokens for c in row) == billed[2] and sum(c.prompt_tokens for c in row) == billed[1]
+
+
+def test_a_malformed_choice_is_retried_not_a_crash(fake, monkeypatch):
+    server = fake()
+    eng = engine_on(server)
+    calls = []
+    real = server.handle
+
+    def null_choice_once(h, body, fault):
+        calls.append(1)
+        if len(calls) == 1:
+            return server.send(h, 200, json.dumps({"choices": [None]}).encode())
+        return real(h, body, fault)
+
+    monkeypatch.setattr(server, "handle", null_choice_once)
+    [[c]] = run(eng.generate(["hi"], GenerationParams(max_tokens=8)))
+    assert c.text and len(calls) == 2
