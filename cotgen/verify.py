@@ -202,13 +202,18 @@ class GradingProcess:
     def _ask(self, answer: str, gold: str, timeout: int) -> Grade:
         proc = self._proc if self._proc is not None and self._proc.poll() is None else self._start()
         limit = self.hard_limit(timeout)
+        ready: list = []
         try:
             proc.stdin.write(json.dumps([answer, gold, timeout]) + "\n")
             proc.stdin.flush()
             ready, _, _ = select.select([proc.stdout], [], [], limit)
             line = proc.stdout.readline() if ready else ""
-        except OSError:
-            line = ""
+        except OSError:  # the child died between poll() and the write (OOM, a kill)
+            line, ready = "", [proc.stdout]
+        except BaseException:
+            # Ctrl-C mid-question: the child's answer would be read as the next question's
+            self.close()
+            raise
         if not line:
             self.close()
             why = f"grading took over {limit:g} s" if not ready else "the grading process died"

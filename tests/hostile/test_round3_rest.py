@@ -193,6 +193,45 @@ def test_an_answer_past_the_hard_limit_has_the_grading_process_killed(monkeypatc
         process.close()
 
 
+def test_a_grading_child_dead_before_the_question_grades_it_wrong_then_recovers():
+    from cotgen.verify import GradingProcess
+
+    process = GradingProcess()
+    try:
+        assert process.compare("\\frac{1}{2}", "0.5", 5).correct is True
+        dead = process._proc
+        dead.kill()
+        dead.wait()
+        dead.poll = lambda: None  # as if it died between poll() and the write
+        result = process.compare("\\frac{3}{4}", "0.75", 5)
+        assert result.correct is False and result.reason == "the grading process died"
+        assert process.compare("\\frac{5}{10}", "0.5", 5).correct is True  # a new child
+    finally:
+        process.close()
+
+
+def test_an_interrupt_while_grading_leaves_no_stale_answer_for_the_next_question(monkeypatch):
+    import select as select_module
+
+    from cotgen.verify import GradingProcess
+
+    process = GradingProcess()
+    try:
+        assert process.compare("\\frac{1}{2}", "0.5", 5).correct is True
+        real = select_module.select
+
+        def interrupted(*args, **kw):
+            raise KeyboardInterrupt
+
+        monkeypatch.setattr(select_module, "select", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            process.compare("\\frac{3}{4}", "0.75", 5)  # its child answers True, unread
+        monkeypatch.setattr(select_module, "select", real)
+        assert process.compare("\\frac{3}{4}", "0.5", 5).correct is False  # not the stale True
+    finally:
+        process.close()
+
+
 # 7: a problem that cannot be encoded ------------------------------------------------------
 
 
