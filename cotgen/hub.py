@@ -190,28 +190,51 @@ def _push(input_path: Path, settings: PushConfig, token: str | None, log: Callab
 
 
 def _public_copy(path: Path, scratch: Path) -> Path:
-    """`path`, or where its `model` column names a local folder (a run with --model
-    /some/folder records that path), a copy in `scratch` with the public model id there
-    (models.public_model_id): a pushed shard names no machine-local path."""
+    """`path`, or where it names a local folder, a copy in `scratch` with the public model id
+    there (models.public_model_id): a pushed shard names no machine-local path. Two places
+    can: the `model` column (a run with --model /some/folder records that path) and the
+    `config` column's `value_model` (--value prm --value-model /some/folder)."""
     if path.suffix != ".parquet":
         return path
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    if "model" not in pq.read_schema(path).names:
+    names = pq.read_schema(path).names
+    if "model" not in names and "config" not in names:
         return path
     table = pq.read_table(path)
-    column = table.column("model")
-    if not pa.types.is_string(column.type):
+    changed = False
+    for name, publish in (("model", _public_model), ("config", _public_config)):
+        if name not in names or not pa.types.is_string(table.column(name).type):
+            continue
+        column = table.column(name)
+        values = column.to_pylist()
+        published = {v: publish(v) for v in set(values) if isinstance(v, str)}
+        if all(k == v for k, v in published.items()):
+            continue
+        fixed = pa.array([published.get(v, v) if isinstance(v, str) else v for v in values], type=column.type)
+        table = table.set_column(table.schema.get_field_index(name), table.schema.field(name), fixed)
+        changed = True
+    if not changed:
         return path
-    values = column.to_pylist()
-    published = {v: public_model_id(v) for v in set(values) if isinstance(v, str)}
-    if all(k == v for k, v in published.items()):
-        return path
-    fixed = pa.array([published.get(v, v) if isinstance(v, str) else v for v in values], type=column.type)
-    table = table.set_column(table.schema.get_field_index("model"), table.schema.field("model"), fixed)
     pq.write_table(table, scratch)
     return scratch
+
+
+def _public_model(value: str) -> str:
+    return public_model_id(value)
+
+
+def _public_config(value: str) -> str:
+    """A tree's recorded search settings (JSON) with its PRM named publicly."""
+    try:
+        config = json.loads(value)
+    except ValueError:
+        return value
+    prm = config.get("value_model") if isinstance(config, dict) else None
+    if not isinstance(prm, str) or public_model_id(prm) == prm:
+        return value
+    return json.dumps({**config, "value_model": public_model_id(prm)})
 
 
 def _validate_all(files: list[Path], fmt: str) -> dict[Path, int]:

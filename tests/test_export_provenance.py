@@ -144,3 +144,12 @@ def test_validate_checks_the_provenance_columns(run_dir, tmp_path):
     messages = {e["row"]: e["message"] for e in report["errors"]}
     assert "machine-local path" in messages[1] and "'my-reasoner'" in messages[1]
     assert "tokens must be a count" in messages[2]
+
+
+def test_verdicts_read_back_without_a_gold_answer_were_verified_by_nothing(tmp_path):
+    # A Marco-o1 file's conclusion reads back as correct, but nothing graded it.
+    golden = Path(__file__).parent / "formats" / "golden" / "marco_branching.json"
+    out = tmp_path / "sft"
+    export([golden], make_format("sft"), out)
+    rows = pq.read_table(next(out.glob("train-*.parquet"))).to_pylist()
+    assert rows and {r["verified_by"] for r in rows} == {""}

@@ -57,7 +57,9 @@ def row_provenance(tree: Tree, row: dict[str, Any], verified_by: str) -> dict[st
     """The provenance columns of one row of `tree`. `verified_by` names the grader of the
     run the tree came from; a tree that holds no verdict was verified by nothing ("")."""
     nodes = row_nodes(tree, row)
-    graded = any(n.correct is not None for n in tree.nodes)
+    # Verdicts math-verify gave against a gold answer; a tree read back without one (a Marco-o1
+    # record, an OpenLongCoT row without `answer`) holds verdicts nothing verified.
+    graded = tree.answer is not None and any(n.correct is not None for n in tree.nodes)
     return {
         "source": tree.source or "",
         "generator": public_model_id(tree.model or ""),

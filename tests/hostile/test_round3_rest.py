@@ -380,9 +380,13 @@ def test_a_run_of_a_local_model_publishes_no_local_path(hub, run_push, tmp_path:
     name_or_path = "Qwen/Qwen2.5-0.5B-Instruct" if known_hub_id else str(model)
     (model / "config.json").write_text(json.dumps({"_name_or_path": name_or_path, "model_type": "qwen2"}))
     trees = [good_tree(i) for i in range(3)]
+    prm = tmp_path / "home" / "someone" / "prms" / "my-prm"  # --value prm --value-model <folder>
+    prm.mkdir(parents=True)
     for t in trees:
         t.model = str(model)  # what synthesize records for --model <folder>
-    TreeShardWriter(tmp_path / "run", settings={"model": str(model), "search": {"simulations": 2}}).write(trees)
+        t.config = {**t.config, "value_mode": "prm", "value_model": str(prm)}
+    settings = {"model": str(model), "search": {"simulations": 2, "value_mode": "prm", "value_model": str(prm)}}
+    TreeShardWriter(tmp_path / "run", settings=settings).write(trees)
 
     r = run_push(tmp_path / "run", "--repo", "me/local-model", "--json")
     assert r.code == 0, r.err
@@ -395,6 +399,7 @@ def test_a_run_of_a_local_model_publishes_no_local_path(hub, run_push, tmp_path:
     shard = tmp_path / "pushed.parquet"
     shard.write_bytes(files["data/trees/train-00000-of-00001.parquet"])
     assert set(pq.read_table(shard).column("model").to_pylist()) == {public}
+    assert {json.loads(c)["value_model"] for c in pq.read_table(shard).column("config").to_pylist()} == {"my-prm"}
     # The run folder itself is left as it was.
     assert {t.model for t in trees} == {str(model)}
 
