@@ -33,7 +33,7 @@ class StopRequest:
     task: asyncio.Task | None = field(default=None, repr=False)
     cancelled: bool = field(default=False, repr=False)  # SIGTERM has cancelled `task`
     # Set by ask(): the run stops at the executor's next look (within a second), saving its
-    # finished trees as on a signal. A budget (a cost limit) stops a run through here.
+    # finished trees as on a signal (the chat engine's --max-cost stops it from inside the engine).
     reason: str | None = None
 
     @property

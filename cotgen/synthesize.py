@@ -272,8 +272,8 @@ def _run_locked(opts: RunConfig, search: SearchConfig, engine_cfg: EngineConfig,
 
     try:
         result = executor.run(todo, spec, record, progress, stop)
-    except KeyboardInterrupt:
-        _stopped_early(writer)
+    except KeyboardInterrupt as exc:
+        _stopped_early(writer, **_spent(exc))
         raise Interrupted(
             f"interrupted ({stop.name}): {saved} finished tree(s) are saved in {out}; "
             "run the same command again to finish the rest",
@@ -282,7 +282,7 @@ def _run_locked(opts: RunConfig, search: SearchConfig, engine_cfg: EngineConfig,
     except EngineFailure as exc:
         # Every tree in flight failed because the engine did, not because of its problem:
         # none is recorded, so the same command searches them again.
-        _stopped_early(writer)
+        _stopped_early(writer, **_spent(exc))
         failed = EngineFailed(
             f"{exc.reason}. The run stopped: {saved} finished tree(s) are saved in {out}, "
             f"the {exc.in_flight} in flight are not; run the same command again to finish"
@@ -351,6 +351,13 @@ def _ray_executor(ray: RayConfig):
 
     import_ray()  # a missing extra is reported before any worker starts
     return RayExecutor(ray)
+
+
+def _spent(exc: BaseException) -> dict[str, Any]:
+    """What a stopped --engine chat run spent (executors/local.py puts it on the exception),
+    as the manifest's last_run records it for a finished run."""
+    api = getattr(exc, "api", None)
+    return {"last_run": {"status": INTERRUPTED, "api": api, "cost_usd": api.get("cost_usd")}} if api else {}
 
 
 def _stopped_early(writer: TreeShardWriter, **fields: Any) -> None:

@@ -13,7 +13,7 @@ from dataclasses import replace
 from typing import Any
 
 from cotgen.executors.base import ProgressCallback, RunProgress, RunResult, ShardRecorder
-from cotgen.executors.job import RunTotals
+from cotgen.executors.job import EngineFailure, RunTotals
 from cotgen.executors.worker import TreeWorker, WorkerConfig, WorkerFailed
 from cotgen.io.atomic import crash_point
 from cotgen.problems import Problem
@@ -43,7 +43,12 @@ class LocalExecutor:
             refuse_value_without_logprobs(engine, spec.search.value_mode, sum(p.answer is None for p in problems))
         crash_point("engine-built")
         worker = TreeWorker(spec, engine=engine, close_engine=built)
-        result = run_async(_Driver(worker, problems, record_shard, progress).run(stop), stop)
+        try:
+            result = run_async(_Driver(worker, problems, record_shard, progress).run(stop), stop)
+        except (EngineFailure, KeyboardInterrupt) as exc:
+            if hasattr(engine, "api_usage"):  # what a stopped run spent (--max-cost, Ctrl-C)
+                exc.api = engine.api_usage()
+            raise
         if hasattr(engine, "api_usage"):  # --engine chat
             result.api = engine.api_usage()
         return result

@@ -309,7 +309,11 @@ def test_max_cost_stops_the_run_like_ctrl_c(cli, fake, tmp_path):
     assert r.code == 3, r.err
     assert "--max-cost 0.5 USD reached" in r.err and "finished tree(s) are saved" in r.err
     assert "Traceback" not in r.err
-    assert read_manifest(out)["status"] == "interrupted"
+    manifest = read_manifest(out)
+    assert manifest["status"] == "interrupted"
+    # What the stopped run spent is recorded, as a finished run's last_run records it.
+    spent = manifest["last_run"]
+    assert spent["cost_usd"] >= 0.5 and spent["cost_usd"] == spent["api"]["cost_usd"]
     _assert_no_key(r, tmp_path)
 
 
