@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import random
 import time
 from collections import Counter
@@ -197,6 +198,11 @@ def train_prm(inputs: list[Path], out: Path, cfg: PRMTrainConfig, log: Callable[
     trainer.add_callback(Progress())
     result = trainer.train()
     out.mkdir(parents=True, exist_ok=True)
+    # Marked unfinished first: a crash while the weights are saved must not leave a folder that
+    # loads with another run's settings file, or with TRL's default separator.
+    settings_file = out / PRM_SETTINGS_FILE
+    settings_file.write_text(json.dumps({"complete": False, "layout": layout.kind, "separator": layout.separator})
+                             + "\n", encoding="utf-8")
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
     _remove_tree(out / ".trainer")
@@ -207,7 +213,9 @@ def train_prm(inputs: list[Path], out: Path, cfg: PRMTrainConfig, log: Callable[
         "right_steps": sum(labelled), "train_loss": result.training_loss,
         "seconds": round(time.perf_counter() - t0, 1),
     }
-    (out / PRM_SETTINGS_FILE).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    temporary = settings_file.with_name(f".{PRM_SETTINGS_FILE}.tmp")
+    temporary.write_text(json.dumps({**record, "complete": True}, indent=2) + "\n", encoding="utf-8")
+    os.replace(temporary, settings_file)
     return record
 
 

@@ -88,9 +88,14 @@ def read_layout(folder: Path | None, architectures: list[str]) -> PRMLayout:
         path = folder / PRM_SETTINGS_FILE
         try:
             record = json.loads(path.read_text(encoding="utf-8"))
-            return PRMLayout(record.get("layout", "token-classification"), record.get("separator", TRL_SEPARATOR))
+            unfinished = record.get("complete") is False
+            layout = PRMLayout(record.get("layout", "token-classification"), record.get("separator", TRL_SEPARATOR))
         except (OSError, ValueError, AttributeError) as exc:
             raise RunError(f"{path}: unreadable PRM settings ({exc})") from None
+        if unfinished:  # train-prm stopped while it saved the weights: they may be partly old
+            raise RunError(f"{folder}: cotgen model train-prm did not finish writing this PRM; "
+                           "run it again into this folder")
+        return layout
     return PRMLayout()
 
 

@@ -93,7 +93,7 @@ def test_train_prm_writes_a_folder_value_model_loads(cli, searched, tmp_path):
     record = json.loads(r.out)
     assert record["paths"] > 0 and record["labelled_steps"] >= record["paths"]
     saved = json.loads((out / PRM_SETTINGS_FILE).read_text())
-    assert saved["separator"] == "\n\n" and saved["layout"] == "token-classification"
+    assert saved["separator"] == "\n\n" and saved["layout"] == "token-classification" and saved["complete"] is True
     assert json.loads((out / "config.json").read_text())["architectures"] == ["Qwen2ForTokenClassification"]
     prm = HFRewardModel(str(out), device="cpu")
     assert prm.layout == PRMLayout("token-classification", "\n\n")

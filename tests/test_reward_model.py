@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from cotgen.errors import UsageError
+from cotgen.errors import RunError, UsageError
 from cotgen.reward_model import (
     PRM_SETTINGS_FILE,
     HFRewardModel,
@@ -61,6 +61,13 @@ def test_read_layout_from_the_folder_qwen_and_trl_default(tmp_path, tiny_prm):
     assert read_layout(tiny_prm, ["Qwen2ForTokenClassification"]) == PRMLayout("token-classification", SEP)
     assert read_layout(tmp_path, ["Qwen2ForTokenClassification"]) == PRMLayout("token-classification", "\n")
     assert read_layout(tmp_path, ["Qwen2ForProcessRewardModel"]).kind == "qwen2.5-math-prm"
+
+
+def test_a_prm_folder_train_prm_did_not_finish_is_refused(tmp_path):
+    # train-prm marks its settings unfinished before it saves the weights (cotgen.prm_train)
+    (tmp_path / PRM_SETTINGS_FILE).write_text(json.dumps({"complete": False, "separator": SEP}))
+    with pytest.raises(RunError, match="did not finish"):
+        read_layout(tmp_path, ["Qwen2ForTokenClassification"])
 
 
 def test_scores_are_the_heads_probability_at_each_separator(tiny_prm):

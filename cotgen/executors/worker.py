@@ -140,6 +140,9 @@ class TreeWorker:
             if save and self._buffer:
                 await self._write_buffer()
         finally:
+            prm = getattr(self._valuer, "prm", None)  # --value prm: its own model (vLLM: GPU memory)
+            if prm is not None:
+                prm.close()
             if self._engine is not None and self._close_engine:
                 await self._engine.close()
         return self._events()

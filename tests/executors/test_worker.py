@@ -244,3 +244,21 @@ def test_a_shard_that_cannot_be_written_is_reported_by_poll(tmp_path):
         await worker.stop(save=False)
 
     asyncio.run(go())
+
+
+def test_stop_closes_the_reward_model(tmp_path):
+    """--value prm: the PRM is a second model (on vLLM, GPU memory); stopping the worker frees it."""
+    closed = []
+
+    class Prm:
+        def close(self):
+            closed.append(True)
+
+    async def go():
+        worker = TreeWorker(_spec(tmp_path), engine=ScriptedEngine())
+        await worker.start()
+        worker._valuer.prm = Prm()  # what build_valuer gives for --value prm (PRMValuer.prm)
+        await worker.stop(save=False)
+
+    asyncio.run(go())
+    assert closed == [True]
