@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from cotgen.benchmarks import BenchmarkItem, load_benchmark
-from cotgen.errors import DataError, UsageError, environment_error
+from cotgen.errors import DataError, UsageError, environment_error, first_line, refuse_link_to_nowhere
 from cotgen.io.atomic import atomic_file, write_json_atomic
 from cotgen.io.inputs import DatasetInput, expand_inputs, resolve_dataset_inputs
 from cotgen.io.layout import (
@@ -198,7 +198,11 @@ def decontaminate(paths: list[Path | str], out: Path | str, against: list[str], 
 
 
 def _check_out(out: Path, inp: DatasetInput) -> None:
-    resolved = out.resolve()
+    refuse_link_to_nowhere(out)
+    try:
+        resolved = out.resolve()
+    except (OSError, RuntimeError) as exc:  # a loop further up the path
+        raise UsageError(f"--out {out}: cannot follow the path ({first_line(exc)})") from None
     for f in inp.files:
         if resolved == f.resolve() or resolved in f.resolve().parents:
             raise UsageError(f"--out {out} holds the input {f}: write the result to a new folder")
@@ -231,8 +235,13 @@ def _output_names(inp: DatasetInput, line_based: bool) -> list[str]:
     line files keep their names (numbered when two share one)."""
     if line_based:
         names: list[str] = []
+        taken: set[str] = set()
         for f in inp.files:
-            name = f.name if f.name not in names else f"{f.stem}-{len(names)}{f.suffix}"
+            name, k = f.name, 1
+            while name in taken:  # x/a.jsonl q/a-2.jsonl r/a.jsonl: the third is a-3.jsonl
+                k += 1
+                name = f"{f.stem}-{k}{f.suffix}"
+            taken.add(name)
             names.append(name)
         return names
     if inp.format == TREES:

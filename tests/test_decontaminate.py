@@ -239,3 +239,33 @@ def test_a_jsonl_file_keeps_its_other_lines_byte_for_byte(shared, tmp_path, cli)
     src.write_text(fresh[0] + '{"messages": [oops\n', encoding="utf-8")
     r = cli("decontaminate", src, "--against", "gsm8k", "--out", tmp_path / "out2")
     assert r.code == 1 and "sft.jsonl: line 2: not valid JSON" in r.err and not (tmp_path / "out2").exists()
+
+
+def sft_line(question):
+    return json.dumps({"messages": [{"role": "user", "content": question},
+                                    {"role": "assistant", "content": "It is 18."}]}) + "\n"
+
+
+def test_line_files_of_one_name_each_get_their_own_output(tmp_path, cli):
+    paths = [tmp_path / "x" / "a.jsonl", tmp_path / "q" / "a-2.jsonl", tmp_path / "r" / "a.jsonl"]
+    for i, path in enumerate(paths):
+        path.parent.mkdir()
+        path.write_text(sft_line(f"What is {i} + 100?"), encoding="utf-8")
+    r = cli("decontaminate", *paths, "--against", "gsm8k", "--out", tmp_path / "out", "--json")
+    assert r.code == 0, r.err
+    outputs = [f["output"] for f in json.loads(r.out)["files"]]
+    assert len(set(outputs)) == 3
+    texts = sorted((tmp_path / "out" / name).read_text(encoding="utf-8") for name in outputs)
+    assert texts == sorted(p.read_text(encoding="utf-8") for p in paths)  # none overwritten
+
+
+def test_an_out_through_a_link_loop_or_to_nowhere_is_a_clear_error(tmp_path, cli):
+    src = tmp_path / "sft.jsonl"
+    src.write_text(sft_line("What is 2 + 3?"), encoding="utf-8")
+    (tmp_path / "loop").symlink_to(tmp_path / "loop")
+    r = cli("decontaminate", src, "--against", "gsm8k", "--out", tmp_path / "loop" / "out")
+    assert r.code in (1, 2) and "--out" in r.err and "Traceback" not in r.err, r.err
+    (tmp_path / "dangling").symlink_to(tmp_path / "nowhere" / "out")
+    r = cli("decontaminate", src, "--against", "gsm8k", "--out", tmp_path / "dangling")
+    assert r.code in (1, 2) and "dangling" in r.err and "Traceback" not in r.err, r.err
+    assert not (tmp_path / "nowhere").exists()
