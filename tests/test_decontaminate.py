@@ -269,3 +269,15 @@ def test_an_out_through_a_link_loop_or_to_nowhere_is_a_clear_error(tmp_path, cli
     r = cli("decontaminate", src, "--against", "gsm8k", "--out", tmp_path / "dangling")
     assert r.code in (1, 2) and "dangling" in r.err and "Traceback" not in r.err, r.err
     assert not (tmp_path / "nowhere").exists()
+
+
+def test_a_push_card_names_a_local_benchmark_file_without_its_path():
+    from cotgen.hub import _benchmark_notes
+
+    against = ["math500", "GSM8K", "/home/me/private_eval.jsonl"]
+    card = "\n".join(_benchmark_notes({
+        "decontaminated_problems": {"against": against, "ngram": 8, "dropped": []},
+        "decontamination": {"against": against, "ngram": 8, "removed": 1, "rows": 9},
+    }))
+    assert "/home/me" not in card
+    assert card.count("against math500, GSM8K, private_eval.jsonl (8-gram overlap)") == 2
