@@ -24,7 +24,14 @@ from pathlib import Path
 from typing import Any
 
 from cotgen.benchmarks import BenchmarkItem, load_benchmark
-from cotgen.errors import DataError, UsageError, environment_error, first_line, refuse_link_to_nowhere
+from cotgen.errors import (
+    DataError,
+    UsageError,
+    environment_error,
+    first_line,
+    refuse_link_to_nowhere,
+)
+from cotgen.formats.dpo import SEPARATOR as DPO_SEPARATOR
 from cotgen.io.atomic import atomic_file, write_json_atomic
 from cotgen.io.inputs import DatasetInput, expand_inputs, resolve_dataset_inputs
 from cotgen.io.layout import (
@@ -268,6 +275,11 @@ def _problem(fmt: str, value: Any) -> Any:
     if fmt == "sft" and isinstance(value, list):
         users = [m.get("content") for m in value if isinstance(m, dict) and m.get("role") == "user"]
         return users[0] if users else None
+    if fmt == "dpo" and isinstance(value, str):
+        # The prompt is the problem and the shared solution steps, each ended by the dpo
+        # SEPARATOR (cotgen/formats/dpo.py): only the problem is matched, not model reasoning.
+        # A problem of several paragraphs is matched on its first one.
+        return value.split(DPO_SEPARATOR, 1)[0]
     return value
 
 

@@ -281,3 +281,18 @@ def test_a_push_card_names_a_local_benchmark_file_without_its_path():
     }))
     assert "/home/me" not in card
     assert card.count("against math500, GSM8K, private_eval.jsonl (8-gram overlap)") == 2
+
+
+def test_a_dpo_pair_is_matched_on_its_problem_not_the_reasoning_before_it(shared, tmp_path, cli):
+    gsm = benchmark_questions(shared)[500]
+    prompts = ["Ann has 3 apples and buys 4 more. How many apples does she have?\n\n" + gsm + "\n\n",
+               gsm + "\n\nWe start from the facts given.\n\n"]
+    path = tmp_path / "in" / "train-00000-of-00001.parquet"
+    path.parent.mkdir()
+    pq.write_table(pa.table({"prompt": prompts, "chosen": ["It is 7.", "x"], "rejected": ["It is 8.", "y"]}), path)
+    r = cli("decontaminate", tmp_path / "in", "--against", "gsm8k", "--out", tmp_path / "out", "--json")
+    assert r.code == 0, r.err
+    report = json.loads(r.out)
+    assert report["format"] == "dpo" and report["kept"] == 1
+    removed = json.loads((tmp_path / "out" / "decontaminate.json").read_text(encoding="utf-8"))["removed"]
+    assert [d["row"] for d in removed] == [1]  # the fresh problem's pair stays
