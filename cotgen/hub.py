@@ -556,7 +556,7 @@ def _benchmark_notes(manifest: dict[str, Any]) -> list[str]:
 def _benchmark_names(against: Any) -> str:
     """Built-in benchmarks by name, local benchmark files by file name only: a card must not
     publish a local path (/home/me/private_eval.jsonl)."""
-    from cotgen.benchmarks import BUILTIN_BENCHMARKS, _ALIASES
+    from cotgen.benchmarks import _ALIASES, BUILTIN_BENCHMARKS
 
     names = []
     for spec in against if isinstance(against, list) else []:

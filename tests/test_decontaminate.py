@@ -296,3 +296,29 @@ def test_a_dpo_pair_is_matched_on_its_problem_not_the_reasoning_before_it(shared
     assert report["format"] == "dpo" and report["kept"] == 1
     removed = json.loads((tmp_path / "out" / "decontaminate.json").read_text(encoding="utf-8"))["removed"]
     assert [d["row"] for d in removed] == [1]  # the fresh problem's pair stays
+
+
+# Fresh problems whose formulas share a run of 8 numbers, one-letter variables or LaTeX
+# commands with a MATH-500 question (#427's [asy] square, #488's 1 + 2 + ... + 12, #122's
+# fractions); such runs carry no prose and are not matched.
+FRESH_FORMULAS = [
+    "[asy] draw((0,0)--(1,0)--(1,1)--(0,1)--cycle); [/asy] Find the area.",
+    "What is the value of $1 + 2 + 3 + 4 + 5 + 6 + 7 + 8$?",
+    "Find the sum $1+2+3+4+5+6+7+8+9+10$.",
+    "[asy]\nunitsize(1cm);\ndraw((0,0)--(4,0)--(4,3)--cycle);\nlabel(\"$A$\",(0,0),SW);\n[/asy]\n"
+    "The right triangle above has legs 3 and 4. What is the length of its hypotenuse?",
+    "Let $f(x) = 2x^2 - 3x + 1$. Compute $f(0) + f(1) + f(2) + f(3) + f(4)$.",
+    "Solve for $x$: $\\frac{x}{2} + \\frac{x}{3} + \\frac{x}{4} = 13$.",
+    "If $a + b = 7$ and $a - b = 1$, what is $a^2 - b^2$ divided by $a + b$?",
+    "Evaluate $\\sqrt{1 + 2 + 3 + 4 + 5 + 6 + 7 + 8 + 9 + 10 + 11 + 12 + 13 + 14 + 15}$.",
+    "The matrix $\\begin{pmatrix} 1 & 2 \\\\ 3 & 4 \\end{pmatrix}$ is multiplied by $\\begin{pmatrix} 0 & 1 \\\\ 1 & 0 \\end{pmatrix}$. Find the trace of the product.",
+    "How many integers $n$ with $1 \\le n \\le 100$ satisfy $n^2 \\equiv 1 \\pmod{8}$?",
+]
+
+
+def test_fresh_problems_sharing_only_a_formula_with_a_benchmark_question_stay(shared):
+    index = BenchmarkIndex.load(["math500", "gsm8k"])
+    assert [q for q in FRESH_FORMULAS if index.match(q) is not None] == []
+    # a question that is all formula is still matched when it is copied whole
+    question = next(i.question for i in index.items if i.where == "math500#488")
+    assert index.match(question.upper().replace(" ", "  ")).item.where == "math500#488"
