@@ -2,13 +2,15 @@
 
 The rule is open-r1's (scripts/decontaminate.py): normalise both texts, cut them into word
 8-grams, and call a row contaminated when any of its n-grams is one of a benchmark
-question's. The normalisation here is stricter than open-r1's lowercasing, so copies with
-changed whitespace, case or punctuation still match: NFKC, casefold, apostrophes and digit
-group commas removed, and every other non-alphanumeric character a word break.
+question's. The normalisation here is stricter than open-r1's lowercasing and whitespace
+split, so copies with changed whitespace, case or punctuation still match: NFKC, casefold,
+apostrophes and digit group commas removed, [asy] drawings left out, and every other
+non-alphanumeric character a word break. That cuts LaTeX into numbers, one-letter variables
+and command names, so an n-gram is matched only when it holds PROSE_WORDS prose words.
 
-A benchmark question shorter than n words is matched when a row's whole problem is the same
-words. The benchmarks' n-grams are held in memory (MATH-500 and GSM8K test: ~90k); the
-input is streamed one record batch at a time, so memory stays flat in its size.
+A benchmark question is also matched when a row's whole problem is the same words (a
+question shorter than n words, or all formula). The benchmarks' n-grams are held in memory
+(MATH-500 and GSM8K test: ~62k); the input is streamed one record batch at a time, so memory stays flat in its size.
 """
 
 from __future__ import annotations
@@ -18,13 +20,20 @@ import re
 import shutil
 import unicodedata
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from cotgen.benchmarks import BenchmarkItem, load_benchmark
-from cotgen.errors import DataError, UsageError, environment_error
+from cotgen.errors import (
+    DataError,
+    UsageError,
+    environment_error,
+    first_line,
+    refuse_link_to_nowhere,
+)
+from cotgen.formats.dpo import SEPARATOR as DPO_SEPARATOR
 from cotgen.io.atomic import atomic_file, write_json_atomic
 from cotgen.io.inputs import DatasetInput, expand_inputs, resolve_dataset_inputs
 from cotgen.io.layout import (
@@ -40,29 +49,42 @@ from cotgen.io.readers import TREES, ParquetReader, open_rows
 REPORT = "decontaminate.json"
 DEFAULT_NGRAM = 8
 WRITE_BATCH_BYTES = 16 << 20  # uncompressed bytes per record batch copied to the output
+PROSE_WORDS = 3  # prose words an n-gram needs to be matched (see prose_ngrams)
 SHOWN_NGRAMS = 20  # shared n-grams listed per removed row in the report (all are counted)
 
 _APOSTROPHES = re.compile(r"['`\u2018\u2019\u02bc\u2032]")
 _DIGIT_GROUP = re.compile(r"(?<=\d),(?=\d{3}(?!\d))")  # 1,000 -> 1000
-_WORD = re.compile(r"[^\W_]+")  # runs of letters and digits
+_TOKEN = re.compile(r"(\\?)([^\W_]+)")  # runs of letters and digits, and whether a backslash leads
+_ASY = re.compile(r"\[asy\].*?\[/asy\]", re.S)  # Asymptote drawings: code, not the question
 _OPENLONGCOT_PROBLEM = re.compile(r"<start_of_thought>\s*<problem>(.*?)<end_of_thought>", re.S)
 
 
 def words(text: str) -> list[str]:
     """The normalised words of `text`: what n-grams are cut from."""
+    return [w for w, _ in _tokens(text)]
+
+
+def _tokens(text: str) -> list[tuple[str, bool]]:
+    """(word, whether it is prose: a word of 2+ letters, not a LaTeX command) for each
+    normalised word of `text`, [asy] drawings left out."""
     if not text.isascii():  # ASCII is already NFKC
         text = unicodedata.normalize("NFKC", text)
-    text = _DIGIT_GROUP.sub("", _APOSTROPHES.sub("", text.casefold()))
-    return _WORD.findall(text)
+    text = _DIGIT_GROUP.sub("", _APOSTROPHES.sub("", _ASY.sub(" ", text.casefold())))
+    return [(w, not slash and len(w) > 1 and w.isalpha()) for slash, w in _TOKEN.findall(text)]
 
 
-def ngrams(ws: list[str], n: int) -> Iterator[tuple[str, ...]]:
-    """Every run of n consecutive words; a text shorter than n words is its one 'n-gram'."""
-    if len(ws) < n:
-        if ws:
-            yield tuple(ws)
-        return
-    yield from zip(*(ws[i:] for i in range(n)), strict=False)  # shorter tails end it
+def prose_ngrams(text: str, n: int) -> tuple[tuple[str, ...], list[tuple[str, ...]]]:
+    """(all the words of `text`, its n-grams that are matched): those with at least
+    PROSE_WORDS prose words (all n when n is smaller). A run of numbers, one-letter variables
+    and LaTeX commands (`1 2 3 4 5 6 7 8`, `draw 0 0 1 0 1 1 0`) is formula, not a copied
+    question: two fresh problems share one by chance. A text shorter than n words has none."""
+    tokens = _tokens(text)
+    need = min(PROSE_WORDS, n)
+    ws = tuple(w for w, _ in tokens)
+    prose = [0]
+    for _, p in tokens:
+        prose.append(prose[-1] + p)
+    return ws, [ws[i:i + n] for i in range(len(ws) - n + 1) if prose[i + n] - prose[i] >= need]
 
 
 @dataclass(frozen=True)
@@ -91,10 +113,14 @@ class BenchmarkIndex:
         self.n = n
         self.items: list[BenchmarkItem] = []
         self.grams: dict[tuple[str, ...], int] = {}
+        self.whole: dict[tuple[str, ...], int] = {}  # each question's words, matched whole
         for item in items:
             index = len(self.items)
             self.items.append(item)
-            for gram in ngrams(words(item.question), n):
+            ws, grams = prose_ngrams(item.question, n)
+            if ws:
+                self.whole.setdefault(ws, index)
+            for gram in grams:
                 self.grams.setdefault(gram, index)
 
     @classmethod
@@ -111,10 +137,14 @@ class BenchmarkIndex:
         return dict(Counter(item.benchmark for item in self.items))
 
     def match(self, text: str) -> Match | None:
-        """The benchmark question `text` overlaps (most shared n-grams wins), or None."""
+        """The benchmark question `text` overlaps (most shared n-grams wins), or None; or
+        the one whose words are all of `text`'s (a short question, or one all formula)."""
         grams = self.grams
-        hits = [g for g in ngrams(words(text), self.n) if g in grams]
+        ws, cut = prose_ngrams(text, self.n)
+        hits = [g for g in cut if g in grams]
         if not hits:
+            if ws in self.whole:
+                return Match(self.items[self.whole[ws]], [" ".join(ws)])
             return None
         best = Counter(grams[g] for g in hits).most_common(1)[0][0]
         shared = list(dict.fromkeys(" ".join(g) for g in hits))
@@ -198,7 +228,11 @@ def decontaminate(paths: list[Path | str], out: Path | str, against: list[str], 
 
 
 def _check_out(out: Path, inp: DatasetInput) -> None:
-    resolved = out.resolve()
+    refuse_link_to_nowhere(out)
+    try:
+        resolved = out.resolve()
+    except (OSError, RuntimeError) as exc:  # a loop further up the path
+        raise UsageError(f"--out {out}: cannot follow the path ({first_line(exc)})") from None
     for f in inp.files:
         if resolved == f.resolve() or resolved in f.resolve().parents:
             raise UsageError(f"--out {out} holds the input {f}: write the result to a new folder")
@@ -231,8 +265,13 @@ def _output_names(inp: DatasetInput, line_based: bool) -> list[str]:
     line files keep their names (numbered when two share one)."""
     if line_based:
         names: list[str] = []
+        taken: set[str] = set()
         for f in inp.files:
-            name = f.name if f.name not in names else f"{f.stem}-{len(names)}{f.suffix}"
+            name, k = f.name, 1
+            while name in taken:  # x/a.jsonl q/a-2.jsonl r/a.jsonl: the third is a-3.jsonl
+                k += 1
+                name = f"{f.stem}-{k}{f.suffix}"
+            taken.add(name)
             names.append(name)
         return names
     if inp.format == TREES:
@@ -259,6 +298,11 @@ def _problem(fmt: str, value: Any) -> Any:
     if fmt == "sft" and isinstance(value, list):
         users = [m.get("content") for m in value if isinstance(m, dict) and m.get("role") == "user"]
         return users[0] if users else None
+    if fmt == "dpo" and isinstance(value, str):
+        # The prompt is the problem and the shared solution steps, each ended by the dpo
+        # SEPARATOR (cotgen/formats/dpo.py): only the problem is matched, not model reasoning.
+        # A problem of several paragraphs is matched on its first one.
+        return value.split(DPO_SEPARATOR, 1)[0]
     return value
 
 

@@ -567,13 +567,26 @@ def _benchmark_notes(manifest: dict[str, Any]) -> list[str]:
         lines.append(f"- problems: split `{split}` of `{manifest.get('problems_source')}`")
     before = manifest.get("decontaminated_problems")
     if isinstance(before, dict):
-        lines.append(f"- decontaminated before the search against {', '.join(map(str, before.get('against') or []))} "
+        lines.append(f"- decontaminated before the search against {_benchmark_names(before.get('against'))} "
                      f"({before.get('ngram')}-gram overlap): {len(before.get('dropped') or [])} problem(s) dropped")
     after = manifest.get("decontamination")
     if isinstance(after, dict):
-        lines.append(f"- decontaminated with `cotgen decontaminate` against {', '.join(map(str, after.get('against') or []))} "
+        lines.append(f"- decontaminated with `cotgen decontaminate` against {_benchmark_names(after.get('against'))} "
                      f"({after.get('ngram')}-gram overlap): {after.get('removed')} of {after.get('rows')} trees removed")
     return ["", "### Benchmarks", "", *lines] if lines else []
+
+
+def _benchmark_names(against: Any) -> str:
+    """Built-in benchmarks by name, local benchmark files by file name only: a card must not
+    publish a local path (/home/me/private_eval.jsonl)."""
+    from cotgen.benchmarks import _ALIASES, BUILTIN_BENCHMARKS
+
+    names = []
+    for spec in against if isinstance(against, list) else []:
+        spec = str(spec)
+        builtin = _ALIASES.get(spec.lower(), spec.lower()) in BUILTIN_BENCHMARKS
+        names.append(spec if builtin else Path(spec).name)
+    return ", ".join(names)
 
 
 def _sample_row(path: Path, fmt: str) -> dict[str, Any] | None:

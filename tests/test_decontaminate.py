@@ -239,3 +239,86 @@ def test_a_jsonl_file_keeps_its_other_lines_byte_for_byte(shared, tmp_path, cli)
     src.write_text(fresh[0] + '{"messages": [oops\n', encoding="utf-8")
     r = cli("decontaminate", src, "--against", "gsm8k", "--out", tmp_path / "out2")
     assert r.code == 1 and "sft.jsonl: line 2: not valid JSON" in r.err and not (tmp_path / "out2").exists()
+
+
+def sft_line(question):
+    return json.dumps({"messages": [{"role": "user", "content": question},
+                                    {"role": "assistant", "content": "It is 18."}]}) + "\n"
+
+
+def test_line_files_of_one_name_each_get_their_own_output(tmp_path, cli):
+    paths = [tmp_path / "x" / "a.jsonl", tmp_path / "q" / "a-2.jsonl", tmp_path / "r" / "a.jsonl"]
+    for i, path in enumerate(paths):
+        path.parent.mkdir()
+        path.write_text(sft_line(f"What is {i} + 100?"), encoding="utf-8")
+    r = cli("decontaminate", *paths, "--against", "gsm8k", "--out", tmp_path / "out", "--json")
+    assert r.code == 0, r.err
+    outputs = [f["output"] for f in json.loads(r.out)["files"]]
+    assert len(set(outputs)) == 3
+    texts = sorted((tmp_path / "out" / name).read_text(encoding="utf-8") for name in outputs)
+    assert texts == sorted(p.read_text(encoding="utf-8") for p in paths)  # none overwritten
+
+
+def test_an_out_through_a_link_loop_or_to_nowhere_is_a_clear_error(tmp_path, cli):
+    src = tmp_path / "sft.jsonl"
+    src.write_text(sft_line("What is 2 + 3?"), encoding="utf-8")
+    (tmp_path / "loop").symlink_to(tmp_path / "loop")
+    r = cli("decontaminate", src, "--against", "gsm8k", "--out", tmp_path / "loop" / "out")
+    assert r.code in (1, 2) and "--out" in r.err and "Traceback" not in r.err, r.err
+    (tmp_path / "dangling").symlink_to(tmp_path / "nowhere" / "out")
+    r = cli("decontaminate", src, "--against", "gsm8k", "--out", tmp_path / "dangling")
+    assert r.code in (1, 2) and "dangling" in r.err and "Traceback" not in r.err, r.err
+    assert not (tmp_path / "nowhere").exists()
+
+
+def test_a_push_card_names_a_local_benchmark_file_without_its_path():
+    from cotgen.hub import _benchmark_notes
+
+    against = ["math500", "GSM8K", "/home/me/private_eval.jsonl"]
+    card = "\n".join(_benchmark_notes({
+        "decontaminated_problems": {"against": against, "ngram": 8, "dropped": []},
+        "decontamination": {"against": against, "ngram": 8, "removed": 1, "rows": 9},
+    }))
+    assert "/home/me" not in card
+    assert card.count("against math500, GSM8K, private_eval.jsonl (8-gram overlap)") == 2
+
+
+def test_a_dpo_pair_is_matched_on_its_problem_not_the_reasoning_before_it(shared, tmp_path, cli):
+    gsm = benchmark_questions(shared)[500]
+    prompts = ["Ann has 3 apples and buys 4 more. How many apples does she have?\n\n" + gsm + "\n\n",
+               gsm + "\n\nWe start from the facts given.\n\n"]
+    path = tmp_path / "in" / "train-00000-of-00001.parquet"
+    path.parent.mkdir()
+    pq.write_table(pa.table({"prompt": prompts, "chosen": ["It is 7.", "x"], "rejected": ["It is 8.", "y"]}), path)
+    r = cli("decontaminate", tmp_path / "in", "--against", "gsm8k", "--out", tmp_path / "out", "--json")
+    assert r.code == 0, r.err
+    report = json.loads(r.out)
+    assert report["format"] == "dpo" and report["kept"] == 1
+    removed = json.loads((tmp_path / "out" / "decontaminate.json").read_text(encoding="utf-8"))["removed"]
+    assert [d["row"] for d in removed] == [1]  # the fresh problem's pair stays
+
+
+# Fresh problems whose formulas share a run of 8 numbers, one-letter variables or LaTeX
+# commands with a MATH-500 question (#427's [asy] square, #488's 1 + 2 + ... + 12, #122's
+# fractions); such runs carry no prose and are not matched.
+FRESH_FORMULAS = [
+    "[asy] draw((0,0)--(1,0)--(1,1)--(0,1)--cycle); [/asy] Find the area.",
+    "What is the value of $1 + 2 + 3 + 4 + 5 + 6 + 7 + 8$?",
+    "Find the sum $1+2+3+4+5+6+7+8+9+10$.",
+    "[asy]\nunitsize(1cm);\ndraw((0,0)--(4,0)--(4,3)--cycle);\nlabel(\"$A$\",(0,0),SW);\n[/asy]\n"
+    "The right triangle above has legs 3 and 4. What is the length of its hypotenuse?",
+    "Let $f(x) = 2x^2 - 3x + 1$. Compute $f(0) + f(1) + f(2) + f(3) + f(4)$.",
+    "Solve for $x$: $\\frac{x}{2} + \\frac{x}{3} + \\frac{x}{4} = 13$.",
+    "If $a + b = 7$ and $a - b = 1$, what is $a^2 - b^2$ divided by $a + b$?",
+    "Evaluate $\\sqrt{1 + 2 + 3 + 4 + 5 + 6 + 7 + 8 + 9 + 10 + 11 + 12 + 13 + 14 + 15}$.",
+    "The matrix $\\begin{pmatrix} 1 & 2 \\\\ 3 & 4 \\end{pmatrix}$ is multiplied by $\\begin{pmatrix} 0 & 1 \\\\ 1 & 0 \\end{pmatrix}$. Find the trace of the product.",
+    "How many integers $n$ with $1 \\le n \\le 100$ satisfy $n^2 \\equiv 1 \\pmod{8}$?",
+]
+
+
+def test_fresh_problems_sharing_only_a_formula_with_a_benchmark_question_stay(shared):
+    index = BenchmarkIndex.load(["math500", "gsm8k"])
+    assert [q for q in FRESH_FORMULAS if index.match(q) is not None] == []
+    # a question that is all formula is still matched when it is copied whole
+    question = next(i.question for i in index.items if i.where == "math500#488")
+    assert index.match(question.upper().replace(" ", "  ")).item.where == "math500#488"
