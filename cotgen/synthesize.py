@@ -200,6 +200,9 @@ def run(
     saves the finished trees, records none of those in flight and raises EngineFailed.
     When every tree failed, AllTreesFailed carries the report.
     """
+    if ray is not None and engine_cfg.engine == "chat":  # here, not only in the CLI: a library call too
+        raise UsageError("synthesize: --engine chat runs with --executor local: one process sends every "
+                         "request (--max-requests caps them) and counts the cost against --max-cost once")
     prompts = load_prompts(opts.prompts)  # broken templates fail here, before any model loads
     settings = _settings(search, engine_cfg, prompts.digest(), opts)
     out = Path(opts.out)

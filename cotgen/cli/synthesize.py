@@ -115,9 +115,6 @@ def synthesize(
         if executor == "ray":
             ray = RayConfig(workers=workers, address=ray_address, gpus_per_worker=gpus_per_worker,
                              cpus_per_worker=cpus_per_worker, worker_restarts=worker_restarts)
-            if engine == "chat":
-                raise ValueError("--engine chat runs with --executor local: one process sends every request "
-                                 "(--max-requests caps them), and its cost is counted in one place")
         elif ray_address is not None:
             raise ValueError("--ray-address needs --executor ray")
     except ValueError as exc:

@@ -397,6 +397,21 @@ def test_chat_with_ray_is_refused(cli, tmp_path):
     r = cli("synthesize", "--engine", "chat", "--problems", "builtin:arith", "--out", tmp_path / "x",
             "--executor", "ray")
     assert r.code == 2 and "--executor local" in r.err
+    assert not (tmp_path / "x").exists()  # refused before the folder is made
+
+
+def test_chat_with_ray_is_refused_through_the_library_too(tmp_path):
+    from cotgen.executors.ray_cluster import RayConfig
+    from cotgen.search.config import SearchConfig
+    from cotgen.synthesize import RunConfig
+    from cotgen.synthesize import run as synthesize_run
+
+    cfg = EngineConfig(engine="chat", model="m", base_url="http://127.0.0.1:9/v1", price_in=1.0, price_out=1.0,
+                       max_cost=5.0)
+    with pytest.raises(UsageError, match="--executor local"):
+        synthesize_run(RunConfig(problems="builtin:arith", out=tmp_path / "x", limit=2), SearchConfig(), cfg,
+                       ray=RayConfig(workers=2))
+    assert not (tmp_path / "x").exists()
 
 
 def _tree_errors(out: Path) -> list[str | None]:
