@@ -30,19 +30,20 @@ from cotgen.errors import (
     DataError,
     UsageError,
     environment_error,
-    first_line,
-    refuse_link_to_nowhere,
 )
 from cotgen.formats.dpo import SEPARATOR as DPO_SEPARATOR
 from cotgen.io.atomic import atomic_file, write_json_atomic
-from cotgen.io.inputs import DatasetInput, expand_inputs, resolve_dataset_inputs
+from cotgen.io.inputs import (
+    DatasetInput,
+    check_new_output,
+    expand_inputs,
+    renumbered_names,
+    resolve_dataset_inputs,
+)
 from cotgen.io.layout import (
-    EXPORT_SHARD,
     MANIFEST,
     TREES_DIR,
-    export_shard_name,
     read_manifest,
-    tree_shard_name,
 )
 from cotgen.io.readers import TREES, ParquetReader, open_rows
 
@@ -196,7 +197,7 @@ def decontaminate(paths: list[Path | str], out: Path | str, against: list[str], 
     decontaminate.json. `out` appears whole or not at all."""
     inp, line_based = _inputs([Path(p) for p in paths])
     out = Path(out)
-    _check_out(out, inp)
+    check_new_output(out, inp)
     index = BenchmarkIndex.load(against, n)  # a bad --against fails before anything is written
     staging = out.parent / f".{out.name}.partial-{os.getpid()}"
     try:
@@ -227,17 +228,6 @@ def decontaminate(paths: list[Path | str], out: Path | str, against: list[str], 
     return report
 
 
-def _check_out(out: Path, inp: DatasetInput) -> None:
-    refuse_link_to_nowhere(out)
-    try:
-        resolved = out.resolve()
-    except (OSError, RuntimeError) as exc:  # a loop further up the path
-        raise UsageError(f"--out {out}: cannot follow the path ({first_line(exc)})") from None
-    for f in inp.files:
-        if resolved == f.resolve() or resolved in f.resolve().parents:
-            raise UsageError(f"--out {out} holds the input {f}: write the result to a new folder")
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise UsageError(f"--out {out} exists and is not an empty folder")
 
 
 def _inputs(paths: list[Path]) -> tuple[DatasetInput, bool]:
@@ -274,16 +264,7 @@ def _output_names(inp: DatasetInput, line_based: bool) -> list[str]:
             taken.add(name)
             names.append(name)
         return names
-    if inp.format == TREES:
-        return [f"{TREES_DIR}/{tree_shard_name(i)}" for i in range(len(inp.files))]
-    ext = "json" if inp.format == "marco" else "parquet"
-    splits = [m.group("split") if (m := EXPORT_SHARD.match(f.name)) else "train" for f in inp.files]
-    seen: Counter = Counter()
-    names = []
-    for split in splits:
-        names.append(export_shard_name(split, seen[split], splits.count(split), ext))
-        seen[split] += 1
-    return names
+    return renumbered_names(inp)
 
 
 # The column a format's problem is read from, and how to get the problem text out of it.

@@ -16,21 +16,20 @@ from cotgen.errors import (
     DataError,
     UsageError,
     environment_error,
-    first_line,
-    refuse_link_to_nowhere,
 )
 from cotgen.formats import format_class
 from cotgen.formats.marco import dumps_marco
 from cotgen.formats.openlongcot import KIND_TAGS, THOUGHT_END, THOUGHT_START
 from cotgen.io.atomic import atomic_file, write_json_atomic
-from cotgen.io.inputs import DatasetInput, resolve_dataset_inputs
+from cotgen.io.inputs import (
+    DatasetInput,
+    check_new_output,
+    renumbered_names,
+    resolve_dataset_inputs,
+)
 from cotgen.io.layout import (
-    EXPORT_SHARD,
     MANIFEST,
-    TREES_DIR,
-    export_shard_name,
     read_manifest,
-    tree_shard_name,
 )
 from cotgen.io.readers import TREES, ParquetReader, open_rows
 from cotgen.validate import refuse_invalid
@@ -470,7 +469,7 @@ def dedupe(paths: list[Path], out: Path, settings: DedupeConfig | None = None) -
     settings = settings or DedupeConfig()
     inp = resolve_dataset_inputs([Path(p) for p in paths])
     out = Path(out)
-    _check_out(out, inp)
+    check_new_output(out, inp)
     if settings.on == "problem" and inp.format not in (TREES, "openlongcot", "marco", "sft", "prm", "dpo", "processbench"):
         raise UsageError(f"--on problem does not apply to {inp.format} files")
     if inp.format in (TREES, "marco"):
@@ -549,7 +548,7 @@ def _dedupe_into(inp: DatasetInput, out: Path, settings: DedupeConfig) -> Dedupe
     report.kept = int(keep.sum())
     report.dropped = {"exact": int(np.count_nonzero(reason == _EXACT)), "near": int(np.count_nonzero(reason == _NEAR))}
     start = 0
-    names = _output_names(inp)
+    names = renumbered_names(inp)
     for fi, path in enumerate(inp.files):
         mask = keep[start : start + file_rows[fi]]
         kept = _write_file(inp, path, out / names[fi], mask, settings)
@@ -561,17 +560,6 @@ def _dedupe_into(inp: DatasetInput, out: Path, settings: DedupeConfig) -> Dedupe
     return report
 
 
-def _check_out(out: Path, inp: DatasetInput) -> None:
-    refuse_link_to_nowhere(out)
-    try:
-        resolved = out.resolve()
-    except (OSError, RuntimeError) as exc:  # a loop further up the path
-        raise UsageError(f"--out {out}: cannot follow the path ({first_line(exc)})") from None
-    for f in inp.files:
-        if resolved == f.resolve() or resolved in f.resolve().parents:
-            raise UsageError(f"--out {out} holds the input {f}: write the result to a new folder")
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise UsageError(f"--out {out} exists and is not an empty folder")
 
 
 _EXACT, _NEAR = 1, 2  # codes in the reason array; 0 = kept
@@ -764,22 +752,6 @@ def _clusters(keep, dup_of, reason, similarity, file_rows, ids, files) -> list[d
     return clusters
 
 
-def _output_names(inp: DatasetInput) -> list[str]:
-    """Output file names: tree shards renumbered part-NNNNN; exports keep split-NNNNN-of-NNNNN."""
-    if inp.format == TREES:
-        return [f"{TREES_DIR}/{tree_shard_name(i)}" for i in range(len(inp.files))]
-    ext = "json" if inp.format == "marco" else "parquet"
-    splits = []
-    for f in inp.files:
-        m = EXPORT_SHARD.match(f.name)
-        splits.append(m.group("split") if m else "train")
-    totals = {s: splits.count(s) for s in splits}
-    seen: dict[str, int] = {}
-    names = []
-    for s in splits:
-        names.append(export_shard_name(s, seen.get(s, 0), totals[s], ext))
-        seen[s] = seen.get(s, 0) + 1
-    return names
 
 
 def _write_file(inp: DatasetInput, path: Path, target: Path, mask, settings: DedupeConfig) -> int:

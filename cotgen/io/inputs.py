@@ -8,6 +8,7 @@ from pathlib import Path
 
 from cotgen.errors import DataError, UsageError
 from cotgen.io.layout import (
+    EXPORT_SHARD,
     EXPORT_SHARD_PARTS,
     MANIFEST,
     TREES_DIR,
@@ -15,6 +16,7 @@ from cotgen.io.layout import (
     export_shard_name,
     is_run_dir,
     shard_paths,
+    tree_shard_name,
 )
 from cotgen.io.runfolder import check_run_finished
 
@@ -105,3 +107,40 @@ def resolve_dataset_inputs(paths: list[Path]) -> DatasetInput:
         listing = "; ".join(f"{f}: {formats[f]}" for f in unique)
         raise UsageError(f"inputs hold more than one format ({', '.join(kinds)}): {listing}")
     return DatasetInput(kinds[0], unique, manifest_from)
+
+
+# -- a new folder made from inputs (dedupe, decontaminate) ------------------------------
+
+
+def check_new_output(out: Path, inp: DatasetInput) -> None:
+    """Refuse an --out that is a dangling link, cannot be followed, holds one of the inputs,
+    or is a non-empty folder: a command that rewrites its inputs into `out` starts clean."""
+    from cotgen.errors import first_line, refuse_link_to_nowhere
+
+    refuse_link_to_nowhere(out)
+    try:
+        resolved = out.resolve()
+    except (OSError, RuntimeError) as exc:  # a loop further up the path
+        raise UsageError(f"--out {out}: cannot follow the path ({first_line(exc)})") from None
+    for f in inp.files:
+        if resolved == f.resolve() or resolved in f.resolve().parents:
+            raise UsageError(f"--out {out} holds the input {f}: write the result to a new folder")
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise UsageError(f"--out {out} exists and is not an empty folder")
+
+
+def renumbered_names(inp: DatasetInput) -> list[str]:
+    """The output name of each input file: tree shards renumbered part-NNNNN under trees/;
+    exports keep their split, renumbered split-NNNNN-of-NNNNN."""
+    from cotgen.io.readers import TREES
+
+    if inp.format == TREES:
+        return [f"{TREES_DIR}/{tree_shard_name(i)}" for i in range(len(inp.files))]
+    ext = "json" if inp.format == "marco" else "parquet"
+    splits = [m.group("split") if (m := EXPORT_SHARD.match(f.name)) else "train" for f in inp.files]
+    seen: dict[str, int] = {}
+    names = []
+    for split in splits:
+        names.append(export_shard_name(split, seen.get(split, 0), splits.count(split), ext))
+        seen[split] = seen.get(split, 0) + 1
+    return names
