@@ -248,6 +248,10 @@ def _handler(hub: FakeHub):
                 if hashlib.sha256(body).hexdigest() != oid:
                     return self._error(400, None, "sha256 mismatch")
                 with hub.lock:
+                    if hub.dead:  # killed by a concurrent upload while this one was being read
+                        self.close_connection = True
+                        self.connection.close()
+                        return None
                     hub.lfs[oid] = body
                     hub.uploads.append(oid)
                     if hub.kill_after_uploads is not None and len(hub.uploads) >= hub.kill_after_uploads:
