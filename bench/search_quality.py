@@ -42,12 +42,14 @@ from cotgen.reward_model import PRMValuer, RewardModel
 from cotgen.search.config import SearchConfig
 from cotgen.search.mcts import TreeSearch
 from cotgen.search.ratings import assign_ratings
+from cotgen.search.vote import Ballot, ballots, estimate, winner
 from cotgen.tree import Node, Tree, solution_steps
 from cotgen.verify import grade
 
 BUDGETS = (1, 2, 4, 8, 16)  # multiples of the greedy tokens
 VALUE_MODES = ("judge", "confidence")  # the value modes on the policy itself; "prm" joins with a PRM given
 JUDGE_TOKENS = 1  # a judged prompt costs what the judge would write: one token, Yes or No
+ROOT_ONLY = 1_000_000  # SearchConfig.samples of a search that is best-of-N: every rollout from the root
 
 
 class MeteredEngine:
@@ -127,6 +129,7 @@ class SearchRecord:
     tokens: int  # all the search spent
     prompt_tokens: int
     verdicts: dict[int, bool] = field(default_factory=dict)  # terminal id -> graded (post hoc when hidden)
+    confidence: dict[int, float] = field(default_factory=dict)  # answered node id -> Marco-o1 confidence
 
 
 def _grade(text: str, gold: str) -> bool | None:
@@ -167,6 +170,8 @@ async def search_one(
         if node.terminal:
             node.correct = bool(_grade(node.text, problem.answer))
             record.verdicts[node.id] = node.correct
+            if search.confidence.get(node.id) is not None:
+                record.confidence[node.id] = search.confidence[node.id]
     return record
 
 
@@ -195,29 +200,31 @@ def kept_tree(record: SearchRecord, budget: float, negative_after: int,
     return tree, sims, used, used_prompt
 
 
-def answers(tree: Tree) -> list[tuple[Node, str, int]]:
-    """(terminal node, the answer it states, rollouts that ended there) in creation order."""
-    kids = tree.children()
-    out = []
-    for n in tree.nodes:
-        if n.terminal and not kids[n.id]:
-            a = extract_answer(n.text)
-            if a is not None:
-                out.append((n, a, max(1, n.visits)))
-    return out
+def answers(tree: Tree) -> list[Ballot]:
+    """The tree's answered leaves (cotgen.search.vote.ballots): leaf, answer, rollouts."""
+    return ballots(tree)
 
 
 def vote(tree: Tree) -> bool:
     """Is the answer most rollouts ended at correct (ties to the earliest)?"""
-    stated = answers(tree)
-    if not stated:
-        return False
-    weight: Counter[str] = Counter()
-    for _, a, w in stated:
-        weight[a] += w
-    top = max(weight.values())
-    winner = next(n for n, a, _ in stated if weight[a] == top)
-    return bool(winner.correct)
+    won = winner(ballots(tree))
+    return bool(won is not None and won.leaf.correct)
+
+
+def weighted_vote(tree: Tree, score=estimate) -> bool:
+    """Is the answer whose rollouts' value estimates sum highest correct?"""
+    won = winner(ballots(tree), score)
+    return bool(won is not None and won.leaf.correct)
+
+
+def descent(tree: Tree) -> bool:
+    """Does the greedy descent on value (what `cotgen view` highlights in a tree with no
+    correct path) end at a correct answer?"""
+    kids = tree.children()
+    node = tree.root
+    while kids[node.id]:
+        node = max(kids[node.id], key=lambda n: (n.value, n.visits, -n.id))
+    return bool(node.terminal and node.correct)
 
 
 def clean_solution(tree: Tree, leaf: Node) -> bool:
@@ -328,17 +335,25 @@ def visible_figures(records: list[SearchRecord], g_tokens: float, cfg: SearchCon
 
 
 def hidden_figures(records: list[SearchRecord], g_tokens: float, cfg: SearchConfig) -> dict[int, dict[str, float]]:
+    """The gold-hidden figures of the searched trees at each budget: pass, pick (highest
+    value), vote, wvote (the vote weighted by the value head, cotgen.search.vote), descent
+    (greedy on value), and wvote_confidence (weighted by the Marco-o1 confidence of each
+    answer, whatever the value mode: how best-of-N is weighed by the confidence head)."""
     out: dict[int, dict[str, float]] = {}
+    metrics = ("pass", "pick", "vote", "wvote", "wvote_confidence", "descent", "tokens", "prompt_tokens")
     for k in BUDGETS:
-        per: dict[str, list[float]] = {m: [] for m in ("pass", "pick", "vote", "tokens", "prompt_tokens")}
+        per: dict[str, list[float]] = {m: [] for m in metrics}
         for r in records:
             tree, _, spent, spent_prompt = kept_tree(r, k * g_tokens, cfg.negative_after)
             stated = answers(tree)
-            per["pass"].append(any(n.correct for n, _, _ in stated))
-            valued = [n for n, _, _ in stated if n.q_estimate is not None]
+            per["pass"].append(any(b.leaf.correct for b in stated))
+            valued = [b.leaf for b in stated if b.leaf.q_estimate is not None]
             picked = max(valued, key=lambda n: (n.q_estimate, -n.id)) if valued else None
             per["pick"].append(bool(picked is not None and picked.correct))
             per["vote"].append(vote(tree))
+            per["wvote"].append(weighted_vote(tree))
+            per["wvote_confidence"].append(weighted_vote(tree, lambda n, c=r.confidence: c.get(n.id, 0.5)))
+            per["descent"].append(descent(tree))
             per["tokens"].append(spent)
             per["prompt_tokens"].append(spent_prompt)
         out[k] = {m: _mean(v) for m, v in per.items()}
@@ -455,6 +470,17 @@ async def run_all(
         figures["mcts"][mode] = hidden_figures(hidden, g_tokens, mcfg)
         values = [p for r in hidden for p in step_value_pairs(r.tree)]
         figures["ratings"][mode] = {"value_auc": auc(values), "valued_answers": len(values)}
+    if modes:
+        # Best-of-N weighed by the same value heads: a tree whose every rollout starts at the
+        # root holds best-of-N's samples, valued, metered and read at each budget as the search.
+        head = "judge" if "judge" in modes else modes[0]
+        bcfg = SearchConfig(**{**cfg.to_dict(), "value_mode": head, "enough_correct": 0, "samples": ROOT_ONLY,
+                               "value_model": prm_id if head == "prm" else None})
+        roots: list[SearchRecord] = []
+        for seed in seeds:
+            roots += await searched(SearchConfig(**{**bcfg.to_dict(), "seed": seed}), False)
+            log(f"best-of-N valued ({head}) seed {seed} done")
+        figures["bon_valued"] = {"mode": head, **hidden_figures(roots, g_tokens, bcfg)}
     return figures
 
 
@@ -503,6 +529,11 @@ def headline(figures: dict[str, Any]) -> dict[str, float]:
                 out[f"sq_mcts_pass_at_{k}x{suffix}"] = per[k]["pass"]
                 out[f"sq_mcts_pick_at_{k}x{suffix}"] = per[k]["pick"]
                 out[f"sq_mcts_vote_at_{k}x{suffix}"] = per[k]["vote"]
+                out[f"sq_mcts_wvote_at_{k}x{suffix}"] = per[k]["wvote"]
+        valued = figures.get("bon_valued")
+        if valued:
+            out[f"sq_bon_wvote_at_{k}x_{valued['mode']}"] = valued[k]["wvote"]
+            out[f"sq_bon_wvote_at_{k}x_confidence"] = valued[k]["wvote_confidence"]
     default = figures["visible"].get("default")
     if default:
         out["sq_visible_default_mcts_solved"] = default["solved"]
@@ -540,6 +571,8 @@ def load_figures(path) -> dict[str, Any]:
         if name in figures:
             figures[name] = keys(figures[name])
     figures["mcts"] = {m: keys(per) for m, per in figures["mcts"].items()}
+    if "bon_valued" in figures:
+        figures["bon_valued"] = keys(figures["bon_valued"])
     return figures
 
 
@@ -562,12 +595,19 @@ def plot(figures: dict[str, Any], path) -> None:
     bon = figures["bon"]
     right.plot([bon[k]["tokens"] for k in ks], [bon[k]["pass"] for k in ks], "o-", color="black", label="best-of-N pass@N")
     right.plot([bon[k]["tokens"] for k in ks], [bon[k]["maj"] for k in ks], "o--", color="gray", label="best-of-N majority")
+    valued = figures.get("bon_valued")
+    if valued:
+        right.plot([valued[k]["tokens"] for k in ks], [valued[k]["wvote_confidence"] for k in ks], "o-.",
+                   color="tab:brown", label="best-of-N weighted vote (confidence)")
     colors = {"judge": "tab:blue", "confidence": "tab:orange"}
     for mode, per in figures["mcts"].items():
         c = colors.get(mode, "tab:green")
         right.plot([per[k]["tokens"] for k in ks], [per[k]["pass"] for k in ks], "s-", color=c, label=f"search ({mode}) pass")
         right.plot([per[k]["tokens"] for k in ks], [per[k]["pick"] for k in ks], "s--", color=c, label=f"search ({mode}) pick")
         right.plot([per[k]["tokens"] for k in ks], [per[k]["vote"] for k in ks], "s:", color=c, label=f"search ({mode}) vote")
+        if "wvote" in per[ks[0]]:
+            right.plot([per[k]["tokens"] for k in ks], [per[k]["wvote"] for k in ks], "s-.", color=c,
+                       label=f"search ({mode}) weighted vote")
     right.set_title("gold hidden (the solver)")
     for ax in (left, right):
         ax.scatter([figures["greedy_tokens"]], [figures["greedy_acc"]], marker="*", s=160, color="red", zorder=5,

@@ -55,7 +55,8 @@ class ScriptedEngine:
                 rest[-1] = rest[-1].replace("80", "81")
             text = rest[0] if params.stop else "\n\n".join(rest)
             row = [Completion(text=text, tokens=len(text.split()) + j, finish_reason="stop",
-                              logprobs=[-0.5] * (len(text.split()) + j), prompt_tokens=len(p.split()))
+                              logprobs=[-0.5] * (len(text.split()) + j),
+                              top_logprobs=[[-0.5, -1.5]] * (len(text.split()) + j), prompt_tokens=len(p.split()))
                    for j in range(params.n)]
             self.prompt_tokens += sum(c.prompt_tokens for c in row)
             self.generated += sum(c.tokens for c in row)
@@ -195,3 +196,31 @@ def test_prm_tiebreak_rates_only_the_steps_the_tree_lacks_evidence_for():
     assert right["filled_ratings"] == 3 and right["acc_error_paths"] == 1.0
     trusting = asyncio.run(prm_tiebreak_f1([record], FakePRM(0.9), cfg, 1))
     assert trusting["acc_error_paths"] == 0.0  # all three positive: the answer stays the first negative
+
+
+def test_a_best_of_n_search_starts_every_rollout_at_the_root_and_is_read_as_the_search():
+    from bench.search_quality import ROOT_ONLY, hidden_figures
+
+    engine = ScriptedEngine()
+    cfg = SearchConfig(simulations=1000, parallel=1, enough_correct=0, samples=ROOT_ONLY)
+    record = asyncio.run(search_one(engine, load_prompts(), Problem("p", Q, "80", "test"), cfg, budget=200,
+                                    model="scripted", visible=False))
+    assert {s.why for s in record.log} == {"root"} and len(record.log) > 2
+    assert record.confidence and all(0 <= c <= 1 for c in record.confidence.values())
+    fig = hidden_figures([record], 10.0, cfg)
+    # Half the scripted rollouts end at 81, valued the same: pass is certain, and the votes
+    # (plain and weighted, ties to the first answer) agree with each other.
+    assert fig[16]["pass"] == 1.0 and fig[16]["vote"] == fig[16]["wvote"]
+    assert set(fig[16]) >= {"pick", "wvote_confidence", "descent", "tokens"}
+
+
+def test_descent_follows_the_highest_value_child_to_its_answer():
+    from bench.search_quality import descent, weighted_vote
+
+    tree = Tree.new(Q, "80")
+    wrong = tree.add(0, "step", "9 * 8 = 71", value=0.9, visits=1)
+    tree.add(wrong.id, "step", "\\boxed{79}", terminal=True, correct=False, value=0.9, q_estimate=0.9)
+    right = tree.add(0, "step", "9 * 8 = 72", value=0.4, visits=3)
+    tree.add(right.id, "step", "\\boxed{80}", terminal=True, correct=True, value=0.4, q_estimate=0.4, visits=3)
+    assert descent(tree) is False  # 0.9 beats 0.4 on the way down
+    assert weighted_vote(tree) is True  # 3 x 0.4 = 1.2 beats 0.9

@@ -1,0 +1,76 @@
+"""Choosing a final answer without the gold: the tree's vote, plain or weighted by value.
+
+A searched tree's leaves that state a final answer are its ballots; a leaf stands for the
+`visits` rollouts that ended there (identical steps are one node). Two ways to choose:
+
+- `vote`: the answer most rollouts ended at, best-of-N's majority applied to the tree.
+- `weighted_vote`: every rollout counts its answer's value-head estimate, and the answer with
+  the highest sum wins (huggingface/search-and-learn's "weighted best-of-N", a rollout's
+  score its value). A confident answer few rollouts reached can beat a doubtful one many
+  did; with a value head that tells right from wrong no better than chance, it is the vote
+  with noise added.
+
+Ties go to the answer whose first ballot was created first (as best-of-N's majority takes
+the first sample to reach the top). Pure functions of a Tree; standard library only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from cotgen.answers import extract_answer
+from cotgen.tree import Node, Tree
+
+
+@dataclass(frozen=True)
+class Ballot:
+    """A leaf that states a final answer, and the rollouts that ended there."""
+
+    leaf: Node
+    answer: str
+    rollouts: int
+
+
+def ballots(tree: Tree) -> list[Ballot]:
+    """The tree's answered leaves in creation order (a leaf never visited counts once)."""
+    kids = tree.children()
+    out = []
+    for node in tree.nodes:
+        if node.terminal and not kids[node.id]:
+            answer = extract_answer(node.text)
+            if answer is not None:
+                out.append(Ballot(node, answer, max(1, node.visits)))
+    return out
+
+
+def estimate(leaf: Node) -> float:
+    """A leaf's value-head estimate; its backed-up value where it has none (a graded leaf)."""
+    return leaf.q_estimate if leaf.q_estimate is not None else leaf.value
+
+
+def tally(votes: list[Ballot], score: Callable[[Node], float] | None = None) -> dict[str, float]:
+    """Answer -> its rollouts, each weighted by `score` of its leaf (None: each counts 1)."""
+    out: dict[str, float] = {}
+    for b in votes:
+        out[b.answer] = out.get(b.answer, 0.0) + b.rollouts * (1.0 if score is None else score(b.leaf))
+    return out
+
+
+def winner(votes: list[Ballot], score: Callable[[Node], float] | None = None) -> Ballot | None:
+    """The first ballot of the answer with the highest tally (see `tally`); None without one."""
+    if not votes:
+        return None
+    sums = tally(votes, score)
+    top = max(sums.values())
+    return next(b for b in votes if sums[b.answer] == top)
+
+
+def vote(tree: Tree) -> Ballot | None:
+    """The answer most rollouts ended at."""
+    return winner(ballots(tree))
+
+
+def weighted_vote(tree: Tree, score: Callable[[Node], float] = estimate) -> Ballot | None:
+    """The answer whose rollouts' value-head estimates sum highest."""
+    return winner(ballots(tree), score)

@@ -1,0 +1,56 @@
+"""The tree's vote and the value-weighted vote (cotgen.search.vote), on hand-built trees."""
+
+from cotgen.search.vote import ballots, estimate, tally, vote, weighted_vote, winner
+from cotgen.tree import Tree
+
+
+def answered(t, parent, answer, q, visits=1):
+    return t.add(parent, "step", f"so \\boxed{{{answer}}}", terminal=True, visits=visits, q_estimate=q)
+
+
+def build():
+    """root -> a -> 5 (3 rollouts, valued 0.2); root -> b -> 7 (2 rollouts, valued 0.9);
+    root -> c -> 7 (1 rollout, valued 0.3); root -> d (no answer)."""
+    t = Tree.new("q", None)
+    a = t.add(0, "step", "a", visits=3)
+    answered(t, a.id, "5", 0.2, visits=3)
+    b = t.add(0, "step", "b", visits=2)
+    answered(t, b.id, "7", 0.9, visits=2)
+    c = t.add(0, "step", "c", visits=1)
+    answered(t, c.id, "7", 0.3)
+    t.add(0, "step", "d ran out", truncated=True, visits=1)
+    return t
+
+
+def test_ballots_are_answered_leaves_with_their_rollouts():
+    t = build()
+    assert [(b.answer, b.rollouts) for b in ballots(t)] == [("5", 3), ("7", 2), ("7", 1)]
+    assert tally(ballots(t)) == {"5": 3.0, "7": 3.0}
+
+
+def test_the_weighted_vote_sums_each_rollouts_value_per_answer():
+    t = build()
+    sums = tally(ballots(t), estimate)
+    assert abs(sums["5"] - 0.6) < 1e-9 and abs(sums["7"] - 2.1) < 1e-9
+    assert weighted_vote(t).answer == "7"
+    # The plain vote is a 3-3 tie, which goes to the answer stated first.
+    assert vote(t).answer == "5"
+
+
+def test_many_doubtful_rollouts_outweigh_one_confident_one():
+    t = Tree.new("q", None)
+    answered(t, 0, "1", 0.9)
+    answered(t, 0, "2", 0.4, visits=3)  # 1.2 > 0.9
+    assert weighted_vote(t).answer == "2"
+    assert winner(ballots(t), lambda n: 1.0 if "1" in n.text else 0.0).answer == "1"
+
+
+def test_an_unvalued_leaf_counts_its_backed_up_value_and_no_answer_no_winner():
+    t = Tree.new("q", "4")
+    t.add(0, "step", "\\boxed{4}", terminal=True, correct=True, value=1.0)
+    t.add(0, "step", "\\boxed{3}", terminal=True, correct=False, value=0.0, visits=2)
+    assert weighted_vote(t).answer == "4"
+    assert vote(t).answer == "3"
+    empty = Tree.new("q", None)
+    empty.add(0, "step", "no answer here", visits=1)
+    assert vote(empty) is None and weighted_vote(empty) is None
