@@ -32,7 +32,6 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from cotgen.answers import extract_answer
 from cotgen.engines.base import Completion, Engine, GenerationParams
 from cotgen.policy import EnginePolicy, EngineValuer, Prompts
 from cotgen.problems import Problem
