@@ -9,6 +9,7 @@ from typing import Any
 VALUE_MODES = ("judge", "confidence", "prm")
 TIMING_ONLY = ("parallel",)
 RENAMED = {"value": "value_mode"}  # older manifests' names of a setting  # settings that change how fast trees are made, never what they hold
+ADDED = {"widen": 0.0}  # settings added later, at the value that searches as the versions before them did
 
 
 @dataclass(frozen=True)
@@ -20,6 +21,7 @@ class SearchConfig:
 
     simulations: int = 16  # rollouts per tree, each to a final answer (or the token limit)
     samples: int = 4  # the first rollouts all start at the root: best-of-N inside the tree
+    widen: float = 0.0  # later root samples: the root starts one while it has fewer than widen x sqrt(simulations)
     branch: int = 2  # rollouts that may start at one inner node
     enough_correct: int = 2  # stop a tree once this many rollouts ended correct; 0 = never
     c_puct: float = 1.5  # exploration weight; 0 = greedy on Q
@@ -47,6 +49,8 @@ class SearchConfig:
         for name in ("enough_correct", "critics"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, not {getattr(self, name)}")
+        if self.widen < 0:
+            raise ValueError(f"widen must be >= 0, not {self.widen}")
         if self.c_puct < 0:
             raise ValueError(f"c_puct must be >= 0, not {self.c_puct}")
         if self.temperature < 0:
@@ -75,8 +79,9 @@ class SearchConfig:
     def shaping(settings: dict[str, Any]) -> dict[str, Any]:
         """`settings` (a recorded SearchConfig, perhaps of an older version) without those that
         only change timing, so that a resumed run may change them. A record written before
-        `value` was renamed `value_mode` reads as the same setting."""
-        renamed = {RENAMED.get(k, k): v for k, v in settings.items()}
+        `value` was renamed `value_mode` reads as the same setting, and one written before a
+        setting was added (ADDED) holds it at the value that searches as that version did."""
+        renamed = {**ADDED, **{RENAMED.get(k, k): v for k, v in settings.items()}}
         return {k: v for k, v in renamed.items() if k not in TIMING_ONLY}
 
 

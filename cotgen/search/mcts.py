@@ -24,6 +24,7 @@ ended at it, which only an empty completion does).
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -141,7 +142,7 @@ class TreeSearch:
     # -- where a simulation starts -------------------------------------------------------
     def _plan(self) -> Plan:
         root = self.tree.root
-        if self.starts.get(root.id, 0) < self.cfg.samples:
+        if self.starts.get(root.id, 0) < max(self.cfg.samples, self.cfg.widen * math.sqrt(self.started)):
             return self._start("rollout", root, "root")
         if self.tree.answer is not None and (self.cfg.critics > 0 or self.cfg.probe):
             assign_ratings(self.tree, self.cfg.negative_after, failed_ends=True)  # the estimates so far; redone at the end

@@ -95,6 +95,17 @@ def test_first_simulations_start_at_the_root_then_the_search_branches():
     assert ts.plans["root"] >= 5 and ts.plans.get("puct", 0) > 0
 
 
+def test_widening_starts_more_root_samples_as_the_simulations_grow():
+    cfg = SearchConfig(simulations=36, samples=2, widen=1.0, enough_correct=0, parallel=1, probe=False)
+    ts, tree, policy = search(cfg, FakePolicy(right_rate=0.3, choices=3, length=4))
+    assert policy.starts[:2] == [0, 0]
+    # The root starts a sample while it has fewer than sqrt(simulations started): 6 of 36.
+    assert policy.starts.count(0) == 6
+    assert [i for i, s in enumerate(policy.starts, start=1) if s == 0] == [1, 2, 5, 10, 17, 26]
+    off = search(SearchConfig(**{**cfg.to_dict(), "widen": 0.0}), FakePolicy(right_rate=0.3, choices=3, length=4))
+    assert off[2].starts.count(0) < 6
+
+
 def test_early_stop_at_enough_correct_rollouts():
     cfg = SearchConfig(simulations=200, enough_correct=3, parallel=1)
     ts, tree, _ = search(cfg, FakePolicy(right_rate=0.5))
@@ -213,4 +224,10 @@ def test_config_checks():
         SearchConfig(critics=-1)
     with pytest.raises(ValueError, match="finite"):
         SearchConfig(c_puct=float("nan"))
+    with pytest.raises(ValueError, match="widen"):
+        SearchConfig(widen=-1.0)
+    older = SearchConfig().to_dict()
+    del older["widen"]  # a manifest written before the setting: it searched without widening
+    assert SearchConfig.shaping(older) == SearchConfig(widen=0.0).result_settings()
+    assert SearchConfig.shaping(older) != SearchConfig(widen=1.0).result_settings()
     assert SearchConfig().max_tokens >= 2000 and SearchConfig().max_depth >= 20  # long solutions fit
