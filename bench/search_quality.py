@@ -10,7 +10,11 @@ Two settings.
 - Gold hidden, the solver (`hidden`, per value mode): the tree has no gold; final answers
   are valued by the value head. Pass = a correct answer in the tree; pick = the answer with
   the highest value; vote = the answer most rollouts ended at (each merged leaf counts its
-  visits), best-of-N's majority applied to the tree. No early stop (it needs the gold).
+  visits), best-of-N's majority applied to the tree; weighted vote = the answer whose
+  rollouts' values sum highest (cotgen.search.vote); descent = greedy on value from the
+  root. No early stop (it needs the gold). Best-of-N is weighed by the same value head as
+  a search whose every rollout starts at the root (`bon_valued`): its samples valued,
+  metered and read at each budget as the search's are.
 
 Compute matching. Every method runs through a MeteredEngine that counts what the model
 generates (each completion's tokens, one token per judged prompt) and, separately, the prompt
