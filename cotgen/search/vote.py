@@ -74,3 +74,15 @@ def vote(tree: Tree) -> Ballot | None:
 def weighted_vote(tree: Tree, score: Callable[[Node], float] = estimate) -> Ballot | None:
     """The answer whose rollouts' value-head estimates sum highest."""
     return winner(ballots(tree), score)
+
+
+def answer_leaf(tree: Tree, score: Callable[[Node], float] = estimate) -> Node | None:
+    """The leaf that stands for the weighted vote's answer: of the winning answer's leaves,
+    the one whose rollouts add the most to its tally (ties to the earliest); None when no
+    leaf states an answer. What a reader of a tree with no gold is shown as its answer."""
+    votes = ballots(tree)
+    won = winner(votes, score)
+    if won is None:
+        return None
+    mine = [b for b in votes if b.answer == won.answer]
+    return max(mine, key=lambda b: (b.rollouts * score(b.leaf), -b.leaf.id)).leaf

@@ -22,6 +22,7 @@ from typing import Any
 
 from cotgen.errors import UsageError, environment_error, refuse_link_to_nowhere
 from cotgen.formats.paths import best_correct_path
+from cotgen.search.vote import answer_leaf
 from cotgen.tree import Node, Tree, broken_invariants, record_problems
 
 MARKER = "cotgen-site.json"  # written last: its presence marks a folder as a finished site
@@ -114,11 +115,16 @@ def drawing_problem(tree: Tree) -> str | None:
 
 def best_path(tree: Tree) -> tuple[list[int], str]:
     """Ids of the path to highlight, root first, and what it is: "correct" (the best correct
-    path, as the sft/marco exports choose it), "value" (else the highest-value path), or ""."""
+    path, as the sft/marco exports choose it), "vote" (a tree with no gold: the path to the
+    answer of the value-weighted vote, which the search-quality bench measures far above a
+    descent on value), "value" (else the highest-value path), or ""."""
     correct = best_correct_path(tree)
     if correct:
         # best_correct_path leaves critics out; the drawn chain keeps them so it is unbroken.
         return [n.id for n in tree.path_to(correct[-1].id)], "correct"
+    leaf = answer_leaf(tree) if tree.answer is None else None
+    if leaf is not None:
+        return [n.id for n in tree.path_to(leaf.id)], "vote"
     kids = tree.children()
     path = [tree.root]
     while kids[path[-1].id]:

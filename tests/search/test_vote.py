@@ -1,6 +1,6 @@
 """The tree's vote and the value-weighted vote (cotgen.search.vote), on hand-built trees."""
 
-from cotgen.search.vote import ballots, estimate, tally, vote, weighted_vote, winner
+from cotgen.search.vote import answer_leaf, ballots, estimate, tally, vote, weighted_vote, winner
 from cotgen.tree import Tree
 
 
@@ -54,3 +54,12 @@ def test_an_unvalued_leaf_counts_its_backed_up_value_and_no_answer_no_winner():
     empty = Tree.new("q", None)
     empty.add(0, "step", "no answer here", visits=1)
     assert vote(empty) is None and weighted_vote(empty) is None
+
+
+def test_answer_leaf_is_the_winning_answers_heaviest_leaf():
+    t = build()
+    assert answer_leaf(t).id == 4  # "7": b's leaf (2 x 0.9) outweighs c's (1 x 0.3)
+    t.nodes[6].q_estimate = 0.95
+    t.nodes[6].visits = 2  # c's leaf now weighs 1.9
+    assert answer_leaf(t).id == 6
+    assert answer_leaf(Tree.new("q", None)) is None

@@ -96,6 +96,21 @@ def test_best_path_falls_back_to_the_highest_value_path():
     assert best_path(Tree.new("nothing")) == ([], "")
 
 
+def test_best_path_without_gold_is_the_weighted_votes_answer():
+    t = Tree.new("What is 2 + 3?")  # no gold: nothing is graded
+    t.add(0, "step", "2 + 3 = 6.", value=0.9, visits=1)
+    t.add(1, "step", "\\boxed{6}", terminal=True, value=0.9, q_estimate=0.9, visits=1)
+    t.add(0, "step", "2 + 3 = 5.", value=0.4, visits=3)
+    t.add(3, "step", "\\boxed{5}", terminal=True, value=0.4, q_estimate=0.4, visits=3)
+    # A descent on value would take the 0.9 path; three rollouts at 0.4 outweigh it.
+    assert best_path(t) == ([0, 3, 4], "vote")
+    t.answer = "5"  # graded: the correct path; graded and never solved: the descent on value
+    t.nodes[4].correct, t.nodes[2].correct = True, False
+    assert best_path(t) == ([0, 3, 4], "correct")
+    t.nodes[4].correct = False
+    assert best_path(t) == ([0, 1, 2], "value")
+
+
 def test_best_correct_path_keeps_critics_so_it_is_unbroken():
     t = Tree.new("What is 1 + 1?", answer="2")
     t.add(0, "step", "1 + 1 = 3.", value=0.1)

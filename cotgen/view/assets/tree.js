@@ -252,7 +252,7 @@
     tags.className = "tags";
     const v = verdict(n);
     if (v) tags.append(Object.assign(document.createElement("span"), { className: "tag " + v, textContent: v }));
-    if (best.has(n.id)) tags.append(Object.assign(document.createElement("span"), { className: "tag best", textContent: data.best_kind === "correct" ? "best correct path" : "highest-value path" }));
+    if (best.has(n.id)) tags.append(Object.assign(document.createElement("span"), { className: "tag best", textContent: { correct: "best correct path", vote: "answer by weighted vote" }[data.best_kind] || "highest-value path" }));
     details.append(tags);
     const path = document.createElement("p");  // root to this node; each id selects its node
     path.className = "path";
