@@ -12,7 +12,11 @@ hidden), and backs the value up from the root to the chain's end. Where it start
    after the deepest step rated positive (a correct answer is reached through it) and at or
    before the first step rated negative (search.ratings); a rollout from the middle of the
    steps between, whose rating the tree lacks the evidence for, halves that span;
-4. otherwise down the tree by PUCT to a node that may start more rollouts (at most `branch`
+4. the root again, `widen` > 0, while it has started fewer than widen x sqrt(simulations)
+   rollouts (progressive widening): a fresh sample shares no prefix with the tree, which
+   is what finds an answer the tree has not seen when the value head cannot tell a right
+   prefix from a wrong one;
+5. otherwise down the tree by PUCT to a node that may start more rollouts (at most `branch`
    at an inner node); once none is left, the root again.
 
 Visit accounting: a simulation adds one visit to every node from the root to the end of its
@@ -142,7 +146,7 @@ class TreeSearch:
     # -- where a simulation starts -------------------------------------------------------
     def _plan(self) -> Plan:
         root = self.tree.root
-        if self.starts.get(root.id, 0) < max(self.cfg.samples, self.cfg.widen * math.sqrt(self.started)):
+        if self.starts.get(root.id, 0) < self.cfg.samples:
             return self._start("rollout", root, "root")
         if self.tree.answer is not None and (self.cfg.critics > 0 or self.cfg.probe):
             assign_ratings(self.tree, self.cfg.negative_after, failed_ends=True)  # the estimates so far; redone at the end
@@ -160,6 +164,8 @@ class TreeSearch:
                         node = steps[(lo + hi) // 2]
                         if self._open(node, 1):
                             return self._start("rollout", node, "probe")
+        if self.starts.get(root.id, 0) < self.cfg.widen * math.sqrt(self.started):
+            return self._start("rollout", root, "root")  # progressive widening of the root
         node = self._descend()
         return self._start("rollout", node, "puct" if node.parent != -1 else "root")
 
