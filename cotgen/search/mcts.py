@@ -12,10 +12,11 @@ hidden), and backs the value up from the root to the chain's end. Where it start
    after the deepest step rated positive (a correct answer is reached through it) and at or
    before the first step rated negative (search.ratings); a rollout from the middle of the
    steps between, whose rating the tree lacks the evidence for, halves that span;
-4. the root again, `widen` > 0, while it has started fewer than widen x sqrt(simulations)
-   rollouts (progressive widening): a fresh sample shares no prefix with the tree, which
-   is what finds an answer the tree has not seen when the value head cannot tell a right
-   prefix from a wrong one;
+4. gold hidden, the root again while it has started fewer than `widen` x sqrt(simulations)
+   rollouts (progressive widening): a fresh sample shares no prefix with the tree, which is
+   what finds an answer the tree has not seen when a value head cannot tell a right prefix
+   from a wrong one. With the gold the tree's values are verdicts and the probes place
+   rollouts by them: there the widening cost solved problems (bench/search_quality.py);
 5. otherwise down the tree by PUCT to a node that may start more rollouts (at most `branch`
    at an inner node); once none is left, the root again.
 
@@ -164,7 +165,7 @@ class TreeSearch:
                         node = steps[(lo + hi) // 2]
                         if self._open(node, 1):
                             return self._start("rollout", node, "probe")
-        if self.starts.get(root.id, 0) < self.cfg.widen * math.sqrt(self.started):
+        if self.tree.answer is None and self.starts.get(root.id, 0) < self.cfg.widen * math.sqrt(self.started):
             return self._start("rollout", root, "root")  # progressive widening of the root
         node = self._descend()
         return self._start("rollout", node, "puct" if node.parent != -1 else "root")

@@ -97,13 +97,17 @@ def test_first_simulations_start_at_the_root_then_the_search_branches():
 
 def test_widening_starts_more_root_samples_as_the_simulations_grow():
     cfg = SearchConfig(simulations=36, samples=2, widen=1.0, enough_correct=0, parallel=1, probe=False)
-    ts, tree, policy = search(cfg, FakePolicy(right_rate=0.3, choices=3, length=4))
+    ts, tree, policy = search(cfg, FakePolicy(right_rate=0.3, choices=3, length=4), answer=None)
     assert policy.starts[:2] == [0, 0]
     # The root starts a sample while it has fewer than sqrt(simulations started): 6 of 36.
     assert policy.starts.count(0) == 6
     assert [i for i, s in enumerate(policy.starts, start=1) if s == 0] == [1, 2, 5, 10, 17, 26]
-    off = search(SearchConfig(**{**cfg.to_dict(), "widen": 0.0}), FakePolicy(right_rate=0.3, choices=3, length=4))
+    off = search(SearchConfig(**{**cfg.to_dict(), "widen": 0.0}), FakePolicy(right_rate=0.3, choices=3, length=4),
+                 answer=None)
     assert off[2].starts.count(0) < 6
+    # With the gold the tree's values are verdicts: no widening.
+    graded = search(cfg, FakePolicy(right_rate=0.3, choices=3, length=4))
+    assert graded[2].starts.count(0) == off[2].starts.count(0)
 
 
 def test_early_stop_at_enough_correct_rollouts():
