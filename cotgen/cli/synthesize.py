@@ -59,6 +59,7 @@ def synthesize(
     keep_failed: Annotated[bool, typer.Option("--keep-failed", help="On resume, keep trees whose generation failed instead of searching them again.")] = False,
     simulations: Annotated[int, typer.Option(help="Simulations per tree: each is one rollout to a final answer.")] = _S.simulations,
     samples: Annotated[int, typer.Option(help="The first rollouts all start at the root (best-of-N inside the tree).")] = _S.samples,
+    widen: Annotated[float, typer.Option(help="Gold hidden: the root starts another sample while it has fewer than widen x sqrt(simulations); 0 = off.")] = _S.widen,
     branch: Annotated[int, typer.Option(help="Rollouts that may start at one inner node.")] = _S.branch,
     enough_correct: Annotated[int, typer.Option(help="Stop a tree once this many rollouts ended correct; 0 = never.")] = _S.enough_correct,
     c_puct: Annotated[float, typer.Option(help="PUCT exploration weight.")] = _S.c_puct,
@@ -89,7 +90,7 @@ def synthesize(
     """Search an MCTS tree of reasoning steps for every problem; write them under --out."""
     try:
         search = SearchConfig(
-            simulations=simulations, samples=samples, branch=branch, enough_correct=enough_correct,
+            simulations=simulations, samples=samples, widen=widen, branch=branch, enough_correct=enough_correct,
             c_puct=c_puct, temperature=temperature, top_p=top_p, max_tokens=max_tokens,
             max_step_tokens=max_step_tokens, max_depth=max_depth, probe=probe, negative_after=negative_after,
             critics=critics, refine=refine, value_mode=value, value_model=value_model, virtual_loss=virtual_loss,

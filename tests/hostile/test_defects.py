@@ -360,11 +360,18 @@ def test_11_validate_refuses_what_export_cannot_read(cli, tmp_path: Path):
 
 
 @pytest.mark.parametrize(("option", "value"), [("--temperature", "nan"), ("--c-puct", "inf"),
-                                               ("--top-p", "nan"), ("--virtual-loss", "-inf")])
+                                               ("--top-p", "nan"), ("--virtual-loss", "-inf"), ("--widen", "nan")])
 def test_12_non_finite_numbers_are_refused(cli, tmp_path: Path, option: str, value: str):
     r = cli("synthesize", "--problems", "builtin:arith", "--out", tmp_path / "run", option, value)
     assert r.code == 2
     error_line(r, "must be a finite number", value)
+    assert not (tmp_path / "run").exists()
+
+
+def test_12_a_negative_widening_is_refused(cli, tmp_path: Path):
+    r = cli("synthesize", "--problems", "builtin:arith", "--out", tmp_path / "run", "--widen", "-1")
+    assert r.code == 2
+    error_line(r, "widen must be >= 0")
     assert not (tmp_path / "run").exists()
 
 
