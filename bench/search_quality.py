@@ -36,6 +36,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from cotgen.answers import extract_answer
 from cotgen.engines.base import Completion, Engine, GenerationParams
 from cotgen.policy import EnginePolicy, EngineValuer, Prompts
 from cotgen.problems import Problem
@@ -205,18 +206,18 @@ def kept_tree(record: SearchRecord, budget: float, negative_after: int,
 
 def answers(tree: Tree) -> list[Ballot]:
     """The tree's answered leaves (cotgen.search.vote.ballots): leaf, answer, rollouts."""
-    return ballots(tree)
+    return ballots(tree, extract_answer)
 
 
 def vote(tree: Tree) -> bool:
     """Is the answer most rollouts ended at correct (ties to the earliest)?"""
-    won = winner(ballots(tree))
+    won = winner(ballots(tree, extract_answer))
     return bool(won is not None and won.leaf.correct)
 
 
 def weighted_vote(tree: Tree, score=estimate) -> bool:
     """Is the answer whose rollouts' value estimates sum highest correct?"""
-    won = winner(ballots(tree), score)
+    won = winner(ballots(tree, extract_answer), score)
     return bool(won is not None and won.leaf.correct)
 
 

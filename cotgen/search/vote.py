@@ -11,7 +11,9 @@ A searched tree's leaves that state a final answer are its ballots; a leaf stand
   with noise added.
 
 Ties go to the answer whose first ballot was created first (as best-of-N's majority takes
-the first sample to reach the top). Pure functions of a Tree; standard library only.
+the first sample to reach the top). Pure functions of a Tree; what a leaf's text states as
+its answer is the caller's `extract` (cotgen.answers.extract_answer), as grading is the
+search's Grader.
 """
 
 from __future__ import annotations
@@ -19,8 +21,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from cotgen.answers import extract_answer
 from cotgen.tree import Node, Tree
+
+Extract = Callable[[str], str | None]  # a text's final answer, None when it states none
 
 
 @dataclass(frozen=True)
@@ -32,13 +35,13 @@ class Ballot:
     rollouts: int
 
 
-def ballots(tree: Tree) -> list[Ballot]:
+def ballots(tree: Tree, extract: Extract) -> list[Ballot]:
     """The tree's answered leaves in creation order (a leaf never visited counts once)."""
     kids = tree.children()
     out = []
     for node in tree.nodes:
         if node.terminal and not kids[node.id]:
-            answer = extract_answer(node.text)
+            answer = extract(node.text)
             if answer is not None:
                 out.append(Ballot(node, answer, max(1, node.visits)))
     return out
@@ -66,21 +69,21 @@ def winner(votes: list[Ballot], score: Callable[[Node], float] | None = None) ->
     return next(b for b in votes if sums[b.answer] == top)
 
 
-def vote(tree: Tree) -> Ballot | None:
+def vote(tree: Tree, extract: Extract) -> Ballot | None:
     """The answer most rollouts ended at."""
-    return winner(ballots(tree))
+    return winner(ballots(tree, extract))
 
 
-def weighted_vote(tree: Tree, score: Callable[[Node], float] = estimate) -> Ballot | None:
+def weighted_vote(tree: Tree, extract: Extract, score: Callable[[Node], float] = estimate) -> Ballot | None:
     """The answer whose rollouts' value-head estimates sum highest."""
-    return winner(ballots(tree), score)
+    return winner(ballots(tree, extract), score)
 
 
-def answer_leaf(tree: Tree, score: Callable[[Node], float] = estimate) -> Node | None:
+def answer_leaf(tree: Tree, extract: Extract, score: Callable[[Node], float] = estimate) -> Node | None:
     """The leaf that stands for the weighted vote's answer: of the winning answer's leaves,
     the one whose rollouts add the most to its tally (ties to the earliest); None when no
     leaf states an answer. What a reader of a tree with no gold is shown as its answer."""
-    votes = ballots(tree)
+    votes = ballots(tree, extract)
     won = winner(votes, score)
     if won is None:
         return None

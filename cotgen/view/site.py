@@ -20,6 +20,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from cotgen.answers import extract_answer
 from cotgen.errors import UsageError, environment_error, refuse_link_to_nowhere
 from cotgen.formats.paths import best_correct_path
 from cotgen.search.vote import answer_leaf
@@ -122,7 +123,7 @@ def best_path(tree: Tree) -> tuple[list[int], str]:
     if correct:
         # best_correct_path leaves critics out; the drawn chain keeps them so it is unbroken.
         return [n.id for n in tree.path_to(correct[-1].id)], "correct"
-    leaf = answer_leaf(tree) if tree.answer is None else None
+    leaf = answer_leaf(tree, extract_answer) if tree.answer is None else None
     if leaf is not None:
         return [n.id for n in tree.path_to(leaf.id)], "vote"
     kids = tree.children()
