@@ -74,6 +74,7 @@ def run(work: Path) -> dict[str, float]:
     if prm_id:
         figures["prm"] = prm_id
     figures["search_settings"] = search
+    figures["search_config"] = SearchConfig(**search).to_dict()  # every setting, defaults included
     figures["problem_seed"] = problem_seed
     (HERE / f"{name}.json").write_text(json.dumps(figures, indent=2) + "\n")
     plot(figures, HERE / f"{name}.png")

@@ -21,7 +21,7 @@ class SearchConfig:
 
     simulations: int = 16  # rollouts per tree, each to a final answer (or the token limit)
     samples: int = 4  # the first rollouts all start at the root: best-of-N inside the tree
-    widen: float = 2.0  # gold hidden: the root starts another sample while it has fewer than widen x sqrt(simulations)
+    widen: float = 0.0  # gold hidden: the root starts another sample while it has fewer than widen x sqrt(simulations)
     branch: int = 2  # rollouts that may start at one inner node
     enough_correct: int = 2  # stop a tree once this many rollouts ended correct; 0 = never
     c_puct: float = 1.5  # exploration weight; 0 = greedy on Q
