@@ -33,6 +33,32 @@ def label_values(tree: Tree) -> dict[int, float]:
     }
 
 
+def path_leaves(tree: Tree) -> list[Node]:
+    """The leaves that end a root-to-leaf path (prm, processbench). A critic never refined
+    ends no path: it withdraws its step and states none, so its path has no last step of
+    its own to label."""
+    kids = tree.children()
+    return [n for n in tree.preorder() if n.id != 0 and not kids[n.id] and n.kind != "critic"]
+
+
+def leaf_step_texts(
+    tree: Tree, leaves: list[Node], problem: str, problem_column: str, steps_column: str
+) -> Iterator[tuple[Node, list[Node], list[str]]]:
+    """Per leaf, the solution steps of its root-to-leaf path and their stripped texts, for
+    the formats whose row is one path (prm, processbench). A path with an empty step is
+    passed over: the caller says why when no path is left. A chat-template control token
+    in the problem or in a step refuses the whole tree, naming the row's column
+    (`problem_column`, `steps_column[i]`)."""
+    index = tree.by_id()
+    for leaf in leaves:
+        steps = solution_steps(path_from_root(index, leaf))
+        texts = [n.text.strip() for n in steps]
+        if not texts or not all(texts):
+            continue
+        refuse_control_tokens({problem_column: problem, **{f"{steps_column}[{i}]": t for i, t in enumerate(texts)}})
+        yield leaf, steps, texts
+
+
 def path_from_root(index: dict[int, Node], node: Node) -> list[Node]:
     """Root-to-node path through a prebuilt `tree.by_id()`; Tree.path_to rebuilds it per call."""
     path = [node]
@@ -75,22 +101,14 @@ class PRMFormat:
         if not prompt:
             raise ExportRefused("the problem text is empty")
         values = label_values(tree)
-        kids = tree.children()
-        # A critic never refined ends no path: it withdraws its step and states none,
-        # so its path has no last step of its own to label.
-        leaves = [n for n in tree.preorder() if n.id != 0 and not kids[n.id] and n.kind != "critic"]
+        leaves = path_leaves(tree)
         if self.paths == "terminal":
             leaves = [n for n in leaves if n.terminal]
         if not leaves:
             raise ExportRefused("no terminal leaf" if self.paths == "terminal" else "no leaf")
-        index = tree.by_id()
         rows = 0
-        for leaf in leaves:
-            steps = solution_steps(path_from_root(index, leaf))
-            completions = [n.text.strip() for n in steps]
-            if not completions or not all(completions):
-                continue  # an empty step cannot be supervised; counted below if nothing is left
-            refuse_control_tokens({"prompt": prompt, **{f"completions[{i}]": c for i, c in enumerate(completions)}})
+        # A path with an empty step cannot be supervised; counted below if nothing is left.
+        for _, steps, completions in leaf_step_texts(tree, leaves, prompt, "prompt", "completions"):
             rows += 1
             yield Row({
                 "prompt": prompt,
