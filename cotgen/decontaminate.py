@@ -32,6 +32,7 @@ from cotgen.errors import (
     environment_error,
 )
 from cotgen.formats.dpo import SEPARATOR as DPO_SEPARATOR
+from cotgen.formats.row_problem import PROBLEM_COLUMN, problem_text
 from cotgen.io.atomic import atomic_file, write_json_atomic
 from cotgen.io.inputs import (
     DatasetInput,
@@ -57,7 +58,6 @@ _APOSTROPHES = re.compile(r"['`\u2018\u2019\u02bc\u2032]")
 _DIGIT_GROUP = re.compile(r"(?<=\d),(?=\d{3}(?!\d))")  # 1,000 -> 1000
 _TOKEN = re.compile(r"(\\?)([^\W_]+)")  # runs of letters and digits, and whether a backslash leads
 _ASY = re.compile(r"\[asy\].*?\[/asy\]", re.S)  # Asymptote drawings: code, not the question
-_OPENLONGCOT_PROBLEM = re.compile(r"<start_of_thought>\s*<problem>(.*?)<end_of_thought>", re.S)
 
 
 def words(text: str) -> list[str]:
@@ -267,18 +267,12 @@ def _output_names(inp: DatasetInput, line_based: bool) -> list[str]:
     return renumbered_names(inp)
 
 
-# The column a format's problem is read from, and how to get the problem text out of it.
-_PROBLEM_COLUMN = {TREES: "problem", "openlongcot": "text", "sft": "messages", "prm": "prompt",
-                   "dpo": "prompt", "processbench": "problem"}
+# The column a format's problem is read from (row_problem.problem_text gets the problem out of it).
+_PROBLEM_COLUMN = {TREES: "problem", **PROBLEM_COLUMN}
 
 
 def _problem(fmt: str, value: Any) -> Any:
-    if fmt == "openlongcot" and isinstance(value, str):
-        m = _OPENLONGCOT_PROBLEM.search(value)
-        return m.group(1) if m else value
-    if fmt == "sft" and isinstance(value, list):
-        users = [m.get("content") for m in value if isinstance(m, dict) and m.get("role") == "user"]
-        return users[0] if users else None
+    value = problem_text(fmt, value)
     if fmt == "dpo" and isinstance(value, str):
         # The prompt is the problem and the shared solution steps, each ended by the dpo
         # SEPARATOR (cotgen/formats/dpo.py): only the problem is matched, not model reasoning.
@@ -356,7 +350,7 @@ def _filter_lines(fmt: str, path: Path, target: Path, index: BenchmarkIndex, rep
 
     opened = open_rows(path)
     reader = getattr(opened, "_lines", None) or opened  # JSONL under a .json name
-    column = "instruction" if fmt == "marco" else _PROBLEM_COLUMN.get(fmt)
+    column = _PROBLEM_COLUMN.get(fmt)
     rows = kept = 0
     with open(path, "rb") as src, atomic_file(target) as dst:
         for lineno, raw in enumerate(src):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import functools
 import itertools
 import os
-import re
 import shutil
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
@@ -19,7 +18,7 @@ from cotgen.errors import (
 )
 from cotgen.formats import format_class
 from cotgen.formats.marco import dumps_marco
-from cotgen.formats.openlongcot import KIND_TAGS, THOUGHT_END, THOUGHT_START
+from cotgen.formats.row_problem import PROBLEM_COLUMN, problem_text
 from cotgen.io.atomic import atomic_file, write_json_atomic
 from cotgen.io.inputs import (
     DatasetInput,
@@ -38,9 +37,6 @@ REPORT = "dedupe.json"
 # Uncompressed bytes per record batch when pass 2 copies kept rows: large enough that
 # Parquet decoding and zstd work on big buffers, small enough to bound memory.
 WRITE_BATCH_BYTES = 16 << 20
-_OPENLONGCOT_PROBLEM = re.compile(
-    re.escape(THOUGHT_START) + r"\s*" + re.escape(KIND_TAGS["problem"]) + "(.*?)" + re.escape(THOUGHT_END), re.S
-)
 # Characters NFKC leaves alone that str.split() still treats as whitespace.
 _UNICODE_SPACES = r"[\x{85}\x{a0}\x{1680}\x{2000}-\x{200a}\x{2028}\x{2029}\x{202f}\x{205f}\x{3000}]"
 # Compatibility decompositions that change what a formula says: NFKC reads "10⁵" as "105",
@@ -243,16 +239,10 @@ def _batches(inp: DatasetInput, path: Path, settings: DedupeConfig) -> Iterator[
 
 
 def _row_problem(fmt: str, row: dict[str, Any]) -> str:
-    """The problem a row is about, for --on problem over exports."""
-    if fmt == "openlongcot":
-        m = _OPENLONGCOT_PROBLEM.search(row.get("text") or "")
-        return m.group(1) if m else (row.get("text") or "")
-    if fmt == "sft":
-        users = [m.get("content") or "" for m in row.get("messages") or [] if m.get("role") == "user"]
-        return users[0] if users else ""
-    if fmt == "processbench":
-        return str(row.get("problem") or "")
-    return str(row.get("prompt") or "")
+    """The problem a row is about, for --on problem over exports; "" where it has none.
+    A dpo row's is its whole prompt (problem and shared steps), as it always was here;
+    decontaminate alone cuts it to the problem's first paragraph."""
+    return str(problem_text(fmt, row.get(PROBLEM_COLUMN[fmt])) or "")
 
 
 # -- signatures -----------------------------------------------------------------------
