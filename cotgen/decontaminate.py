@@ -297,7 +297,7 @@ def _filter_file(fmt: str, path: Path, target: Path, index: BenchmarkIndex, repo
     rows = kept = failed = 0
     with atomic_file(target) as f:
         with pq.ParquetWriter(f, reader.parquet.schema_arrow, compression="zstd") as writer:
-            for batch in reader.arrow_batches(batch_rows=_batch_rows(reader.parquet)):
+            for batch in reader.arrow_batches(batch_rows=_batch_rows(reader)):
                 texts = batch.column(column).to_pylist()
                 row_ids = batch.column("id").to_pylist() if ids else None
                 mask = []
@@ -386,13 +386,10 @@ def _count(report: DecontaminateReport, path: Path, target: Path, rows: int, kep
     report.files.append({"input": str(path), "output": str(name), "rows": rows, "kept": kept, "failed": failed})
 
 
-def _batch_rows(pf) -> int:
+def _batch_rows(reader: ParquetReader) -> int:
     """Rows per record batch: about WRITE_BATCH_BYTES uncompressed, by the file's own metadata."""
-    meta = pf.metadata
-    widest = max((meta.row_group(i).total_byte_size / max(meta.row_group(i).num_rows, 1)
-                  for i in range(meta.num_row_groups)), default=1.0)
     # At most 8,192: dictionary-encoded columns make the metadata understate a row's decoded size.
-    return max(64, min(8192, int(WRITE_BATCH_BYTES // max(widest, 1.0))))
+    return max(64, min(8192, reader.rows_in_bytes(WRITE_BATCH_BYTES)))
 
 
 def _write_manifest(inp: DatasetInput, out: Path, report: DecontaminateReport) -> None:

@@ -760,7 +760,7 @@ def _write_file(inp: DatasetInput, path: Path, target: Path, mask, settings: Ded
     row = 0
     with atomic_file(target) as f:
         with pq.ParquetWriter(f, reader.parquet.schema_arrow, compression="zstd") as writer:
-            for batch in reader.arrow_batches(batch_rows=_write_batch_rows(reader.parquet, settings)):
+            for batch in reader.arrow_batches(batch_rows=_write_batch_rows(reader, settings)):
                 part = mask[row : row + batch.num_rows]
                 row += batch.num_rows
                 if part.all():
@@ -770,19 +770,14 @@ def _write_file(inp: DatasetInput, path: Path, target: Path, mask, settings: Ded
     return kept
 
 
-def _write_batch_rows(pf, settings: DedupeConfig) -> int:
+def _write_batch_rows(reader: ParquetReader, settings: DedupeConfig) -> int:
     """Rows per pass-2 batch: about WRITE_BATCH_BYTES uncompressed, at least batch_rows.
 
     Pass 2 only filters and re-encodes, so it can take far bigger batches than pass 1,
     whose per-byte arrays are several times the text; the file's own metadata says how
     big its rows are. Depends only on the input file, so the output stays deterministic.
     """
-    meta = pf.metadata
-    widest = max(
-        (meta.row_group(i).total_byte_size / max(meta.row_group(i).num_rows, 1) for i in range(meta.num_row_groups)),
-        default=1.0,
-    )
-    return max(settings.batch_rows, int(WRITE_BATCH_BYTES // max(widest, 1.0)))
+    return max(settings.batch_rows, reader.rows_in_bytes(WRITE_BATCH_BYTES))
 
 
 def _write_manifest(inp: DatasetInput, out: Path, report: DedupeReport, settings: DedupeConfig) -> None:

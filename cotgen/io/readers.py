@@ -124,6 +124,16 @@ class ParquetReader(Reader):
             raise DataError(f"{self.path}: not a readable Parquet file ({first_line(exc)})") from None
         self.columns = tuple(self.parquet.schema_arrow.names)
 
+    def rows_in_bytes(self, nbytes: int) -> int:
+        """About how many rows take `nbytes` uncompressed, by the file's own metadata: its
+        widest row group's mean row size (a row counted as at least one byte)."""
+        meta = self.parquet.metadata
+        widest = max(
+            (meta.row_group(i).total_byte_size / max(meta.row_group(i).num_rows, 1) for i in range(meta.num_row_groups)),
+            default=1.0,
+        )
+        return int(nbytes // max(widest, 1.0))
+
     def arrow_batches(self, columns=None, batch_rows: int | None = None) -> Iterator[Any]:
         """The file's Arrow record batches (`batch_rows`, default BATCH_ROWS, rows each); a
         read error is a DataError naming the first row of the batch that failed."""
