@@ -15,9 +15,7 @@ question shorter than n words, or all formula). The benchmarks' n-grams are held
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 import unicodedata
 from collections import Counter
 from collections.abc import Iterable
@@ -29,7 +27,6 @@ from cotgen.benchmarks import BenchmarkItem, load_benchmark
 from cotgen.errors import (
     DataError,
     UsageError,
-    environment_error,
 )
 from cotgen.formats.dpo import SEPARATOR as DPO_SEPARATOR
 from cotgen.formats.row_problem import PROBLEM_COLUMN, problem_text
@@ -40,6 +37,7 @@ from cotgen.io.inputs import (
     expand_inputs,
     renumbered_names,
     resolve_dataset_inputs,
+    staged_output,
 )
 from cotgen.io.layout import (
     MANIFEST,
@@ -199,32 +197,18 @@ def decontaminate(paths: list[Path | str], out: Path | str, against: list[str], 
     out = Path(out)
     check_new_output(out, inp)
     index = BenchmarkIndex.load(against, n)  # a bad --against fails before anything is written
-    staging = out.parent / f".{out.name}.partial-{os.getpid()}"
-    try:
-        try:
-            staging.mkdir(parents=True)
-            report = DecontaminateReport(inp.format, [str(f) for f in inp.files], str(out), list(against), n, index.sizes())
-            names = _output_names(inp, line_based)
-            for path, name in zip(inp.files, names, strict=True):
-                if line_based:
-                    _filter_lines(inp.format, path, staging / name, index, report)
-                else:
-                    _filter_file(inp.format, path, staging / name, index, report)
-            report.kept = report.rows - len(report.removed)
-            if inp.format == TREES:
-                _write_manifest(inp, staging, report)
-            write_json_atomic(staging / REPORT, report.as_json())
-            if out.is_dir():
-                out.rmdir()  # empty (checked above): the rename needs it gone
-            os.rename(staging, out)
-        except OSError as exc:
-            known = environment_error(exc, "write the decontaminate output", where=out)
-            if known is None:
-                raise
-            raise known from None
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging, ignore_errors=True)
+    with staged_output(out, "write the decontaminate output") as staging:
+        report = DecontaminateReport(inp.format, [str(f) for f in inp.files], str(out), list(against), n, index.sizes())
+        names = _output_names(inp, line_based)
+        for path, name in zip(inp.files, names, strict=True):
+            if line_based:
+                _filter_lines(inp.format, path, staging / name, index, report)
+            else:
+                _filter_file(inp.format, path, staging / name, index, report)
+        report.kept = report.rows - len(report.removed)
+        if inp.format == TREES:
+            _write_manifest(inp, staging, report)
+        write_json_atomic(staging / REPORT, report.as_json())
     return report
 
 

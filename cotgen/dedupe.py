@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import functools
 import itertools
-import os
-import shutil
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -14,7 +12,6 @@ from typing import Any
 from cotgen.errors import (
     DataError,
     UsageError,
-    environment_error,
 )
 from cotgen.formats import format_class
 from cotgen.formats.marco import dumps_marco
@@ -25,6 +22,7 @@ from cotgen.io.inputs import (
     check_new_output,
     renumbered_names,
     resolve_dataset_inputs,
+    staged_output,
 )
 from cotgen.io.layout import (
     MANIFEST,
@@ -470,24 +468,10 @@ def dedupe(paths: list[Path], out: Path, settings: DedupeConfig | None = None) -
         refuse_invalid(inp.files, inp.format, "dedupe", check_ids=False)
     # The output is built in a hidden folder beside --out and renamed into place at the end:
     # --out appears whole or not at all (a full disk, a crash).
-    staging = out.parent / f".{out.name}.partial-{os.getpid()}"
-    try:
-        try:
-            staging.mkdir(parents=True)
-            report = _dedupe_into(inp, staging, settings)
-            report.out = str(out)
-            write_json_atomic(staging / REPORT, report.as_json())
-            if out.is_dir():
-                out.rmdir()  # empty (checked above): the rename needs it gone
-            os.rename(staging, out)
-        except OSError as exc:
-            known = environment_error(exc, "write the dedupe output", where=out)
-            if known is None:
-                raise
-            raise known from None
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging, ignore_errors=True)
+    with staged_output(out, "write the dedupe output") as staging:
+        report = _dedupe_into(inp, staging, settings)
+        report.out = str(out)
+        write_json_atomic(staging / REPORT, report.as_json())
     return report
 
 

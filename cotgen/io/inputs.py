@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import os
+import shutil
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from cotgen.errors import DataError, UsageError
+from cotgen.errors import DataError, UsageError, environment_error
 from cotgen.io.layout import (
     EXPORT_SHARD,
     EXPORT_SHARD_PARTS,
@@ -127,6 +130,31 @@ def check_new_output(out: Path, inp: DatasetInput) -> None:
             raise UsageError(f"--out {out} holds the input {f}: write the result to a new folder")
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise UsageError(f"--out {out} exists and is not an empty folder")
+
+
+@contextmanager
+def staged_output(out: Path, doing: str) -> Iterator[Path]:
+    """A hidden folder beside `out` to build the output in, renamed to `out` when the block
+    ends without error: `out` (new, or an empty folder: check_new_output) appears whole or
+    not at all (a full disk, a crash), and a failure leaves no staging folder behind. An
+    OSError becomes the environment error that names `out` and what was being done
+    (`doing`, e.g. "write the dedupe output")."""
+    staging = out.parent / f".{out.name}.partial-{os.getpid()}"
+    try:
+        try:
+            staging.mkdir(parents=True)
+            yield staging
+            if out.is_dir():
+                out.rmdir()  # empty (checked before): the rename needs it gone
+            os.rename(staging, out)
+        except OSError as exc:
+            known = environment_error(exc, doing, where=out)
+            if known is None:
+                raise
+            raise known from None
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
 
 
 def renumbered_names(inp: DatasetInput) -> list[str]:
