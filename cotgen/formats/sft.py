@@ -15,7 +15,7 @@ from cotgen.formats.base import (
     refuse_control_tokens,
 )
 from cotgen.formats.marco import marco_record
-from cotgen.formats.paths import best_correct_path, journey_path, reasoning_nodes
+from cotgen.formats.paths import told_path
 from cotgen.formats.provenance import Row
 from cotgen.tree import Node, Tree
 
@@ -85,12 +85,7 @@ class SFTFormat:
             # Exactly the marco format's response, so the two exports teach the same text.
             record, nodes = marco_record(tree, journey=self.journey, max_journey_branches=self.max_journey_branches)
             return record["response"], nodes
-        if self.journey:
-            path = journey_path(tree, self.max_journey_branches)
-            body = path[1:] if path else []
-        else:
-            path = best_correct_path(tree)
-            body = reasoning_nodes(path) if path else []
+        _, body = told_path(tree, self.journey, self.max_journey_branches)
         if not body:
             raise ExportRefused("no correct root-to-leaf path")
         reasoning, answer = _reasoning_and_answer(body)
