@@ -166,23 +166,20 @@ def step_list_findings(row: dict[str, Any], column: str) -> list[Finding]:
         return [Finding("error", f"{column} must be a list of strings, not {_kind(steps)}")]
     if not steps:
         return [Finding("error", f"{column} is empty: a path needs at least one step")]
-    out: list[Finding] = []
-    for i, step in enumerate(steps):
-        if not isinstance(step, str):
-            out.append(Finding("error", f"{column}[{i}] must be a string, not {_kind(step)}"))
-        elif not step.strip():
-            out.append(Finding("error", f"{column}[{i}] is empty"))
-        else:
-            out.extend(control_token_findings(step, f"{column}[{i}]"))
-    return out
+    return [finding for i, step in enumerate(steps) for finding in _text_findings(step, f"{column}[{i}]")]
 
 
 def text_findings(row: dict[str, Any], column: str) -> list[Finding]:
     """Findings for a column that must hold a non-blank string with no chat-template
     control token (the prm and dpo checks)."""
-    value = row.get(column)
+    return _text_findings(row.get(column), column)
+
+
+def _text_findings(value: object, name: str) -> list[Finding]:
+    """Findings for a value that must be a non-blank string with no chat-template control
+    token: a column, or one step of a list (`name` is completions[i])."""
     if not isinstance(value, str):
-        return [Finding("error", f"{column} must be a string, not {_kind(value)}")]
+        return [Finding("error", f"{name} must be a string, not {_kind(value)}")]
     if not value.strip():
-        return [Finding("error", f"{column} is empty")]
-    return control_token_findings(value, column)
+        return [Finding("error", f"{name} is empty")]
+    return control_token_findings(value, name)
