@@ -35,6 +35,7 @@ from cotgen.io.inputs import (
     DatasetInput,
     check_new_output,
     expand_inputs,
+    output_manifest,
     renumbered_names,
     resolve_dataset_inputs,
     staged_output,
@@ -42,7 +43,6 @@ from cotgen.io.inputs import (
 from cotgen.io.layout import (
     MANIFEST,
     TREES_DIR,
-    read_manifest,
 )
 from cotgen.io.readers import TREES, ParquetReader, open_rows
 
@@ -378,10 +378,8 @@ def _batch_rows(reader: ParquetReader) -> int:
 
 def _write_manifest(inp: DatasetInput, out: Path, report: DecontaminateReport) -> None:
     """The first input run's manifest, with this output's shards and what was removed."""
-    manifest = read_manifest(inp.manifest_from) if inp.manifest_from else {}
     shards = [{"name": Path(f["output"]).name, "rows": f["kept"], "failed": f["failed"]} for f in report.files]
-    manifest["shards"] = shards
-    manifest["counts"] = {"trees": sum(s["rows"] for s in shards), "failed": sum(s["failed"] for s in shards)}
+    manifest = output_manifest(inp, shards)
     manifest["decontamination"] = {
         "against": report.against,
         "ngram": report.ngram,

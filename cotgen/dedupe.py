@@ -20,13 +20,13 @@ from cotgen.io.atomic import atomic_file, write_json_atomic
 from cotgen.io.inputs import (
     DatasetInput,
     check_new_output,
+    output_manifest,
     renumbered_names,
     resolve_dataset_inputs,
     staged_output,
 )
 from cotgen.io.layout import (
     MANIFEST,
-    read_manifest,
 )
 from cotgen.io.readers import TREES, ParquetReader, open_rows
 from cotgen.validate import refuse_invalid
@@ -768,14 +768,12 @@ def _write_manifest(inp: DatasetInput, out: Path, report: DedupeReport, settings
     """The first input run's manifest, with this output's shards, counts and dedupe settings."""
     import pyarrow.parquet as pq
 
-    manifest = read_manifest(inp.manifest_from) if inp.manifest_from else {}
     shards = []
     for entry in report.files:
         path = out / entry["output"]
         errors = pq.read_table(path, columns=["error"]).column("error")
         shards.append({"name": path.name, "rows": entry["kept"], "failed": len(errors) - errors.null_count})
-    manifest["shards"] = shards
-    manifest["counts"] = {"trees": sum(s["rows"] for s in shards), "failed": sum(s["failed"] for s in shards)}
+    manifest = output_manifest(inp, shards)
     manifest["dedupe"] = {
         "settings": asdict(settings),
         "inputs": report.inputs,

@@ -8,6 +8,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from cotgen.errors import DataError, UsageError, environment_error
 from cotgen.io.layout import (
@@ -18,6 +19,7 @@ from cotgen.io.layout import (
     export_files,
     export_shard_name,
     is_run_dir,
+    read_manifest,
     shard_paths,
     tree_shard_name,
 )
@@ -155,6 +157,16 @@ def staged_output(out: Path, doing: str) -> Iterator[Path]:
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
+
+
+def output_manifest(inp: DatasetInput, shards: list[dict[str, Any]]) -> dict[str, Any]:
+    """The manifest of a run folder made from `inp`: the first input run's, with this
+    output's `shards` ({name, rows, failed}) and the counts they add up to. The caller adds
+    what it did and writes it."""
+    manifest = read_manifest(inp.manifest_from) if inp.manifest_from else {}
+    manifest["shards"] = shards
+    manifest["counts"] = {"trees": sum(s["rows"] for s in shards), "failed": sum(s["failed"] for s in shards)}
+    return manifest
 
 
 def renumbered_names(inp: DatasetInput) -> list[str]:
