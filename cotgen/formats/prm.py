@@ -11,6 +11,7 @@ from cotgen.formats.base import (
     Finding,
     control_token_findings,
     refuse_control_tokens,
+    stated_problem,
 )
 from cotgen.formats.provenance import Row
 from cotgen.search.ratings import own_counts
@@ -97,9 +98,7 @@ class PRMFormat:
             raise ValueError(f"label_threshold must be within [0, 1], not {self.label_threshold}")
 
     def export(self, tree: Tree) -> Iterator[dict[str, Any]]:
-        prompt = tree.problem.strip()
-        if not prompt:
-            raise ExportRefused("the problem text is empty")
+        prompt = stated_problem(tree)
         values = label_values(tree)
         leaves = path_leaves(tree)
         if self.paths == "terminal":

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from cotgen.formats.base import ExportRefused, Finding
+from cotgen.formats.base import ExportRefused, Finding, stated_problem
 from cotgen.formats.prm import leaf_step_texts, path_leaves, step_list_findings, text_findings
 from cotgen.formats.provenance import Row
 from cotgen.models import public_model_id
@@ -32,9 +32,7 @@ class ProcessBenchFormat:
     columns: ClassVar[tuple[str, ...]] = ("id", "generator", "problem", "steps", "label", "final_answer_correct")
 
     def export(self, tree: Tree) -> Iterator[dict[str, Any]]:
-        problem = tree.problem.strip()
-        if not problem:
-            raise ExportRefused("the problem text is empty")
+        problem = stated_problem(tree)
         answered = [n for n in path_leaves(tree) if n.terminal]
         if not answered:
             raise ExportRefused("no answered root-to-leaf path (no terminal leaf)")

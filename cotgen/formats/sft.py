@@ -13,6 +13,7 @@ from cotgen.formats.base import (
     Finding,
     control_token_findings,
     refuse_control_tokens,
+    stated_problem,
 )
 from cotgen.formats.marco import marco_record
 from cotgen.formats.paths import told_path
@@ -69,9 +70,7 @@ class SFTFormat:
             raise ValueError(f"max_journey_branches must be at least 1, not {self.max_journey_branches}")
 
     def export(self, tree: Tree) -> Iterator[dict[str, Any]]:
-        problem = tree.problem.strip()
-        if not problem:
-            raise ExportRefused("the problem text is empty")
+        problem = stated_problem(tree)
         messages = [{"role": "system", "content": self.system_prompt}] if self.system_prompt else []
         messages.append({"role": "user", "content": problem})
         content, nodes = self._assistant(tree)
