@@ -372,8 +372,7 @@ def _count(report: DecontaminateReport, path: Path, target: Path, rows: int, kep
 
 def _batch_rows(reader: ParquetReader) -> int:
     """Rows per record batch: about WRITE_BATCH_BYTES uncompressed, by the file's own metadata."""
-    # At most 8,192: dictionary-encoded columns make the metadata understate a row's decoded size.
-    return max(64, min(8192, reader.rows_in_bytes(WRITE_BATCH_BYTES)))
+    return max(64, reader.rows_in_bytes(WRITE_BATCH_BYTES))
 
 
 def _write_manifest(inp: DatasetInput, out: Path, report: DecontaminateReport) -> None:

@@ -21,6 +21,7 @@ from cotgen.jsontext import JsonLinesNotArray, parse_json_array
 TREES = "trees"  # the format name of tree shards; not an export format
 TREE_COLUMNS = ("id", "problem", "nodes")  # the columns that make a Parquet file a tree shard
 BATCH_ROWS = 2048  # rows per batch; bounds memory for Parquet, JSONL and .txt alike
+MAX_SIZED_ROWS = 8192  # the most rows rows_in_bytes answers, whatever the metadata says
 TREE_BATCH_ROWS = 256  # trees per Arrow record batch when streaming; a row holds all its nodes
 SNIFF_BYTES = 8192  # how much of a file is looked at to tell its kind
 SUFFIX_KINDS = {".parquet": "parquet", ".jsonl": "jsonl", ".ndjson": "jsonl", ".txt": "txt", ".json": "json"}
@@ -126,13 +127,16 @@ class ParquetReader(Reader):
 
     def rows_in_bytes(self, nbytes: int) -> int:
         """About how many rows take `nbytes` uncompressed, by the file's own metadata: its
-        widest row group's mean row size (a row counted as at least one byte)."""
+        widest row group's mean row size (a row counted as at least one byte), and at most
+        MAX_SIZED_ROWS: a dictionary-encoded column's metadata counts each distinct value
+        once, so 50,000 copies of one 20 kB text "take" 20 kB and would come back as one
+        1 GB batch."""
         meta = self.parquet.metadata
         widest = max(
             (meta.row_group(i).total_byte_size / max(meta.row_group(i).num_rows, 1) for i in range(meta.num_row_groups)),
             default=1.0,
         )
-        return int(nbytes // max(widest, 1.0))
+        return min(MAX_SIZED_ROWS, int(nbytes // max(widest, 1.0)))
 
     def arrow_batches(self, columns=None, batch_rows: int | None = None) -> Iterator[Any]:
         """The file's Arrow record batches (`batch_rows`, default BATCH_ROWS, rows each); a
