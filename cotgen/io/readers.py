@@ -188,6 +188,9 @@ class TreeShardReader(ParquetReader):
         from cotgen.tree import Node, Tree, TreeStats, parse_config
 
         node_fields = [f.name for f in fields(Node)]
+        # Node fields newer than some shards: a shard written before them lacks them, and
+        # reads with their default, as Tree.from_row reads it.
+        newer = {"grade_note": None}
         stats_fields = [f.name for f in fields(TreeStats)]
         start = 0
         try:
@@ -199,7 +202,8 @@ class TreeShardReader(ParquetReader):
                     and pa.types.is_list(nodes.type)
                     and pa.types.is_struct(nodes.type.value_type)
                     and nodes.null_count == 0
-                    and {nodes.type.value_type.field(i).name for i in range(nodes.type.value_type.num_fields)} >= set(node_fields)
+                    and {nodes.type.value_type.field(i).name for i in range(nodes.type.value_type.num_fields)}
+                    >= set(node_fields) - set(newer)
                     and all(cols.get(c) is not None and cols[c].null_count == 0 for c in ("id", "problem"))
                     # A stats column of another type (a JSON string) is named by Tree.from_row.
                     and ("stats" not in cols or pa.types.is_struct(cols["stats"].type))
@@ -213,7 +217,9 @@ class TreeShardReader(ParquetReader):
                     start += batch.num_rows
                     continue
                 flat = nodes.flatten()
-                values = [flat.field(name).to_pylist() for name in node_fields]
+                present = {nodes.type.value_type.field(i).name for i in range(nodes.type.value_type.num_fields)}
+                values = [flat.field(name).to_pylist() if name in present else [newer[name]] * len(flat)
+                          for name in node_fields]
                 all_nodes = [Node(*v) for v in zip(*values, strict=True)]
                 lengths = nodes.value_lengths().to_pylist()
                 n_rows = batch.num_rows

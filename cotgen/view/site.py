@@ -37,7 +37,7 @@ HEAD = f"""<meta charset="utf-8">
 <meta http-equiv="Content-Security-Policy" content="{CSP}">
 <meta name="viewport" content="width=device-width, initial-scale=1">"""
 NODE_FIELDS = ("id", "parent", "kind", "text", "prior", "visits", "value", "q_estimate",
-               "rating", "terminal", "correct", "tokens", "logprob", "truncated")  # fmt: skip
+               "rating", "terminal", "correct", "tokens", "logprob", "truncated", "grade_note")  # fmt: skip
 
 
 @dataclass
