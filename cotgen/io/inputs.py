@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 from collections.abc import Iterable, Iterator
@@ -150,6 +151,11 @@ def staged_output(out: Path, doing: str) -> Iterator[Path]:
                 out.rmdir()  # empty (checked before): the rename needs it gone
             os.rename(staging, out)
         except OSError as exc:
+            if exc.errno in (errno.ENOTEMPTY, errno.EEXIST) and os.fspath(out) in (exc.filename, exc.filename2):
+                # `out` was empty at the start; a run or an export began writing there since.
+                # rmdir and rename never remove a folder that holds files: theirs stay.
+                raise UsageError(f"--out {out}: another writer (a run, an export) put files there meanwhile; "
+                                 f"nothing was written: choose another --out") from None
             known = environment_error(exc, doing, where=out)
             if known is None:
                 raise
