@@ -394,7 +394,7 @@ def _replace(tmp: Path, out: Path, overwrite: bool) -> None:
     aside and deleted; anything else there now is refused, and stays."""
     _prepare_out(out, overwrite)
     try:
-        if out.is_dir() and any(out.iterdir()):
+        if (out / MARKER).is_file():  # a site view made, and --overwrite (both checked just above)
             old = out.parent / f".{out.name}.old-{os.getpid()}"
             os.replace(out, old)
             os.replace(tmp, out)
