@@ -620,7 +620,7 @@ class _SignatureFile:
 
     def __init__(self, path: Path, num_perm: int) -> None:
         self.path, self.num_perm, self.rows = path, num_perm, 0
-        self._file = open(path, "wb")  # noqa: SIM115: closed in __exit__
+        self._file = open(path, "wb")  # noqa: SIM115 (closed in __exit__)
 
     def __enter__(self) -> _SignatureFile:
         return self

@@ -11,7 +11,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cotgen.errors import Interrupted, UsageError, environment_error, refuse_link_to_nowhere
+from cotgen.errors import (
+    Interrupted,
+    UsageError,
+    environment_error,
+    reason_key,
+    refuse_link_to_nowhere,
+)
 from cotgen.formats import ExportRefused, Format, provenance
 from cotgen.io.atomic import crash_point, open_new, write_json_atomic
 from cotgen.io.layout import (
@@ -64,7 +70,7 @@ class ExportSummary:
     examples: dict[str, str] = field(default_factory=dict)  # reason -> the first tree or row it hit
 
     def skip(self, reason: str, where: str) -> None:
-        key = _reason_key(reason)
+        key = reason_key(reason)
         self.skipped[key] += 1
         self.examples.setdefault(key, f"{where}: {reason}"[:500])
 
@@ -81,13 +87,6 @@ class ExportSummary:
             "skipped": dict(self.skipped.most_common()),
             "examples": self.examples,
         }
-
-
-def _reason_key(reason: str) -> str:
-    # Refusals of different trees differ only by ids and counts; count them as one reason.
-    reason = re.sub(r"^tree [0-9a-f]+: ", "", reason.strip())
-    reason = reason.splitlines()[0] if reason else "no reason given"
-    return re.sub(r"\b\d+\b", "N", reason)[:200]
 
 
 def export(

@@ -12,7 +12,6 @@ import html
 import json
 import math
 import os
-import re
 import shutil
 from collections import Counter
 from collections.abc import Iterable
@@ -21,7 +20,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from cotgen.errors import UsageError, environment_error, refuse_link_to_nowhere
+from cotgen.errors import UsageError, environment_error, reason_key, refuse_link_to_nowhere
 from cotgen.formats.paths import best_correct_path
 from cotgen.tree import Node, Tree, broken_invariants, record_problems
 
@@ -54,8 +53,7 @@ class SiteSummary:
     examples: dict[str, str] = field(default_factory=dict)  # reason -> first row it hit
 
     def skip(self, reason: str, where: str) -> None:
-        # Reasons differ between rows only by ids and counts: count them as one, as export does.
-        key = re.sub(r"\b\d+\b", "N", reason.splitlines()[0] if reason.strip() else "no reason given")[:200]
+        key = reason_key(reason)  # as export counts them
         self.skipped[key] += 1
         self.examples.setdefault(key, f"{where}: {reason}"[:500])
 
