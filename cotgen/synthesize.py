@@ -207,9 +207,11 @@ def _changed_model_files(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     changed = []
     for key, was in sorted(before.items()):
         now = after.get(key)
-        if isinstance(was, dict) and (now is None or now.get("sha256") != was.get("sha256")):
-            state = "is no longer a local folder" if now is None else f"has other files ({what_changed(was, now)})"
-            changed.append(f"{key}: {names.get(key)!r} {state} since this folder's trees were made")
+        # Compared only where both runs read the folder: the same name served by a server
+        # (--engine openai after vllm, say) is not fingerprinted, and is not a change.
+        if isinstance(was, dict) and isinstance(now, dict) and now.get("sha256") != was.get("sha256"):
+            changed.append(f"{key}: {names.get(key)!r} has other files ({what_changed(was, now)}) "
+                           "since this folder's trees were made")
     return changed
 
 

@@ -10,7 +10,11 @@ from typing import Any
 # The files a model loads from: weights, configs, tokenizer files, a remote-code repo's Python.
 # A README or a training log beside them changes no tree, so it changes no fingerprint.
 MODEL_FILE_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf", ".json", ".model", ".txt", ".py",
-                       ".tiktoken")
+                       ".tiktoken", ".jinja")
+# Files of those kinds that Trainer writes beside a model, and no loader reads: an evaluation
+# run after the fact must not make the folder look retrained.
+NOT_LOADED = ("training_args.bin", "trainer_state.json", "all_results.json", "train_results.json",
+              "eval_results.json", "test_results.json")
 SAMPLE = 1 << 20  # bytes read at a large file's start, middle and end
 WHOLE = 3 * SAMPLE  # files up to this size are read whole (every config.json, most tokenizers)
 
@@ -22,15 +26,17 @@ def folder_fingerprint(folder: Path) -> dict[str, Any]:
     costs a few dozen MiB of reads, not 15 GB. Retraining rewrites the first and last
     tensors of a safetensors file (and its header, where dtypes or shapes change), so the
     samples see it; a change confined to the middle of a file of the same size is not seen.
-    Names are relative to the folder and hidden files are skipped: nothing here names the
-    machine, so the manifest that records it may be published."""
+    Only the folder's own files count, as from_pretrained reads only those: checkpoint-*/
+    folders, an `original/` copy of the weights, and hidden files come and go without changing
+    what is loaded. Names are relative to the folder: nothing here names the machine, so the
+    manifest that records it may be published."""
     files: dict[str, str] = {}
-    for path in sorted(Path(folder).rglob("*")):
-        rel = path.relative_to(folder)
-        if any(part.startswith(".") for part in rel.parts) or path.suffix not in MODEL_FILE_SUFFIXES:
+    for path in sorted(Path(folder).iterdir()):
+        name = path.name
+        if name.startswith(".") or path.suffix not in MODEL_FILE_SUFFIXES or name in NOT_LOADED:
             continue
         if path.is_file():
-            files[rel.as_posix()] = _file_digest(path)
+            files[name] = _file_digest(path)
     whole = hashlib.sha256("".join(f"{name}\0{digest}\n" for name, digest in files.items()).encode())
     return {"sha256": whole.hexdigest(), "files": files}
 

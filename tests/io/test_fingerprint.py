@@ -113,3 +113,30 @@ def test_a_hub_id_is_compared_by_name_only(tmp_path):
     assert run(_opts(out, 4), CFG, EngineConfig(model="someone/some-model"), engine=ScriptedEngine()).trees == 1
     with pytest.raises(UsageError, match="model: 'someone/some-model' -> 'someone/other'"):
         run(_opts(out, 5), CFG, EngineConfig(model="someone/other"), engine=ScriptedEngine())
+
+
+def test_only_the_files_a_loader_reads_count(tmp_path):
+    """Checkpoints below the folder, an evaluation written after training, or a hidden file
+    change nothing that is loaded; a chat template saved beside the tokenizer does."""
+    model = _model(tmp_path / "policy")
+    before = folder_fingerprint(model)
+    (model / "checkpoint-500").mkdir()
+    (model / "checkpoint-500" / "model.safetensors").write_bytes(b"\x01" * 100)
+    (model / "original").mkdir()
+    (model / "original" / "params.json").write_text("{}")
+    (model / "eval_results.json").write_text('{"eval_loss": 0.3}')
+    (model / ".cache.json").write_text("{}")
+    assert folder_fingerprint(model) == before
+    (model / "chat_template.jinja").write_text("{{ messages }}")
+    assert "chat_template.jinja" in folder_fingerprint(model)["files"]
+
+
+def test_a_folder_later_served_by_a_server_resumes(tmp_path):
+    """A run started on vllm in-process and resumed against `vllm serve FOLDER` with
+    --engine openai: the server's model is not fingerprinted, and that is not a change."""
+    model = _model(tmp_path / "policy")
+    out = tmp_path / "run"
+    run(_opts(out), CFG, EngineConfig(engine="vllm", model=str(model)), engine=ScriptedEngine())
+    assert "model" in read_manifest(out)["settings"]["model_fingerprints"]
+    served = EngineConfig(engine="openai", model=str(model), base_url="http://127.0.0.1:9/v1")
+    assert run(_opts(out, 4), CFG, served, engine=ScriptedEngine()).trees == 1
