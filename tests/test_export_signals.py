@@ -25,8 +25,10 @@ def run_dir(tmp_path: Path) -> Path:
 
 
 def _start(run_dir: Path, out: Path, fmt: str, ignore_sigint: bool = False, *extra: str) -> subprocess.Popen:
-    # Paused after its second tree, with a shard and (openlongcot) a provenance sidecar open.
-    env = {**os.environ, "COTGEN_PAUSE_AT": "export-tree-written:2", "COTGEN_PAUSE_SECONDS": "60"}
+    # Paused after its second tree, with a shard and (openlongcot) a provenance sidecar open;
+    # the mark file appears once the pause has begun.
+    env = {**os.environ, "COTGEN_PAUSE_AT": "export-tree-written:2", "COTGEN_PAUSE_SECONDS": "60",
+           "COTGEN_PAUSE_MARK": str(_mark(out))}
     return subprocess.Popen(
         [sys.executable, "-m", "cotgen.cli.main", "export", str(run_dir), "-f", fmt, "-o", str(out),
          "--max-shard-size", "2KB", *extra],
@@ -39,12 +41,19 @@ def _temporaries(out: Path) -> list[str]:
     return sorted(p.name for p in out.iterdir() if ".tmp-" in p.name) if out.is_dir() else []
 
 
+def _mark(out: Path) -> Path:
+    return out.parent / f"{out.name}.paused"
+
+
 def _wait_for_temporaries(proc: subprocess.Popen, out: Path, n: int) -> None:
+    """Until the export is paused (the temporaries exist trees before the pause point: a
+    signal then landed at a random moment, as inside a Parquet write)."""
     deadline = time.monotonic() + 60
-    while len(_temporaries(out)) < n:
+    while not _mark(out).exists():
         assert proc.poll() is None, proc.communicate()
-        assert time.monotonic() < deadline, "the export wrote no temporary file in time"
+        assert time.monotonic() < deadline, "the export did not reach its pause in time"
         time.sleep(0.02)
+    assert len(_temporaries(out)) >= n, _temporaries(out)
 
 
 @pytest.mark.parametrize(("fmt", "sig", "code", "ignore_sigint"), [
