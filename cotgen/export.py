@@ -116,16 +116,21 @@ def export(
     _refuse_non_folder(out)
     # One writer per folder, as for runs: a second export into `out` (or a run writing there)
     # is refused, naming the holder. Two at once both passed the "split exists" check.
+    published: list[ExportSummary] = []  # set once the shards have their names
     with terminate_as_interrupt() as stop:
         try:
             with RunLock(out):
-                return _export_locked(readers, format, out, split, limit, overwrite)
+                return _export_locked(readers, format, out, split, limit, overwrite, published)
         except KeyboardInterrupt:
+            if published:  # the signal came between the renames and the lock's release
+                raise Interrupted(f"export interrupted ({stop.name}) as it finished: {out} holds the new "
+                                  f"export ({len(published[0].shards)} shard(s))", exit_code=stop.exit_code) from None
             raise Interrupted(f"export interrupted ({stop.name}): no shard written, its temporary files removed; "
                               f"{out} holds what it held before", exit_code=stop.exit_code) from None
 
 
-def _export_locked(readers, format: Format, out: Path, split: str, limit: int, overwrite: bool) -> ExportSummary:
+def _export_locked(readers, format: Format, out: Path, split: str, limit: int, overwrite: bool,
+                   published: list[ExportSummary]) -> ExportSummary:
     _remove_stale_temporaries(out)
     old_shards = _prepare_out(out, split, overwrite)
     summary = ExportSummary(format=format.name, out=str(out), split=split)
@@ -145,6 +150,8 @@ def _export_locked(readers, format: Format, out: Path, split: str, limit: int, o
                     os.replace(tmp, final)
                     summary.shards.append(final.name)
                 prov.publish()
+                published.append(summary)
+            crash_point("export-published")
         except OSError as exc:
             known = environment_error(exc, "write the export", where=out)
             if known is None:

@@ -96,3 +96,18 @@ def test_the_next_export_removes_sidecar_temporaries_a_killed_one_left(cli, run_
     r = cli("export", run_dir, "-f", "openlongcot", "-o", out)
     assert r.code == 0, r.err
     assert _temporaries(out) == []
+
+
+def test_a_signal_after_the_renames_says_the_export_is_there(run_dir, tmp_path):
+    out = tmp_path / "out"
+    env = {**os.environ, "COTGEN_PAUSE_AT": "export-published", "COTGEN_PAUSE_SECONDS": "60",
+           "COTGEN_PAUSE_MARK": str(_mark(out))}
+    proc = subprocess.Popen([sys.executable, "-m", "cotgen.cli.main", "export", str(run_dir), "-f", "sft", "-o", str(out)],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    _wait_for_temporaries(proc, out, 0)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err
+    assert err.strip().splitlines()[-1].startswith("error: export interrupted (SIGTERM) as it finished")
+    assert sorted(p.name for p in out.glob("*.parquet")) == ["train-00000-of-00001.parquet"]
+    assert _temporaries(out) == []
