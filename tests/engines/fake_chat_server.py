@@ -55,12 +55,12 @@ class FakeChatServer:
                     server.requests.append({"headers": dict(self.headers), "body": body, "fault": fault})
                     server.in_flight += 1
                     server.max_in_flight = max(server.max_in_flight, server.in_flight)
+                self.in_flight = True
                 try:
                     time.sleep(server.delay_s)
                     server.handle(self, body, fault)
                 finally:
-                    with server.lock:
-                        server.in_flight -= 1
+                    server.answered(self)
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
@@ -75,7 +75,17 @@ class FakeChatServer:
 
     # --- answers ---------------------------------------------------------------------
 
+    def answered(self, h) -> None:
+        """The request leaves `in_flight`, once, before its answer goes out: the client may
+        send its next request as soon as it has read this one, and this thread can be the
+        slower of the two (a busy machine), which would count 1 over the client's cap."""
+        with self.lock:
+            if h.in_flight:
+                h.in_flight = False
+                self.in_flight -= 1
+
     def send(self, h, code: int, payload: bytes, headers: dict | None = None, length: int | None = None) -> None:
+        self.answered(h)
         h.send_response(code)
         h.send_header("Content-Type", "application/json")
         h.send_header("Content-Length", str(len(payload) if length is None else length))
@@ -97,6 +107,7 @@ class FakeChatServer:
             threading.Thread(target=self.close, daemon=True).start()
             fault = "drop"
         if fault == "drop":
+            self.answered(h)
             h.close_connection = True
             h.connection.shutdown(2)
             return None
@@ -107,6 +118,7 @@ class FakeChatServer:
             time.sleep(self.slow_s)
         if fault == "trickle":  # a byte at a time, each within any socket timeout, the whole too slow
             payload = json.dumps(self.reply(body, body.get("messages") or [], False)).encode()
+            self.answered(h)
             h.send_response(200)
             h.send_header("Content-Type", "application/json")
             h.send_header("Content-Length", str(len(payload)))
