@@ -142,8 +142,14 @@ def summary_ids(out: Path, limit: int) -> list[str]:
                          ids=["ctrl-c", "sigterm", "sigterm-sigint-ignored"])
 def test_a_signalled_driver_saves_finished_trees(ray_cluster, tiny_model_dir, tmp_path, sig, ignore_sigint, code):
     out = tmp_path / "run"
+    # The tiny model searches a tree in tens of milliseconds, so a signal sent late on a busy
+    # machine could find the 40 trees done (as it did in the local runs). The driver pauses after
+    # recording the first shard (a test hook), and the workers cannot go on past the
+    # problems it has handed them, so the signal surely comes mid-run.
+    pause = {"COTGEN_PAUSE_AT": "manifest-written:1", "COTGEN_PAUSE_SECONDS": "5"}
     proc = driver(ray_cluster, tiny_model_dir, out, "--limit", 40, "--concurrency", 2, "--shard-trees", 4,
-                  "--workers", 2, "--ray-address", ray_cluster.address, "--quiet", ignore_sigint=ignore_sigint)
+                  "--workers", 2, "--ray-address", ray_cluster.address, "--quiet", ignore_sigint=ignore_sigint,
+                  env=pause)
     wait_until(lambda: len(shard_paths(out)) >= 1, proc, "a shard")
     os.killpg(proc.pid, sig)  # SIGINT: as Ctrl-C in a terminal does
     got, _, err = finish(proc, timeout=180)
