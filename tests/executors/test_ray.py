@@ -111,8 +111,13 @@ def test_two_workers_make_the_trees_of_a_local_run(ray_cluster, tiny_model_dir, 
 def test_a_worker_killed_mid_run_loses_only_its_trees_in_flight(ray_cluster, tiny_model_dir, tmp_path):
     out = tmp_path / "run"
     limit = 40  # enough that the later of the two workers to start still finds work
+    # The first worker up can race through the problems while the second still loads its
+    # model (6 and 14 of the 40 trees done by the kill in two idle runs). The
+    # driver pauses after recording the first shard (a test hook): the first worker runs
+    # out of what it was handed, and the second finishes starting, before either is fed more.
+    pause = {"COTGEN_PAUSE_AT": "manifest-written:1", "COTGEN_PAUSE_SECONDS": "5"}
     proc = driver(ray_cluster, tiny_model_dir, out, "--limit", limit, "--concurrency", 2, "--shard-trees", 1,
-                  "--workers", 2, "--ray-address", ray_cluster.address, "--json", "--quiet")
+                  "--workers", 2, "--ray-address", ray_cluster.address, "--json", "--quiet", env=pause)
 
     def both_working() -> bool:  # each worker has written a shard: both hold problems now
         tags = {TREE_SHARD.match(p.name)["tag"] for p in shard_paths(out)}
