@@ -111,11 +111,14 @@ def test_two_workers_make_the_trees_of_a_local_run(ray_cluster, tiny_model_dir, 
 def test_a_worker_killed_mid_run_loses_only_its_trees_in_flight(ray_cluster, tiny_model_dir, tmp_path):
     out = tmp_path / "run"
     limit = 40  # enough that the later of the two workers to start still finds work
-    # The first worker up can race through the problems while the second still loads its
-    # model (6 and 14 of the 40 trees done by the kill in two idle runs). The
-    # driver pauses after recording the first shard (a test hook): the first worker runs
-    # out of what it was handed, and the second finishes starting, before either is fed more.
-    pause = {"COTGEN_PAUSE_AT": "manifest-written:1", "COTGEN_PAUSE_SECONDS": "5"}
+    # Each worker's second shard write pauses 6 s once the file is in place (a test hook,
+    # forwarded to the workers; the write runs in a thread, so the worker goes on searching
+    # and buffering). So the first worker up cannot race through the problems in shards while
+    # the second still loads its model (6 and 14 of the 40 trees were in shards by the kill
+    # in two idle runs), and whichever is killed surely holds trees not yet in a shard.
+    # Otherwise the victim could sit between finishing what it held and being fed more, and
+    # nothing was requeued ('requeued': 0, seen once in a full run of this file).
+    pause = {"COTGEN_PAUSE_AT": "shard-renamed:2", "COTGEN_PAUSE_SECONDS": "6"}
     proc = driver(ray_cluster, tiny_model_dir, out, "--limit", limit, "--concurrency", 2, "--shard-trees", 1,
                   "--workers", 2, "--ray-address", ray_cluster.address, "--json", "--quiet", env=pause)
 
