@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import yaml
-from conftest import TOKEN
+from fake_hub import TOKEN
 
 from cotgen.formats import make_format
 from cotgen.io.writers import TreeShardWriter
