@@ -15,9 +15,7 @@ question shorter than n words, or all formula). The benchmarks' n-grams are held
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 import unicodedata
 from collections import Counter
 from collections.abc import Iterable
@@ -29,21 +27,22 @@ from cotgen.benchmarks import BenchmarkItem, load_benchmark
 from cotgen.errors import (
     DataError,
     UsageError,
-    environment_error,
 )
 from cotgen.formats.dpo import SEPARATOR as DPO_SEPARATOR
+from cotgen.formats.row_problem import PROBLEM_COLUMN, problem_text
 from cotgen.io.atomic import atomic_file, write_json_atomic
 from cotgen.io.inputs import (
     DatasetInput,
     check_new_output,
     expand_inputs,
+    output_manifest,
     renumbered_names,
     resolve_dataset_inputs,
+    staged_output,
 )
 from cotgen.io.layout import (
     MANIFEST,
     TREES_DIR,
-    read_manifest,
 )
 from cotgen.io.readers import TREES, ParquetReader, open_rows
 
@@ -57,7 +56,6 @@ _APOSTROPHES = re.compile(r"['`\u2018\u2019\u02bc\u2032]")
 _DIGIT_GROUP = re.compile(r"(?<=\d),(?=\d{3}(?!\d))")  # 1,000 -> 1000
 _TOKEN = re.compile(r"(\\?)([^\W_]+)")  # runs of letters and digits, and whether a backslash leads
 _ASY = re.compile(r"\[asy\].*?\[/asy\]", re.S)  # Asymptote drawings: code, not the question
-_OPENLONGCOT_PROBLEM = re.compile(r"<start_of_thought>\s*<problem>(.*?)<end_of_thought>", re.S)
 
 
 def words(text: str) -> list[str]:
@@ -199,32 +197,18 @@ def decontaminate(paths: list[Path | str], out: Path | str, against: list[str], 
     out = Path(out)
     check_new_output(out, inp)
     index = BenchmarkIndex.load(against, n)  # a bad --against fails before anything is written
-    staging = out.parent / f".{out.name}.partial-{os.getpid()}"
-    try:
-        try:
-            staging.mkdir(parents=True)
-            report = DecontaminateReport(inp.format, [str(f) for f in inp.files], str(out), list(against), n, index.sizes())
-            names = _output_names(inp, line_based)
-            for path, name in zip(inp.files, names, strict=True):
-                if line_based:
-                    _filter_lines(inp.format, path, staging / name, index, report)
-                else:
-                    _filter_file(inp.format, path, staging / name, index, report)
-            report.kept = report.rows - len(report.removed)
-            if inp.format == TREES:
-                _write_manifest(inp, staging, report)
-            write_json_atomic(staging / REPORT, report.as_json())
-            if out.is_dir():
-                out.rmdir()  # empty (checked above): the rename needs it gone
-            os.rename(staging, out)
-        except OSError as exc:
-            known = environment_error(exc, "write the decontaminate output", where=out)
-            if known is None:
-                raise
-            raise known from None
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging, ignore_errors=True)
+    with staged_output(out, "write the decontaminate output") as staging:
+        report = DecontaminateReport(inp.format, [str(f) for f in inp.files], str(out), list(against), n, index.sizes())
+        names = _output_names(inp, line_based)
+        for path, name in zip(inp.files, names, strict=True):
+            if line_based:
+                _filter_lines(inp.format, path, staging / name, index, report)
+            else:
+                _filter_file(inp.format, path, staging / name, index, report)
+        report.kept = report.rows - len(report.removed)
+        if inp.format == TREES:
+            _write_manifest(inp, staging, report)
+        write_json_atomic(staging / REPORT, report.as_json())
     return report
 
 
@@ -267,18 +251,12 @@ def _output_names(inp: DatasetInput, line_based: bool) -> list[str]:
     return renumbered_names(inp)
 
 
-# The column a format's problem is read from, and how to get the problem text out of it.
-_PROBLEM_COLUMN = {TREES: "problem", "openlongcot": "text", "sft": "messages", "prm": "prompt",
-                   "dpo": "prompt", "processbench": "problem"}
+# The column a format's problem is read from (row_problem.problem_text gets the problem out of it).
+_PROBLEM_COLUMN = {TREES: "problem", **PROBLEM_COLUMN}
 
 
 def _problem(fmt: str, value: Any) -> Any:
-    if fmt == "openlongcot" and isinstance(value, str):
-        m = _OPENLONGCOT_PROBLEM.search(value)
-        return m.group(1) if m else value
-    if fmt == "sft" and isinstance(value, list):
-        users = [m.get("content") for m in value if isinstance(m, dict) and m.get("role") == "user"]
-        return users[0] if users else None
+    value = problem_text(fmt, value)
     if fmt == "dpo" and isinstance(value, str):
         # The prompt is the problem and the shared solution steps, each ended by the dpo
         # SEPARATOR (cotgen/formats/dpo.py): only the problem is matched, not model reasoning.
@@ -303,7 +281,7 @@ def _filter_file(fmt: str, path: Path, target: Path, index: BenchmarkIndex, repo
     rows = kept = failed = 0
     with atomic_file(target) as f:
         with pq.ParquetWriter(f, reader.parquet.schema_arrow, compression="zstd") as writer:
-            for batch in reader.arrow_batches(batch_rows=_batch_rows(reader.parquet)):
+            for batch in reader.arrow_batches(batch_rows=_batch_rows(reader)):
                 texts = batch.column(column).to_pylist()
                 row_ids = batch.column("id").to_pylist() if ids else None
                 mask = []
@@ -356,7 +334,7 @@ def _filter_lines(fmt: str, path: Path, target: Path, index: BenchmarkIndex, rep
 
     opened = open_rows(path)
     reader = getattr(opened, "_lines", None) or opened  # JSONL under a .json name
-    column = "instruction" if fmt == "marco" else _PROBLEM_COLUMN.get(fmt)
+    column = _PROBLEM_COLUMN.get(fmt)
     rows = kept = 0
     with open(path, "rb") as src, atomic_file(target) as dst:
         for lineno, raw in enumerate(src):
@@ -392,21 +370,15 @@ def _count(report: DecontaminateReport, path: Path, target: Path, rows: int, kep
     report.files.append({"input": str(path), "output": str(name), "rows": rows, "kept": kept, "failed": failed})
 
 
-def _batch_rows(pf) -> int:
+def _batch_rows(reader: ParquetReader) -> int:
     """Rows per record batch: about WRITE_BATCH_BYTES uncompressed, by the file's own metadata."""
-    meta = pf.metadata
-    widest = max((meta.row_group(i).total_byte_size / max(meta.row_group(i).num_rows, 1)
-                  for i in range(meta.num_row_groups)), default=1.0)
-    # At most 8,192: dictionary-encoded columns make the metadata understate a row's decoded size.
-    return max(64, min(8192, int(WRITE_BATCH_BYTES // max(widest, 1.0))))
+    return max(64, reader.rows_in_bytes(WRITE_BATCH_BYTES))
 
 
 def _write_manifest(inp: DatasetInput, out: Path, report: DecontaminateReport) -> None:
     """The first input run's manifest, with this output's shards and what was removed."""
-    manifest = read_manifest(inp.manifest_from) if inp.manifest_from else {}
     shards = [{"name": Path(f["output"]).name, "rows": f["kept"], "failed": f["failed"]} for f in report.files]
-    manifest["shards"] = shards
-    manifest["counts"] = {"trees": sum(s["rows"] for s in shards), "failed": sum(s["failed"] for s in shards)}
+    manifest = output_manifest(inp, shards)
     manifest["decontamination"] = {
         "against": report.against,
         "ngram": report.ngram,

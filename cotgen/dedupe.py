@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import functools
 import itertools
-import os
-import re
-import shutil
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -15,21 +12,21 @@ from typing import Any
 from cotgen.errors import (
     DataError,
     UsageError,
-    environment_error,
 )
 from cotgen.formats import format_class
 from cotgen.formats.marco import dumps_marco
-from cotgen.formats.openlongcot import KIND_TAGS, THOUGHT_END, THOUGHT_START
+from cotgen.formats.row_problem import PROBLEM_COLUMN, problem_text
 from cotgen.io.atomic import atomic_file, write_json_atomic
 from cotgen.io.inputs import (
     DatasetInput,
     check_new_output,
+    output_manifest,
     renumbered_names,
     resolve_dataset_inputs,
+    staged_output,
 )
 from cotgen.io.layout import (
     MANIFEST,
-    read_manifest,
 )
 from cotgen.io.readers import TREES, ParquetReader, open_rows
 from cotgen.validate import refuse_invalid
@@ -38,9 +35,6 @@ REPORT = "dedupe.json"
 # Uncompressed bytes per record batch when pass 2 copies kept rows: large enough that
 # Parquet decoding and zstd work on big buffers, small enough to bound memory.
 WRITE_BATCH_BYTES = 16 << 20
-_OPENLONGCOT_PROBLEM = re.compile(
-    re.escape(THOUGHT_START) + r"\s*" + re.escape(KIND_TAGS["problem"]) + "(.*?)" + re.escape(THOUGHT_END), re.S
-)
 # Characters NFKC leaves alone that str.split() still treats as whitespace.
 _UNICODE_SPACES = r"[\x{85}\x{a0}\x{1680}\x{2000}-\x{200a}\x{2028}\x{2029}\x{202f}\x{205f}\x{3000}]"
 # Compatibility decompositions that change what a formula says: NFKC reads "10⁵" as "105",
@@ -243,16 +237,10 @@ def _batches(inp: DatasetInput, path: Path, settings: DedupeConfig) -> Iterator[
 
 
 def _row_problem(fmt: str, row: dict[str, Any]) -> str:
-    """The problem a row is about, for --on problem over exports."""
-    if fmt == "openlongcot":
-        m = _OPENLONGCOT_PROBLEM.search(row.get("text") or "")
-        return m.group(1) if m else (row.get("text") or "")
-    if fmt == "sft":
-        users = [m.get("content") or "" for m in row.get("messages") or [] if m.get("role") == "user"]
-        return users[0] if users else ""
-    if fmt == "processbench":
-        return str(row.get("problem") or "")
-    return str(row.get("prompt") or "")
+    """The problem a row is about, for --on problem over exports; "" where it has none.
+    A dpo row's is its whole prompt (problem and shared steps), as it always was here;
+    decontaminate alone cuts it to the problem's first paragraph."""
+    return str(problem_text(fmt, row.get(PROBLEM_COLUMN[fmt])) or "")
 
 
 # -- signatures -----------------------------------------------------------------------
@@ -480,24 +468,10 @@ def dedupe(paths: list[Path], out: Path, settings: DedupeConfig | None = None) -
         refuse_invalid(inp.files, inp.format, "dedupe", check_ids=False)
     # The output is built in a hidden folder beside --out and renamed into place at the end:
     # --out appears whole or not at all (a full disk, a crash).
-    staging = out.parent / f".{out.name}.partial-{os.getpid()}"
-    try:
-        try:
-            staging.mkdir(parents=True)
-            report = _dedupe_into(inp, staging, settings)
-            report.out = str(out)
-            write_json_atomic(staging / REPORT, report.as_json())
-            if out.is_dir():
-                out.rmdir()  # empty (checked above): the rename needs it gone
-            os.rename(staging, out)
-        except OSError as exc:
-            known = environment_error(exc, "write the dedupe output", where=out)
-            if known is None:
-                raise
-            raise known from None
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging, ignore_errors=True)
+    with staged_output(out, "write the dedupe output") as staging:
+        report = _dedupe_into(inp, staging, settings)
+        report.out = str(out)
+        write_json_atomic(staging / REPORT, report.as_json())
     return report
 
 
@@ -646,7 +620,7 @@ class _SignatureFile:
 
     def __init__(self, path: Path, num_perm: int) -> None:
         self.path, self.num_perm, self.rows = path, num_perm, 0
-        self._file = open(path, "wb")  # noqa: SIM115: closed in __exit__
+        self._file = open(path, "wb")  # noqa: SIM115 (closed in __exit__)
 
     def __enter__(self) -> _SignatureFile:
         return self
@@ -770,7 +744,7 @@ def _write_file(inp: DatasetInput, path: Path, target: Path, mask, settings: Ded
     row = 0
     with atomic_file(target) as f:
         with pq.ParquetWriter(f, reader.parquet.schema_arrow, compression="zstd") as writer:
-            for batch in reader.arrow_batches(batch_rows=_write_batch_rows(reader.parquet, settings)):
+            for batch in reader.arrow_batches(batch_rows=_write_batch_rows(reader, settings)):
                 part = mask[row : row + batch.num_rows]
                 row += batch.num_rows
                 if part.all():
@@ -780,33 +754,26 @@ def _write_file(inp: DatasetInput, path: Path, target: Path, mask, settings: Ded
     return kept
 
 
-def _write_batch_rows(pf, settings: DedupeConfig) -> int:
+def _write_batch_rows(reader: ParquetReader, settings: DedupeConfig) -> int:
     """Rows per pass-2 batch: about WRITE_BATCH_BYTES uncompressed, at least batch_rows.
 
     Pass 2 only filters and re-encodes, so it can take far bigger batches than pass 1,
     whose per-byte arrays are several times the text; the file's own metadata says how
     big its rows are. Depends only on the input file, so the output stays deterministic.
     """
-    meta = pf.metadata
-    widest = max(
-        (meta.row_group(i).total_byte_size / max(meta.row_group(i).num_rows, 1) for i in range(meta.num_row_groups)),
-        default=1.0,
-    )
-    return max(settings.batch_rows, int(WRITE_BATCH_BYTES // max(widest, 1.0)))
+    return max(settings.batch_rows, reader.rows_in_bytes(WRITE_BATCH_BYTES))
 
 
 def _write_manifest(inp: DatasetInput, out: Path, report: DedupeReport, settings: DedupeConfig) -> None:
     """The first input run's manifest, with this output's shards, counts and dedupe settings."""
     import pyarrow.parquet as pq
 
-    manifest = read_manifest(inp.manifest_from) if inp.manifest_from else {}
     shards = []
     for entry in report.files:
         path = out / entry["output"]
         errors = pq.read_table(path, columns=["error"]).column("error")
         shards.append({"name": path.name, "rows": entry["kept"], "failed": len(errors) - errors.null_count})
-    manifest["shards"] = shards
-    manifest["counts"] = {"trees": sum(s["rows"] for s in shards), "failed": sum(s["failed"] for s in shards)}
+    manifest = output_manifest(inp, shards)
     manifest["dedupe"] = {
         "settings": asdict(settings),
         "inputs": report.inputs,

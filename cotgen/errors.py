@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import re
 
 
 class CotgenError(Exception):
@@ -114,3 +115,11 @@ def refuse_link_to_nowhere(out: object, option: str = "--out") -> None:
     if os.path.islink(path) and not os.path.exists(path):
         raise UsageError(f"{option} {path}: a symbolic link that leads nowhere (dangling, or a loop); "
                          "remove it or choose another path")
+
+
+def reason_key(reason: str) -> str:
+    """The key a skip reason is counted under: refusals of different trees differ only by
+    the tree id in front and by numbers, so they count as one reason (export and view)."""
+    reason = re.sub(r"^tree [0-9a-f]+: ", "", reason.strip())
+    reason = reason.splitlines()[0] if reason else "no reason given"
+    return re.sub(r"\b\d+\b", "N", reason)[:200]

@@ -11,9 +11,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cotgen.errors import UsageError, environment_error, refuse_link_to_nowhere
+from cotgen.errors import (
+    Interrupted,
+    UsageError,
+    environment_error,
+    reason_key,
+    refuse_link_to_nowhere,
+)
 from cotgen.formats import ExportRefused, Format, provenance
-from cotgen.io.atomic import open_new, write_json_atomic
+from cotgen.io.atomic import crash_point, open_new, write_json_atomic
 from cotgen.io.layout import (
     EXPORT_SHARD,
     MANIFEST,
@@ -26,6 +32,7 @@ from cotgen.io.readers import Reader
 from cotgen.io.runfolder import RunLock
 from cotgen.io.trees import iter_located_trees, tree_inputs
 from cotgen.io.writers import JsonShardWriter, ParquetShardWriter
+from cotgen.stopping import held_signals, terminate_as_interrupt
 from cotgen.tree import Tree, broken_invariants
 
 DEFAULT_MAX_SHARD_SIZE = "500MB"
@@ -63,7 +70,7 @@ class ExportSummary:
     examples: dict[str, str] = field(default_factory=dict)  # reason -> the first tree or row it hit
 
     def skip(self, reason: str, where: str) -> None:
-        key = _reason_key(reason)
+        key = reason_key(reason)
         self.skipped[key] += 1
         self.examples.setdefault(key, f"{where}: {reason}"[:500])
 
@@ -82,13 +89,6 @@ class ExportSummary:
         }
 
 
-def _reason_key(reason: str) -> str:
-    # Refusals of different trees differ only by ids and counts; count them as one reason.
-    reason = re.sub(r"^tree [0-9a-f]+: ", "", reason.strip())
-    reason = reason.splitlines()[0] if reason else "no reason given"
-    return re.sub(r"\b\d+\b", "N", reason)[:200]
-
-
 def export(
     inputs: Iterable[Path | str],
     format: Format,
@@ -103,6 +103,10 @@ def export(
     Shards are written under temporary names and renamed once N is known, so a crash
     never leaves a shard under a final name. Failed trees, invalid trees, trees the
     format refuses and unreadable input rows are skipped and counted by reason.
+
+    Ctrl-C and SIGTERM (whatever SIGINT's disposition: cotgen.stopping) remove the
+    temporary files and raise Interrupted (exit 130 / 143); `out` keeps what it held. A
+    signal during the final renames waits for them (milliseconds): the export then completes.
     """
     out = Path(out)
     limit = parse_size(max_shard_size)
@@ -112,11 +116,21 @@ def export(
     _refuse_non_folder(out)
     # One writer per folder, as for runs: a second export into `out` (or a run writing there)
     # is refused, naming the holder. Two at once both passed the "split exists" check.
-    with RunLock(out):
-        return _export_locked(readers, format, out, split, limit, overwrite)
+    published: list[ExportSummary] = []  # set once the shards have their names
+    with terminate_as_interrupt() as stop:
+        try:
+            with RunLock(out):
+                return _export_locked(readers, format, out, split, limit, overwrite, published)
+        except KeyboardInterrupt:
+            if published:  # the signal came between the renames and the lock's release
+                raise Interrupted(f"export interrupted ({stop.name}) as it finished: {out} holds the new "
+                                  f"export ({len(published[0].shards)} shard(s))", exit_code=stop.exit_code) from None
+            raise Interrupted(f"export interrupted ({stop.name}): no shard written, its temporary files removed; "
+                              f"{out} holds what it held before", exit_code=stop.exit_code) from None
 
 
-def _export_locked(readers, format: Format, out: Path, split: str, limit: int, overwrite: bool) -> ExportSummary:
+def _export_locked(readers, format: Format, out: Path, split: str, limit: int, overwrite: bool,
+                   published: list[ExportSummary]) -> ExportSummary:
     _remove_stale_temporaries(out)
     old_shards = _prepare_out(out, split, overwrite)
     summary = ExportSummary(format=format.name, out=str(out), split=split)
@@ -127,23 +141,27 @@ def _export_locked(readers, format: Format, out: Path, split: str, limit: int, o
             summary = _export_rows(readers, format, summary, sink, prov)
             temporary = sink.close()
             prov.close()
+            with held_signals(deliver=False):  # the old shards go and the new ones get their names together
+                for old in old_shards:
+                    old.unlink(missing_ok=True)
+                n = len(temporary)
+                for i, tmp in enumerate(temporary):
+                    final = out / export_shard_name(split, i, n, sink.ext)
+                    os.replace(tmp, final)
+                    summary.shards.append(final.name)
+                prov.publish()
+                published.append(summary)
+            crash_point("export-published")
         except OSError as exc:
             known = environment_error(exc, "write the export", where=out)
             if known is None:
                 raise
             raise known from None
     except BaseException:
-        sink.discard()
-        prov.discard()
+        with held_signals(deliver=False):  # a second Ctrl-C or SIGTERM must not cut the clean-up short
+            sink.discard()
+            prov.discard()
         raise
-    for old in old_shards:
-        old.unlink(missing_ok=True)
-    n = len(temporary)
-    for i, tmp in enumerate(temporary):
-        final = out / export_shard_name(split, i, n, sink.ext)
-        os.replace(tmp, final)
-        summary.shards.append(final.name)
-    prov.publish()
     return summary
 
 
@@ -181,6 +199,7 @@ def _export_rows(readers, format, summary: ExportSummary, sink, prov: _Provenanc
             sink.add(dict(row) if prov.exact else {**row, **fields})
             prov.add(summary.rows_written, tree.id, fields)
             summary.rows_written += 1
+        crash_point("export-tree-written")
     return summary
 
 
@@ -254,12 +273,14 @@ def _refuse_non_folder(out: Path) -> None:
         raise UsageError(f"--out {out}: is a file, expected a folder")
 
 
-# What ExportShardWriter names a shard while it is written: `.<split>-NNNNN.<ext>.tmp-<pid>`.
-_EXPORT_TEMPORARY = re.compile(r"^\.[A-Za-z0-9_.-]+-\d{5}\.(?:parquet|json)\.tmp-\d+$")
+# What ExportShardWriter names a shard while it is written: `.<split>-NNNNN.<ext>.tmp-<pid>`,
+# and the provenance sidecars': `._<split>.provenance.json[l].tmp-<pid>`.
+_EXPORT_TEMPORARY = re.compile(
+    r"^\.(?:[A-Za-z0-9_.-]+-\d{5}\.(?:parquet|json)|_[A-Za-z0-9_.]+\.provenance\.jsonl?)\.tmp-\d+$")
 
 
 def _remove_stale_temporaries(out: Path) -> None:
-    """Shards an export killed mid-write left (SIGTERM, SIGKILL, a power cut). Only a
+    """Shards and sidecars an export killed mid-write left (SIGKILL, a power cut). Only a
     writer holding the folder's lock writes there, and this one does, so none is live."""
     for path in out.iterdir():
         if _EXPORT_TEMPORARY.match(path.name) and path.is_file() and not path.is_symlink():

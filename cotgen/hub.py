@@ -14,10 +14,11 @@ from pathlib import Path
 from typing import Any
 
 from cotgen import __version__
-from cotgen.errors import RunError, UsageError
+from cotgen.errors import DataError, RunError, UsageError, first_line
 from cotgen.io.inputs import resolve_dataset_inputs
 from cotgen.io.layout import MANIFEST, export_shard_name, is_run_dir, read_manifest
 from cotgen.models import public_model_id
+from cotgen.tree import arrow_schema
 
 TAGS = ("synthetic", "chain-of-thought", "mcts", "cotgen")
 RETRY_STATUS = (408, 429, 500, 502, 503, 504)
@@ -127,7 +128,7 @@ def _push(input_path: Path, settings: PushConfig, token: str | None, log: Callab
     api = HfApi(endpoint=endpoint, token=token)
     suffix = "json" if fmt == "marco" else "parquet"
     n = len(inp.files)
-    public = [_public_copy(f, scratch / f"{i:05d}-{f.name}") for i, f in enumerate(inp.files)]
+    public = [_public_copy(f, scratch / f"{i:05d}-{f.name}", trees=fmt == "trees") for i, f in enumerate(inp.files)]
     locals_ = [
         _Local(p, f"data/{config}/{export_shard_name(settings.split, i, n, suffix)}", *_sha256(p), rows[f])
         for i, (f, p) in enumerate(zip(inp.files, public, strict=True))
@@ -189,21 +190,35 @@ def _push(input_path: Path, settings: PushConfig, token: str | None, log: Callab
 # -- before the network ---------------------------------------------------------------
 
 
-def _public_copy(path: Path, scratch: Path) -> Path:
-    """`path`, or where it names a local folder, a copy in `scratch` with the public model id
-    there (models.public_model_id): a pushed shard names no machine-local path. Two places
-    can: the `model` column (a run with --model /some/folder records that path) and the
-    `config` column's `value_model` (--value prm --value-model /some/folder)."""
+def _public_copy(path: Path, scratch: Path, trees: bool = False) -> Path:
+    """`path`, or a copy in `scratch` fixed for publishing:
+
+    - where it names a local folder, the public model id instead (models.public_model_id): a
+      pushed shard names no machine-local path. Two places can: the `model` column (a run
+      with --model /some/folder records that path) and the `config` column's `value_model`
+      (--value prm --value-model /some/folder);
+    - a tree shard written by an older cotgen, cast to today's tree schema (the fields it
+      lacks are null): `datasets` takes one schema for all of a config's files, so a run
+      folder resumed across versions would not load from the Hub."""
     if path.suffix != ".parquet":
         return path
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    names = pq.read_schema(path).names
-    if "model" not in names and "config" not in names:
+    schema = pq.read_schema(path)
+    names = schema.names
+    current = arrow_schema() if trees else None
+    outdated = current is not None and not schema.remove_metadata().equals(current)
+    if "model" not in names and "config" not in names and not outdated:
         return path
     table = pq.read_table(path)
     changed = False
+    if outdated:
+        try:
+            table = table.cast(current)
+        except (pa.ArrowException, ValueError, NotImplementedError) as exc:
+            raise DataError(f"{path}: cannot be read as a tree shard of this cotgen ({first_line(exc)})") from None
+        changed = True
     for name, publish in (("model", _public_model), ("config", _public_config)):
         if name not in names or not pa.types.is_string(table.column(name).type):
             continue

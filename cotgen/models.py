@@ -78,6 +78,16 @@ def _hub_id_of_folder(folder: str) -> str | None:
     return None
 
 
+def local_model_folder(name: str) -> Path | None:
+    """The folder `name` loads from when it is a user's local folder (resolve_model's order:
+    tiny, tiny-reasoner and the aliases come first); None for those and for a Hub id."""
+    text = name.strip()
+    if text.lower() in (TINY, TINY_REASONER) or text.lower() in ALIASES:
+        return None
+    folder = Path(text).expanduser()
+    return folder if folder.is_dir() else None
+
+
 def resolve_model(name: str, *, offline: bool | None = None) -> ResolvedModel:
     """Turn `name` into something loadable, or raise one RunError saying what was tried.
 

@@ -133,7 +133,26 @@ def _settings(search: SearchConfig, engine_cfg: EngineConfig, prompts_digest: st
         "prompts": prompts_digest,
         "hint_answer": opts.hint_answer,
         "engine": engine_cfg.to_dict(),
+        "model_fingerprints": model_fingerprints(search, engine_cfg),
     }
+
+
+def model_fingerprints(search: SearchConfig, engine_cfg: EngineConfig) -> dict[str, Any]:
+    """Fingerprints (cotgen.io.fingerprint) of the models this process loads from a local
+    folder, by setting: `model` (hf and vllm; a server's model is the server's business) and
+    `value_model` (the PRM). A Hub id or an alias has none: its name is its identity."""
+    from cotgen.io.fingerprint import folder_fingerprint
+    from cotgen.models import local_model_folder
+
+    named = {"value_model": search.value_model}
+    if engine_cfg.engine in ("hf", "vllm"):
+        named["model"] = engine_cfg.model
+    out = {}
+    for key, name in named.items():
+        folder = local_model_folder(name) if name else None
+        if folder is not None:
+            out[key] = folder_fingerprint(folder)
+    return out
 
 
 def shaping_settings(settings: dict[str, Any]) -> dict[str, Any]:
@@ -165,11 +184,35 @@ def _refuse_changed_settings(out: Path, new: dict[str, Any]) -> None:
                     changed.append(f"{name}: {a.get(name)!r} -> {b.get(name)!r}")
         elif a != b:
             changed.append(f"{key}: {a!r} -> {b!r}")
+    if not changed:
+        changed = _changed_model_files(old, new)
     if changed:
         raise UsageError(
             f"{out} holds trees made with other settings ({'; '.join(changed)}); "
             "use another --out, or the same settings to resume"
         )
+
+
+def _changed_model_files(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """A local model folder (the policy, the PRM) whose files changed under the same name:
+    a model retrained into the folder the run started with. A folder started before cotgen
+    recorded fingerprints has none, and is not checked: there is nothing to compare with."""
+    from cotgen.io.fingerprint import what_changed
+
+    before = old.get("model_fingerprints")
+    if not isinstance(before, dict):
+        return []
+    after = new.get("model_fingerprints") or {}
+    names = {"model": new.get("model"), "value_model": (new.get("search") or {}).get("value_model")}
+    changed = []
+    for key, was in sorted(before.items()):
+        now = after.get(key)
+        # Compared only where both runs read the folder: the same name served by a server
+        # (--engine openai after vllm, say) is not fingerprinted, and is not a change.
+        if isinstance(was, dict) and isinstance(now, dict) and now.get("sha256") != was.get("sha256"):
+            changed.append(f"{key}: {names.get(key)!r} has other files ({what_changed(was, now)}) "
+                           "since this folder's trees were made")
+    return changed
 
 
 WarnCallback = Callable[[str], None]

@@ -101,6 +101,45 @@ def train_qwen2_bpe(texts, vocab_size: int, special_tokens: list[str]):
     return tok
 
 
+def qwen2_tokenizer(trained, extra_special_tokens: list[str], max_length: int):
+    """A BPE from train_qwen2_bpe as a transformers Qwen2Tokenizer with the ChatML template
+    (the tiny model's and tiny-reasoner's): <|im_end|> ends a turn, <|endoftext|> pads."""
+    from transformers.models.qwen2.tokenization_qwen2 import Qwen2Tokenizer
+
+    model_json = json.loads(trained.to_str())["model"]
+    return Qwen2Tokenizer(
+        vocab=model_json["vocab"],
+        merges=[tuple(m) if isinstance(m, list) else tuple(m.split(" ")) for m in model_json["merges"]],
+        eos_token="<|im_end|>",
+        pad_token="<|endoftext|>",
+        unk_token="<|endoftext|>",
+        extra_special_tokens=["<|im_start|>", *extra_special_tokens],
+        chat_template=CHAT_TEMPLATE,
+        model_max_length=max_length,
+    )
+
+
+def qwen2_model(vocab: dict[str, int], shape: dict):
+    """A Qwen2ForCausalLM of `shape` over `vocab` with ChatML's stop tokens and greedy
+    decoding. Its random weights come from torch's global generator: the caller seeds it."""
+    from transformers import GenerationConfig, Qwen2Config, Qwen2ForCausalLM
+
+    config = Qwen2Config(
+        vocab_size=len(vocab),
+        bos_token_id=None,
+        eos_token_id=vocab["<|im_end|>"],
+        pad_token_id=vocab["<|endoftext|>"],
+        **shape,
+    )
+    model = Qwen2ForCausalLM(config)
+    model.generation_config = GenerationConfig(
+        eos_token_id=[vocab["<|im_end|>"], vocab["<|endoftext|>"]],
+        pad_token_id=vocab["<|endoftext|>"],
+        do_sample=False,
+    )
+    return model
+
+
 def _train_tokenizer():
     return train_qwen2_bpe(_corpus(), VOCAB_SIZE, CHATML_TOKENS + OPENLONGCOT_TOKENS)
 
@@ -108,43 +147,18 @@ def _train_tokenizer():
 def build_tiny_model(out: Path) -> Path:
     """Write the tiny model (weights, config, tokenizer, chat template) into folder `out`."""
     import torch
-    from transformers import GenerationConfig, Qwen2Config, Qwen2ForCausalLM
-    from transformers.models.qwen2.tokenization_qwen2 import Qwen2Tokenizer
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()  # a 0.4 MB write needs no progress bar on stderr
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     trained = _train_tokenizer()
-    model_json = json.loads(trained.to_str())["model"]
-    tokenizer = Qwen2Tokenizer(
-        vocab=model_json["vocab"],
-        merges=[tuple(m) if isinstance(m, list) else tuple(m.split(" ")) for m in model_json["merges"]],
-        eos_token="<|im_end|>",
-        pad_token="<|endoftext|>",
-        unk_token="<|endoftext|>",
-        extra_special_tokens=["<|im_start|>", *OPENLONGCOT_TOKENS],
-        chat_template=CHAT_TEMPLATE,
-        model_max_length=MODEL_SHAPE["max_position_embeddings"],
-    )
+    tokenizer = qwen2_tokenizer(trained, OPENLONGCOT_TOKENS, MODEL_SHAPE["max_position_embeddings"])
     tokenizer.save_pretrained(out)
 
-    vocab = trained.get_vocab()
-    config = Qwen2Config(
-        vocab_size=len(vocab),
-        bos_token_id=None,
-        eos_token_id=vocab["<|im_end|>"],
-        pad_token_id=vocab["<|endoftext|>"],
-        **MODEL_SHAPE,
-    )
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(WEIGHT_SEED)
-        model = Qwen2ForCausalLM(config)
-    model.generation_config = GenerationConfig(
-        eos_token_id=[vocab["<|im_end|>"], vocab["<|endoftext|>"]],
-        pad_token_id=vocab["<|endoftext|>"],
-        do_sample=False,
-    )
+        model = qwen2_model(trained.get_vocab(), MODEL_SHAPE)
     model.save_pretrained(out)
     (out / "COTGEN_TINY").write_text(
         f"cotgen tiny model, recipe version {TINY_VERSION}: random weights, for demos and tests only\n"

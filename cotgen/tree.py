@@ -63,6 +63,9 @@ class Node:
     tokens: int = 0
     logprob: float | None = None  # mean token log-prob of the text
     truncated: bool = False  # the text was cut by a token limit: never an answer, never expanded
+    # Why `correct` is not the grader's comparison: grading ran out of time (the answer is
+    # then graded wrong). None for every ordinary verdict; only on terminal nodes.
+    grade_note: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -281,6 +284,7 @@ _NODE_TYPES: dict[str, tuple[tuple[type, ...], bool]] = {
     "tokens": ((int,), False),
     "logprob": ((int, float), True),
     "truncated": ((bool,), False),
+    "grade_note": ((str,), True),
 }
 
 
@@ -314,7 +318,7 @@ def record_problems(tree: Tree) -> list[str]:
                 or type(n.tokens) is not int or (n.correct is not None and type(n.correct) is not bool)
                 or (n.q_estimate is not None and type(n.q_estimate) not in num)
                 or (n.logprob is not None and type(n.logprob) not in num)
-                or type(n.truncated) is not bool):
+                or type(n.truncated) is not bool or (n.grade_note is not None and type(n.grade_note) is not str)):
             break
     else:
         return out
@@ -384,6 +388,8 @@ def broken_invariants(tree: Tree) -> list[str]:
             out.append(f"{label}: a truncated node (cut by a token limit) cannot be terminal")
         if n.correct is not None and not n.terminal:
             out.append(f"{label}: 'correct' is set on a node that is not terminal")
+        if n.grade_note is not None and not n.terminal:
+            out.append(f"{label}: 'grade_note' is set on a node that is not terminal")
         if n.kind == "critic" and n.rating != "unknown":
             out.append(f"{label}: critic nodes are always rated 'unknown'")
         if not (0.0 <= n.value <= 1.0):
@@ -418,6 +424,7 @@ def arrow_schema():  # -> pyarrow.Schema
             ("tokens", pa.int32()),
             ("logprob", pa.float64()),
             ("truncated", pa.bool_()),
+            ("grade_note", pa.string()),
         ]
     )
     stats = pa.struct(

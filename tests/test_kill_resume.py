@@ -19,18 +19,28 @@ from cotgen.io.trees import iter_input_trees
 pytestmark = pytest.mark.slow
 
 LIMIT = 10
-# The interrupted run has far more problems than it can finish between its second shard and
-# the signal, so "some but not all trees are saved" holds on however fast a machine.
+# The interrupted run has far more problems than it could finish between its second shard and
+# the signal, and it pauses after recording that shard (a test hook) until the signal is
+# surely there: the tiny model searches a tree in tens of milliseconds, so on a busy machine
+# a signal sent a moment late could otherwise find the run finished.
 INTERRUPTED_LIMIT = 40
+PAUSE_S = 5
 ARGS = ["--problems", "builtin:arith", "--simulations", "4", "--branch", "2",
         "--max-depth", "4", "--max-step-tokens", "8", "--max-tokens", "24", "--concurrency", "2", "--shard-trees", "1",
         "--max-batch", "8", "--quiet"]
 
 
-def start(model: Path, out: Path, limit: int = LIMIT, ignore_sigint: bool = False) -> subprocess.Popen:
+def start(model: Path, out: Path, limit: int = LIMIT, ignore_sigint: bool = False,
+          pause_at: str | None = None) -> subprocess.Popen:
     """`cotgen synthesize`; with `ignore_sigint`, as `cotgen ... &` starts it from a script
-    (or a supervisor does): SIGINT ignored from the start."""
+    (or a supervisor does): SIGINT ignored from the start. With `pause_at`, the run sleeps
+    PAUSE_S there (cotgen.io.atomic.crash_point), so a signal sent meanwhile surely finds it
+    mid-way (it stops once the pause is over)."""
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    env.pop("COTGEN_CRASH_AT", None)
+    env.pop("COTGEN_PAUSE_AT", None)
+    if pause_at:
+        env.update(COTGEN_PAUSE_AT=pause_at, COTGEN_PAUSE_SECONDS=str(PAUSE_S))
     return subprocess.Popen(
         [sys.executable, "-m", "cotgen.cli.main", "synthesize", "--model", str(model), "--out", str(out),
          "--limit", str(limit), *ARGS],
@@ -58,7 +68,7 @@ def rerun_completes(model: Path, out: Path, limit: int = LIMIT) -> None:
 
 def test_ctrl_c_exits_130_and_a_rerun_completes(tiny_model_dir: Path, tmp_path: Path):
     out = tmp_path / "run"
-    proc = start(tiny_model_dir, out, INTERRUPTED_LIMIT)
+    proc = start(tiny_model_dir, out, INTERRUPTED_LIMIT, pause_at="manifest-written:2")
     wait_for_shards(proc, out, 2)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
@@ -72,7 +82,7 @@ def test_ctrl_c_exits_130_and_a_rerun_completes(tiny_model_dir: Path, tmp_path: 
 
 def test_sigterm_exits_143_when_sigint_is_ignored(tiny_model_dir: Path, tmp_path: Path):
     out = tmp_path / "run"
-    proc = start(tiny_model_dir, out, INTERRUPTED_LIMIT, ignore_sigint=True)
+    proc = start(tiny_model_dir, out, INTERRUPTED_LIMIT, ignore_sigint=True, pause_at="manifest-written:2")
     wait_for_shards(proc, out, 2)
     proc.send_signal(signal.SIGTERM)
     try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 
 import pytest
 
@@ -159,7 +160,9 @@ def test_synthesize_with_a_prm_writes_valid_trees_and_resume_refuses_another(cli
     out = tmp_path / "run"
     args = ["synthesize", "--problems", problems, "--model", "tiny-reasoner", "--out", out, "--simulations", "4",
             "--value", "prm", "--quiet"]
-    r = cli(*args, "--value-model", tiny_prm)
+    prm = tmp_path / "prm"
+    shutil.copytree(tiny_prm, prm)
+    r = cli(*args, "--value-model", prm)
     assert r.code == 0, r.err
     trees = list(iter_input_trees([out]))
     assert len(trees) == 2
@@ -167,7 +170,8 @@ def test_synthesize_with_a_prm_writes_valid_trees_and_resume_refuses_another(cli
     assert answers and all(n.q_estimate is not None and 0 < n.q_estimate < 1 for n in answers)
     settings = read_manifest(out)["settings"]
     assert settings["model"] == "tiny-reasoner"
-    assert settings["search"]["value_mode"] == "prm" and settings["search"]["value_model"] == str(tiny_prm)
+    assert settings["search"]["value_mode"] == "prm" and settings["search"]["value_model"] == str(prm)
+    assert set(settings["model_fingerprints"]) == {"value_model"}  # tiny-reasoner is named, not a folder
     assert cli("validate", out).code == 0
 
     other = tmp_path / "other-prm"
@@ -175,6 +179,18 @@ def test_synthesize_with_a_prm_writes_valid_trees_and_resume_refuses_another(cli
     r = cli(*args, "--value-model", other)
     assert r.code == 2
     assert "value_model" in r.err and "other-prm" in r.err
+
+    # the PRM retrained into the same folder (another head, same size): refused as well
+    import torch
+    from transformers import AutoModelForTokenClassification
+
+    from cotgen.reasoner import packaged_model_path
+
+    torch.manual_seed(1)
+    AutoModelForTokenClassification.from_pretrained(packaged_model_path(), num_labels=2).save_pretrained(prm)
+    r = cli(*args, "--value-model", prm)
+    assert r.code == 2
+    assert "value_model" in r.err and "changed: model.safetensors" in r.err, r.err
 
 
 def test_the_card_names_the_prm_without_its_local_path():

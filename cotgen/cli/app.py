@@ -8,6 +8,7 @@ import logging
 import os
 import sys
 import warnings
+from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
@@ -32,6 +33,14 @@ def emit_json(obj: Any, **dumps: Any) -> None:
     """One JSON document on one line of stdout: written as is, never wrapped or styled."""
     sys.stdout.write(json.dumps(obj, ensure_ascii=False, **dumps) + "\n")
     sys.stdout.flush()
+
+
+def print_skipped(skipped: Counter[str], examples: dict[str, str], what: str) -> None:
+    """What a command passed over (export's trees, view's rows): each reason, most frequent
+    first, with how many `what` it cost and the first one it was seen on."""
+    for reason, count in skipped.most_common():
+        err.print(f"skipped {count:,} {what}: {reason}", style="yellow", markup=False, soft_wrap=True)
+        err.print(f"  first: {examples[reason]}", markup=False, soft_wrap=True)
 
 
 @contextlib.contextmanager

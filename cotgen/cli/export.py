@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from cotgen.cli.app import app, emit_json, err
+from cotgen.cli.app import app, emit_json, err, print_skipped
 from cotgen.cli.options import JsonFlag, OutDir, QuietFlag
 from cotgen.export import DEFAULT_MAX_SHARD_SIZE, ExportSummary
 from cotgen.export import export as export_trees
@@ -82,6 +82,4 @@ def _print_summary(s: ExportSummary) -> None:
     )
     if not s.rows_written:
         err.print("warning: no row was written", style="yellow", markup=False, soft_wrap=True)
-    for reason, count in s.skipped.most_common():
-        err.print(f"skipped {count:,} tree(s): {reason}", style="yellow", markup=False, soft_wrap=True)
-        err.print(f"  first: {s.examples[reason]}", markup=False, soft_wrap=True)
+    print_skipped(s.skipped, s.examples, "tree(s)")

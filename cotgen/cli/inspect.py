@@ -25,6 +25,8 @@ def node_label(node: Node, width: int, markup: bool = True) -> str:
     if node.terminal:
         verdict = " " + {True: paint("green", "✓ correct"), False: paint("red", "✗ wrong")}.get(
             node.correct, paint("dim", "? ungraded"))
+        if node.grade_note:
+            verdict += " " + paint("dim", f"({node.grade_note})")
     q = f" q={node.q_estimate:.2f}" if node.q_estimate is not None else ""
     return (
         f"{paint('dim', f'#{node.id}')} {paint(KIND_STYLE.get(node.kind, ''), node.kind)} "

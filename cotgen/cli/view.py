@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from cotgen.cli.app import app, emit_json, err
+from cotgen.cli.app import app, emit_json, err, print_skipped
 from cotgen.cli.options import JsonFlag, QuietFlag
 
 
@@ -36,7 +36,5 @@ def view(
         )
         if not summary.pages:
             err.print("warning: no tree was drawn", style="yellow", markup=False, soft_wrap=True)
-        for reason, count in summary.skipped.most_common():
-            err.print(f"skipped {count:,} row(s): {reason}", style="yellow", markup=False, soft_wrap=True)
-            err.print(f"  first: {summary.examples[reason]}", markup=False, soft_wrap=True)
+        print_skipped(summary.skipped, summary.examples, "row(s)")
     return 0

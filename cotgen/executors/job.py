@@ -47,10 +47,26 @@ def new_tree(question: str, answer: str | None, source: str, model_id: str,
     return tree, random.Random(search.seed ^ int(tree.id, 16))
 
 
-def grade(text: str, gold: str) -> bool | None:
-    from cotgen.verify import grade as verify
+class NotingGrader:
+    """The search's grader for one tree, which keeps why a verdict is no comparison (grading
+    ran out of time: graded wrong) by answer text, for `note_grades` to put on the nodes.
+    The search core sees only True / False / None (search.protocols.Grader)."""
 
-    return verify(text, gold).correct
+    def __init__(self) -> None:
+        self.notes: dict[str, str] = {}
+
+    def __call__(self, text: str, gold: str) -> bool | None:
+        from cotgen.verify import grade as verify
+
+        result = verify(text, gold)
+        if result.reason is not None:
+            self.notes[text] = result.reason
+        return result.correct
+
+    def note_grades(self, tree: Tree) -> None:
+        for n in tree.nodes:
+            if n.terminal and n.correct is False and n.text in self.notes:
+                n.grade_note = self.notes[n.text]
 
 
 async def search_tree(tree: Tree, policy: Any, valuer: Any, search: SearchConfig, rng: random.Random,
@@ -58,14 +74,17 @@ async def search_tree(tree: Tree, policy: Any, valuer: Any, search: SearchConfig
     """Search one tree. A CotgenError an engine raises for one request (a prompt longer than
     the context, a request the server refused) is this tree's own failure: recorded on the
     tree, the run goes on. EngineFailed, and any error that is no CotgenError (a dead engine
-    process, a CUDA fault, a bug), propagate and stop the run."""
+    process, a CUDA fault, a bug), propagate and stop the run. An answer whose grading ran
+    out of time keeps the reason on its node (grade_note)."""
+    grader = NotingGrader()
     try:
-        await run_search(tree, policy, valuer, grade, search, rng, on_simulation=on_simulation)
+        await run_search(tree, policy, valuer, grader, search, rng, on_simulation=on_simulation)
     except EngineFailed:
         raise
     except CotgenError as exc:
         tree.error = f"{type(exc).__name__}: {exc}"
         assign_ratings(tree, search.negative_after, failed_ends=True)
+    grader.note_grades(tree)
     return tree
 
 

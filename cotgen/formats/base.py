@@ -70,6 +70,15 @@ def refuse_control_tokens(texts: dict[str, str]) -> None:
             raise ExportRefused(describe(where, found))
 
 
+def stated_problem(tree: Tree) -> str:
+    """The tree's problem, stripped, as the row formats write it (sft, prm, dpo,
+    processbench); ExportRefused when it is blank: no row can be about it."""
+    problem = tree.problem.strip()
+    if not problem:
+        raise ExportRefused("the problem text is empty")
+    return problem
+
+
 class Format(Protocol):
     """An export format. One class per format, registered in cotgen.formats.FORMATS."""
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from itertools import combinations
 from typing import Any, ClassVar
 
-from cotgen.formats.base import ExportRefused, Finding, refuse_control_tokens
+from cotgen.formats.base import ExportRefused, Finding, refuse_control_tokens, stated_problem
 from cotgen.formats.prm import label_values, path_from_root, text_findings
 from cotgen.formats.provenance import Row
 from cotgen.tree import Node, Tree, solution_steps
@@ -49,9 +49,7 @@ class DPOFormat:
             raise ValueError(f"pairs must be one of {', '.join(PAIR_MODES)}, not {self.pairs!r}")
 
     def export(self, tree: Tree) -> Iterator[dict[str, Any]]:
-        problem = tree.problem.strip()
-        if not problem:
-            raise ExportRefused("the problem text is empty")
+        problem = stated_problem(tree)
         values = label_values(tree)
         kids = tree.children()
         index = tree.by_id()

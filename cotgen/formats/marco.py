@@ -20,9 +20,7 @@ from cotgen.formats.base import (
 from cotgen.formats.paths import (
     REFLECTION,
     REFLECTION_KIND,
-    best_correct_path,
-    journey_path,
-    reasoning_nodes,
+    told_path,
 )
 from cotgen.jsontext import JSON_TYPES, parse_json_array
 from cotgen.tree import Node, Tree, tree_id
@@ -53,12 +51,7 @@ def marco_record(tree: Tree, *, journey: bool = False, max_journey_branches: int
     answer of the last node (its \\boxed{} / #### / "the answer is"), else its whole text.
     Raises ExportRefused when there is no correct path or the record would not check clean.
     """
-    if journey:
-        path = journey_path(tree, max_journey_branches)
-        body = path[1:] if path else []
-    else:
-        path = best_correct_path(tree)
-        body = reasoning_nodes(path) if path else []
+    path, body = told_path(tree, journey, max_journey_branches)
     if not path:
         raise ExportRefused("no correct root-to-leaf path")
     if not tree.problem.strip():

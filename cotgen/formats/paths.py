@@ -163,6 +163,17 @@ def journey_path(tree: Tree, max_branches: int = 1) -> list[Node] | None:
     return out
 
 
+def told_path(tree: Tree, journey: bool, max_branches: int = 1) -> tuple[list[Node] | None, list[Node]]:
+    """The path a marco or sft record is written from, and the nodes after the root whose
+    text it tells: with `journey`, journey_path and all of it; else best_correct_path with
+    the steps its refines rewrote left out (reasoning_nodes). (None, []) with no correct path."""
+    if journey:
+        path = journey_path(tree, max_branches)
+        return path, path[1:] if path else []
+    path = best_correct_path(tree)
+    return path, reasoning_nodes(path) if path else []
+
+
 def _refuted_branches(
     tree: Tree, best: list[Node], on_path: set[int], budget: int
 ) -> dict[int, list[tuple[list[Node], Node]]]:

@@ -11,6 +11,7 @@ from cotgen.formats.base import (
     Finding,
     control_token_findings,
     refuse_control_tokens,
+    stated_problem,
 )
 from cotgen.formats.provenance import Row
 from cotgen.search.ratings import own_counts
@@ -31,6 +32,32 @@ def label_values(tree: Tree) -> dict[int, float]:
         node.id: counts[node.id][0] / counts[node.id][1] if counts[node.id][1] else node.value
         for node in tree.nodes
     }
+
+
+def path_leaves(tree: Tree) -> list[Node]:
+    """The leaves that end a root-to-leaf path (prm, processbench). A critic never refined
+    ends no path: it withdraws its step and states none, so its path has no last step of
+    its own to label."""
+    kids = tree.children()
+    return [n for n in tree.preorder() if n.id != 0 and not kids[n.id] and n.kind != "critic"]
+
+
+def leaf_step_texts(
+    tree: Tree, leaves: list[Node], problem: str, problem_column: str, steps_column: str
+) -> Iterator[tuple[Node, list[Node], list[str]]]:
+    """Per leaf, the solution steps of its root-to-leaf path and their stripped texts, for
+    the formats whose row is one path (prm, processbench). A path with an empty step is
+    passed over: the caller says why when no path is left. A chat-template control token
+    in the problem or in a step refuses the whole tree, naming the row's column
+    (`problem_column`, `steps_column[i]`)."""
+    index = tree.by_id()
+    for leaf in leaves:
+        steps = solution_steps(path_from_root(index, leaf))
+        texts = [n.text.strip() for n in steps]
+        if not texts or not all(texts):
+            continue
+        refuse_control_tokens({problem_column: problem, **{f"{steps_column}[{i}]": t for i, t in enumerate(texts)}})
+        yield leaf, steps, texts
 
 
 def path_from_root(index: dict[int, Node], node: Node) -> list[Node]:
@@ -71,26 +98,16 @@ class PRMFormat:
             raise ValueError(f"label_threshold must be within [0, 1], not {self.label_threshold}")
 
     def export(self, tree: Tree) -> Iterator[dict[str, Any]]:
-        prompt = tree.problem.strip()
-        if not prompt:
-            raise ExportRefused("the problem text is empty")
+        prompt = stated_problem(tree)
         values = label_values(tree)
-        kids = tree.children()
-        # A critic never refined ends no path: it withdraws its step and states none,
-        # so its path has no last step of its own to label.
-        leaves = [n for n in tree.preorder() if n.id != 0 and not kids[n.id] and n.kind != "critic"]
+        leaves = path_leaves(tree)
         if self.paths == "terminal":
             leaves = [n for n in leaves if n.terminal]
         if not leaves:
             raise ExportRefused("no terminal leaf" if self.paths == "terminal" else "no leaf")
-        index = tree.by_id()
         rows = 0
-        for leaf in leaves:
-            steps = solution_steps(path_from_root(index, leaf))
-            completions = [n.text.strip() for n in steps]
-            if not completions or not all(completions):
-                continue  # an empty step cannot be supervised; counted below if nothing is left
-            refuse_control_tokens({"prompt": prompt, **{f"completions[{i}]": c for i, c in enumerate(completions)}})
+        # A path with an empty step cannot be supervised; counted below if nothing is left.
+        for _, steps, completions in leaf_step_texts(tree, leaves, prompt, "prompt", "completions"):
             rows += 1
             yield Row({
                 "prompt": prompt,
@@ -148,23 +165,20 @@ def step_list_findings(row: dict[str, Any], column: str) -> list[Finding]:
         return [Finding("error", f"{column} must be a list of strings, not {_kind(steps)}")]
     if not steps:
         return [Finding("error", f"{column} is empty: a path needs at least one step")]
-    out: list[Finding] = []
-    for i, step in enumerate(steps):
-        if not isinstance(step, str):
-            out.append(Finding("error", f"{column}[{i}] must be a string, not {_kind(step)}"))
-        elif not step.strip():
-            out.append(Finding("error", f"{column}[{i}] is empty"))
-        else:
-            out.extend(control_token_findings(step, f"{column}[{i}]"))
-    return out
+    return [finding for i, step in enumerate(steps) for finding in _text_findings(step, f"{column}[{i}]")]
 
 
 def text_findings(row: dict[str, Any], column: str) -> list[Finding]:
     """Findings for a column that must hold a non-blank string with no chat-template
     control token (the prm and dpo checks)."""
-    value = row.get(column)
+    return _text_findings(row.get(column), column)
+
+
+def _text_findings(value: object, name: str) -> list[Finding]:
+    """Findings for a value that must be a non-blank string with no chat-template control
+    token: a column, or one step of a list (`name` is completions[i])."""
     if not isinstance(value, str):
-        return [Finding("error", f"{column} must be a string, not {_kind(value)}")]
+        return [Finding("error", f"{name} must be a string, not {_kind(value)}")]
     if not value.strip():
-        return [Finding("error", f"{column} is empty")]
-    return control_token_findings(value, column)
+        return [Finding("error", f"{name} is empty")]
+    return control_token_findings(value, name)

@@ -6,15 +6,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from cotgen.formats.base import (
-    ExportRefused,
-    Finding,
-    refuse_control_tokens,
-)
-from cotgen.formats.prm import path_from_root, step_list_findings, text_findings
+from cotgen.formats.base import ExportRefused, Finding, stated_problem
+from cotgen.formats.prm import leaf_step_texts, path_leaves, step_list_findings, text_findings
 from cotgen.formats.provenance import Row
 from cotgen.models import public_model_id
-from cotgen.tree import Node, Tree, solution_steps
+from cotgen.tree import Node, Tree
 
 
 @dataclass(frozen=True)
@@ -36,11 +32,8 @@ class ProcessBenchFormat:
     columns: ClassVar[tuple[str, ...]] = ("id", "generator", "problem", "steps", "label", "final_answer_correct")
 
     def export(self, tree: Tree) -> Iterator[dict[str, Any]]:
-        problem = tree.problem.strip()
-        if not problem:
-            raise ExportRefused("the problem text is empty")
-        kids = tree.children()
-        answered = [n for n in tree.preorder() if n.id != 0 and not kids[n.id] and n.kind != "critic" and n.terminal]
+        problem = stated_problem(tree)
+        answered = [n for n in path_leaves(tree) if n.terminal]
         if not answered:
             raise ExportRefused("no answered root-to-leaf path (no terminal leaf)")
         graded = [n for n in answered if n.correct is not None]
@@ -48,14 +41,9 @@ class ProcessBenchFormat:
             why = "the tree has no reference answer" if tree.answer is None else "no verdict was recorded"
             raise ExportRefused(f"no graded answered path: final_answer_correct needs a verdict ({why})")
         generator = public_model_id(tree.model)
-        index = tree.by_id()
         rows = 0
-        for leaf in graded:
-            nodes = solution_steps(path_from_root(index, leaf))
-            steps = [n.text.strip() for n in nodes]
-            if not steps or not all(steps):
-                continue  # an empty step cannot be judged; counted below if nothing is left
-            refuse_control_tokens({"problem": problem, **{f"steps[{i}]": s for i, s in enumerate(steps)}})
+        # A path with an empty step cannot be judged; counted below if nothing is left.
+        for leaf, nodes, steps in leaf_step_texts(tree, graded, problem, "problem", "steps"):
             rows += 1
             yield Row({
                 "id": f"{tree.id}-{leaf.id}",

@@ -13,9 +13,10 @@ from cotgen.formats.base import (
     Finding,
     control_token_findings,
     refuse_control_tokens,
+    stated_problem,
 )
 from cotgen.formats.marco import marco_record
-from cotgen.formats.paths import best_correct_path, journey_path, reasoning_nodes
+from cotgen.formats.paths import told_path
 from cotgen.formats.provenance import Row
 from cotgen.tree import Node, Tree
 
@@ -69,9 +70,7 @@ class SFTFormat:
             raise ValueError(f"max_journey_branches must be at least 1, not {self.max_journey_branches}")
 
     def export(self, tree: Tree) -> Iterator[dict[str, Any]]:
-        problem = tree.problem.strip()
-        if not problem:
-            raise ExportRefused("the problem text is empty")
+        problem = stated_problem(tree)
         messages = [{"role": "system", "content": self.system_prompt}] if self.system_prompt else []
         messages.append({"role": "user", "content": problem})
         content, nodes = self._assistant(tree)
@@ -85,12 +84,7 @@ class SFTFormat:
             # Exactly the marco format's response, so the two exports teach the same text.
             record, nodes = marco_record(tree, journey=self.journey, max_journey_branches=self.max_journey_branches)
             return record["response"], nodes
-        if self.journey:
-            path = journey_path(tree, self.max_journey_branches)
-            body = path[1:] if path else []
-        else:
-            path = best_correct_path(tree)
-            body = reasoning_nodes(path) if path else []
+        _, body = told_path(tree, self.journey, self.max_journey_branches)
         if not body:
             raise ExportRefused("no correct root-to-leaf path")
         reasoning, answer = _reasoning_and_answer(body)

@@ -58,7 +58,8 @@ def crash_point(name: str) -> None:
     exactly as `kill -9` would at that moment; the crash tests use it to hit moments no
     timing can (between a shard's rename and the manifest write). With
     COTGEN_PAUSE_AT=name[:N] it sleeps COTGEN_PAUSE_SECONDS (default 10) there instead, so
-    that a test can act while a writer is known to be alive. Unset, it costs a dict lookup."""
+    that a test can act while a writer is known to be alive; COTGEN_PAUSE_MARK names a file
+    it creates as the pause begins, for a test to wait on. Unset, it costs a dict lookup."""
     for variable in ("COTGEN_CRASH_AT", "COTGEN_PAUSE_AT"):
         spec = os.environ.get(variable)
         if not spec:
@@ -73,6 +74,9 @@ def crash_point(name: str) -> None:
             import signal
 
             os.kill(os.getpid(), signal.SIGKILL)
+        mark = os.environ.get("COTGEN_PAUSE_MARK")
+        if mark:
+            open(mark, "x").close()
         time.sleep(float(os.environ.get("COTGEN_PAUSE_SECONDS", "10")))
 
 

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import errno
+import os
+import shutil
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from cotgen.errors import DataError, UsageError
+from cotgen.errors import DataError, UsageError, environment_error
 from cotgen.io.layout import (
     EXPORT_SHARD,
     EXPORT_SHARD_PARTS,
@@ -15,6 +20,7 @@ from cotgen.io.layout import (
     export_files,
     export_shard_name,
     is_run_dir,
+    read_manifest,
     shard_paths,
     tree_shard_name,
 )
@@ -127,6 +133,46 @@ def check_new_output(out: Path, inp: DatasetInput) -> None:
             raise UsageError(f"--out {out} holds the input {f}: write the result to a new folder")
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise UsageError(f"--out {out} exists and is not an empty folder")
+
+
+@contextmanager
+def staged_output(out: Path, doing: str) -> Iterator[Path]:
+    """A hidden folder beside `out` to build the output in, renamed to `out` when the block
+    ends without error: `out` (new, or an empty folder: check_new_output) appears whole or
+    not at all (a full disk, a crash), and a failure leaves no staging folder behind. An
+    OSError becomes the environment error that names `out` and what was being done
+    (`doing`, e.g. "write the dedupe output")."""
+    staging = out.parent / f".{out.name}.partial-{os.getpid()}"
+    try:
+        try:
+            staging.mkdir(parents=True)
+            yield staging
+            if out.is_dir():
+                out.rmdir()  # empty (checked before): the rename needs it gone
+            os.rename(staging, out)
+        except OSError as exc:
+            if exc.errno in (errno.ENOTEMPTY, errno.EEXIST) and os.fspath(out) in (exc.filename, exc.filename2):
+                # `out` was empty at the start; a run or an export began writing there since.
+                # rmdir and rename never remove a folder that holds files: theirs stay.
+                raise UsageError(f"--out {out}: another writer (a run, an export) put files there meanwhile; "
+                                 f"nothing was written: choose another --out") from None
+            known = environment_error(exc, doing, where=out)
+            if known is None:
+                raise
+            raise known from None
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+
+
+def output_manifest(inp: DatasetInput, shards: list[dict[str, Any]]) -> dict[str, Any]:
+    """The manifest of a run folder made from `inp`: the first input run's, with this
+    output's `shards` ({name, rows, failed}) and the counts they add up to. The caller adds
+    what it did and writes it."""
+    manifest = read_manifest(inp.manifest_from) if inp.manifest_from else {}
+    manifest["shards"] = shards
+    manifest["counts"] = {"trees": sum(s["rows"] for s in shards), "failed": sum(s["failed"] for s in shards)}
+    return manifest
 
 
 def renumbered_names(inp: DatasetInput) -> list[str]:

@@ -21,6 +21,7 @@ from cotgen.jsontext import JsonLinesNotArray, parse_json_array
 TREES = "trees"  # the format name of tree shards; not an export format
 TREE_COLUMNS = ("id", "problem", "nodes")  # the columns that make a Parquet file a tree shard
 BATCH_ROWS = 2048  # rows per batch; bounds memory for Parquet, JSONL and .txt alike
+MAX_SIZED_ROWS = 8192  # the most rows rows_in_bytes answers, whatever the metadata says
 TREE_BATCH_ROWS = 256  # trees per Arrow record batch when streaming; a row holds all its nodes
 SNIFF_BYTES = 8192  # how much of a file is looked at to tell its kind
 SUFFIX_KINDS = {".parquet": "parquet", ".jsonl": "jsonl", ".ndjson": "jsonl", ".txt": "txt", ".json": "json"}
@@ -124,6 +125,19 @@ class ParquetReader(Reader):
             raise DataError(f"{self.path}: not a readable Parquet file ({first_line(exc)})") from None
         self.columns = tuple(self.parquet.schema_arrow.names)
 
+    def rows_in_bytes(self, nbytes: int) -> int:
+        """About how many rows take `nbytes` uncompressed, by the file's own metadata: its
+        widest row group's mean row size (a row counted as at least one byte), and at most
+        MAX_SIZED_ROWS: a dictionary-encoded column's metadata counts each distinct value
+        once, so 50,000 copies of one 20 kB text "take" 20 kB and would come back as one
+        1 GB batch."""
+        meta = self.parquet.metadata
+        widest = max(
+            (meta.row_group(i).total_byte_size / max(meta.row_group(i).num_rows, 1) for i in range(meta.num_row_groups)),
+            default=1.0,
+        )
+        return min(MAX_SIZED_ROWS, int(nbytes // max(widest, 1.0)))
+
     def arrow_batches(self, columns=None, batch_rows: int | None = None) -> Iterator[Any]:
         """The file's Arrow record batches (`batch_rows`, default BATCH_ROWS, rows each); a
         read error is a DataError naming the first row of the batch that failed."""
@@ -174,6 +188,9 @@ class TreeShardReader(ParquetReader):
         from cotgen.tree import Node, Tree, TreeStats, parse_config
 
         node_fields = [f.name for f in fields(Node)]
+        # Node fields newer than some shards: a shard written before them lacks them, and
+        # reads with their default, as Tree.from_row reads it.
+        newer = {"grade_note": None}
         stats_fields = [f.name for f in fields(TreeStats)]
         start = 0
         try:
@@ -185,7 +202,8 @@ class TreeShardReader(ParquetReader):
                     and pa.types.is_list(nodes.type)
                     and pa.types.is_struct(nodes.type.value_type)
                     and nodes.null_count == 0
-                    and {nodes.type.value_type.field(i).name for i in range(nodes.type.value_type.num_fields)} >= set(node_fields)
+                    and {nodes.type.value_type.field(i).name for i in range(nodes.type.value_type.num_fields)}
+                    >= set(node_fields) - set(newer)
                     and all(cols.get(c) is not None and cols[c].null_count == 0 for c in ("id", "problem"))
                     # A stats column of another type (a JSON string) is named by Tree.from_row.
                     and ("stats" not in cols or pa.types.is_struct(cols["stats"].type))
@@ -199,7 +217,9 @@ class TreeShardReader(ParquetReader):
                     start += batch.num_rows
                     continue
                 flat = nodes.flatten()
-                values = [flat.field(name).to_pylist() for name in node_fields]
+                present = {nodes.type.value_type.field(i).name for i in range(nodes.type.value_type.num_fields)}
+                values = [flat.field(name).to_pylist() if name in present else [newer[name]] * len(flat)
+                          for name in node_fields]
                 all_nodes = [Node(*v) for v in zip(*values, strict=True)]
                 lengths = nodes.value_lengths().to_pylist()
                 n_rows = batch.num_rows

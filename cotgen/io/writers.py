@@ -242,6 +242,11 @@ class ExportShardWriter:
 
     def _abandon_file(self) -> None:
         handle = getattr(self, "file", None)
+        writer = getattr(self, "writer", None)
+        if writer is not None and getattr(writer, "is_open", False):
+            # A dropped pyarrow ParquetWriter closes itself when collected, writing its
+            # footer to the file closed below: an "Exception ignored" traceback on stderr.
+            writer.is_open = False
         self.writer = self.file = None
         if handle is not None:
             with contextlib.suppress(OSError):

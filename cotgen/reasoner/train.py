@@ -21,7 +21,11 @@ from cotgen.reasoner.data import (
     example_stream,
     training_problems,
 )
-from cotgen.tiny_model import CHAT_TEMPLATE, CHATML_TOKENS  # one ChatML for both small models
+from cotgen.tiny_model import (  # one ChatML for both small models
+    CHATML_TOKENS,
+    qwen2_model,
+    qwen2_tokenizer,
+)
 
 # The issue's shape: 2 query heads of dim 64 share one key/value head; tied embeddings.
 MODEL_SHAPE = dict(
@@ -86,19 +90,7 @@ def train_tokenizer(texts: list[str], vocab_size: int):
 
 def hf_tokenizer(trained):
     """The trained BPE as a transformers Qwen2Tokenizer with the ChatML template."""
-    from transformers.models.qwen2.tokenization_qwen2 import Qwen2Tokenizer
-
-    model_json = json.loads(trained.to_str())["model"]
-    tokenizer = Qwen2Tokenizer(
-        vocab=model_json["vocab"],
-        merges=[tuple(m) if isinstance(m, list) else tuple(m.split(" ")) for m in model_json["merges"]],
-        eos_token="<|im_end|>",
-        pad_token="<|endoftext|>",
-        unk_token="<|endoftext|>",
-        extra_special_tokens=["<|im_start|>"],
-        chat_template=CHAT_TEMPLATE,
-        model_max_length=MODEL_SHAPE["max_position_embeddings"],
-    )
+    tokenizer = qwen2_tokenizer(trained, [], MODEL_SHAPE["max_position_embeddings"])
     for word in ("Yes", "No"):  # the judge reads P(Yes) vs P(No) from one next-token distribution
         if len(tokenizer.encode(word, add_special_tokens=False)) != 1:
             raise RuntimeError(f"the trained tokenizer splits {word!r}; train it on more judge examples")
@@ -107,21 +99,9 @@ def hf_tokenizer(trained):
 
 def build_model(vocab: dict[str, int], seed: int):
     import torch
-    from transformers import GenerationConfig, Qwen2Config, Qwen2ForCausalLM
 
-    config = Qwen2Config(
-        vocab_size=len(vocab),
-        bos_token_id=None,
-        eos_token_id=vocab["<|im_end|>"],
-        pad_token_id=vocab["<|endoftext|>"],
-        **MODEL_SHAPE,
-    )
-    torch.manual_seed(seed)
-    model = Qwen2ForCausalLM(config)
-    model.generation_config = GenerationConfig(
-        eos_token_id=[vocab["<|im_end|>"], vocab["<|endoftext|>"]], pad_token_id=vocab["<|endoftext|>"], do_sample=False
-    )
-    return model
+    torch.manual_seed(seed)  # global, not forked: training's own randomness goes on from here
+    return qwen2_model(vocab, MODEL_SHAPE)
 
 
 def encode_batch(tokenizer, examples: list[Example], max_len: int):

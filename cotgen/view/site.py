@@ -7,11 +7,11 @@ because a page opened from disk may not fetch() a sibling file.
 
 from __future__ import annotations
 
+import errno
 import html
 import json
 import math
 import os
-import re
 import shutil
 from collections import Counter
 from collections.abc import Iterable
@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from cotgen.answers import extract_answer
-from cotgen.errors import UsageError, environment_error, refuse_link_to_nowhere
+from cotgen.errors import UsageError, environment_error, reason_key, refuse_link_to_nowhere
 from cotgen.formats.paths import best_correct_path
 from cotgen.search.vote import answer_leaf
 from cotgen.tree import Node, Tree, broken_invariants, record_problems
@@ -39,7 +39,7 @@ HEAD = f"""<meta charset="utf-8">
 <meta http-equiv="Content-Security-Policy" content="{CSP}">
 <meta name="viewport" content="width=device-width, initial-scale=1">"""
 NODE_FIELDS = ("id", "parent", "kind", "text", "prior", "visits", "value", "q_estimate",
-               "rating", "terminal", "correct", "tokens", "logprob", "truncated")  # fmt: skip
+               "rating", "terminal", "correct", "tokens", "logprob", "truncated", "grade_note")  # fmt: skip
 
 
 @dataclass
@@ -55,8 +55,7 @@ class SiteSummary:
     examples: dict[str, str] = field(default_factory=dict)  # reason -> first row it hit
 
     def skip(self, reason: str, where: str) -> None:
-        # Reasons differ between rows only by ids and counts: count them as one, as export does.
-        key = re.sub(r"\b\d+\b", "N", reason.splitlines()[0] if reason.strip() else "no reason given")[:200]
+        key = reason_key(reason)  # as export counts them
         self.skipped[key] += 1
         self.examples.setdefault(key, f"{where}: {reason}"[:500])
 
@@ -285,9 +284,17 @@ def index_page(rows: list[TreeRow], summary: SiteSummary) -> str:
 
 
 def _prepare_out(out: Path, overwrite: bool) -> None:
+    """Refuse an --out view may not replace. Checked at the start and again just before the
+    site is renamed into place: a run or an export may have begun writing there meanwhile."""
+    from cotgen.io.layout import LOCK_NAME
+    from cotgen.io.runfolder import describe_holder, is_locked
+
     refuse_link_to_nowhere(out)
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out}: exists and is not a folder")
+    if out.is_dir() and is_locked(out):
+        raise UsageError(f"--out {out}: another cotgen command is writing there "
+                         f"({describe_holder(out / LOCK_NAME)}); choose another")
     if out.is_dir() and any(out.iterdir()):
         if not (out / MARKER).is_file():
             raise UsageError(f"--out {out}: the folder is not empty and was not made by cotgen view; choose another")
@@ -371,7 +378,7 @@ def write_site(
         (tmp / "index.html").write_bytes(text)
         summary.bytes += len(text)
         (tmp / MARKER).write_text(json.dumps({"made_by": "cotgen view", **summary.as_json()}, indent=2) + "\n")
-        _replace(tmp, out)
+        _replace(tmp, out, overwrite)
     except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
         known = environment_error(exc, "write the site", where=out) if isinstance(exc, OSError) else None
@@ -387,11 +394,20 @@ def _write(path: Path, data: dict[str, Any], prev_page: str | None, next_page: s
     summary.bytes += len(text)
 
 
-def _replace(tmp: Path, out: Path) -> None:
-    if out.is_dir():
-        old = out.parent / f".{out.name}.old-{os.getpid()}"
-        os.replace(out, old)
-        os.replace(tmp, out)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(tmp, out)
+def _replace(tmp: Path, out: Path, overwrite: bool) -> None:
+    """Put the site built in `tmp` at `out`. Only a site view made (with --overwrite) is moved
+    aside and deleted; anything else there now is refused, and stays."""
+    _prepare_out(out, overwrite)
+    try:
+        if (out / MARKER).is_file():  # a site view made, and --overwrite (both checked just above)
+            old = out.parent / f".{out.name}.old-{os.getpid()}"
+            os.replace(out, old)
+            os.replace(tmp, out)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, out)  # rename never replaces a folder that holds files
+    except OSError as exc:
+        if exc.errno in (errno.ENOTEMPTY, errno.EEXIST):
+            raise UsageError(f"--out {out}: another writer put files there while the site was built; "
+                             "nothing was written: choose another --out") from None
+        raise

@@ -3,7 +3,7 @@ answers like a small maths model, reports usage (and tallies what it reported, f
 tests), records every request (headers too, for the key tests) and injects faults.
 
 `faults` is consumed one per request, in order: "429" (with Retry-After: 1), "500",
-"timeout" (answers after `slow_s`), "truncated" (cut JSON), "drop" (closes the connection
+"timeout" (no answer until the client hangs up, or after `slow_s`), "truncated" (cut JSON), "drop" (closes the connection
 without an answer), "gone" (drops it and shuts the server down), "trickle" (a byte every slow_s / 10 s), "echo400" (a 400 whose body echoes the Authorization header), None
 (answer normally). `dialect` says which continuation extension it honours: "vllm"
 (continue_final_message), "deepseek" (prefix: true) or "strict" (refuses unknown fields,
@@ -13,6 +13,8 @@ as OpenAI does).
 from __future__ import annotations
 
 import json
+import select
+import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -55,12 +57,12 @@ class FakeChatServer:
                     server.requests.append({"headers": dict(self.headers), "body": body, "fault": fault})
                     server.in_flight += 1
                     server.max_in_flight = max(server.max_in_flight, server.in_flight)
+                self.in_flight = True
                 try:
                     time.sleep(server.delay_s)
                     server.handle(self, body, fault)
                 finally:
-                    with server.lock:
-                        server.in_flight -= 1
+                    server.answered(self)
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
@@ -75,7 +77,17 @@ class FakeChatServer:
 
     # --- answers ---------------------------------------------------------------------
 
+    def answered(self, h) -> None:
+        """The request leaves `in_flight`, once, before its answer goes out: the client may
+        send its next request as soon as it has read this one, and this thread can be the
+        slower of the two (a busy machine), which would count 1 over the client's cap."""
+        with self.lock:
+            if h.in_flight:
+                h.in_flight = False
+                self.in_flight -= 1
+
     def send(self, h, code: int, payload: bytes, headers: dict | None = None, length: int | None = None) -> None:
+        self.answered(h)
         h.send_response(code)
         h.send_header("Content-Type", "application/json")
         h.send_header("Content-Length", str(len(payload) if length is None else length))
@@ -97,16 +109,18 @@ class FakeChatServer:
             threading.Thread(target=self.close, daemon=True).start()
             fault = "drop"
         if fault == "drop":
+            self.answered(h)
             h.close_connection = True
             h.connection.shutdown(2)
             return None
         if fault == "echo400":
             echo = json.dumps({"error": f"bad request from {h.headers.get('Authorization')}"}).encode()
             return self.send(h, 400, echo)
-        if fault == "timeout":
-            time.sleep(self.slow_s)
+        if fault == "timeout" and self.hung_up(h, self.slow_s):
+            return None  # the client gave up (its socket timed out): nothing goes out, nothing is billed
         if fault == "trickle":  # a byte at a time, each within any socket timeout, the whole too slow
             payload = json.dumps(self.reply(body, body.get("messages") or [], False)).encode()
+            self.answered(h)
             h.send_response(200)
             h.send_header("Content-Type", "application/json")
             h.send_header("Content-Length", str(len(payload)))
@@ -141,6 +155,19 @@ class FakeChatServer:
             self.completion_tokens += usage.get("completion_tokens", 0)
             self.billed.append((body, usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0)))
         return self.send(h, 200, payload)
+
+    @staticmethod
+    def hung_up(h, limit: float) -> bool:
+        """Wait, at most `limit` s, for the client to close the connection. Waiting for the
+        hang-up rather than a fixed time means a timed-out request is never answered while
+        its client could still read the answer, however slow a busy machine makes either."""
+        readable, _, _ = select.select([h.connection], [], [], limit)
+        if not readable:
+            return False
+        try:  # the client sends nothing after its request: readable is its EOF (or a reset)
+            return h.connection.recv(1, socket.MSG_PEEK) == b""
+        except OSError:
+            return True
 
     def reply(self, body: dict, messages: list[dict], prefix: bool) -> dict:
         # The extension honoured leaves the assistant's turn open: 3 tokens fewer.

@@ -265,14 +265,21 @@ def test_cost_and_max_cost(fake):
 # --- synthesize through the fake ---------------------------------------------------------------
 
 
+# The run shares this process with the fake: on a busy machine its event loop can stall for
+# seconds, and an answer that came in time would read as timed out (and be billed by the
+# fake but not counted by the engine). The fake's "timeout" faults last until the client
+# hangs up, so this only sets how long each of them takes.
+REQUEST_TIMEOUT_S = 8
+
+
 def synth(cli, server, out, *extra):
     return cli("synthesize", "--engine", "chat", "--model", "fake-model", "--base-url", server.url,
                "--problems", "builtin:arith", "--limit", "6", "--simulations", "3", "--samples", "2",
-               "--concurrency", "3", "--out", out, "--request-timeout", "2", *extra)
+               "--concurrency", "3", "--out", out, "--request-timeout", REQUEST_TIMEOUT_S, *extra)
 
 
 def test_synthesize_through_faults_saves_every_tree_and_counts_cost(cli, fake, tmp_path):
-    server = fake(slow_s=3.0)
+    server = fake(slow_s=60)  # a "timeout" answers only once the client has given up
     faults = ["429", "500", "timeout", "truncated", "drop", None, None]
     server.faults = [None] * 4 + ["echo400"] + faults * 3  # after the probe, faults all through the run
     out = tmp_path / "run"

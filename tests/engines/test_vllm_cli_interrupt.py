@@ -35,6 +35,10 @@ def test_ctrl_c_exits_130_with_finished_trees_saved(tiny_model_dir: Path, tmp_pa
     out = tmp_path / "run"
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     env.pop("VLLM_LOGGING_LEVEL", None)  # --quiet alone must silence vLLM
+    # The run pauses 5 s after recording its second shard (a test hook), so the signal surely
+    # finds it mid-way: sent a moment late on a busy machine, it could find the 40 trees done.
+    env.update(COTGEN_PAUSE_AT="manifest-written:2", COTGEN_PAUSE_SECONDS="5")
+    env.pop("COTGEN_CRASH_AT", None)
     proc = subprocess.Popen(
         [sys.executable, "-m", "cotgen.cli.main", "synthesize", "--model", str(tiny_model_dir), "--out", str(out), *ARGS],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,

@@ -111,8 +111,16 @@ def test_two_workers_make_the_trees_of_a_local_run(ray_cluster, tiny_model_dir, 
 def test_a_worker_killed_mid_run_loses_only_its_trees_in_flight(ray_cluster, tiny_model_dir, tmp_path):
     out = tmp_path / "run"
     limit = 40  # enough that the later of the two workers to start still finds work
+    # Each worker's second shard write pauses 6 s once the file is in place (a test hook,
+    # forwarded to the workers; the write runs in a thread, so the worker goes on searching
+    # and buffering). So the first worker up cannot race through the problems in shards while
+    # the second still loads its model (6 and 14 of the 40 trees were in shards by the kill
+    # in two idle runs), and whichever is killed surely holds trees not yet in a shard.
+    # Otherwise the victim could sit between finishing what it held and being fed more, and
+    # nothing was requeued ('requeued': 0, seen once in a full run of this file).
+    pause = {"COTGEN_PAUSE_AT": "shard-renamed:2", "COTGEN_PAUSE_SECONDS": "6"}
     proc = driver(ray_cluster, tiny_model_dir, out, "--limit", limit, "--concurrency", 2, "--shard-trees", 1,
-                  "--workers", 2, "--ray-address", ray_cluster.address, "--json", "--quiet")
+                  "--workers", 2, "--ray-address", ray_cluster.address, "--json", "--quiet", env=pause)
 
     def both_working() -> bool:  # each worker has written a shard: both hold problems now
         tags = {TREE_SHARD.match(p.name)["tag"] for p in shard_paths(out)}
@@ -142,8 +150,14 @@ def summary_ids(out: Path, limit: int) -> list[str]:
                          ids=["ctrl-c", "sigterm", "sigterm-sigint-ignored"])
 def test_a_signalled_driver_saves_finished_trees(ray_cluster, tiny_model_dir, tmp_path, sig, ignore_sigint, code):
     out = tmp_path / "run"
+    # The tiny model searches a tree in tens of milliseconds, so a signal sent late on a busy
+    # machine could find the 40 trees done (as it did in the local runs). The driver pauses after
+    # recording the first shard (a test hook), and the workers cannot go on past the
+    # problems it has handed them, so the signal surely comes mid-run.
+    pause = {"COTGEN_PAUSE_AT": "manifest-written:1", "COTGEN_PAUSE_SECONDS": "5"}
     proc = driver(ray_cluster, tiny_model_dir, out, "--limit", 40, "--concurrency", 2, "--shard-trees", 4,
-                  "--workers", 2, "--ray-address", ray_cluster.address, "--quiet", ignore_sigint=ignore_sigint)
+                  "--workers", 2, "--ray-address", ray_cluster.address, "--quiet", ignore_sigint=ignore_sigint,
+                  env=pause)
     wait_until(lambda: len(shard_paths(out)) >= 1, proc, "a shard")
     os.killpg(proc.pid, sig)  # SIGINT: as Ctrl-C in a terminal does
     got, _, err = finish(proc, timeout=180)

@@ -37,14 +37,15 @@ def expected_ids() -> set[str]:
     return {tree_id(p.question, p.answer) for p in load_problems("builtin:arith", limit=LIMIT).problems}
 
 
-def start(model: Path, out: Path, crash_at: str | None = None, pause_at: str | None = None) -> subprocess.Popen:
+def start(model: Path, out: Path, crash_at: str | None = None, pause_at: str | None = None,
+          pause_s: float = 15) -> subprocess.Popen:
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     for name in ("COTGEN_CRASH_AT", "COTGEN_PAUSE_AT"):
         env.pop(name, None)
     if crash_at:
         env["COTGEN_CRASH_AT"] = crash_at
     if pause_at:
-        env.update(COTGEN_PAUSE_AT=pause_at, COTGEN_PAUSE_SECONDS="15")
+        env.update(COTGEN_PAUSE_AT=pause_at, COTGEN_PAUSE_SECONDS=str(pause_s))
     return subprocess.Popen(
         [sys.executable, "-m", "cotgen.cli.main", "synthesize", "--model", str(model), "--out", str(out), *ARGS],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -134,7 +135,11 @@ def test_sigkill_at_a_random_moment_with_trees_in_flight(tiny_model_dir: Path, t
 @pytest.mark.parametrize(("sig", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
 def test_term_and_ctrl_c_save_finished_trees(sig, code, tiny_model_dir: Path, tmp_path: Path):
     out = tmp_path / "run"
-    proc = start(tiny_model_dir, out)
+    # The tiny model searches the 6 trees within ~0.2 s of the first shard: a signal sent
+    # a little late found the run finished (exit 0, or -15 on its way out). Paused after
+    # its first manifest write, the run is surely mid-way when the signal comes, and stops
+    # once the pause is over.
+    proc = start(tiny_model_dir, out, pause_at="manifest-written:1", pause_s=5)
     wait_for_shards(proc, out, 1)
     proc.send_signal(sig)
     got, err = finish(proc, timeout=120)

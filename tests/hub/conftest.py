@@ -13,9 +13,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from fake_hub import FakeHub  # noqa: E402
-
-TOKEN = "hf_fAkEtOkEn1234567890secret"
+from fake_hub import TOKEN, FakeHub  # noqa: E402
 
 
 @pytest.fixture

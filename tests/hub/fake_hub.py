@@ -21,6 +21,10 @@ from urllib.parse import parse_qs, unquote, urlparse
 
 import yaml
 
+# The token the fake accepts. Here, not in conftest.py: `from conftest import` gets whichever
+# conftest pytest imported last (`pytest tests/hub tests/executors` got the executors' one).
+TOKEN = "hf_fAkEtOkEn1234567890secret"
+
 LFS_SUFFIXES = (".parquet", ".json", ".jsonl", ".arrow")
 GITATTRIBUTES = b"*.parquet filter=lfs diff=lfs merge=lfs -text\n*.json filter=lfs diff=lfs merge=lfs -text\n"
 

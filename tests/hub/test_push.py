@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import yaml
-from conftest import TOKEN
+from fake_hub import TOKEN
 
 from cotgen.formats import make_format
 from cotgen.io.writers import TreeShardWriter
@@ -249,3 +249,34 @@ def test_endpoint_option_overrides_env(hub, push_env, run_push, run_dir):
     r = run_push(run_dir, "--repo", REPO, "--endpoint", hub.url, env=env)
     assert r.code == 0, r.err
     assert os.path.basename(sorted(hub.files(REPO))[-1]).startswith("train-")
+
+
+def test_a_shard_of_an_older_cotgen_is_pushed_in_todays_schema(hub, run_push, run_dir):
+    """A run folder resumed across versions holds shards of two schemas (the older lacks
+    nodes.grade_note); `datasets` reads all of a config's files with the first one's schema,
+    so the pushed shards must agree, the old one's missing field null."""
+    from cotgen.tree import arrow_schema
+
+    first = sorted((run_dir / "trees").glob("*.parquet"))[0]
+    table = pq.read_table(first)
+    nodes = table.schema.field("nodes").type.value_type
+    old_node = pa.struct([f for f in nodes if f.name != "grade_note"])
+    old = table.cast(pa.schema([pa.field(f.name, pa.list_(old_node)) if f.name == "nodes" else f for f in table.schema]))
+    pq.write_table(old, first)
+    assert "grade_note" not in str(pq.read_schema(first))
+    assert run_push(run_dir, "--repo", REPO).code == 0
+    pushed = {p: d for p, d in hub.files(REPO).items() if p.startswith("data/trees/")}
+    assert len(pushed) == 2
+    for path, data in pushed.items():
+        shard = pq.read_table(pa.BufferReader(hub.lfs.get(_lfs_oid(data), data)))
+        assert shard.schema.equals(arrow_schema()), path
+    rows = pq.read_table(pa.BufferReader(hub.lfs.get(_lfs_oid(pushed["data/trees/train-00000-of-00002.parquet"]),
+                                                     pushed["data/trees/train-00000-of-00002.parquet"]))).to_pylist()
+    assert [n["grade_note"] for row in rows for n in row["nodes"]] == [None] * sum(len(r["nodes"]) for r in rows)
+    assert [r["id"] for r in rows] == table.column("id").to_pylist()
+
+
+def _lfs_oid(data: bytes) -> str | None:
+    """The oid of a Git LFS pointer file, or None for a file stored as is."""
+    text = data[:200].decode("utf-8", "replace")
+    return text.split("oid sha256:")[1].split()[0] if "oid sha256:" in text else None

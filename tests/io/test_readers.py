@@ -75,3 +75,23 @@ def test_every_command_finds_the_same_files_in_an_export_folder(tmp_path: Path):
     for resolve in (expand_inputs, resolve_dataset_inputs):
         with pytest.raises(UsageError, match="not a run folder .* and holds no exported shards"):
             resolve([empty])
+
+
+def test_sized_batches_stay_small_when_a_dictionary_hides_the_text(tmp_path: Path):
+    """dedupe and decontaminate copy Parquet in batches sized by the file's metadata; a
+    dictionary-encoded column counts a repeated text once, so without a cap 2,000 copies of
+    one 20 kB text came back as a single 40 MB batch (50,000 copies: 1 GB)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from cotgen.dedupe import DedupeConfig, _write_batch_rows
+    from cotgen.io.readers import MAX_SIZED_ROWS, ParquetReader
+
+    path = tmp_path / "same.parquet"
+    pq.write_table(pa.table({"text": ["x" * 20_000] * 20_000}), path)
+    reader = ParquetReader(path)
+    assert reader.parquet.metadata.row_group(0).total_byte_size < 100_000  # the metadata's view
+    assert reader.rows_in_bytes(16 << 20) == MAX_SIZED_ROWS
+    assert _write_batch_rows(reader, DedupeConfig()) == MAX_SIZED_ROWS
+    widest = max(batch.nbytes for batch in reader.arrow_batches(batch_rows=_write_batch_rows(reader, DedupeConfig())))
+    assert widest < 200 << 20

@@ -166,3 +166,15 @@ def test_non_finite_numbers_keep_the_page_parseable(tmp_path: Path):
     assert data["nodes"][1][NODE_FIELDS.index("logprob")] == "-inf"
     assert data["nodes"][2][NODE_FIELDS.index("q_estimate")] == "nan"
     assert data["config"] == {"temperature": "inf"}
+
+
+def test_skip_reasons_of_different_trees_count_as_one_as_export_counts_them():
+    from cotgen.export import ExportSummary
+    from cotgen.view.site import SiteSummary
+
+    reasons = ["tree 0a1b2c: a node's rating is 'meh'", "tree ffee99: a node's rating is 'meh'", "  \n"]
+    site, export = SiteSummary(out="site"), ExportSummary(format="sft", out="x", split="train")
+    for n, reason in enumerate(reasons):
+        site.skip(reason, f"row {n}")
+        export.skip(reason, f"row {n}")
+    assert dict(site.skipped) == dict(export.skipped) == {"a node's rating is 'meh'": 2, "no reason given": 1}
