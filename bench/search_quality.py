@@ -533,7 +533,8 @@ def headline(figures: dict[str, Any]) -> dict[str, float]:
                 out[f"sq_mcts_pass_at_{k}x{suffix}"] = per[k]["pass"]
                 out[f"sq_mcts_pick_at_{k}x{suffix}"] = per[k]["pick"]
                 out[f"sq_mcts_vote_at_{k}x{suffix}"] = per[k]["vote"]
-                out[f"sq_mcts_wvote_at_{k}x{suffix}"] = per[k]["wvote"]
+                if "wvote" in per[k]:  # figure files written before the weighted vote lack it
+                    out[f"sq_mcts_wvote_at_{k}x{suffix}"] = per[k]["wvote"]
         valued = figures.get("bon_valued")
         if valued:
             out[f"sq_bon_wvote_at_{k}x_{valued['mode']}"] = valued[k]["wvote"]

@@ -59,7 +59,7 @@ def synthesize(
     keep_failed: Annotated[bool, typer.Option("--keep-failed", help="On resume, keep trees whose generation failed instead of searching them again.")] = False,
     simulations: Annotated[int, typer.Option(help="Simulations per tree: each is one rollout to a final answer.")] = _S.simulations,
     samples: Annotated[int, typer.Option(help="The first rollouts all start at the root (best-of-N inside the tree).")] = _S.samples,
-    widen: Annotated[float, typer.Option(help="Gold hidden: the root starts another sample while it has fewer than widen x sqrt(simulations); 0 = off.")] = _S.widen,
+    widen: Annotated[float, typer.Option(help="Gold hidden: the root starts another sample while it has fewer than widen x sqrt(simulations started so far); 0 = off (the default; it did not pay on held-out problems).")] = _S.widen,
     branch: Annotated[int, typer.Option(help="Rollouts that may start at one inner node.")] = _S.branch,
     enough_correct: Annotated[int, typer.Option(help="Stop a tree once this many rollouts ended correct; 0 = never.")] = _S.enough_correct,
     c_puct: Annotated[float, typer.Option(help="PUCT exploration weight.")] = _S.c_puct,

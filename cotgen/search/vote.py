@@ -10,14 +10,14 @@ A searched tree's leaves that state a final answer are its ballots; a leaf stand
   did; with a value head that tells right from wrong no better than chance, it is the vote
   with noise added.
 
-Ties go to the answer whose first ballot was created first (as best-of-N's majority takes
-the first sample to reach the top). Pure functions of a Tree; what a leaf's text states as
+Ties go to the answer stated first (the answer of the earliest ballot among the tied). Pure functions of a Tree; what a leaf's text states as
 its answer is the caller's `extract` (cotgen.answers.extract_answer), as grading is the
 search's Grader.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -52,21 +52,35 @@ def estimate(leaf: Node) -> float:
     return leaf.q_estimate if leaf.q_estimate is not None else leaf.value
 
 
+def _weight(leaf: Node, score: Callable[[Node], float] | None) -> float:
+    """What one rollout ending at `leaf` adds: 1, or its score; a score that is not a finite
+    number (NaN or infinite in a tree read from elsewhere; the search itself clamps NaN to 0)
+    adds 0, so one such leaf cannot make every tally NaN."""
+    if score is None:
+        return 1.0
+    w = score(leaf)
+    return w if isinstance(w, (int, float)) and math.isfinite(w) else 0.0
+
+
 def tally(votes: list[Ballot], score: Callable[[Node], float] | None = None) -> dict[str, float]:
-    """Answer -> its rollouts, each weighted by `score` of its leaf (None: each counts 1)."""
+    """Answer -> its rollouts, each weighted by `score` of its leaf (None: each counts 1).
+    Answers are grouped by their exact text, as best-of-N's majority groups them."""
     out: dict[str, float] = {}
     for b in votes:
-        out[b.answer] = out.get(b.answer, 0.0) + b.rollouts * (1.0 if score is None else score(b.leaf))
+        out[b.answer] = out.get(b.answer, 0.0) + b.rollouts * _weight(b.leaf, score)
     return out
 
 
 def winner(votes: list[Ballot], score: Callable[[Node], float] | None = None) -> Ballot | None:
-    """The first ballot of the answer with the highest tally (see `tally`); None without one."""
+    """The first ballot of the answer with the highest tally (see `tally`), ties to the answer
+    stated first; None without one."""
     if not votes:
         return None
     sums = tally(votes, score)
-    top = max(sums.values())
-    return next(b for b in votes if sums[b.answer] == top)
+    first: dict[str, tuple[int, Ballot]] = {}
+    for position, b in enumerate(votes):
+        first.setdefault(b.answer, (position, b))
+    return max(first.values(), key=lambda pb: (sums[pb[1].answer], -pb[0]))[1]
 
 
 def vote(tree: Tree, extract: Extract) -> Ballot | None:
@@ -88,4 +102,4 @@ def answer_leaf(tree: Tree, extract: Extract, score: Callable[[Node], float] = e
     if won is None:
         return None
     mine = [b for b in votes if b.answer == won.answer]
-    return max(mine, key=lambda b: (b.rollouts * score(b.leaf), -b.leaf.id)).leaf
+    return max(mine, key=lambda b: (b.rollouts * _weight(b.leaf, score), -b.leaf.id)).leaf

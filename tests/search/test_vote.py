@@ -64,3 +64,20 @@ def test_answer_leaf_is_the_winning_answers_heaviest_leaf():
     t.nodes[6].visits = 2  # c's leaf now weighs 1.9
     assert answer_leaf(t, extract_answer).id == 6
     assert answer_leaf(Tree.new("q", None), extract_answer) is None
+
+
+def test_a_leaf_valued_nan_or_infinite_adds_nothing_and_never_breaks_the_vote():
+    """Trees read from elsewhere may carry NaN or infinite values (cotgen's search clamps NaN
+    to 0); a NaN tally made `winner` find no answer equal to the maximum (StopIteration:
+    a traceback in `cotgen view`)."""
+    t = Tree.new("q", None)
+    answered(t, 0, "5", float("nan"))
+    answered(t, 0, "7", 0.4)
+    answered(t, 0, "9", float("inf"), visits=2)
+    answered(t, 0, "9", float("-inf"))
+    assert tally(ballots(t, extract_answer), estimate) == {"5": 0.0, "7": 0.4, "9": 0.0}
+    assert weighted_vote(t, extract_answer).answer == "7"
+    lone = Tree.new("q", None)
+    answered(lone, 0, "5", float("nan"))
+    assert weighted_vote(lone, extract_answer).answer == "5"
+    assert answer_leaf(lone, extract_answer).id == 1
