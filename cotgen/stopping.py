@@ -99,6 +99,21 @@ def terminate_as_interrupt() -> Iterator[StopRequest]:
             _active = None
 
 
+@contextlib.contextmanager
+def interrupted_as(message: str) -> Iterator[None]:
+    """For a command that writes nothing until it finishes (dedupe, decontaminate, view):
+    Ctrl-C and SIGTERM, whatever SIGINT's disposition, stop the block as Ctrl-C does (its
+    finally blocks remove what it staged) and leave it as Interrupted, "MESSAGE (SIGTERM)",
+    exit 130 / 143. Without it SIGTERM killed the process where it stood, staging and all."""
+    from cotgen.errors import Interrupted
+
+    with terminate_as_interrupt() as stop:
+        try:
+            yield
+        except KeyboardInterrupt:
+            raise Interrupted(f"{message} ({stop.name})", exit_code=stop.exit_code) from None
+
+
 def run_async(main: Coroutine[Any, Any, T], request: StopRequest) -> T:
     """asyncio.run(main), stopped by SIGTERM as by Ctrl-C: `main` is cancelled, unwinds (its
     finally blocks run, its engine closes), and KeyboardInterrupt is raised once it has.

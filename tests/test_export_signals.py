@@ -111,3 +111,37 @@ def test_a_signal_after_the_renames_says_the_export_is_there(run_dir, tmp_path):
     assert err.strip().splitlines()[-1].startswith("error: export interrupted (SIGTERM) as it finished")
     assert sorted(p.name for p in out.glob("*.parquet")) == ["train-00000-of-00001.parquet"]
     assert _temporaries(out) == []
+
+
+@pytest.mark.parametrize(("command", "sig", "code", "ignore_sigint"), [
+    ("dedupe", signal.SIGTERM, 143, True),
+    ("decontaminate", signal.SIGTERM, 143, False),
+    ("view", signal.SIGTERM, 143, True),
+    ("dedupe", signal.SIGINT, 130, False),
+])
+def test_a_signal_mid_build_leaves_no_staging_folder(run_dir, tmp_path, command, sig, code, ignore_sigint):
+    """dedupe, decontaminate and view build their output in a hidden folder beside --out;
+    SIGTERM killed them where they stood and left it (the next run removed it)."""
+    out = tmp_path / "out"
+    extra = {"decontaminate": ["--against", "gsm8k"], "dedupe": [], "view": []}[command]
+    env = {**os.environ, "COTGEN_PAUSE_AT": "staging-made", "COTGEN_PAUSE_SECONDS": "60",
+           "COTGEN_PAUSE_MARK": str(_mark(out))}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cotgen.cli.main", command, str(run_dir), "--out", str(out), *extra],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=(lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if ignore_sigint else None,
+    )
+    deadline = time.monotonic() + 60
+    while not _mark(out).exists():
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, f"{command} did not reach its pause in time"
+        time.sleep(0.02)
+    assert [p.name for p in tmp_path.iterdir() if ".partial-" in p.name]  # the staging folder, mid-build
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == code, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and f"({signal.Signals(sig).name})" in lines[0], err
+    assert "Traceback" not in err
+    assert not [p.name for p in tmp_path.iterdir() if ".partial-" in p.name]
+    assert not out.exists() or list(out.iterdir()) == []

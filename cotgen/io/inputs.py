@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from cotgen.errors import DataError, UsageError, environment_error
+from cotgen.io.atomic import crash_point
 from cotgen.io.layout import (
     EXPORT_SHARD,
     EXPORT_SHARD_PARTS,
@@ -25,6 +26,7 @@ from cotgen.io.layout import (
     tree_shard_name,
 )
 from cotgen.io.runfolder import check_run_finished
+from cotgen.stopping import interrupted_as
 
 
 def expand_inputs(paths: Iterable[Path | str]) -> list[Path]:
@@ -143,9 +145,10 @@ def staged_output(out: Path, doing: str) -> Iterator[Path]:
     OSError becomes the environment error that names `out` and what was being done
     (`doing`, e.g. "write the dedupe output")."""
     staging = out.parent / f".{out.name}.partial-{os.getpid()}"
-    try:
+    with interrupted_as(f"interrupted: nothing written to {out}, its staging folder removed"), _removed(staging):
         try:
             staging.mkdir(parents=True)
+            crash_point("staging-made")
             yield staging
             if out.is_dir():
                 out.rmdir()  # empty (checked before): the rename needs it gone
@@ -160,6 +163,13 @@ def staged_output(out: Path, doing: str) -> Iterator[Path]:
             if known is None:
                 raise
             raise known from None
+
+
+@contextmanager
+def _removed(staging: Path) -> Iterator[None]:
+    """`staging` is gone when the block is left, whatever ends it."""
+    try:
+        yield
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)

@@ -23,7 +23,9 @@ from typing import Any
 from cotgen.answers import extract_answer
 from cotgen.errors import UsageError, environment_error, reason_key, refuse_link_to_nowhere
 from cotgen.formats.paths import best_correct_path
+from cotgen.io.atomic import crash_point
 from cotgen.search.vote import answer_leaf
+from cotgen.stopping import interrupted_as
 from cotgen.tree import Node, Tree, broken_invariants, record_problems
 
 MARKER = "cotgen-site.json"  # written last: its presence marks a folder as a finished site
@@ -339,10 +341,15 @@ def write_site(
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.parent / f".{out.name}.partial-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
+    with interrupted_as(f"view interrupted: no site written to {out}, its partial copy removed"):
+        return _build_site(trees, out, tmp, overwrite, summary or SiteSummary(out=str(out)))
+
+
+def _build_site(trees: Iterable[tuple[Tree, str]], out: Path, tmp: Path, overwrite: bool, summary: SiteSummary) -> SiteSummary:
     (tmp / "trees").mkdir(parents=True)
-    summary = summary or SiteSummary(out=str(out))
     rows: list[TreeRow] = []
     try:
+        crash_point("staging-made")
         pending: tuple[Path, dict[str, Any], str | None] | None = None  # page waiting for its "next" link
         for tree, where in trees:
             summary.rows_read += 1
