@@ -92,3 +92,24 @@ def extract_answer(text: str) -> str | None:
     if hashes:
         return hashes[-1].rstrip(".").strip() or None
     return _answer_is(text)
+
+
+_TEXT = re.compile(r"\\(?:text|mathrm|textbf)\{([^{}]*)\}")
+_SPACING = re.compile(r"[\s$]|\\[,;!: ]|\\(?:left|right)(?=[()\[\]|.])|\{,\}")
+_PLAIN_NUMBER = re.compile(r"[-+]?(?:(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d*)?|\.\d+)\Z")
+
+
+def answer_key(answer: str) -> str:
+    """The form an answer is counted under when answers are voted on: spacing, `$`,
+    `\\text{}` and letter case dropped, and a plain number written one way (`72`, `72.0`,
+    `+72`, `72.`; `.5` as `0.5`; `1,000` and `1{,}000` as `1000`). Equal keys are the same answer; different keys
+    may still be (`\\frac{1}{2}` and `0.5`: math-verify tells, at a cost a vote over a
+    tree's answers need not pay)."""
+    key = _SPACING.sub("", _TEXT.sub(r"\1", answer)).lower()
+    if _PLAIN_NUMBER.match(key):
+        whole, _, frac = key.replace(",", "").lstrip("+").partition(".")
+        sign = "-" if whole.startswith("-") else ""
+        whole = whole.lstrip("-").lstrip("0") or "0"
+        frac = frac.rstrip("0")
+        key = ("" if whole == "0" and not frac else sign) + whole + (f".{frac}" if frac else "")
+    return key

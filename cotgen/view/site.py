@@ -20,7 +20,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from cotgen.answers import extract_answer
+from cotgen.answers import answer_key, extract_answer
 from cotgen.errors import UsageError, environment_error, reason_key, refuse_link_to_nowhere
 from cotgen.formats.paths import best_correct_path
 from cotgen.io.atomic import crash_point
@@ -115,6 +115,12 @@ def drawing_problem(tree: Tree) -> str | None:
     return None
 
 
+def _voted_answer(text: str) -> str | None:
+    """A leaf's answer as the vote counts it: `72` and `72.0` are one answer."""
+    answer = extract_answer(text)
+    return None if answer is None else answer_key(answer)
+
+
 def best_path(tree: Tree) -> tuple[list[int], str]:
     """Ids of the path to highlight, root first, and what it is: "correct" (the best correct
     path, as the sft/marco exports choose it), "vote" (a tree with no gold: the path to the
@@ -124,7 +130,7 @@ def best_path(tree: Tree) -> tuple[list[int], str]:
     if correct:
         # best_correct_path leaves critics out; the drawn chain keeps them so it is unbroken.
         return [n.id for n in tree.path_to(correct[-1].id)], "correct"
-    leaf = answer_leaf(tree, extract_answer) if tree.answer is None else None
+    leaf = answer_leaf(tree, _voted_answer) if tree.answer is None else None
     if leaf is not None:
         return [n.id for n in tree.path_to(leaf.id)], "vote"
     kids = tree.children()

@@ -111,6 +111,30 @@ def test_best_path_without_gold_is_the_weighted_votes_answer():
     assert best_path(t) == ([0, 1, 2], "value")
 
 
+def test_the_vote_counts_one_answer_written_two_ways_as_one():
+    t = Tree.new("What is 2 + 3?")
+    t.add(0, "step", "2 + 3 = 6.", value=0.8, visits=1)
+    t.add(1, "step", "\\boxed{6}", terminal=True, value=0.8, q_estimate=0.8, visits=2)
+    t.add(0, "step", "2 + 3 = 5.", value=0.5, visits=1)
+    t.add(3, "step", "\\boxed{5}", terminal=True, value=0.5, q_estimate=0.5, visits=2)
+    t.add(0, "step", "Two plus three is five.", value=0.5, visits=1)
+    t.add(5, "step", "The answer is $5.0$.", terminal=True, value=0.5, q_estimate=0.5, visits=2)
+    # 6 weighs 1.6; 5 weighs 1.0 and 1.0 as "5" and "5.0": counted as one answer, 2.0.
+    assert best_path(t) == ([0, 3, 4], "vote")
+
+
+def test_answer_key_writes_one_answer_one_way():
+    from cotgen.answers import answer_key
+
+    same = [["72", "72.0", "+72", "72.", " 72 ", "$72$", "\\text{72}"], ["1000", "1,000", "1{,}000", "1,000.00"],
+            ["0.5", ".5", "0.50"], ["-3", "-3.0", "-03"], ["0", "-0", "-0.0", "+.0"], ["(1,2)", "\\left( 1, 2 \\right)"]]
+    for forms in same:
+        assert len({answer_key(f) for f in forms}) == 1, forms
+    keys = {answer_key(f[0]) for f in same}
+    assert len(keys) == len(same)
+    assert answer_key("1,00") != answer_key("100") and answer_key("-3") != answer_key("3")
+
+
 def test_best_correct_path_keeps_critics_so_it_is_unbroken():
     t = Tree.new("What is 1 + 1?", answer="2")
     t.add(0, "step", "1 + 1 = 3.", value=0.1)
