@@ -7,8 +7,8 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 VALUE_MODES = ("judge", "confidence", "prm")
-TIMING_ONLY = ("parallel",)
-RENAMED = {"value": "value_mode"}  # older manifests' names of a setting  # settings that change how fast trees are made, never what they hold
+TIMING_ONLY = ("parallel",)  # settings that change how fast trees are made, never what they hold
+RENAMED = {"value": "value_mode"}  # older manifests' names of a setting
 ADDED = {"widen": 0.0}  # settings added later, at the value that searches as the versions before them did
 
 
