@@ -99,13 +99,19 @@ _SPACING = re.compile(r"[\s$]|\\[,;!: ]|\\(?:left|right)(?=[()\[\]|.])|\{,\}")
 _PLAIN_NUMBER = re.compile(r"[-+]?(?:(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d*)?|\.\d+)\Z")
 
 
+def written_form(answer: str) -> str:
+    """An answer as written, without what does not change it: spacing (LaTeX's too), `$`,
+    `\\left`/`\\right`, the `{,}` of `1{,}000`, `\\text{}`-like wrappers and letter case.
+    The grader compares these when math-verify cannot parse an answer."""
+    return _SPACING.sub("", _TEXT.sub(r"\1", answer)).lower()
+
+
 def answer_key(answer: str) -> str:
-    """The form an answer is counted under when answers are voted on: spacing, `$`,
-    `\\text{}` and letter case dropped, and a plain number written one way (`72`, `72.0`,
-    `+72`, `72.`; `.5` as `0.5`; `1,000` and `1{,}000` as `1000`). Equal keys are the same answer; different keys
-    may still be (`\\frac{1}{2}` and `0.5`: math-verify tells, at a cost a vote over a
+    """The form an answer is counted under when answers are voted on: its written_form,
+    with a plain number written one way (`72`, `72.0`, `+72`, `72.`; `.5` as `0.5`; `1,000`
+    and `1{,}000` as `1000`). Equal keys are the same answer; different keys may still be (`\\frac{1}{2}` and `0.5`: math-verify tells, at a cost a vote over a
     tree's answers need not pay)."""
-    key = _SPACING.sub("", _TEXT.sub(r"\1", answer)).lower()
+    key = written_form(answer)
     if _PLAIN_NUMBER.match(key):
         whole, _, frac = key.replace(",", "").lstrip("+").partition(".")
         sign = "-" if whole.startswith("-") else ""

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from cotgen.answers import closing_brace, extract_answer, last_box
+from cotgen.answers import closing_brace, extract_answer, last_box, written_form
 
 # math-verify bounds each parse/verify call with SIGALRM; a pathological expression
 # (a huge power, a deep nesting) otherwise hangs sympy.
@@ -92,12 +92,6 @@ def _parse(answer: str, timeout: int | None) -> tuple:
         return ()
 
 
-def _plain(answer: str) -> str:
-    """A last-resort textual form for answers math-verify cannot parse."""
-    answer = re.sub(r"\\text\{([^{}]*)\}", r"\1", answer)
-    return re.sub(r"[\s$]|\\[,;!: ]", "", answer).lower()
-
-
 def grade(text: str, gold: str | None, *, timeout: int | None = TIMEOUT_SECONDS) -> Grade:
     """Grade the final answer stated in `text` against `gold`.
 
@@ -149,7 +143,7 @@ def _compare(answer: str, gold: str, timeout: int | None) -> Grade:
         return Grade(correct=False, answer=answer, reason=f"parsing {which} took over {timeout} s")
     if not gold_parsed or not answer_parsed:
         # Never str() a parsed object (it can hang): compare the written forms instead.
-        return Grade(correct=_plain(gold) == _plain(answer), answer=answer)
+        return Grade(correct=written_form(gold) == written_form(answer), answer=answer)
     mv = _math_verify()
     try:
         ok = mv.verify(list(gold_parsed), list(answer_parsed), timeout_seconds=timeout)
