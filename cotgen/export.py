@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 from cotgen.errors import (
-    Interrupted,
     UsageError,
     environment_error,
     reason_key,
@@ -32,7 +31,7 @@ from cotgen.io.readers import Reader
 from cotgen.io.runfolder import RunLock
 from cotgen.io.trees import iter_located_trees, tree_inputs
 from cotgen.io.writers import JsonShardWriter, ParquetShardWriter
-from cotgen.stopping import held_signals, terminate_as_interrupt
+from cotgen.stopping import held_signals, interrupted_as
 from cotgen.tree import Tree, broken_invariants
 
 DEFAULT_MAX_SHARD_SIZE = "500MB"
@@ -117,16 +116,16 @@ def export(
     # One writer per folder, as for runs: a second export into `out` (or a run writing there)
     # is refused, naming the holder. Two at once both passed the "split exists" check.
     published: list[ExportSummary] = []  # set once the shards have their names
-    with terminate_as_interrupt() as stop:
-        try:
-            with RunLock(out):
-                return _export_locked(readers, format, out, split, limit, overwrite, published)
-        except KeyboardInterrupt:
-            if published:  # the signal came between the renames and the lock's release
-                raise Interrupted(f"export interrupted ({stop.name}) as it finished: {out} holds the new "
-                                  f"export ({len(published[0].shards)} shard(s))", exit_code=stop.exit_code) from None
-            raise Interrupted(f"export interrupted ({stop.name}): no shard written, its temporary files removed; "
-                              f"{out} holds what it held before", exit_code=stop.exit_code) from None
+
+    def interrupted() -> str:
+        if published:  # the signal came between the renames and the lock's release
+            return f"export interrupted ({{signal}}) as it finished: {out} holds the new export " \
+                   f"({len(published[0].shards)} shard(s))"
+        return f"export interrupted ({{signal}}): no shard written, its temporary files removed; " \
+               f"{out} holds what it held before"
+
+    with interrupted_as(interrupted), RunLock(out):
+        return _export_locked(readers, format, out, split, limit, overwrite, published)
 
 
 def _export_locked(readers, format: Format, out: Path, split: str, limit: int, overwrite: bool,

@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import signal
 import threading
-from collections.abc import Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -100,18 +100,20 @@ def terminate_as_interrupt() -> Iterator[StopRequest]:
 
 
 @contextlib.contextmanager
-def interrupted_as(message: str) -> Iterator[None]:
-    """For a command that writes nothing until it finishes (dedupe, decontaminate, view):
-    Ctrl-C and SIGTERM, whatever SIGINT's disposition, stop the block as Ctrl-C does (its
-    finally blocks remove what it staged) and leave it as Interrupted, "MESSAGE (SIGTERM)",
-    exit 130 / 143. Without it SIGTERM killed the process where it stood, staging and all."""
+def interrupted_as(message: str | Callable[[], str]) -> Iterator[None]:
+    """For a command that writes nothing for good until it finishes (export, dedupe,
+    decontaminate, view): Ctrl-C and SIGTERM, whatever SIGINT's disposition, stop the block
+    as Ctrl-C does (its finally blocks remove what it staged) and leave it as Interrupted
+    with `message` (or what it returns, asked then), its "{signal}" the signal's name; exit
+    130 / 143. Without it SIGTERM killed the process where it stood, staging and all."""
     from cotgen.errors import Interrupted
 
     with terminate_as_interrupt() as stop:
         try:
             yield
         except KeyboardInterrupt:
-            raise Interrupted(f"{message} ({stop.name})", exit_code=stop.exit_code) from None
+            text = message() if callable(message) else message
+            raise Interrupted(text.replace("{signal}", stop.name), exit_code=stop.exit_code) from None
 
 
 def run_async(main: Coroutine[Any, Any, T], request: StopRequest) -> T:

@@ -145,7 +145,7 @@ def staged_output(out: Path, doing: str) -> Iterator[Path]:
     OSError becomes the environment error that names `out` and what was being done
     (`doing`, e.g. "write the dedupe output")."""
     staging = out.parent / f".{out.name}.partial-{os.getpid()}"
-    with interrupted_as(f"interrupted: nothing written to {out}, its staging folder removed"), _removed(staging):
+    with interrupted_as(f"interrupted ({{signal}}): nothing written to {out}, its staging folder removed"), _removed(staging):
         try:
             staging.mkdir(parents=True)
             crash_point("staging-made")

@@ -347,7 +347,7 @@ def write_site(
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.parent / f".{out.name}.partial-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
-    with interrupted_as(f"view interrupted: no site written to {out}, its partial copy removed"):
+    with interrupted_as(f"view interrupted ({{signal}}): no site written to {out}, its partial copy removed"):
         return _build_site(trees, out, tmp, overwrite, summary or SiteSummary(out=str(out)))
 
 
